@@ -1,0 +1,1 @@
+"""hanport's services, one package each: ingest, rest, mqtt, modbus, licensing."""

@@ -1,0 +1,77 @@
+"""Settings from `HANPORT_*` environment variables (or a `.env` file), shared by every service.
+
+Each service subclasses `CommonSettings` with its own fields and loads it with `load_settings`,
+which turns a bad value into one line naming the variable, the value and what is allowed, and
+stops the service with exit code 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Literal, TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "HANPORT_"
+
+
+class CommonSettings(BaseSettings):
+    """What every service needs: where the readings stream is and who this reader is."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", validate_default=True
+    )
+
+    redis_url: str = Field(
+        "redis://localhost:6379/0", description="Redis holding the readings stream."
+    )
+    stream: str = Field("hanport:readings", min_length=1, description="Readings stream key.")
+    raw_stream: str = Field(
+        "hanport:raw", min_length=1, description="Stream of raw telegrams kept for support."
+    )
+    serial: str | None = Field(
+        None, description="The reader's serial; generated once and kept in Redis when unset."
+    )
+    log_level: str = Field(
+        "INFO",
+        pattern=r"^(?i:debug|info|warning|error)$",
+        description="Log level: DEBUG, INFO, WARNING or ERROR.",
+    )
+    log_format: str = Field(
+        "json", pattern=r"^(json|text)$", description="Log lines as `json` or plain `text`."
+    )
+    use: Literal["consumer", "commercial"] = Field(
+        "consumer", description="Declared use: `consumer` (REST free) or `commercial`."
+    )
+    license_public_keys: str | None = Field(
+        None, description="File or folder of trusted licence public keys (PEM, Ed25519)."
+    )
+    metrics_port: int = Field(
+        9100, ge=0, le=65535, description="Prometheus /metrics port (0 turns it off)."
+    )
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def describe_error(cls: type[BaseSettings], error: ValidationError) -> str:
+    """One line per bad setting: variable, value, what is allowed."""
+    prefix = cls.model_config.get("env_prefix", ENV_PREFIX)
+    lines = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else "?"
+        variable = f"{prefix}{field}".upper()
+        value = os.environ.get(variable, item.get("input"))
+        lines.append(f"bad setting {variable}={value!r}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def load_settings(cls: type[S]) -> S:
+    """Load `cls` from the environment; on a bad value print one clear line and exit(2)."""
+    try:
+        return cls()
+    except ValidationError as error:
+        print(f"hanport: {describe_error(cls, error)}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,241 @@
+"""Access to the readings stream in Redis: connect with retry, publish, follow, consumer groups.
+
+The contract (docs/streams.md): one entry per reading in the stream `HANPORT_STREAM`, with the
+field `reading` holding `shared.reading.encode_reading` JSON. The ingest service chooses entry ids
+itself (`<receive ms>-<seq>`), so a publish retried after a lost reply is refused by Redis as a
+duplicate instead of being stored twice.
+
+Interfaces either follow the stream on their own (`follow`, every replica sees every reading) or
+share a consumer group (`GroupReader`, every reading handled once by one replica).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .backoff import Backoff
+from .log import redact_url
+from .metrics import (
+    LAST_READING_TS,
+    REDIS_CONNECTED,
+    REDIS_RECONNECTS,
+    STREAM_BAD_ENTRIES,
+    STREAM_ENTRIES,
+)
+from .reading import Reading, decode_reading, encode_reading
+
+log = logging.getLogger(__name__)
+
+READING_FIELD = b"reading"
+BLOCK_MS = 5000
+# Errors that mean "Redis is away for now": retry with backoff, never crash.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+Entry = tuple[str, Reading]
+
+
+def redis_client(url: str) -> Redis:
+    """A client whose reads outlast a blocking XREAD but notice a vanished server."""
+    return Redis.from_url(
+        url,
+        socket_connect_timeout=2,
+        socket_timeout=BLOCK_MS / 1000 + 5,
+        health_check_interval=15,
+    )
+
+
+async def connect(url: str, backoff: Backoff | None = None) -> Redis:
+    """A connected client; waits (with backoff, logging each failure) until Redis answers."""
+    backoff = backoff or Backoff()
+    client = redis_client(url)
+    while True:
+        try:
+            await client.ping()
+        except REDIS_DOWN as error:
+            REDIS_CONNECTED.set(0)
+            delay = backoff.next_delay()
+            log.warning(
+                "Redis at %s is not reachable (%s); retrying in %.1f s",
+                redact_url(url),
+                error,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            continue
+        REDIS_CONNECTED.set(1)
+        return client
+
+
+def _id(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def parse_entries(
+    entries: list[tuple[bytes, dict[bytes, bytes]]], bad: list[str] | None = None
+) -> list[Entry]:
+    """Stream entries to (id, Reading); entries that do not decode are logged, counted, skipped
+    (and their ids appended to `bad` when given)."""
+    out: list[Entry] = []
+    for raw_id, fields in entries:
+        entry_id = _id(raw_id)
+        data = fields.get(READING_FIELD) if fields else None
+        try:
+            if data is None:
+                raise ValueError("no 'reading' field")
+            out.append((entry_id, decode_reading(data)))
+        except (msgspec.DecodeError, ValueError) as error:
+            STREAM_BAD_ENTRIES.inc()
+            log.warning("skipping stream entry %s: %s", entry_id, error)
+            if bad is not None:
+                bad.append(entry_id)
+    return out
+
+
+def id_after(entry_id: str) -> str:
+    """The smallest stream id greater than `entry_id`."""
+    ms, _, seq = entry_id.partition("-")
+    return f"{ms}-{int(seq or 0) + 1}"
+
+
+@dataclass
+class ReadingStream:
+    """One reader's readings stream."""
+
+    redis: Redis
+    key: str
+
+    async def add(
+        self, reading: Reading, *, entry_id: str = "*", maxlen: int | None = None
+    ) -> str:
+        """XADD the reading; returns its id. Raises `DuplicateEntry` if `entry_id` is not newer
+        than the stream's last entry (it was already published)."""
+        try:
+            raw = await self.redis.xadd(
+                self.key,
+                {READING_FIELD: encode_reading(reading)},
+                id=entry_id,
+                maxlen=maxlen,
+                approximate=True,
+            )
+        except ResponseError as error:
+            if "equal or smaller" in str(error):
+                raise DuplicateEntry(entry_id) from error
+            raise
+        return _id(raw)
+
+    async def last_id(self) -> str | None:
+        entries = await self.redis.xrevrange(self.key, "+", "-", count=1)
+        return _id(entries[0][0]) if entries else None
+
+    async def latest(self) -> Entry | None:
+        """The newest reading, or None when the stream is empty."""
+        entries = parse_entries(await self.redis.xrevrange(self.key, "+", "-", count=1))
+        return entries[0] if entries else None
+
+    async def range(self, start: str = "-", end: str = "+", count: int | None = None) -> list[Entry]:
+        return parse_entries(await self.redis.xrange(self.key, start, end, count=count))
+
+    async def follow(self, after: str = "$", *, count: int = 100) -> AsyncIterator[Entry]:
+        """Every reading after `after` ('$': only new ones), forever, in order.
+
+        Survives Redis outages: waits with backoff, reconnects and resumes after the last id it
+        yielded, so nothing is skipped or repeated.
+        """
+        backoff = Backoff()
+        last = after
+        if last == "$":
+            last = await self._resolve_latest_id(backoff)
+        while True:
+            try:
+                response = await self.redis.xread({self.key: last}, count=count, block=BLOCK_MS)
+            except REDIS_DOWN as error:
+                await self._wait_for_redis(error, backoff)
+                continue
+            if backoff.attempts:
+                backoff.reset()
+                REDIS_CONNECTED.set(1)
+            for _key, raw_entries in response or ():
+                if raw_entries:
+                    last = _id(raw_entries[-1][0])
+                for entry in parse_entries(raw_entries):
+                    STREAM_ENTRIES.inc()
+                    LAST_READING_TS.set(entry[1].ts / 1000)
+                    yield entry
+
+    async def _resolve_latest_id(self, backoff: Backoff) -> str:
+        while True:
+            try:
+                return await self.last_id() or "0-0"
+            except REDIS_DOWN as error:
+                await self._wait_for_redis(error, backoff)
+
+    async def _wait_for_redis(self, error: BaseException, backoff: Backoff) -> None:
+        REDIS_CONNECTED.set(0)
+        if backoff.attempts == 0:
+            REDIS_RECONNECTS.inc()
+            log.warning("lost Redis (%s); reconnecting", error or type(error).__name__)
+        await asyncio.sleep(backoff.next_delay())
+
+
+class DuplicateEntry(Exception):
+    """The entry id is not newer than the stream's last one: it was already published."""
+
+
+@dataclass
+class GroupReader:
+    """A consumer in a Redis consumer group: each entry goes to one consumer, which acknowledges
+    it once handled. Unacknowledged entries stay pending and can be claimed after a crash."""
+
+    stream: ReadingStream
+    group: str
+    consumer: str
+
+    async def ensure_group(self, start: str = "0") -> None:
+        """Create the group (and the stream) if missing; `start` is where a new group begins."""
+        try:
+            await self.stream.redis.xgroup_create(self.stream.key, self.group, start, mkstream=True)
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    async def pending_mine(self, count: int = 100) -> list[Entry]:
+        """Entries delivered to this consumer and not yet acknowledged, oldest first."""
+        return await self._read("0", count, block=None)
+
+    async def new(self, count: int = 100, block_ms: int = BLOCK_MS) -> list[Entry]:
+        """Entries never delivered to any consumer of the group, oldest first."""
+        return await self._read(">", count, block=block_ms)
+
+    async def claim_idle(self, min_idle_ms: int, count: int = 100) -> list[Entry]:
+        """Take over entries other (dead) consumers left pending for `min_idle_ms` or longer."""
+        result = await self.stream.redis.xautoclaim(
+            self.stream.key, self.group, self.consumer, min_idle_ms, "0-0", count=count
+        )
+        bad: list[str] = []
+        entries = parse_entries([e for e in result[1] if e and e[1] is not None], bad)
+        await self.ack(*bad)
+        return entries
+
+    async def ack(self, *entry_ids: str) -> None:
+        if entry_ids:
+            await self.stream.redis.xack(self.stream.key, self.group, *entry_ids)
+
+    async def _read(self, start: str, count: int, block: int | None) -> list[Entry]:
+        response = await self.stream.redis.xreadgroup(
+            self.group, self.consumer, {self.stream.key: start}, count=count, block=block
+        )
+        entries: list[Entry] = []
+        bad: list[str] = []
+        for _key, raw_entries in response or ():
+            entries.extend(parse_entries(raw_entries, bad))
+        await self.ack(*bad)  # an entry that never decodes must not stay pending forever
+        return entries

@@ -1,0 +1,135 @@
+"""Real servers for integration tests: redis-server and mosquitto on free ports, each in its own
+temporary folder, that a test can stop (gracefully or with SIGKILL) and start again on the same
+port with the same data. Used through the fixtures in conftest.py."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
+
+
+def wait_for_port_closed(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                time.sleep(0.02)
+        except OSError:
+            return
+    raise TimeoutError(f"port {port} still open after {timeout} s")
+
+
+class Server:
+    """A server process on a fixed port that can be stopped and started again."""
+
+    binary = ""
+
+    def __init__(self, workdir: Path) -> None:
+        if shutil.which(self.binary) is None:
+            pytest.skip(f"{self.binary} is not installed (.ci/run installs it)")
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - kept open by the child
+        self.proc = subprocess.Popen(
+            self.command(), cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT
+        )
+        wait_for_port(self.port)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=10)
+        self.proc = None
+        wait_for_port_closed(self.port)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+class RedisServer(Server):
+    """redis-server with append-only persistence, so a restart keeps the stream."""
+
+    binary = "redis-server"
+
+    def command(self) -> list[str]:
+        return [
+            self.binary,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.workdir),
+            "--appendonly", "yes",
+            "--appendfsync", "always",
+            "--save", "",
+            "--protected-mode", "no",
+        ]  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+class MosquittoServer(Server):
+    """mosquitto with a generated config; `extra_config` lines (TLS, password file) can be set
+    before `start`. Persistence is on so persistent sessions survive a restart."""
+
+    binary = "mosquitto"
+
+    def __init__(self, workdir: Path) -> None:
+        if shutil.which(self.binary) is None and os.path.exists("/usr/sbin/mosquitto"):
+            self.binary = "/usr/sbin/mosquitto"
+        super().__init__(workdir)
+        self.extra_config: list[str] = []
+        self.anonymous = True
+
+    def command(self) -> list[str]:
+        config = self.workdir / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            f"allow_anonymous {'true' if self.anonymous else 'false'}",
+            "persistence true",
+            f"persistence_location {self.workdir}/",
+            "max_queued_messages 100000",
+            "autosave_interval 1",
+            *self.extra_config,
+        ]
+        config.write_text("\n".join(lines) + "\n")
+        return [self.binary, "-c", str(config)]
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"

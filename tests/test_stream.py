@@ -1,0 +1,69 @@
+"""The stream contract against a real redis-server: publish, follow across an outage, groups."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from shared.reading import Reading, cozify_message, decode_reading, encode_reading
+from shared.stream import DuplicateEntry, GroupReader, ReadingStream, connect
+from tests.servers import RedisServer
+
+
+def reading(n: int) -> Reading:
+    return Reading(ts=1_700_000_000_000 + n, received=1_700_000_000_000 + n, ic=float(n))
+
+
+def test_reading_round_trip_and_cozify_keys() -> None:
+    r = reading(5)
+    assert decode_reading(encode_reading(r)) == r
+    message = cozify_message(r)
+    assert list(message) == ["type", "ts", "ic", "ec", "ric", "rec", "p", "pi", "pe", "r", "u", "i"]
+    assert message["type"] == "HAN_METER_MESSAGE"
+    assert message["p"] == [None, None, None, None] and message["u"] == [None, None, None]
+
+
+async def test_duplicate_ids_are_refused(redis_server: RedisServer) -> None:
+    stream = ReadingStream(await connect(redis_server.url), "t")
+    assert await stream.add(reading(1), entry_id="100-0") == "100-0"
+    with pytest.raises(DuplicateEntry):
+        await stream.add(reading(1), entry_id="100-0")
+    latest = await stream.latest()
+    assert latest is not None and latest[0] == "100-0" and latest[1].ic == 1.0
+
+
+async def test_follow_resumes_after_redis_restart(redis_server: RedisServer) -> None:
+    stream = ReadingStream(await connect(redis_server.url), "t")
+    await stream.add(reading(0))
+    seen: list[float | None] = []
+
+    async def consume() -> None:
+        async for _id, r in stream.follow("0-0"):
+            seen.append(r.ic)
+            if len(seen) == 3:
+                return
+
+    task = asyncio.create_task(consume())
+    await stream.add(reading(1))
+    await asyncio.to_thread(redis_server.restart)
+    writer = ReadingStream(await connect(redis_server.url), "t")
+    await writer.add(reading(2))
+    await asyncio.wait_for(task, 30)
+    assert seen == [0.0, 1.0, 2.0]
+
+
+async def test_group_pending_and_claim(redis_server: RedisServer) -> None:
+    stream = ReadingStream(await connect(redis_server.url), "t")
+    a = GroupReader(stream, "g", "a")
+    b = GroupReader(stream, "g", "b")
+    await a.ensure_group()
+    for n in range(3):
+        await stream.add(reading(n))
+    got = await a.new(count=10, block_ms=100)
+    assert [r.ic for _, r in got] == [0.0, 1.0, 2.0]
+    await a.ack(got[0][0])
+    assert [r.ic for _, r in await a.pending_mine()] == [1.0, 2.0]
+    claimed = await b.claim_idle(min_idle_ms=0)
+    assert [r.ic for _, r in claimed] == [1.0, 2.0]
+    assert await b.new(block_ms=100) == []
