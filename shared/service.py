@@ -25,9 +25,8 @@ def run(main: Callable[[], Awaitable[None]]) -> int:
     """Run `main()` until it returns or the process is told to stop; returns an exit code."""
     try:
         import uvloop
-
-        runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        runner = asyncio.run
-    runner(_until_signalled(main))
+        asyncio.run(_until_signalled(main))
+    else:
+        uvloop.run(_until_signalled(main))
     return 0

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
@@ -75,13 +76,11 @@ async def connect(url: str, backoff: Backoff | None = None) -> Redis:
         return client
 
 
-def _id(raw: bytes | str) -> str:
+def _id(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
-def parse_entries(
-    entries: list[tuple[bytes, dict[bytes, bytes]]], bad: list[str] | None = None
-) -> list[Entry]:
+def parse_entries(entries: Any, bad: list[str] | None = None) -> list[Entry]:
     """Stream entries to (id, Reading); entries that do not decode are logged, counted, skipped
     (and their ids appended to `bad` when given)."""
     out: list[Entry] = []
@@ -113,9 +112,7 @@ class ReadingStream:
     redis: Redis
     key: str
 
-    async def add(
-        self, reading: Reading, *, entry_id: str = "*", maxlen: int | None = None
-    ) -> str:
+    async def add(self, reading: Reading, *, entry_id: str = "*", maxlen: int | None = None) -> str:
         """XADD the reading; returns its id. Raises `DuplicateEntry` if `entry_id` is not newer
         than the stream's last entry (it was already published)."""
         try:
@@ -141,7 +138,9 @@ class ReadingStream:
         entries = parse_entries(await self.redis.xrevrange(self.key, "+", "-", count=1))
         return entries[0] if entries else None
 
-    async def range(self, start: str = "-", end: str = "+", count: int | None = None) -> list[Entry]:
+    async def range(
+        self, start: str = "-", end: str = "+", count: int | None = None
+    ) -> list[Entry]:
         return parse_entries(await self.redis.xrange(self.key, start, end, count=count))
 
     async def follow(self, after: str = "$", *, count: int = 100) -> AsyncIterator[Entry]:
@@ -156,7 +155,9 @@ class ReadingStream:
             last = await self._resolve_latest_id(backoff)
         while True:
             try:
-                response = await self.redis.xread({self.key: last}, count=count, block=BLOCK_MS)
+                response: Any = await self.redis.xread(
+                    {self.key: last}, count=count, block=BLOCK_MS
+                )
             except REDIS_DOWN as error:
                 await self._wait_for_redis(error, backoff)
                 continue
@@ -217,7 +218,7 @@ class GroupReader:
 
     async def claim_idle(self, min_idle_ms: int, count: int = 100) -> list[Entry]:
         """Take over entries other (dead) consumers left pending for `min_idle_ms` or longer."""
-        result = await self.stream.redis.xautoclaim(
+        result: Any = await self.stream.redis.xautoclaim(
             self.stream.key, self.group, self.consumer, min_idle_ms, "0-0", count=count
         )
         bad: list[str] = []
@@ -230,7 +231,7 @@ class GroupReader:
             await self.stream.redis.xack(self.stream.key, self.group, *entry_ids)
 
     async def _read(self, start: str, count: int, block: int | None) -> list[Entry]:
-        response = await self.stream.redis.xreadgroup(
+        response: Any = await self.stream.redis.xreadgroup(
             self.group, self.consumer, {self.stream.key: start}, count=count, block=block
         )
         entries: list[Entry] = []

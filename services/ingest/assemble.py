@@ -68,8 +68,8 @@ class ReadingBuilder:
         number = convert(kind, float(value), unit)
         if register.field == "tariffs":
             self.tariffs[code.split(":", 1)[1]] = number
-        elif register.index is not None:
-            self.arrays[register.field][register.index] = number
+        elif register.position is not None:
+            self.arrays[register.field][register.position] = number
         elif kind is Kind.COUNT:
             self.scalars[register.field] = int(number)
         else:

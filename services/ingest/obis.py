@@ -30,7 +30,7 @@ class Register(NamedTuple):
     """Where one OBIS register goes: a `Reading` field, an array index when the field is one."""
 
     field: str
-    index: int | None
+    position: int | None
     kind: Kind
 
 
