@@ -21,7 +21,12 @@ class CommonSettings(BaseSettings):
     """What every service needs: where the readings stream is and who this reader is."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", validate_default=True
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        extra="ignore",
+        validate_default=True,
+        # `HANPORT_X=` (empty, as compose passes an unset `${HANPORT_X:-}`) means the default
+        env_ignore_empty=True,
     )
 
     redis_url: str = Field(
