@@ -212,6 +212,11 @@ class GroupReader:
         """Entries delivered to this consumer and not yet acknowledged, oldest first."""
         return await self._read("0", count, block=None)
 
+    async def pending_after(self, after: str, count: int = 100) -> list[Entry]:
+        """Like `pending_mine`, but only entries with ids greater than `after` (a cursor for
+        walking a long pending list while some entries stay pending)."""
+        return await self._read(after, count, block=None)
+
     async def new(self, count: int = 100, block_ms: int = BLOCK_MS) -> list[Entry]:
         """Entries never delivered to any consumer of the group, oldest first."""
         return await self._read(">", count, block=block_ms)
