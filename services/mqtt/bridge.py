@@ -1,0 +1,396 @@
+"""Delivery from the readings stream to the broker, nothing lost.
+
+Consumes the readings stream through the Redis consumer group `mqtt` (`shared.stream.GroupReader`)
+and produces MQTT messages: the Cozify `/meter` JSON on the data topic, optional split topics,
+Home Assistant discovery and the retained availability. A stream entry is acknowledged only once
+the broker confirmed every message made from it (PUBACK for QoS 1, PUBCOMP for QoS 2, written for
+QoS 0); until then it stays pending, so a lost connection or a crash loses nothing.
+
+Order of work after each (re)connect: this consumer's own pending entries, then entries dead
+replicas left pending (idle for `HANPORT_MQTT_CLAIM_IDLE`), then new entries. Entries that were
+already in the stream at connect time are the backlog and go out at most
+`HANPORT_MQTT_BACKLOG_RATE` per second; newer ones go out at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiomqtt
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from shared.backoff import Backoff
+from shared.entitlements import Entitlements
+from shared.identity import reader_serial
+from shared.log import redact_url
+from shared.metrics import REDIS_CONNECTED, REDIS_RECONNECTS, STREAM_ENTRIES
+from shared.reading import Reading, encode_cozify
+from shared.stream import BLOCK_MS, REDIS_DOWN, Entry, GroupReader, ReadingStream
+
+from . import metrics
+from .connection import OFFLINE, ONLINE, ConfigError, explain, make_client
+from .discovery import discovery_messages, present_sensors
+from .licence import EntitlementSource, while_licensed
+from .settings import MqttSettings
+from .topics import Topics, split_messages
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+BATCH = 100
+ACK_EVERY = 50
+
+
+def id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class Pacer:
+    """Spaces calls to `wait` at least 1/rate seconds apart (the backlog's bounded rate)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1 / rate
+        self.next = 0.0
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        if self.next > now:
+            await asyncio.sleep(self.next - now)
+        self.next = max(now, self.next) + self.interval
+
+
+class ConnectionLost(aiomqtt.MqttError):
+    """The broker connection ended while the bridge was using it."""
+
+
+class Bridge:
+    """The MQTT bridge of one replica; `run()` until cancelled."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        redis: Redis,
+        *,
+        entitlements: EntitlementSource | None = None,
+    ) -> None:
+        if not settings.mqtt_url:
+            raise ValueError("HANPORT_MQTT_URL is unset")
+        self.settings = settings
+        self.redis = redis
+        self.entitlements = entitlements
+        self.stream = ReadingStream(redis, settings.stream)
+        self.group = GroupReader(self.stream, settings.mqtt_group, settings.mqtt_consumer)
+        self.serial = ""
+        self.topics: Topics | None = None
+        self.connected_once = False
+        self.last_failure: str | None = None
+        self.announced: set[str] = set()
+        self.held: list[Entry] = []
+        self.next_slot = 0.0
+        self.pacer = Pacer(settings.mqtt_backlog_rate)
+        self._published = {k: metrics.PUBLISHED.labels(k) for k in ("reading", "split", "other")}
+        self._failed = {k: metrics.FAILED.labels(k) for k in ("reading", "split", "other")}
+
+    # --- the whole life of the bridge -------------------------------------------------------
+
+    async def run(self) -> None:
+        self.serial = await self._redis(reader_serial, self.settings.serial, self.redis)
+        self.topics = Topics.from_settings(self.settings, self.serial)
+        await self._redis(self.group.ensure_group)
+        helpers = [asyncio.create_task(self._watch_backlog())]
+        entitlements = self.entitlements
+        if entitlements is None:
+            real = Entitlements(self.redis, self.settings)
+            helpers.append(asyncio.create_task(real.run()))
+            entitlements = real
+        log.info(
+            "MQTT bridge %s: readings from %s (group %s) to %s on %s",
+            self.settings.mqtt_consumer,
+            self.settings.stream,
+            self.settings.mqtt_group,
+            redact_url(self.settings.mqtt_url or ""),
+            self.topics.data,
+        )
+        try:
+            await while_licensed(entitlements, self._connected_forever)
+        finally:
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+
+    async def _connected_forever(self) -> None:
+        """Connect, deliver until the connection ends, reconnect with backoff; forever."""
+        backoff = Backoff()
+        while True:
+            connected = False
+            try:
+                client = make_client(self.settings, self._topics())
+                async with client:
+                    connected = True
+                    self._on_connected()
+                    backoff.reset()
+                    await self._session(client)
+            except (aiomqtt.MqttError, ConfigError) as error:
+                metrics.CONNECTED.set(0)
+                if connected:
+                    log.warning(
+                        "lost the broker connection (%s); reconnecting, unconfirmed readings "
+                        "stay pending and are published again",
+                        error,
+                    )
+                else:
+                    self._connect_failed(error)
+            await asyncio.sleep(backoff.next_delay())
+
+    def _on_connected(self) -> None:
+        metrics.CONNECTED.set(1)
+        if self.connected_once:
+            metrics.RECONNECTS.inc()
+        self.connected_once = True
+        self.last_failure = None
+        log.info("connected to %s", redact_url(self.settings.mqtt_url or ""))
+
+    def _connect_failed(self, error: BaseException) -> None:
+        reason, message = explain(error, self.settings)
+        metrics.CONNECT_FAILURES.labels(reason).inc()
+        if reason != self.last_failure:  # one line per cause, not one per retry
+            log.error("%s (retrying with backoff)", message, extra={"reason": reason})
+            self.last_failure = reason
+        else:
+            log.debug("still cannot connect: %s", error)
+
+    def _topics(self) -> Topics:
+        assert self.topics is not None
+        return self.topics
+
+    # --- one connection ----------------------------------------------------------------------
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        topics = self._topics()
+        await client.publish(topics.availability, ONLINE, qos=1, retain=True)
+        self.announced.clear()
+        status_topic = f"{self.settings.mqtt_discovery_prefix}/status"
+        if self.settings.mqtt_discovery:
+            await self._subscribe(client, status_topic)
+        watcher = asyncio.create_task(self._watch_messages(client, status_topic))
+        delivery = asyncio.create_task(self._deliver(client))
+        try:
+            done, _ = await asyncio.wait({watcher, delivery}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # stopping (signal or licence gone): say so, cleanly
+            await self._stop(client, watcher, delivery)
+            raise
+        for task in (watcher, delivery):
+            task.cancel()
+        await asyncio.gather(watcher, delivery, return_exceptions=True)
+        for task in done:
+            task.result()
+        raise ConnectionLost("the session ended")
+
+    async def _stop(self, client: aiomqtt.Client, *tasks: asyncio.Task[None]) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await client.publish(
+                self._topics().availability, OFFLINE, qos=1, retain=True, timeout=2
+            )
+        except aiomqtt.MqttError as error:
+            log.debug("could not publish offline: %s", error)
+        metrics.CONNECTED.set(0)
+
+    async def _subscribe(self, client: aiomqtt.Client, topic: str) -> None:
+        codes = await client.subscribe(topic, qos=1)
+        refused = [code for code in codes if _is_failure(code)]
+        if refused:
+            metrics.SUBSCRIBE_REFUSED.labels(topic).inc()
+            log.error(
+                "the broker refused the subscription to %s (%s): allow this user to read it in "
+                "the broker's ACL; until then discovery is only re-sent when the bridge reconnects",
+                topic,
+                refused[0],
+            )
+
+    async def _watch_messages(self, client: aiomqtt.Client, status_topic: str) -> None:
+        """Raises when the connection ends; re-sends discovery when Home Assistant restarts."""
+        async for message in client.messages:
+            if message.topic.matches(status_topic) and message.payload == b"online":
+                self.announced.clear()
+
+    # --- delivery ------------------------------------------------------------------------------
+
+    async def _deliver(self, client: aiomqtt.Client) -> None:
+        last_id: str | None = await self._redis(self.stream.last_id)
+        backlog_end = id_key(last_id or "0-0")
+        self.held.clear()
+        cursor = "0"
+        while entries := await self._redis(self.group.pending_after, cursor, BATCH):
+            await self._handle(client, entries, paced=True)
+            cursor = entries[-1][0]
+        claim_every = self.settings.mqtt_claim_idle / 2
+        next_claim = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= next_claim:
+                claimed = await self._redis(
+                    self.group.claim_idle, int(self.settings.mqtt_claim_idle * 1000), BATCH
+                )
+                if claimed:
+                    log.info("took over %d readings another replica left pending", len(claimed))
+                    await self._handle(client, claimed, paced=True)
+                    continue
+                next_claim = now + claim_every
+            block_s = next_claim - now
+            if self.held:
+                block_s = min(block_s, self.next_slot - now)
+            block_ms = max(1, min(BLOCK_MS, int(block_s * 1000)))
+            entries = await self._redis(self.group.new, BATCH, block_ms)
+            STREAM_ENTRIES.inc(len(entries))
+            paced = bool(entries) and id_key(entries[0][0]) <= backlog_end
+            await self._handle(client, entries, paced=paced)
+
+    async def _handle(self, client: aiomqtt.Client, entries: list[Entry], *, paced: bool) -> None:
+        interval = self.settings.mqtt_min_interval
+        if not interval:
+            await self._publish_entries(client, entries, paced=paced)
+            return
+        self.held.extend(entries)  # latest wins: publish the newest when the slot comes
+        now = time.monotonic()
+        if self.held and now >= self.next_slot:
+            newest, superseded = self.held[-1], self.held[:-1]
+            await self._publish_entries(client, [newest], paced=False)
+            await self._redis(self.group.ack, *(entry_id for entry_id, _ in superseded))
+            metrics.SUPERSEDED.inc(len(superseded))
+            self.held.clear()
+            self.next_slot = now + interval
+
+    async def _publish_entries(
+        self, client: aiomqtt.Client, entries: list[Entry], *, paced: bool
+    ) -> None:
+        """Publish every entry's messages in order; acknowledge the confirmed entries."""
+        sent: list[tuple[str, list[asyncio.Task[None]]]] = []
+        confirmed: list[str] = []
+        try:
+            for entry_id, reading in entries:
+                if paced:
+                    await self.pacer.wait()
+                sent.append((entry_id, self._send(client, reading)))
+            for entry_id, tasks in sent:
+                await (tasks[0] if len(tasks) == 1 else asyncio.gather(*tasks))
+                confirmed.append(entry_id)
+                if len(confirmed) >= ACK_EVERY:
+                    await self._redis(self.group.ack, *confirmed)
+                    confirmed.clear()
+        finally:
+            for _entry_id, tasks in sent:
+                for task in tasks:
+                    task.cancel()
+            if confirmed:
+                await asyncio.shield(self._redis(self.group.ack, *confirmed))
+
+    def _send(self, client: aiomqtt.Client, reading: Reading) -> list[asyncio.Task[None]]:
+        """Hand this reading's messages to the client (in order); one task per confirmation."""
+        topics = self._topics()
+        qos, retain = self.settings.mqtt_qos, self.settings.mqtt_retain
+        tasks = []
+        if self.settings.mqtt_discovery:
+            fresh = [s for s in present_sensors(reading) if s.object_id not in self.announced]
+            if fresh:
+                configs = discovery_messages(
+                    fresh,
+                    reading=reading,
+                    topics=topics,
+                    serial=self.serial,
+                    prefix=self.settings.mqtt_discovery_prefix,
+                    expire_after=self.settings.mqtt_expire_after,
+                )
+                for topic, payload in configs:
+                    tasks.append(self._task(client, topic, payload, 1, True, "other"))
+                self.announced.update(s.object_id for s in fresh)
+        tasks.append(
+            self._task(client, topics.data, encode_cozify(reading), qos, retain, "reading")
+        )
+        if self.settings.mqtt_split_topics:
+            for topic, payload in split_messages(reading, topics.prefix):
+                tasks.append(self._task(client, topic, payload, qos, retain, "split"))
+        return tasks
+
+    def _task(
+        self, client: aiomqtt.Client, topic: str, payload: bytes, qos: int, retain: bool, kind: str
+    ) -> asyncio.Task[None]:
+        return asyncio.create_task(self._publish(client, topic, payload, qos, retain, kind))
+
+    async def _publish(
+        self, client: aiomqtt.Client, topic: str, payload: bytes, qos: int, retain: bool, kind: str
+    ) -> None:
+        start = time.perf_counter()
+        try:
+            await client.publish(topic, payload, qos=qos, retain=retain)
+        except aiomqtt.MqttError:
+            self._failed[kind].inc()
+            raise
+        self._published[kind].inc()
+        if kind == "reading":
+            metrics.PUBLISH_LATENCY.observe(time.perf_counter() - start)
+
+    # --- Redis ---------------------------------------------------------------------------------
+
+    async def _redis(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """`await call(*args)`, waiting out Redis outages with backoff (and a lost group)."""
+        backoff = Backoff()
+        while True:
+            try:
+                result = await call(*args)
+            except REDIS_DOWN as error:
+                REDIS_CONNECTED.set(0)
+                if backoff.attempts == 0:
+                    REDIS_RECONNECTS.inc()
+                    log.warning(
+                        "lost Redis (%s); retrying, nothing is acknowledged meanwhile", error
+                    )
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            except ResponseError as error:
+                if "NOGROUP" not in str(error) or call == self.group.ensure_group:
+                    raise
+                log.warning("the consumer group is gone (Redis lost its data?); creating it again")
+                await self.group.ensure_group()
+                continue
+            if backoff.attempts:
+                REDIS_CONNECTED.set(1)
+            return result
+
+    async def _watch_backlog(self, every: float = 2.0) -> None:
+        """Keep the backlog gauges current: pending + undelivered entries, oldest age."""
+        key, group = self.settings.stream, self.settings.mqtt_group
+        while True:
+            try:
+                summary = await self.redis.xpending(key, group)
+                groups = await self.redis.xinfo_groups(key)
+                info = next((g for g in groups if _text(g.get("name")) == group), {})
+                lag = int(info.get("lag") or 0)
+                oldest = _text(summary.get("min")) if summary.get("pending") else None
+                if oldest is None and lag:
+                    after = _text(info.get("last-delivered-id") or "0-0")
+                    nxt = await self.redis.xrange(key, f"({after}", "+", count=1)
+                    oldest = _text(nxt[0][0]) if nxt else None
+                metrics.BACKLOG.set(int(summary.get("pending") or 0) + lag)
+                age = time.time() - id_key(oldest)[0] / 1000 if oldest else 0.0
+                metrics.BACKLOG_AGE.set(max(0.0, age))
+            except (*REDIS_DOWN, ResponseError) as error:
+                log.debug("backlog metrics unavailable: %s", error)
+            await asyncio.sleep(every)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _is_failure(code: Any) -> bool:
+    if isinstance(code, int):
+        return code >= 0x80
+    return bool(getattr(code, "is_failure", False))
