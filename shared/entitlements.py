@@ -1,10 +1,16 @@
 """Whether an interface may serve now: the one place every interface asks.
 
-The licensing service publishes, per feature (`rest`, `mqtt`, `modbus`), a record in Redis that
-carries the signed licence it rests on. `Entitlements` follows those records, verifies each
-licence's signature itself with the trusted public keys (a record written by hand grants
-nothing), and keeps the last verified decision until that licence's own expiry when the
-licensing service or Redis is away.
+Consumes the per-feature records the licensing service writes to Redis (`RECORD_PREFIX` +
+feature, a JSON `Record`) and its change notifications (pub/sub channel `CHANNEL`); produces a
+`Decision` per feature. Each record carries the signed licence it rests on, and `Entitlements`
+verifies that licence itself with the trusted public keys (`HANPORT_LICENSE_PUBLIC_KEYS`): its
+signature, the reader serial, the declared use, the validity window and the meter. A record
+written into Redis by hand grants nothing.
+
+When the licensing service or Redis is away, the last verified licences keep granting until
+their own expiry and never beyond: `decide` checks the window on every call, and a timer wakes
+waiters at each expiry boundary. Time is the larger of the system clock and the newest meter
+time seen on the readings stream, so turning the system clock back revives nothing.
 
 Interfaces use it like this:
 
@@ -13,21 +19,70 @@ Interfaces use it like this:
     decision = entitlements.decide("mqtt")          # Decision(granted, reason, until, licence_id)
     await entitlements.wait_until("mqtt", granted=True)
 
-In consumer use REST is granted without a licence; MQTT and Modbus need an activation.
+In consumer use REST is granted without a licence; MQTT and Modbus need an activation. In
+commercial use every feature needs a commercial licence (trial or full).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 
+from .backoff import Backoff
+from .identity import reader_serial
+from .licence import KeyFileError, LicenceError, Signed, load_public_keys, now_ms, verify
 from .settings import CommonSettings
+from .stream import REDIS_DOWN, ReadingStream
+
+log = logging.getLogger(__name__)
 
 Feature = Literal["rest", "mqtt", "modbus"]
 FEATURES: tuple[Feature, ...] = ("rest", "mqtt", "modbus")
+
+RECORD_PREFIX = "hanport:license:feature:"
+CHANNEL = "hanport:license:changed"
+MAX_WAIT_S = 60.0  # re-check at least this often, in case the system clock jumps
+
+ENTITLEMENT_REFUSED = Counter(
+    "hanport_entitlement_refused_total",
+    "Entitlement records in Redis this process refused, by reason.",
+    ["reason"],
+)
+ENTITLEMENT_GRANTED = Gauge(
+    "hanport_entitlement_granted", "1 while this process may serve the feature.", ["feature"]
+)
+
+
+class Record(msgspec.Struct, kw_only=True):
+    """What the licensing service writes per feature (JSON string at RECORD_PREFIX+feature)."""
+
+    feature: str
+    granted: bool
+    reason: str
+    until: int | None = None  # ms since the epoch; None: no expiry
+    licence_id: str | None = None
+    licence: str | None = None  # the signed licence file text the grant rests on
+    updated: int = 0  # ms, when the service wrote it
+
+
+def record_key(feature: str) -> str:
+    return RECORD_PREFIX + feature
+
+
+def encode_record(record: Record) -> bytes:
+    return msgspec.json.encode(record)
+
+
+def decode_record(data: bytes | str) -> Record:
+    return msgspec.json.decode(data, type=Record)
 
 
 @dataclass(frozen=True)
@@ -39,23 +94,192 @@ class Decision:
 
 
 class Entitlements:
-    """Follows the verified entitlements for this reader; see the module docstring."""
+    """Follows the verified entitlements for this reader; see the module docstring.
 
-    def __init__(self, redis: Redis, settings: CommonSettings) -> None:
+    `clock` returns ms since the epoch (tests pass their own); `keys` overrides the trusted
+    public keys loaded from `settings.license_public_keys`."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        settings: CommonSettings,
+        *,
+        clock: Callable[[], int] | None = None,
+        keys: dict[str, Ed25519PublicKey] | None = None,
+    ) -> None:
         self.redis = redis
         self.settings = settings
+        self.clock = clock or now_ms
+        self.serial: str | None = settings.serial
         self._changed = asyncio.Condition()
+        self._wake = asyncio.Event()
+        self._held: dict[str, Signed] = {}
+        self._reasons: dict[str, str] = {}
+        self._seen: dict[str, tuple[bytes, str | None]] = {}
+        self._meter_ts = 0
+        self._meter_id: str | None = None
+        self._key_problem = ""
+        if keys is None:
+            try:
+                keys = load_public_keys(settings.license_public_keys)
+            except KeyFileError as error:
+                self._key_problem = f" ({error}; fix HANPORT_LICENSE_PUBLIC_KEYS)"
+                log.error("no trusted licence keys: %s", error)
+                keys = {}
+        self.keys = keys
 
-    async def run(self) -> None:
-        """Keep decisions current until cancelled (filled in by the licensing issue)."""
-        await asyncio.Event().wait()
+    # ------------------------------------------------------------ the answers
+
+    def now(self) -> int:
+        """The time licences are judged by: system clock or meter time, whichever is later."""
+        return max(self.clock(), self._meter_ts)
 
     def decide(self, feature: Feature) -> Decision:
         if feature == "rest" and self.settings.use == "consumer":
             return Decision(True, "REST is free in consumer use")
-        return Decision(False, f"no licence grants '{feature}' to this reader")
+        signed = self._held.get(feature)
+        if signed is None:
+            reason = self._reasons.get(feature) or (
+                f"no {self.settings.use} licence grants '{feature}' to reader "
+                f"{self.serial or '(serial not known yet)'}{self._key_problem}"
+            )
+            return Decision(False, reason)
+        licence, now = signed.licence, self.now()
+        expires = licence.expires_ms
+        if now < licence.not_before_ms:
+            return Decision(False, f"licence {licence.id} is not valid before {licence.not_before}")
+        if expires is not None and now >= expires:
+            return Decision(
+                False, f"licence {licence.id} for '{feature}' expired at {licence.expires}"
+            )
+        return Decision(
+            True,
+            f"licence {licence.id} ({licence.use} {licence.kind}) grants '{feature}'",
+            until=expires,
+            licence_id=licence.id,
+        )
 
     async def wait_until(self, feature: Feature, granted: bool) -> Decision:
         async with self._changed:
             await self._changed.wait_for(lambda: self.decide(feature).granted == granted)
         return self.decide(feature)
+
+    # ------------------------------------------------------------ following Redis
+
+    async def run(self) -> None:
+        """Keep decisions current until cancelled: follow change notifications, re-read records
+        after every (re)connect, wake waiters at each expiry boundary. Survives Redis outages."""
+        timer = asyncio.create_task(self._timer())
+        backoff = Backoff()
+        try:
+            while True:
+                try:
+                    await self._follow(backoff)
+                except REDIS_DOWN as error:
+                    if backoff.attempts == 0:
+                        log.warning(
+                            "lost Redis (%s); keeping the last verified entitlements", error
+                        )
+                    await asyncio.sleep(backoff.next_delay())
+        finally:
+            timer.cancel()
+
+    async def _follow(self, backoff: Backoff) -> None:
+        if self.serial is None:
+            self.serial = await reader_serial(None, self.redis)
+        pubsub = self.redis.pubsub()
+        try:
+            await pubsub.subscribe(CHANNEL)
+            await self.refresh()
+            backoff.reset()
+            while True:
+                message = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=MAX_WAIT_S / 2
+                )
+                # a notification, or a quiet spell: either way read the records again
+                del message
+                await self.refresh()
+        finally:
+            await pubsub.aclose()
+
+    async def refresh(self) -> None:
+        """Read the records (and the newest meter reading) from Redis and verify them."""
+        raw = await self.redis.mget([record_key(f) for f in FEATURES])
+        latest = await ReadingStream(self.redis, self.settings.stream).latest()
+        if latest is not None:
+            self._meter_ts = max(self._meter_ts, latest[1].ts)
+            self._meter_id = latest[1].meter_id or self._meter_id
+        for feature, data in zip(FEATURES, raw, strict=True):
+            if data is None:
+                continue  # nothing published (yet, or Redis was emptied): keep what we hold
+            self._take(feature, data)
+        await self._notify()
+
+    def _take(self, feature: str, data: bytes | str) -> None:
+        data = data.encode() if isinstance(data, str) else data
+        seen = (data, self._meter_id)
+        if self._seen.get(feature) == seen:
+            return
+        self._seen[feature] = seen
+        self._held.pop(feature, None)
+        try:
+            record = decode_record(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            self._refuse(feature, "malformed", f"record is not valid ({error})")
+            return
+        if not record.granted:
+            self._reasons[feature] = record.reason
+            return
+        if record.licence is None:
+            self._refuse(feature, "malformed", "record carries no signed licence")
+            return
+        try:
+            signed = verify(
+                record.licence.encode(),
+                self.keys,
+                serial=self.serial,
+                use=self.settings.use,
+                now=self.now(),
+                meter_id=self._meter_id,
+            )
+        except LicenceError as error:
+            self._refuse(feature, error.reason, str(error))
+            return
+        if feature not in signed.licence.features:
+            self._refuse(feature, "wrong_feature", f"licence {signed.id} does not grant it")
+            return
+        self._held[feature] = signed
+        self._reasons.pop(feature, None)
+
+    def _refuse(self, feature: str, reason: str, text: str) -> None:
+        ENTITLEMENT_REFUSED.labels(reason).inc()
+        log.warning("ignoring the '%s' entitlement record in Redis: %s", feature, text)
+        self._reasons[feature] = f"entitlement record for '{feature}' refused: {text}"
+
+    # ------------------------------------------------------------ waking waiters
+
+    async def _notify(self) -> None:
+        for feature in FEATURES:
+            ENTITLEMENT_GRANTED.labels(feature).set(int(self.decide(feature).granted))
+        self._wake.set()
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _next_boundary_s(self) -> float:
+        now = self.now()
+        moments = []
+        for signed in self._held.values():
+            moments.append(signed.licence.not_before_ms)
+            if signed.licence.expires_ms is not None:
+                moments.append(signed.licence.expires_ms)
+        future = [m - now for m in moments if m > now]
+        return min([MAX_WAIT_S, *(ms / 1000 for ms in future)])
+
+    async def _timer(self) -> None:
+        """Wake waiters at each validity boundary of the licences held (or after MAX_WAIT_S)."""
+        while True:
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._next_boundary_s() + 0.005)
+            except TimeoutError:
+                await self._notify()

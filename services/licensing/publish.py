@@ -1,0 +1,25 @@
+"""Writing the per-feature entitlement records and the change notification to Redis.
+
+Consumes `shared.entitlements.Record` values; produces one JSON string per feature at
+`RECORD_PREFIX + feature` and one message on `CHANNEL` (the changed features, comma-separated),
+in one MULTI/EXEC so a reader never sees half an update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from redis.asyncio import Redis
+
+from shared.entitlements import CHANNEL, Record, encode_record, record_key
+
+
+async def publish(redis: Redis, records: Mapping[str, Record]) -> None:
+    """Store the records and notify every `Entitlements` follower."""
+    if not records:
+        return
+    pipe = redis.pipeline(transaction=True)
+    for feature, record in records.items():
+        pipe.set(record_key(feature), encode_record(record))
+    pipe.publish(CHANNEL, ",".join(records))
+    await pipe.execute()

@@ -1,0 +1,357 @@
+"""The licence document: what it says, how it is signed, and whether it holds for this reader.
+
+Consumes licence files (JSON text) and Ed25519 key files (PEM); produces verified `Licence`
+values or a `LicenceError` whose `reason` is one short code (also the metric label) and whose
+message says what is wrong and what to do.
+
+A licence file, readable by a person:
+
+    {
+      "licence": {"id": ..., "serial": ..., "meter_id": null, "licensee": ..., "use": "consumer",
+                  "kind": "activation", "features": ["mqtt"], "issued_at": "2026-11-26T12:00:00Z",
+                  "not_before": "2026-11-26T12:00:00Z", "expires": null, "key_id": "..."},
+      "signature": "<base64 Ed25519 signature over the canonical encoding of 'licence'>"
+    }
+
+The canonical encoding is the `licence` object as UTF-8 JSON with sorted keys and no spaces. The
+key id is the first 16 hex digits of the SHA-256 of the raw 32-byte public key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+Use = Literal["consumer", "commercial"]
+Kind = Literal["activation", "trial", "full"]
+FeatureName = Literal["rest", "mqtt", "modbus"]
+ALL_FEATURES: tuple[FeatureName, ...] = ("rest", "mqtt", "modbus")
+TRIAL_DAYS = 21
+DAY_MS = 86_400_000
+MAX_LICENCE_BYTES = 16_384
+
+# reason code -> what it means and what to do (one table, walked by `LicenceError`)
+REASONS: dict[str, str] = {
+    "too_large": "the licence is larger than {limit} bytes; upload the licence file itself",
+    "malformed_json": "the licence is not valid JSON ({detail}); upload the file as issued",
+    "malformed_base64": "the signature is not valid base64 ({detail}); upload the file as issued",
+    "malformed": "the licence is missing or has bad fields ({detail}); ask the vendor for a new one",
+    "unknown_key": "licence is signed with key {detail}, which this deployment does not trust; "
+    "add the vendor's public key to HANPORT_LICENSE_PUBLIC_KEYS",
+    "bad_signature": "the signature does not match the licence ({detail}): it was modified or "
+    "not signed by the key it names; use the file exactly as issued",
+    "expired": "the licence expired at {detail}; ask the vendor for a renewal",
+    "not_yet_valid": "the licence is not valid before {detail}; install it then",
+    "wrong_serial": "the licence is for reader {detail}; ask for one for this reader's serial",
+    "wrong_meter": "the licence is bound to meter {detail}; ask for one for this meter",
+    "consumer_in_commercial": "licence {detail} is for consumer use and this deployment declares "
+    "commercial use (HANPORT_USE); a commercial licence or trial is needed",
+    "unauthorized": "installing or removing a licence needs the admin token ({detail})",
+    "not_found": "no installed licence has id {detail}",
+}
+
+
+class LicenceError(Exception):
+    """A licence refused: `reason` is a code from REASONS, `str(error)` the full explanation."""
+
+    def __init__(self, reason: str, detail: Any = "", **extra: Any) -> None:
+        self.reason = reason
+        self.detail = str(detail)
+        text = REASONS[reason].format(detail=detail, **extra)
+        super().__init__(f"{reason}: {text}")
+
+
+class Licence(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The signed part of a licence file. Times are ISO 8601 UTC strings (`...Z`)."""
+
+    id: str
+    serial: str
+    licensee: str
+    use: Use
+    kind: Kind
+    features: list[FeatureName]
+    issued_at: str
+    not_before: str
+    key_id: str
+    expires: str | None = None
+    meter_id: str | None = None
+
+    @property
+    def not_before_ms(self) -> int:
+        return parse_time(self.not_before)
+
+    @property
+    def expires_ms(self) -> int | None:
+        return None if self.expires is None else parse_time(self.expires)
+
+    def summary(self) -> dict[str, Any]:
+        return msgspec.to_builtins(self)
+
+
+class _File(msgspec.Struct):
+    licence: dict[str, Any]
+    signature: str
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A licence whose signature checked out, with the exact file text it came from."""
+
+    licence: Licence
+    text: bytes
+
+    @property
+    def id(self) -> str:
+        return self.licence.id
+
+
+# ---------------------------------------------------------------- time
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def format_time(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> int:
+    moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+# ---------------------------------------------------------------- keys
+
+
+def key_id(public: Ed25519PublicKey) -> str:
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def generate_keys(out: Path) -> tuple[Path, Path]:
+    """Write a new key pair into `out` (private key mode 0600); returns (private, public)."""
+    out.mkdir(parents=True, exist_ok=True)
+    private = Ed25519PrivateKey.generate()
+    kid = key_id(private.public_key())
+    private_path = out / f"hanport-{kid}.key"
+    public_path = out / f"hanport-{kid}.pub"
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    private_path.touch(mode=0o600)
+    private_path.write_bytes(private_pem)
+    public_path.write_bytes(public_pem)
+    return private_path, public_path
+
+
+class KeyFileError(Exception):
+    """A key file that cannot be used; the message names the file and what to do."""
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as error:
+        raise KeyFileError(f"cannot read private key {path}: {error}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{path} is not an Ed25519 private key")
+    return key
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(path.read_bytes())
+    except (OSError, ValueError) as error:
+        raise KeyFileError(f"cannot read public key {path}: {error}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyFileError(f"{path} is not an Ed25519 public key")
+    return key
+
+
+def load_public_keys(location: str | Path | None) -> dict[str, Ed25519PublicKey]:
+    """Trusted keys by key id from a PEM file or a folder of `*.pub`/`*.pem` files (rotation:
+    keep the old and the new key in the folder). None: no trusted keys."""
+    if location is None or str(location) == "":
+        return {}
+    path = Path(location)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in (".pub", ".pem") and p.is_file())
+        if not files:
+            raise KeyFileError(f"no *.pub or *.pem public key files in {path}")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise KeyFileError(f"public key file or folder {path} does not exist")
+    return {key_id(key): key for key in map(load_public_key, files)}
+
+
+# ---------------------------------------------------------------- sign and verify
+
+
+def canonical(licence: dict[str, Any]) -> bytes:
+    return json.dumps(licence, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sign(licence: Licence, private: Ed25519PrivateKey) -> bytes:
+    """The licence file text for `licence`, signed with `private` (its key id must match)."""
+    if licence.key_id != key_id(private.public_key()):
+        raise ValueError("licence.key_id does not name the signing key")
+    body = msgspec.to_builtins(licence)
+    signature = private.sign(canonical(body))
+    document = {"licence": body, "signature": base64.b64encode(signature).decode()}
+    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def new_licence(
+    private: Ed25519PrivateKey,
+    *,
+    serial: str,
+    use: Use,
+    kind: Kind,
+    features: Iterable[FeatureName],
+    licensee: str = "",
+    meter_id: str | None = None,
+    days: int | None = None,
+    now: int | None = None,
+    not_before: int | None = None,
+    expires: int | None = None,
+) -> bytes:
+    """Issue a signed licence file. `days` (or an explicit `expires` in ms) ends it; neither: it
+    never expires. A trial always lasts `TRIAL_DAYS` unless `expires` or `days` says otherwise."""
+    issued = now if now is not None else now_ms()
+    issued -= issued % 1000
+    start = issued if not_before is None else not_before
+    if kind == "trial" and days is None and expires is None:
+        days = TRIAL_DAYS
+    if expires is None and days is not None:
+        expires = start + days * DAY_MS
+    wanted = list(dict.fromkeys(features))
+    unknown = [f for f in wanted if f not in ALL_FEATURES]
+    if unknown or not wanted:
+        raise ValueError(f"features must be some of {', '.join(ALL_FEATURES)}, got {wanted}")
+    licence = Licence(
+        id=f"L-{secrets.token_hex(6)}",
+        serial=serial,
+        meter_id=meter_id,
+        licensee=licensee,
+        use=use,
+        kind=kind,
+        features=sorted(wanted, key=ALL_FEATURES.index),
+        issued_at=format_time(issued),
+        not_before=format_time(start),
+        expires=None if expires is None else format_time(expires),
+        key_id=key_id(private.public_key()),
+    )
+    return sign(licence, private)
+
+
+def read_signed(text: bytes, keys: dict[str, Ed25519PublicKey]) -> Signed:
+    """Parse a licence file and check its signature with the trusted `keys`.
+
+    Raises LicenceError: too_large, malformed_json, malformed_base64, unknown_key,
+    bad_signature, malformed (bad or missing fields)."""
+    if len(text) > MAX_LICENCE_BYTES:
+        raise LicenceError("too_large", len(text), limit=MAX_LICENCE_BYTES)
+    try:
+        document = msgspec.json.decode(text, type=_File)
+    except msgspec.ValidationError as error:
+        raise LicenceError("malformed", error) from None
+    except msgspec.DecodeError as error:
+        raise LicenceError("malformed_json", error) from None
+    try:
+        signature = base64.b64decode(document.signature, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise LicenceError("malformed_base64", error) from None
+    kid = document.licence.get("key_id")
+    if not isinstance(kid, str):
+        raise LicenceError("malformed", "no key_id")
+    public = keys.get(kid)
+    if public is None:
+        raise LicenceError("unknown_key", kid)
+    try:
+        public.verify(signature, canonical(document.licence))
+    except InvalidSignature:
+        raise LicenceError("bad_signature", f"key {kid}") from None
+    try:
+        licence = msgspec.convert(document.licence, Licence)
+        licence.not_before_ms, licence.expires_ms  # noqa: B018 - the times must parse
+    except (msgspec.ValidationError, ValueError) as error:
+        raise LicenceError("malformed", error) from None
+    return Signed(licence, text)
+
+
+def check(
+    licence: Licence,
+    *,
+    serial: str | None,
+    use: Use,
+    now: int,
+    meter_id: str | None = None,
+) -> None:
+    """Whether a signature-checked licence holds for this reader at `now` (ms). Raises
+    LicenceError: wrong_serial, consumer_in_commercial, not_yet_valid, expired, wrong_meter.
+    `meter_id` is the meter this reader sees (None: none seen yet, not checked here)."""
+    if serial is not None and licence.serial != serial:
+        raise LicenceError("wrong_serial", f"{licence.serial}, not {serial}")
+    if use == "commercial" and licence.use == "consumer":
+        raise LicenceError("consumer_in_commercial", licence.id)
+    if now < licence.not_before_ms:
+        raise LicenceError("not_yet_valid", licence.not_before)
+    expires = licence.expires_ms
+    if expires is not None and now >= expires:
+        raise LicenceError("expired", licence.expires)
+    if licence.meter_id is not None and meter_id is not None and licence.meter_id != meter_id:
+        raise LicenceError("wrong_meter", f"{licence.meter_id}, not {meter_id}")
+
+
+def verify(
+    text: bytes,
+    keys: dict[str, Ed25519PublicKey],
+    *,
+    serial: str | None,
+    use: Use,
+    now: int,
+    meter_id: str | None = None,
+) -> Signed:
+    """`read_signed` then `check`: the whole verdict on one licence file."""
+    signed = read_signed(text, keys)
+    check(signed.licence, serial=serial, use=use, now=now, meter_id=meter_id)
+    return signed
+
+
+def describe(licence: Licence) -> str:
+    """The licence as a person reads it (`hanport license show`)."""
+    rows = [
+        ("Licence", licence.id),
+        ("Reader serial", licence.serial),
+        ("Meter", licence.meter_id or "any"),
+        ("Licensee", licence.licensee or "-"),
+        ("Use", licence.use),
+        ("Kind", licence.kind),
+        ("Features", ", ".join(licence.features)),
+        ("Issued", licence.issued_at),
+        ("Valid from", licence.not_before),
+        ("Expires", licence.expires or "never"),
+        ("Signing key", licence.key_id),
+    ]
+    return "\n".join(f"{name + ':':<15}{value}" for name, value in rows)

@@ -1,0 +1,215 @@
+"""shared.entitlements.Entitlements against a real redis-server: records written by the test
+helper (= by the licensing service's publish code) grant; hand-written ones do not; expiry,
+clock rollback and Redis outages behave as the issue says."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from shared.entitlements import (
+    CHANNEL,
+    ENTITLEMENT_REFUSED,
+    Entitlements,
+    Record,
+    encode_record,
+    record_key,
+)
+from shared.licence import load_public_keys, now_ms
+from shared.reading import Reading
+from shared.settings import CommonSettings
+from shared.stream import ReadingStream, connect
+from tests.licensing_helpers import env_for, grant, issue, make_keys, publish_licence, revoke
+from tests.servers import RedisServer
+
+SERIAL = "HPTEST0001"
+WAIT = 10.0  # generous bound for a wait that must end within 5 s
+
+
+def settings(env: dict[str, str]) -> CommonSettings:
+    return CommonSettings(
+        redis_url=env["HANPORT_REDIS_URL"],
+        serial=env["HANPORT_SERIAL"],
+        license_public_keys=env["HANPORT_LICENSE_PUBLIC_KEYS"],
+        use=env["HANPORT_USE"],  # type: ignore[arg-type]
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    client = await connect(redis_server.url)
+    yield client
+    await client.aclose()
+
+
+async def started(
+    redis: Redis, env: dict[str, str], clock: Callable[[], int] | None = None
+) -> tuple[Entitlements, asyncio.Task[None]]:
+    entitlements = Entitlements(redis, settings(env), clock=clock)
+    task = asyncio.create_task(entitlements.run())
+    return entitlements, task
+
+
+def refused(reason: str) -> float:
+    return float(ENTITLEMENT_REFUSED.labels(reason)._value.get())
+
+
+async def test_grant_then_revoke_wakes_waiters(
+    redis_server: RedisServer, redis: Redis, tmp_path: Path
+) -> None:
+    env = await grant(redis_server.url, tmp_path, SERIAL, ["mqtt"])
+    await revoke(redis_server.url)
+    entitlements, task = await started(redis, env)
+    try:
+        assert not entitlements.decide("mqtt").granted
+        assert entitlements.decide("rest").granted  # free in consumer use
+        await grant(redis_server.url, tmp_path, SERIAL, ["mqtt", "modbus"])
+        decision = await asyncio.wait_for(entitlements.wait_until("mqtt", granted=True), WAIT)
+        assert decision.granted and decision.licence_id is not None
+        assert decision.until is None  # an activation is perpetual
+        assert entitlements.decide("modbus").granted
+        await revoke(redis_server.url, ["mqtt"])
+        decision = await asyncio.wait_for(entitlements.wait_until("mqtt", granted=False), WAIT)
+        assert "revoked" in decision.reason
+        assert entitlements.decide("modbus").granted
+    finally:
+        task.cancel()
+
+
+async def test_licence_expiry_stops_feature_without_any_event(
+    redis_server: RedisServer, redis: Redis, tmp_path: Path
+) -> None:
+    env = await grant(redis_server.url, tmp_path, SERIAL, ["modbus"], expires_in_s=2)
+    entitlements, task = await started(redis, env)
+    try:
+        decision = await asyncio.wait_for(entitlements.wait_until("modbus", granted=True), WAIT)
+        assert decision.until is not None
+        decision = await asyncio.wait_for(entitlements.wait_until("modbus", granted=False), WAIT)
+        assert "expired" in decision.reason
+        assert now_ms() >= entitlements._held["modbus"].licence.expires_ms  # type: ignore[operator]
+    finally:
+        task.cancel()
+
+
+async def test_hand_written_record_grants_nothing(
+    redis_server: RedisServer, redis: Redis, tmp_path: Path
+) -> None:
+    env = await grant(redis_server.url, tmp_path, SERIAL, ["rest"], use="commercial")
+    await revoke(redis_server.url)
+    entitlements, task = await started(redis, env)
+    try:
+        await asyncio.wait_for(entitlements.wait_until("rest", granted=False), WAIT)
+        before = refused("malformed")
+        forged = Record(feature="rest", granted=True, reason="trust me", licence_id="L-forged")
+        await redis.set(record_key("rest"), encode_record(forged))
+        await redis.publish(CHANNEL, "rest")
+        await asyncio.wait_for(_until(entitlements, lambda: refused("malformed") > before), WAIT)
+        decision = entitlements.decide("rest")
+        assert not decision.granted
+        assert "no signed licence" in decision.reason
+
+        # a real licence with its expiry edited by hand: the signature no longer matches
+        private, _ = make_keys(tmp_path)
+        text = issue(private, serial=SERIAL, features=["rest"], use="commercial", days=1)
+        edited = re.sub(rb'"expires": "\d{4}', b'"expires": "2099', text)
+        assert edited != text
+        before = refused("bad_signature")
+        forged = Record(feature="rest", granted=True, reason="edited", licence=edited.decode())
+        await redis.set(record_key("rest"), encode_record(forged))
+        await redis.publish(CHANNEL, "rest")
+        await asyncio.wait_for(
+            _until(entitlements, lambda: refused("bad_signature") > before), WAIT
+        )
+        assert not entitlements.decide("rest").granted
+        assert "bad_signature" in entitlements.decide("rest").reason
+    finally:
+        task.cancel()
+
+
+async def test_consumer_licence_refused_in_commercial_use(
+    redis_server: RedisServer, redis: Redis, tmp_path: Path
+) -> None:
+    env = await grant(redis_server.url, tmp_path, SERIAL, ["rest", "mqtt"], use="consumer")
+    env["HANPORT_USE"] = "commercial"
+    before = refused("consumer_in_commercial")
+    entitlements, task = await started(redis, env)
+    try:
+        await asyncio.wait_for(
+            _until(entitlements, lambda: refused("consumer_in_commercial") > before), WAIT
+        )
+        assert not entitlements.decide("rest").granted
+        assert "consumer" in entitlements.decide("mqtt").reason
+    finally:
+        task.cancel()
+
+
+async def test_other_readers_licence_refused(
+    redis_server: RedisServer, redis: Redis, tmp_path: Path
+) -> None:
+    env = await grant(redis_server.url, tmp_path, "HPOTHER0002", ["mqtt"])
+    env["HANPORT_SERIAL"] = SERIAL
+    before = refused("wrong_serial")
+    entitlements, task = await started(redis, env)
+    try:
+        await asyncio.wait_for(_until(entitlements, lambda: refused("wrong_serial") > before), WAIT)
+        assert "HPOTHER0002" in entitlements.decide("mqtt").reason
+    finally:
+        task.cancel()
+
+
+async def test_keeps_verified_entitlement_while_redis_is_down_until_expiry(
+    redis_server: RedisServer, redis: Redis, tmp_path: Path
+) -> None:
+    env = await grant(redis_server.url, tmp_path, SERIAL, ["mqtt"], expires_in_s=4)
+    entitlements, task = await started(redis, env)
+    try:
+        await asyncio.wait_for(entitlements.wait_until("mqtt", granted=True), WAIT)
+        redis_server.kill()
+        assert entitlements.decide("mqtt").granted  # still, with Redis gone
+        decision = await asyncio.wait_for(entitlements.wait_until("mqtt", granted=False), WAIT)
+        assert "expired" in decision.reason
+    finally:
+        task.cancel()
+
+
+async def test_meter_time_ahead_defeats_clock_rollback(
+    redis_server: RedisServer, redis: Redis, tmp_path: Path
+) -> None:
+    private, public = make_keys(tmp_path)
+    real = now_ms()
+    text = issue(
+        private,
+        serial=SERIAL,
+        features=["mqtt"],
+        not_before_ms=real - 10 * 86_400_000,
+        expires_ms=real + 3_600_000,
+    )
+    await publish_licence(redis_server.url, text, public)
+    env = env_for(redis_server.url, public, SERIAL, "consumer")
+    rolled_back = real - 86_400_000  # system clock turned back a day
+    entitlements, task = await started(redis, env, clock=lambda: rolled_back)
+    try:
+        await asyncio.wait_for(entitlements.wait_until("mqtt", granted=True), WAIT)
+        # the meter says it is two hours later: past the licence's expiry
+        meter = Reading(ts=real + 2 * 3_600_000, received=rolled_back, meter_id="M1")
+        await ReadingStream(redis, "hanport:readings").add(meter)
+        await redis.publish(CHANNEL, "")
+        decision = await asyncio.wait_for(entitlements.wait_until("mqtt", granted=False), WAIT)
+        assert "expired" in decision.reason
+        assert entitlements.now() == meter.ts
+        assert load_public_keys(public)  # the key the grant used is the trusted one
+    finally:
+        task.cancel()
+
+
+async def _until(entitlements: Entitlements, predicate: Callable[[], Any]) -> None:
+    """Wait for `predicate` to hold after one of the notifications Entitlements sends."""
+    async with entitlements._changed:
+        await entitlements._changed.wait_for(predicate)
