@@ -1,0 +1,242 @@
+"""List layouts of DLMS data-notification bodies: a decoded body in, (OBIS code, value, unit) out.
+
+Meters list their registers in one of these shapes, each recognised from the body's own shape
+and walked by one small function per shape; the per-make knowledge is data (tables below):
+- OBIS-tagged with scaler and unit (Aidon, Kaifa MA309 in Austria): an array/structure of
+  `[obis, value]` or `[obis, value, [scaler, unit]]` structures;
+- OBIS-tagged pairs without scaler (Kamstrup): `[list id, obis, value, obis, value, ...]`, with
+  the per-register scalers Kamstrup documents in `KAMSTRUP_SCALERS`;
+- positional, no OBIS codes (Kaifa `KFM_001`, Landis+Gyr E450 at Netz Burgenland): the meaning
+  of each position from `POSITIONAL`, chosen by the list id and the number of items.
+Values come out scaled, units as DLMS names them (W, var, Wh, varh, V, A, Hz); codes normalised
+by `obis.obis_key`. A 12-byte octet string on the clock code is passed on as raw date-time bytes.
+Unknown shapes raise `LayoutError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from .obis import obis_key
+
+CLOCK = "0-0:1.0.0"
+
+
+class LayoutError(ValueError):
+    """A notification body in no known list layout."""
+
+
+class Item(NamedTuple):
+    code: str
+    value: Any
+    unit: str | None
+
+
+# DLMS unit enumeration (IEC 62056-6-2) for the quantities a HAN port sends.
+UNITS: dict[int, str] = {
+    27: "W",
+    28: "VA",
+    29: "var",
+    30: "Wh",
+    31: "VAh",
+    32: "varh",
+    33: "A",
+    35: "V",
+    44: "Hz",
+}
+
+# Kamstrup sends raw integers; these registers are scaled (10^n), by meter type prefix
+# ("685" = CT meter, currents in mA). Everything else is in W, var, V, Wh/varh as listed.
+KAMSTRUP_UNITS: dict[str, str] = {
+    **{f"1-0:{c}.7.0": "W" for c in (1, 2, 21, 22, 41, 42, 61, 62)},
+    **{f"1-0:{c}.7.0": "var" for c in (3, 4, 23, 24, 43, 44, 63, 64)},
+    **{f"1-0:{c}.7.0": "A" for c in (31, 51, 71)},
+    **{f"1-0:{c}.7.0": "V" for c in (32, 52, 72)},
+    "1-0:1.8.0": "Wh",
+    "1-0:2.8.0": "Wh",
+    "1-0:3.8.0": "varh",
+    "1-0:4.8.0": "varh",
+}
+KAMSTRUP_SCALERS: dict[str, dict[str, int]] = {
+    "": {
+        **{f"1-0:{c}.7.0": -2 for c in (31, 51, 71)},
+        **{f"1-0:{c}.8.0": 1 for c in (1, 2, 3, 4)},
+    },
+    "685": {
+        **{f"1-0:{c}.7.0": -3 for c in (31, 51, 71)},
+        **{f"1-0:{c}.8.0": 1 for c in (1, 2, 3, 4)},
+    },
+}
+KAMSTRUP_TYPE = "1-0:96.1.1"
+# Makes that send bare `obis, value` pairs without scalers, by list id prefix:
+# (units per code, scalers per meter-type prefix, "" = default).
+PAIR_SCALERS: dict[str, tuple[dict[str, str], dict[str, dict[str, int]]]] = {
+    "Kamstrup": (KAMSTRUP_UNITS, KAMSTRUP_SCALERS),
+}
+
+# Positional lists: (list id or None, number of items) -> per position (code, scaler, unit),
+# None for the list id itself. Sources: Kaifa "KFM_001" HAN documentation (Norway);
+# Netz Burgenland / Landis+Gyr E450 customer interface (as in amsreader-firmware LNG2).
+P = tuple[str, int, str | None]
+_KFM_ID: list[P | None] = [None, ("0-0:96.1.0", 0, None), ("0-0:96.1.7", 0, None)]
+_KFM_POWER: list[P | None] = [
+    ("1-0:1.7.0", 0, "W"),
+    ("1-0:2.7.0", 0, "W"),
+    ("1-0:3.7.0", 0, "var"),
+    ("1-0:4.7.0", 0, "var"),
+]
+_KFM_I3: list[P | None] = [
+    ("1-0:31.7.0", -3, "A"),
+    ("1-0:51.7.0", -3, "A"),
+    ("1-0:71.7.0", -3, "A"),
+]
+_KFM_U3: list[P | None] = [
+    ("1-0:32.7.0", -1, "V"),
+    ("1-0:52.7.0", -1, "V"),
+    ("1-0:72.7.0", -1, "V"),
+]
+_KFM_ENERGY: list[P | None] = [
+    (CLOCK, 0, None),
+    ("1-0:1.8.0", 0, "Wh"),
+    ("1-0:2.8.0", 0, "Wh"),
+    ("1-0:3.8.0", 0, "varh"),
+    ("1-0:4.8.0", 0, "varh"),
+]
+_KFM_2_1P = _KFM_ID + _KFM_POWER + _KFM_I3[:1] + _KFM_U3[:1]
+_KFM_2_3P = _KFM_ID + _KFM_POWER + _KFM_I3 + _KFM_U3
+_LG_E450: list[P | None] = [
+    ("1-0:32.7.0", 0, "V"),
+    ("1-0:52.7.0", 0, "V"),
+    ("1-0:72.7.0", 0, "V"),
+    ("1-0:31.7.0", -2, "A"),
+    ("1-0:51.7.0", -2, "A"),
+    ("1-0:71.7.0", -2, "A"),
+    ("1-0:1.7.0", 0, "W"),
+    ("1-0:2.7.0", 0, "W"),
+    ("1-0:1.8.0", 0, "Wh"),
+    ("1-0:2.8.0", 0, "Wh"),
+]
+POSITIONAL: dict[tuple[str | None, int], tuple[str, list[P | None]]] = {
+    ("KFM_001", 9): ("kaifa", _KFM_2_1P),
+    ("KFM_001", 13): ("kaifa", _KFM_2_3P),
+    ("KFM_001", 14): ("kaifa", _KFM_2_1P + _KFM_ENERGY),
+    ("KFM_001", 18): ("kaifa", _KFM_2_3P + _KFM_ENERGY),
+    (None, 11): ("landis_gyr_e450", [*_LG_E450, ("0-0:96.1.0", 0, None)]),
+    (None, 14): (
+        "landis_gyr_e450",
+        [
+            *_LG_E450,
+            ("landis_gyr_e450.item11", 0, None),
+            ("landis_gyr_e450.item12", 0, None),
+            ("landis_gyr_e450.item13", 0, None),
+            ("0-0:96.1.0", 0, None),
+        ],
+    ),
+}
+
+
+def _scaled(value: Any, scaler: int) -> Any:
+    if not scaler or not isinstance(value, int) or isinstance(value, bool):
+        return value
+    return value * 10**scaler if scaler > 0 else value / 10**-scaler
+
+
+def _code(raw: Any) -> str | None:
+    if isinstance(raw, bytes) and len(raw) == 6:
+        return obis_key(raw[0], raw[1], raw[2], raw[3], raw[4])
+    return None
+
+
+def _scaler_unit(code: str, element: list[Any]) -> tuple[int, str | None]:
+    if len(element) > 2 and isinstance(element[2], list) and len(element[2]) == 2:
+        scaler, enum = element[2]
+        if not isinstance(scaler, int) or not isinstance(enum, int):
+            raise LayoutError(f"bad scaler/unit for {code}")
+        return scaler, UNITS.get(enum)
+    return 0, None
+
+
+def _tagged(body: list[Any]) -> list[Item]:
+    """`[obis, value(, [scaler, unit])]` structures and bare `obis, value` pairs, in any mix,
+    optionally after a list id; bare pairs of a make in `PAIR_SCALERS` get its scalers."""
+    items: list[Item] = []
+    start = 0
+    head = body[0]
+    if isinstance(head, str | bytes) and _code(head) is None:
+        list_id = _text(head)
+        items.append(Item("list_id", list_id, None))
+        start = 1
+    else:
+        list_id = ""
+    pair_scalers: dict[str, int] = {}
+    pair_units: dict[str, str] = {}
+    for prefix, (units, by_type) in PAIR_SCALERS.items():
+        if isinstance(list_id, str) and list_id.startswith(prefix):
+            pair_units = units
+            pair_scalers = by_type[""]
+            for position, value in enumerate(body[:-1]):
+                if _code(value) == KAMSTRUP_TYPE and isinstance(body[position + 1], str | bytes):
+                    meter_type = _text(body[position + 1])
+                    for type_prefix, scalers in by_type.items():
+                        if type_prefix and str(meter_type).startswith(type_prefix):
+                            pair_scalers = scalers
+    i = start
+    end = len(body)
+    while i < end:
+        element = body[i]
+        if element is None:  # null-data between elements
+            i += 1
+            continue
+        if isinstance(element, list) and element and (code := _code(element[0])) is not None:
+            scaler, unit = _scaler_unit(code, element)
+            value = element[1] if len(element) > 1 else None
+            items.append(Item(code, _scaled(value, scaler), unit))
+            i += 1
+            continue
+        code = _code(element)
+        if code is None or i + 1 >= end:
+            raise LayoutError(f"element {i} of an OBIS-tagged list has no OBIS code")
+        value = body[i + 1]
+        items.append(Item(code, _scaled(value, pair_scalers.get(code, 0)), pair_units.get(code)))
+        i += 2
+    return items
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, bytes) and value.isascii():
+        return value.decode("ascii")
+    return value
+
+
+def _positional(body: list[Any]) -> tuple[str, list[Item]]:
+    list_id = _text(body[0])
+    key = (list_id if isinstance(list_id, str) else None, len(body))
+    entry = POSITIONAL.get(key)
+    if entry is None:
+        raise LayoutError(f"positional list {key[0] or '(no list id)'} of {len(body)} items")
+    name, positions = entry
+    items = []
+    for position, value in zip(positions, body, strict=True):
+        if position is None:
+            items.append(Item("list_id", list_id, None))
+            continue
+        code, scaler, unit = position
+        items.append(Item(code, _scaled(value, scaler), unit))
+    return name, items
+
+
+def _is_tagged(element: Any) -> bool:
+    if isinstance(element, list):
+        return bool(element) and _code(element[0]) is not None
+    return _code(element) is not None
+
+
+def list_items(body: Any) -> tuple[str, list[Item]]:
+    """(layout name, items) of a notification body; raises `LayoutError`."""
+    if not isinstance(body, list) or not body:
+        raise LayoutError("notification body is not a non-empty structure or array")
+    if _is_tagged(body[0]) or (
+        len(body) > 2 and isinstance(body[0], str | bytes) and _is_tagged(body[1])
+    ):
+        return "obis", _tagged(body)
+    return _positional(body)
