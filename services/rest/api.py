@@ -1,0 +1,425 @@
+"""The FastAPI routes: every endpoint with its response models and examples, so
+`/openapi.json` describes the service exactly. `/meter` and `/meter/data` are normally answered
+by the fast path (fastpath.py) before they get here; these handlers give the same answers.
+
+Consumes a `Context` (state, stream, guard, settings); produces HTTP answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket
+from fastapi.responses import FileResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from redis.asyncio import Redis
+
+from shared.stream import REDIS_DOWN, ReadingStream
+
+from . import models
+from .auth import TokenError, Tokens
+from .events import EventStream, backlog_page, sse_chunks, websocket_feed
+from .fastpath import stale_body
+from .guard import Guard, Refusal
+from .history import BadParameter, bounds, history, last_telegram, parse_id
+from .metrics import METER_OK, METER_STALE
+from .settings import RestSettings
+from .state import State
+
+STATIC = Path(__file__).parent / "static"
+
+try:
+    VERSION = version("hanport")
+except PackageNotFoundError:  # pragma: no cover - running from a plain checkout
+    VERSION = "0.0.0"
+
+
+@dataclass
+class Context:
+    settings: RestSettings
+    state: State
+    guard: Guard
+    redis: Redis
+    stream: ReadingStream
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Refused(Exception):
+    def __init__(self, refusal: Refusal) -> None:
+        self.refusal = refusal
+
+
+def json(body: bytes, status: int = 200) -> Response:
+    return Response(
+        body, status, media_type="application/json", headers={"cache-control": "no-store"}
+    )
+
+
+def error(status: int, code: str, message: str) -> Response:
+    return json(msgspec.json.encode({"error": code, "message": message}), status)
+
+
+def redis_unavailable(what: str) -> Response:
+    return error(
+        503,
+        "redis_unavailable",
+        f"Redis is not reachable, so {what} cannot be read now; retry shortly",
+    )
+
+
+def ctx(request: Request) -> Context:
+    context: Context = request.app.state.context
+    return context
+
+
+def read_access(request: Request) -> Context:
+    """The licence/token check for readings (delegates to the one `Guard`)."""
+    context = ctx(request)
+    refusal = context.guard.check(
+        "read", request.headers.get("authorization"), request.scope.get("query_string", b"")
+    )
+    if refusal is not None:
+        raise Refused(refusal)
+    return context
+
+
+def admin_access(request: Request) -> Context:
+    context = ctx(request)
+    refusal = context.guard.check("admin", request.headers.get("authorization"))
+    if refusal is not None:
+        raise Refused(refusal)
+    return context
+
+
+Reader = Annotated[Context, Depends(read_access)]
+Admin = Annotated[Context, Depends(admin_access)]
+
+# Readings are open on the LAN by default; with HANPORT_REST_READ_AUTH a `read` token is needed.
+READ_SECURITY = {"security": [{}, {"bearer": ["read"]}]}
+ADMIN_SECURITY = {"security": [{"bearer": ["admin"]}]}
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"model": models.Error, "description": "A token is required and was missing or unknown."},
+    403: {
+        "model": models.Error,
+        "description": "Token lacks the scope, or (commercial use) no licence for 'rest'.",
+    },
+}
+BAD: dict[int | str, dict[str, Any]] = {
+    422: {"model": models.BadRequest, "description": "A query parameter is malformed."}
+}
+REDIS_503: dict[int | str, dict[str, Any]] = {
+    503: {"model": models.Error, "description": "Redis is not reachable right now."}
+}
+METER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The newest reading.",
+        "content": {"application/json": {"example": models.METER_EXAMPLE}},
+    },
+    503: {"model": models.StaleError, "description": "No reading yet, or the newest is stale."},
+    **REFUSALS,
+}
+
+router = APIRouter()
+
+
+def meter_answer(context: Context) -> Response:
+    body = stale_body(context.state)
+    if body is not None:
+        METER_STALE.inc()
+        return json(body, 503)
+    assert context.state.latest is not None
+    METER_OK.inc()
+    return json(context.state.latest.body)
+
+
+@router.get(
+    "/meter",
+    response_model=models.MeterMessage,
+    responses=METER_RESPONSES,
+    openapi_extra=READ_SECURITY,
+    summary="The newest reading (Cozify HAN meter message)",
+    description="Served from memory. 503 when there is no reading yet or the newest is older "
+    "than HANPORT_REST_STALE_AFTER seconds: never act on stale data.",
+)
+async def meter(context: Reader) -> Response:
+    return meter_answer(context)
+
+
+@router.get(
+    "/meter/data",
+    response_model=models.MeterMessage,
+    responses=METER_RESPONSES,
+    openapi_extra=READ_SECURITY,
+    summary="Same as /meter (the path evcc's Cozify template reads)",
+)
+async def meter_data(context: Reader) -> Response:
+    return meter_answer(context)
+
+
+@router.get(
+    "/meter/telegram",
+    response_model=models.Telegram,
+    responses={
+        404: {"model": models.Error, "description": "No raw telegram stored yet."},
+        **REDIS_503,
+        **REFUSALS,
+    },
+    openapi_extra=READ_SECURITY,
+    summary="The last raw telegram as sent (text for P1, hex for binary frames)",
+)
+async def telegram(context: Reader) -> Response:
+    try:
+        body = await last_telegram(context.redis, context.settings.raw_stream)
+    except REDIS_DOWN:
+        return redis_unavailable("the raw telegram")
+    if body is None:
+        return error(
+            404, "not_found", f"no raw telegram in stream '{context.settings.raw_stream}' yet"
+        )
+    return json(body)
+
+
+@router.get(
+    "/meter/history",
+    response_model=models.History,
+    responses={**BAD, **REDIS_503, **REFUSALS},
+    openapi_extra=READ_SECURITY,
+    summary="Readings from the stream, oldest first",
+    description="Select by receive time (`from`, `to`: ms since the epoch or ISO 8601, UTC when "
+    "no zone is given) or resume after a stream id (`since`, exclusive). Page with "
+    "`next_since` while `more` is true.",
+)
+async def meter_history(
+    context: Reader,
+    start: Annotated[
+        str | None,
+        Query(
+            alias="from",
+            description="Oldest receive time: ms or ISO 8601.",
+            examples=["2025-11-26T10:00:00Z"],
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        Query(
+            alias="to",
+            description="Newest receive time (inclusive): ms or ISO 8601.",
+            examples=["1764152400000"],
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        Query(description="Return readings after this stream id.", examples=["1764152400000-0"]),
+    ] = None,
+    limit: Annotated[
+        int,
+        Query(ge=1, description="Most readings to return (capped by HANPORT_REST_HISTORY_LIMIT)."),
+    ] = 100,
+) -> Response:
+    low, high = bounds(start, end, since)
+    limit = min(limit, context.settings.rest_history_limit)
+    try:
+        return json(await history(context.stream, low, high, limit))
+    except REDIS_DOWN:
+        return redis_unavailable("the history")
+
+
+@router.get(
+    "/events",
+    responses={
+        200: {
+            "description": "Server-sent events: `HAN_METER_MESSAGE` (id = stream id, data = the "
+            "Cozify message) per reading; `HAN_STATUS` when Redis or freshness changes and as "
+            "keepalive. Without Last-Event-ID the newest reading comes first.",
+            "content": {
+                "text/event-stream": {
+                    "schema": {"type": "string"},
+                    "example": 'id: 1764152400000-0\nevent: HAN_METER_MESSAGE\ndata: {"type":"HAN_METER_MESSAGE",...}\n\n',
+                }
+            },
+        },
+        **BAD,
+        **REDIS_503,
+        **REFUSALS,
+    },
+    openapi_extra=READ_SECURITY,
+    response_class=Response,
+    response_model=None,
+    summary="Live readings as server-sent events, resumable with Last-Event-ID",
+)
+async def events(
+    context: Reader,
+    last_event_id: Annotated[
+        str | None,
+        Header(description="Resume after this stream id: exactly the missed readings follow."),
+    ] = None,
+    resume: Annotated[
+        str | None,
+        Query(alias="last_event_id", description="The same as the Last-Event-ID header."),
+    ] = None,
+) -> Response:
+    state, stream = context.state, context.stream
+    after = last_event_id or resume
+    if after is not None:
+        after = parse_id("Last-Event-ID" if last_event_id else "last_event_id", after)
+    queue = state.subscribe()
+    try:
+        if after is not None:
+            first = await backlog_page(stream, after)
+        else:
+            first = [state.latest] if state.latest else []
+    except REDIS_DOWN:
+        state.unsubscribe(queue)
+        return redis_unavailable("the missed readings")
+    chunks = sse_chunks(state, stream, queue, first, after, context.settings.rest_keepalive)
+    return EventStream(chunks, lambda: state.unsubscribe(queue))
+
+
+@router.websocket("/ws")
+async def websocket(websocket: WebSocket) -> None:
+    context: Context = websocket.app.state.context
+    refusal = context.guard.check(
+        "read", websocket.headers.get("authorization"), websocket.scope.get("query_string", b"")
+    )
+    if refusal is not None:
+        await websocket.send_denial_response(
+            Response(refusal.body, refusal.status, media_type="application/json")
+        )
+        return
+    await websocket_feed(websocket, context.state)
+
+
+@router.get(
+    "/han",
+    response_model=models.StateMessage,
+    summary="The reader's state message (HAN_STATE_MESSAGE)",
+)
+async def han(request: Request) -> Response:
+    context = ctx(request)
+    state = context.state
+    latest = state.latest
+    reading = latest.reading if latest else None
+    age = state.age()
+    return json(
+        msgspec.json.encode(
+            {
+                "type": "HAN_STATE_MESSAGE",
+                "name": context.settings.rest_reader_name,
+                "model": "hanport",
+                "serial": state.serial,
+                "version": VERSION,
+                "uptime": round(time.time() - state.started, 3),
+                "meter": {
+                    "id": reading.meter_id if reading else None,
+                    "model": reading.meter_model if reading else None,
+                },
+                "last_reading": reading.ts if reading else None,
+                "last_reading_age": None if age is None else round(age, 3),
+                "redis": state.redis_ok,
+                "licensed": context.guard.licensed(),
+            }
+        )
+    )
+
+
+@router.get("/healthz", response_model=models.Health, summary="The process is up")
+async def healthz() -> Response:
+    return json(b'{"status":"ok"}')
+
+
+@router.get(
+    "/readyz",
+    response_model=models.Ready,
+    responses={
+        503: {"model": models.Ready, "description": "Redis unreachable or no fresh reading."}
+    },
+    summary="Redis reachable and a fresh reading present",
+)
+async def readyz(request: Request) -> Response:
+    context = ctx(request)
+    try:
+        await asyncio.wait_for(context.redis.ping(), 1.0)
+        redis_ok = True
+    except (*REDIS_DOWN, TimeoutError):
+        redis_ok = False
+    stale = context.state.stale_reason()
+    reasons = []
+    if not redis_ok:
+        reasons.append("Redis is not reachable")
+    if stale is not None:
+        reasons.append(stale[0])
+    ready = redis_ok and stale is None
+    body = {
+        "ready": ready,
+        "redis": redis_ok,
+        "fresh": stale is None,
+        "message": "; ".join(reasons) or "ready",
+    }
+    return json(msgspec.json.encode(body), 200 if ready else 503)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus metrics.",
+            "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+        }
+    },
+    summary="Prometheus metrics",
+)
+async def metrics() -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.post(
+    "/admin/reload-tokens",
+    responses={
+        200: {
+            "description": "Tokens reloaded.",
+            "content": {"application/json": {"example": {"tokens": 2}}},
+        },
+        **REFUSALS,
+        409: {
+            "model": models.Error,
+            "description": "The token file is malformed; old tokens kept.",
+        },
+    },
+    openapi_extra=ADMIN_SECURITY,
+    summary="Re-read HANPORT_REST_TOKENS_FILE (admin scope)",
+)
+async def reload_tokens(context: Admin) -> Response:
+    settings = context.settings
+    try:
+        tokens = Tokens.load(settings.rest_tokens, settings.rest_tokens_file)
+    except TokenError as problem:
+        return error(409, "bad_tokens", f"{problem}; the previous tokens stay in force")
+    context.guard.tokens = tokens
+    return json(b'{"tokens":%d}' % len(tokens.scopes))
+
+
+@router.get(
+    "/",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "The live page.",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }
+    },
+    summary="The live page",
+)
+async def page() -> FileResponse:
+    return FileResponse(
+        STATIC / "index.html", media_type="text/html", headers={"cache-control": "no-cache"}
+    )
+
+
+__all__ = ["BadParameter", "Context", "Refused", "router"]

@@ -1,0 +1,170 @@
+"""Wiring: the ASGI app a replica serves. The fast path (`/meter`, `/meter/data`) sits in front
+of the FastAPI app; CORS (when configured) in front of both. The lifespan starts the stream
+follower, the Redis/freshness watcher, the serial lookup and the entitlements, and stops them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
+
+from shared.entitlements import Entitlements
+from shared.stream import ReadingStream, redis_client
+
+from .api import STATIC, VERSION, Context, Refused, router
+from .auth import Tokens
+from .fastpath import FastPath
+from .follower import follow, learn_serial, supervise, watch
+from .guard import Guard
+from .history import BadParameter
+from .metrics import BAD_REQUESTS
+from .settings import RestSettings
+from .state import State
+
+WATCH_INTERVAL = 1.0
+
+DESCRIPTION = """Live readings of an electricity meter's HAN/P1 port, compatible with clients
+written for the Cozify HAN reader (`/meter`, `/meter/data`), plus history, server-sent events,
+a WebSocket, the reader's state, health and Prometheus metrics.
+
+Reads are open on the LAN unless `HANPORT_REST_READ_AUTH` is set; then send
+`Authorization: Bearer <token>` (or `?access_token=` where headers cannot be set: EventSource,
+WebSocket). Admin endpoints always need a token with the `admin` scope.
+
+`GET /ws` (WebSocket): the newest reading as a text frame (a Cozify HAN meter message), then one
+frame per new reading."""
+
+
+WS_OPERATION: dict[str, Any] = {
+    "summary": "Live readings over a WebSocket: a snapshot, then every reading",
+    "description": "Upgrade to a WebSocket. Text frames, each a Cozify HAN meter message: the "
+    "newest reading first, then one per new reading. Close code 1013 means the client fell "
+    "too far behind and should reconnect. Same access rules as /meter.",
+    "operationId": "websocket_ws",
+    "security": [{}, {"bearer": ["read"]}],
+    "responses": {
+        "101": {"description": "Switching to the WebSocket protocol."},
+        "403": {"description": "No licence for 'rest' (commercial use) or token lacks 'read'."},
+    },
+}
+
+
+def bad_request(message: str, detail: list[dict[str, Any]]) -> Response:
+    BAD_REQUESTS.inc()
+    body = msgspec.json.encode(
+        {"error": "bad_request", "message": message, "detail": detail}, enc_hook=str
+    )
+    return Response(body, 422, media_type="application/json")
+
+
+def add_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Refused)
+    async def refused(_request: Request, exc: Refused) -> Response:
+        refusal = exc.refusal
+        headers = {k.decode(): v.decode() for k, v in refusal.headers}
+        return Response(refusal.body, refusal.status, headers, media_type="application/json")
+
+    @app.exception_handler(BadParameter)
+    async def bad_parameter(_request: Request, exc: BadParameter) -> Response:
+        return bad_request(str(exc), [{"loc": ["query", exc.name], "msg": exc.why}])
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> Response:
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "input": e.get("input")}
+            for e in exc.errors()
+        ]
+        message = "; ".join(
+            f"{'.'.join(str(p) for p in d['loc'])}: {d['msg']} (got {d['input']!r})" for d in detail
+        )
+        return bad_request(message or "bad request", detail)
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the bearer scheme and the WebSocket endpoint (described as GET)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "HANPORT_REST_TOKENS"}
+        }
+        schema["paths"]["/ws"] = {"get": WS_OPERATION}
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def create_app(settings: RestSettings, tokens: Tokens | None = None) -> ASGIApp:
+    """The service's ASGI app. `tokens` defaults to those the settings name."""
+    state = State(stale_after=settings.rest_stale_after, queue_size=settings.rest_client_queue)
+    guard = Guard(
+        tokens
+        if tokens is not None
+        else Tokens.load(settings.rest_tokens, settings.rest_tokens_file),
+        None,
+        settings.rest_read_auth,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = redis_client(settings.redis_url)
+        stream = ReadingStream(redis, settings.stream)
+        entitlements = Entitlements(redis, settings)
+        guard.entitlements = entitlements
+        app.state.context = Context(settings, state, guard, redis, stream)
+        tasks = [
+            asyncio.create_task(supervise("stream follower", lambda: follow(stream, state))),
+            asyncio.create_task(
+                supervise(
+                    "Redis watcher",
+                    lambda: watch(redis, state, WATCH_INTERVAL, settings.rest_keepalive),
+                )
+            ),
+            asyncio.create_task(
+                supervise("serial", lambda: learn_serial(settings.serial, redis, state))
+            ),
+            asyncio.create_task(supervise("entitlements", entitlements.run)),
+        ]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await redis.aclose()
+
+    api = FastAPI(
+        title="hanport REST",
+        version=VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    api.include_router(router)
+    api.mount("/static", StaticFiles(directory=STATIC), name="static")
+    add_handlers(api)
+    api.openapi = lambda: openapi_document(api)  # type: ignore[method-assign]
+    api.state.rest_state = state
+
+    app: ASGIApp = FastPath(api, state, guard)
+    origins = [o.strip() for o in settings.rest_cors_origins.split(",") if o.strip()]
+    if origins:
+        app = CORSMiddleware(
+            app,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Last-Event-ID", "Content-Type"],
+        )
+    return app

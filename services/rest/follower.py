@@ -1,0 +1,101 @@
+"""Background work of one replica: follow the readings stream into `State`, watch Redis
+reachability and freshness (telling SSE clients when either changes), learn the reader serial,
+and keep the entitlements current. Every loop survives Redis outages with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from redis.asyncio import Redis
+
+from shared.backoff import Backoff
+from shared.identity import reader_serial
+from shared.metrics import LAST_READING_TS, REDIS_CONNECTED
+from shared.stream import REDIS_DOWN, ReadingStream
+
+from .state import State
+
+log = logging.getLogger(__name__)
+
+
+async def follow(stream: ReadingStream, state: State) -> None:
+    """Load the newest reading, then every later one, forever (catching up after outages)."""
+    if state.latest is not None:  # restarted after an error: resume exactly where it was
+        async for entry_id, reading in stream.follow(state.latest.entry_id):
+            state.publish(entry_id, reading)
+    backoff = Backoff()
+    while True:
+        try:
+            latest = await stream.latest()
+            break
+        except REDIS_DOWN as error:
+            state.redis_ok = False
+            delay = backoff.next_delay()
+            log.warning(
+                "cannot read the readings stream yet (%s); retrying in %.1f s", error, delay
+            )
+            await asyncio.sleep(delay)
+    after = "0-0"
+    if latest is not None:
+        after = latest[0]
+        state.publish(*latest)
+        LAST_READING_TS.set(latest[1].ts / 1000)
+    async for entry_id, reading in stream.follow(after):
+        state.publish(entry_id, reading)
+
+
+async def watch(redis: Redis, state: State, interval: float, keepalive: float) -> None:
+    """Ping Redis every `interval` s; broadcast status on a change, and every `keepalive` s."""
+    last: tuple[bool, bool] | None = None
+    last_sent = 0.0
+    while True:
+        try:
+            await asyncio.wait_for(redis.ping(), timeout=max(1.0, interval))
+            ok = True
+        except (TimeoutError, *REDIS_DOWN):
+            ok = False
+        if ok != state.redis_ok:
+            log.log(
+                logging.INFO if ok else logging.WARNING,
+                "Redis %s",
+                "reachable" if ok else "unreachable",
+            )
+        state.redis_ok = ok
+        REDIS_CONNECTED.set(int(ok))
+        now = time.monotonic()
+        current = (ok, state.stale_reason() is not None)
+        if current != last or now - last_sent >= keepalive:
+            state.broadcast_status()
+            last, last_sent = current, now
+        await asyncio.sleep(interval)
+
+
+async def learn_serial(configured: str | None, redis: Redis, state: State) -> None:
+    backoff = Backoff()
+    while state.serial is None:
+        try:
+            state.serial = await reader_serial(configured, redis)
+        except REDIS_DOWN:
+            await asyncio.sleep(backoff.next_delay())
+
+
+async def supervise(name: str, work: Callable[[], Awaitable[None]]) -> None:
+    """Run `work` forever: an unexpected error is logged and the work restarted with backoff,
+    so no single failure takes the service down."""
+    backoff = Backoff()
+    while True:
+        started = time.monotonic()
+        try:
+            await work()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; restarting it", name)
+        if time.monotonic() - started > 60:
+            backoff.reset()
+        await asyncio.sleep(backoff.next_delay())

@@ -1,0 +1,27 @@
+"""The REST service's own Prometheus metrics (the shared Redis/stream ones are in shared.metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+METER_REQUESTS = Counter(
+    "hanport_rest_meter_requests_total",
+    "GET /meter and /meter/data answers, by status code.",
+    ["status"],
+)
+METER_OK = METER_REQUESTS.labels("200")
+METER_STALE = METER_REQUESTS.labels("503")
+REFUSED = Counter(
+    "hanport_rest_refused_total",
+    "Requests refused by auth or licensing, by reason (unauthorized, forbidden, unlicensed).",
+    ["reason"],
+)
+BAD_REQUESTS = Counter(
+    "hanport_rest_bad_requests_total", "Requests answered 422 because of bad parameters."
+)
+SSE_CLIENTS = Gauge("hanport_rest_sse_clients", "Connected /events clients.")
+WS_CLIENTS = Gauge("hanport_rest_ws_clients", "Connected /ws clients.")
+SLOW_CLIENTS = Counter(
+    "hanport_rest_slow_clients_dropped_total",
+    "SSE/WebSocket clients disconnected because they fell too far behind.",
+)

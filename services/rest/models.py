@@ -1,0 +1,185 @@
+"""The schemas the OpenAPI document shows, with examples. Answers on the hot paths are encoded
+with msgspec from `shared.reading`; tests check they match these schemas (schemathesis)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Value = float | None
+Four = Annotated[list[Value], Field(min_length=4, max_length=4, description="[total, L1, L2, L3]")]
+Three = Annotated[list[Value], Field(min_length=3, max_length=3, description="[L1, L2, L3]")]
+
+METER_EXAMPLE: dict[str, Any] = {
+    "type": "HAN_METER_MESSAGE",
+    "ts": 1764152400000,
+    "ic": 2721.126,
+    "ec": 0.0,
+    "ric": 1384.336,
+    "rec": 0.09,
+    "p": [4190.0, 1980.0, 354.0, 1855.0],
+    "pi": [4190.0, 1980.0, 354.0, 1855.0],
+    "pe": [0.0, 0.0, 0.0, 0.0],
+    "r": [1120.0, 500.0, 120.0, 500.0],
+    "u": [230.7, 230.1, 231.0],
+    "i": [9.7, 1.9, 9.2],
+}
+
+
+class MeterMessage(BaseModel):
+    """The Cozify HAN meter message. A value the meter does not send is `null`, never 0."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [METER_EXAMPLE]})
+
+    type: Literal["HAN_METER_MESSAGE"]
+    ts: int = Field(description="Reading time, ms since the Unix epoch (meter clock if sent).")
+    ic: Value = Field(description="Imported active energy, kWh (1.8.0 or sum of tariffs).")
+    ec: Value = Field(description="Exported active energy, kWh (2.8.0 or sum of tariffs).")
+    ric: Value = Field(description="Imported reactive energy, kvarh.")
+    rec: Value = Field(description="Exported reactive energy, kvarh.")
+    p: Four = Field(description="Net active power pi - pe, W, [total, L1, L2, L3].")
+    pi: Four = Field(description="Imported active power, W, [total, L1, L2, L3].")
+    pe: Four = Field(description="Exported active power, W, [total, L1, L2, L3].")
+    r: Four = Field(description="Reactive power import - export, var, [total, L1, L2, L3].")
+    u: Three = Field(description="Voltage, V, [L1, L2, L3].")
+    i: Three = Field(description="Current, A, [L1, L2, L3].")
+
+
+class HistoryItem(MeterMessage):
+    id: str = Field(description="The reading's stream id; pass it as `since` to resume after it.")
+
+
+class History(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "HAN_METER_HISTORY",
+                    "readings": [{"id": "1764152400000-0", **METER_EXAMPLE}],
+                    "next_since": "1764152400000-0",
+                    "more": False,
+                }
+            ]
+        }
+    )
+
+    type: Literal["HAN_METER_HISTORY"]
+    readings: list[HistoryItem] = Field(description="Oldest first.")
+    next_since: str | None = Field(
+        description="Id of the last reading returned: pass as `since` for the next page or to "
+        "resume; null when nothing was returned."
+    )
+    more: bool = Field(description="True when `limit` cut the answer short.")
+
+
+class Meter(BaseModel):
+    id: str | None = Field(description="Meter id (0-0:96.1.0 / 96.1.1) as sent.")
+    model: str | None = Field(description="Meter model / identification line.")
+
+
+class StateMessage(BaseModel):
+    """The reader's state (Cozify's `HAN_STATE_MESSAGE` idea, hanport's fields)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "HAN_STATE_MESSAGE",
+                    "name": "hanport",
+                    "model": "hanport",
+                    "serial": "HP1A2B3C4D5E",
+                    "version": "0.1.0",
+                    "uptime": 3600.5,
+                    "meter": {"id": "7359992890941742", "model": "LGF5E360"},
+                    "last_reading": 1764152400000,
+                    "last_reading_age": 0.8,
+                    "redis": True,
+                    "licensed": {"rest": True, "mqtt": False, "modbus": False},
+                }
+            ]
+        }
+    )
+
+    type: Literal["HAN_STATE_MESSAGE"]
+    name: str
+    model: str
+    serial: str | None = Field(description="The reader's serial; null until Redis was reached.")
+    version: str = Field(description="hanport version.")
+    uptime: float = Field(description="Seconds since this service started.")
+    meter: Meter
+    last_reading: int | None = Field(description="`ts` of the newest reading, ms.")
+    last_reading_age: float | None = Field(description="Seconds since it was received.")
+    redis: bool = Field(description="Whether Redis answered the last check.")
+    licensed: dict[str, bool] = Field(description="Interface -> licensed now.")
+
+
+class Telegram(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "HAN_TELEGRAM",
+                    "id": "1764152400000-0",
+                    "encoding": "text",
+                    "telegram": "/LGF5E360\r\n\r\n0-0:1.0.0(221215155050W)\r\n...!5F0E\r\n",
+                }
+            ]
+        }
+    )
+
+    type: Literal["HAN_TELEGRAM"]
+    id: str = Field(description="Stream id of the raw entry (receive time in ms, sequence).")
+    encoding: Literal["text", "hex"] = Field(description="`text` for P1, `hex` for binary frames.")
+    telegram: str = Field(description="The telegram exactly as sent (hex digits when binary).")
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="Any other fields of the raw stream entry."
+    )
+
+
+class Error(BaseModel):
+    """Every error answer: a machine-readable `error` and a sentence saying why and what to do."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(
+        description="stale | unauthorized | forbidden | unlicensed | bad_request | "
+        "redis_unavailable | not_found"
+    )
+    message: str
+
+
+class StaleError(Error):
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": "stale",
+                    "message": "no fresh reading: the newest reading is 42.0 s old (limit 30 s)",
+                    "age_seconds": 42.0,
+                    "stale_after": 30.0,
+                    "last_reading": 1764152400000,
+                }
+            ]
+        },
+    )
+
+    age_seconds: float | None = Field(description="Age of the newest reading; null: none yet.")
+    stale_after: float
+    last_reading: int | None
+
+
+class BadRequest(Error):
+    detail: list[dict[str, Any]] = Field(description="One item per bad parameter.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    ready: bool
+    redis: bool
+    fresh: bool
+    message: str

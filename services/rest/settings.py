@@ -1,0 +1,49 @@
+"""The REST service's settings (`HANPORT_REST_*` and friends), on top of `CommonSettings`."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import CommonSettings
+
+
+class RestSettings(CommonSettings):
+    rest_host: str = Field("0.0.0.0", description="Address the REST service listens on.")
+    rest_port: int = Field(8080, ge=1, le=65535, description="Port of REST, the page and /metrics.")
+    rest_stale_after: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds after which the newest reading is stale: `/meter` then answers 503.",
+    )
+    rest_tokens: str | None = Field(
+        None,
+        description="Bearer tokens as `TOKEN:scope,scope` separated by spaces or `;` "
+        "(scopes `read`, `admin`). Never logged.",
+    )
+    rest_tokens_file: str | None = Field(
+        None,
+        description="File of bearer tokens, one `TOKEN scope,scope` per line (`#` comments).",
+    )
+    rest_read_auth: bool = Field(
+        False,
+        description="Require a token with the `read` scope for readings (off: reads are open "
+        "on the LAN; `admin` endpoints always need a token).",
+    )
+    rest_cors_origins: str = Field(
+        "",
+        description="CORS: allowed origins separated by commas (`*` for any); empty: no CORS.",
+    )
+    rest_history_limit: int = Field(
+        10000, ge=1, le=1_000_000, description="Most readings one `/meter/history` call returns."
+    )
+    rest_keepalive: float = Field(
+        15.0, gt=0, description="Seconds between status/keepalive events on `/events`."
+    )
+    rest_client_queue: int = Field(
+        1000,
+        ge=1,
+        description="Readings queued per SSE/WebSocket client; a client further behind is "
+        "disconnected (SSE clients resume with Last-Event-ID, nothing lost).",
+    )
+    rest_reader_name: str = Field("hanport", description="The reader's name in `/han`.")
+    rest_access_log: bool = Field(False, description="Log every HTTP request (uvicorn access log).")

@@ -1,0 +1,138 @@
+"""What a replica holds in memory: the newest reading (pre-encoded for every way it is served),
+Redis reachability, and the fan-out of new readings to connected SSE/WebSocket clients.
+
+Consumes (entry id, `Reading`) pairs from the follower; produces the bytes the fast path, the
+event stream and the WebSocket send, so each reading is encoded once however many clients read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import msgspec
+
+from shared.reading import MESSAGE_TYPE, Reading, encode_cozify
+
+from .metrics import SLOW_CLIENTS
+
+
+def id_key(entry_id: str) -> tuple[int, int]:
+    """A stream id as a sortable pair: `1700000000000-3` -> (1700000000000, 3)."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def sse_event(entry_id: str, body: bytes) -> bytes:
+    return (
+        b"id: "
+        + entry_id.encode()
+        + b"\nevent: "
+        + MESSAGE_TYPE.encode()
+        + b"\ndata: "
+        + body
+        + b"\n\n"
+    )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One reading, encoded once for every consumer."""
+
+    entry_id: str
+    reading: Reading
+    body: bytes  # the Cozify HAN meter message, JSON
+    event: bytes  # the same as one SSE event with the stream id as its id
+
+    @classmethod
+    def of(cls, entry_id: str, reading: Reading) -> Snapshot:
+        body = encode_cozify(reading)
+        return cls(entry_id, reading, body, sse_event(entry_id, body))
+
+
+_status_encoder = msgspec.json.Encoder()
+
+# What a client queue carries: a reading, a status message (bytes), or None ("you fell behind").
+Item = Snapshot | bytes | None
+
+
+@dataclass
+class State:
+    stale_after: float
+    queue_size: int = 1000
+    latest: Snapshot | None = None
+    redis_ok: bool = False
+    serial: str | None = None
+    started: float = field(default_factory=time.time)
+    _clients: set[asyncio.Queue[Item]] = field(default_factory=set)
+
+    # --- the newest reading -------------------------------------------------------------
+    def age(self, now: float | None = None) -> float | None:
+        """Seconds since the newest reading was received by ingest (None: no reading yet)."""
+        if self.latest is None:
+            return None
+        return max(0.0, (now or time.time()) - self.latest.reading.received / 1000)
+
+    def stale_reason(self, now: float | None = None) -> tuple[str, float | None] | None:
+        """None when the newest reading is fresh, else (why, age in seconds)."""
+        age = self.age(now)
+        if age is None:
+            return ("no reading received yet", None)
+        if age > self.stale_after:
+            return (
+                f"the newest reading is {age:.1f} s old (limit {self.stale_after:g} s)",
+                round(age, 3),
+            )
+        return None
+
+    def status(self) -> bytes:
+        """The `HAN_STATUS` message: what the live page needs to say whether data is trustworthy."""
+        age = self.age()
+        return _status_encoder.encode(
+            {
+                "type": "HAN_STATUS",
+                "redis": self.redis_ok,
+                "stale": self.stale_reason() is not None,
+                "age": None if age is None else round(age, 3),
+                "stale_after": self.stale_after,
+                "id": self.latest.entry_id if self.latest else None,
+            }
+        )
+
+    def publish(self, entry_id: str, reading: Reading) -> Snapshot:
+        """Make this the newest reading and hand it to every connected client."""
+        snapshot = Snapshot.of(entry_id, reading)
+        if self.latest is None or id_key(entry_id) > id_key(self.latest.entry_id):
+            self.latest = snapshot
+        for queue in list(self._clients):
+            try:
+                queue.put_nowait(snapshot)
+            except asyncio.QueueFull:
+                # Too far behind: end that client (SSE resumes with Last-Event-ID, no gap).
+                self._clients.discard(queue)
+                queue.get_nowait()
+                queue.put_nowait(None)
+                SLOW_CLIENTS.inc()
+        return snapshot
+
+    # --- subscribers --------------------------------------------------------------------
+    def broadcast_status(self) -> None:
+        """Tell every SSE client the current status (Redis up/down, fresh/stale)."""
+        message = self.status()
+        for queue in list(self._clients):
+            if not queue.full():
+                queue.put_nowait(message)
+
+    def subscribe(self) -> asyncio.Queue[Item]:
+        """A queue receiving every new reading; `None` in it means "you fell behind: stop"."""
+        queue: asyncio.Queue[Item] = asyncio.Queue(self.queue_size)
+        self._clients.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[Item]) -> None:
+        self._clients.discard(queue)
+
+    @property
+    def clients(self) -> int:
+        return len(self._clients)

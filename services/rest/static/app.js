@@ -1,0 +1,125 @@
+// hanport live page: follows /events (server-sent events) and says plainly when data is stale or
+// the stream is down. No build step, no dependencies.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const PHASES = ["L1", "L2", "L3"];
+let staleAfter = 30;          // seconds; the server tells us its limit in HAN_STATUS events
+let receivedAt = null;        // Date.now() (ms) when the newest reading was received
+let redisUp = true;
+let connected = false;
+
+function fmt(value, digits) {
+  return value === null || value === undefined ? "–" : Number(value).toFixed(digits);
+}
+
+function buildPhases() {
+  const host = $("phases");
+  for (const [n, name] of PHASES.entries()) {
+    const card = document.createElement("div");
+    card.className = "card phase";
+    card.innerHTML = `<h2>${name}</h2>
+      <div class="row"><span class="name">Power</span><div class="bar" id="pbar${n}"><i></i></div><span class="num" id="p${n}">–</span></div>
+      <div class="row"><span class="name">Voltage</span><div class="bar volt" id="ubar${n}"><i></i></div><span class="num" id="u${n}">–</span></div>
+      <div class="row"><span class="name">Current</span><div class="bar amp" id="ibar${n}"><i></i></div><span class="num" id="i${n}">–</span></div>`;
+    host.appendChild(card);
+  }
+}
+
+function setBar(id, value, low, high, exporting) {
+  const bar = $(id);
+  const share = value === null || value === undefined ? 0 : (Math.abs(value) - low) / (high - low);
+  bar.firstElementChild.style.width = `${Math.max(0, Math.min(1, share)) * 100}%`;
+  if (exporting !== undefined) bar.classList.toggle("export", exporting);
+}
+
+function showReading(m) {
+  const net = m.p[0] ?? ((m.pi[0] ?? 0) - (m.pe[0] ?? 0));
+  const big = document.querySelector(".big");
+  big.classList.toggle("importing", net > 0);
+  big.classList.toggle("exporting", net < 0);
+  $("direction").textContent = net < 0 ? "Exporting now" : net > 0 ? "Importing now" : "Power now";
+  $("net").textContent = fmt(Math.abs(net) / 1000, 3);
+  $("pi").textContent = fmt(m.pi[0] === null ? null : m.pi[0] / 1000, 3);
+  $("pe").textContent = fmt(m.pe[0] === null ? null : m.pe[0] / 1000, 3);
+  $("ic").textContent = fmt(m.ic, 3);
+  $("ec").textContent = fmt(m.ec, 3);
+  $("ric").textContent = fmt(m.ric, 3);
+  $("rec").textContent = fmt(m.rec, 3);
+  for (let n = 0; n < 3; n++) {
+    const p = m.p[n + 1];
+    $(`p${n}`).textContent = p === null ? "–" : `${fmt(p, 0)} W`;
+    setBar(`pbar${n}`, p, 0, 5000, p !== null && p < 0);
+    $(`u${n}`).textContent = m.u[n] === null ? "–" : `${fmt(m.u[n], 1)} V`;
+    setBar(`ubar${n}`, m.u[n], 200, 260);
+    $(`i${n}`).textContent = m.i[n] === null ? "–" : `${fmt(m.i[n], 2)} A`;
+    setBar(`ibar${n}`, m.i[n], 0, 25);
+  }
+}
+
+function banner(kind, text) {
+  const b = $("banner");
+  b.className = `banner ${kind}`;
+  b.textContent = text;
+}
+
+function refresh() {
+  const age = receivedAt === null ? null : (Date.now() - receivedAt) / 1000;
+  $("age").textContent = age === null ? "none yet" : age < 1.5 ? "just now" : `${Math.round(age)} s ago`;
+  const stale = age === null || age > staleAfter;
+  document.body.classList.toggle("stale", stale && receivedAt !== null);
+  if (!connected) {
+    banner("bad", "Connection to the hanport service lost — retrying. Values shown are old.");
+  } else if (!redisUp) {
+    banner("bad", "The readings stream (Redis) is down — showing the last reading held in memory.");
+  } else if (age === null) {
+    banner("wait", "Connected — waiting for the first reading from the meter.");
+  } else if (stale) {
+    banner("bad", `Data is stale: the last reading is ${Math.round(age)} s old (limit ${staleAfter} s). Check the meter connection.`);
+  } else {
+    banner("ok", "Live");
+  }
+}
+
+function connect() {
+  const source = new EventSource("/events");
+  source.onopen = () => { connected = true; refresh(); };
+  source.onerror = () => {
+    connected = false;
+    refresh();
+    if (source.readyState === EventSource.CLOSED) {
+      // e.g. 403 (no licence) or 503: ask /meter why, then try again later
+      fetch("/meter").then((r) => r.json()).then((body) => {
+        if (body && body.message) banner("bad", body.message);
+      }).catch(() => {});
+      setTimeout(connect, 5000);
+    }
+  };
+  source.addEventListener("HAN_METER_MESSAGE", (event) => {
+    const m = JSON.parse(event.data);
+    receivedAt = Date.now();
+    showReading(m);
+    if (["–", "unknown"].includes($("meter-id").textContent)) loadMeterId();
+    refresh();
+  });
+  source.addEventListener("HAN_STATUS", (event) => {
+    const s = JSON.parse(event.data);
+    staleAfter = s.stale_after;
+    redisUp = s.redis;
+    if (s.age !== null) receivedAt = Date.now() - s.age * 1000;
+    refresh();
+  });
+}
+
+async function loadMeterId() {
+  try {
+    const han = await (await fetch("/han")).json();
+    $("meter-id").textContent = han.meter.id ?? "unknown";
+  } catch (_) { /* shown on the next reading */ }
+}
+
+buildPhases();
+connect();
+loadMeterId();
+setInterval(refresh, 1000);
+setInterval(loadMeterId, 30000);
