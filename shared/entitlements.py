@@ -230,6 +230,8 @@ class Entitlements:
         if not record.granted:
             self._reasons[feature] = record.reason
             return
+        if record.licence is None and feature == "rest" and self.settings.use == "consumer":
+            return  # REST is free in consumer use: nothing to verify
         if record.licence is None:
             self._refuse(feature, "malformed", "record carries no signed licence")
             return

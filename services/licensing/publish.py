@@ -14,12 +14,13 @@ from redis.asyncio import Redis
 from shared.entitlements import CHANNEL, Record, encode_record, record_key
 
 
-async def publish(redis: Redis, records: Mapping[str, Record]) -> None:
-    """Store the records and notify every `Entitlements` follower."""
+async def publish(redis: Redis, records: Mapping[str, Record], *, notify: bool = True) -> None:
+    """Store the records and (unless `notify` is false) notify every `Entitlements` follower."""
     if not records:
         return
     pipe = redis.pipeline(transaction=True)
     for feature, record in records.items():
         pipe.set(record_key(feature), encode_record(record))
-    pipe.publish(CHANNEL, ",".join(records))
+    if notify:
+        pipe.publish(CHANNEL, ",".join(records))
     await pipe.execute()

@@ -1,0 +1,147 @@
+"""The licensing HTTP API: `GET /license`, `PUT /license` (admin), `DELETE /license/{id}`
+(admin), `/healthz`, `/metrics`.
+
+Consumes HTTP requests and a running `LicensingService`; produces JSON. Every refusal is JSON
+`{"error": <reason code>, "detail": <what is wrong and what to do>}` with a fitting status, and is
+counted in `hanport_license_refused_total{reason}`. The admin token is compared in constant time
+and never logged; an upload larger than `HANPORT_LICENSE_MAX_BYTES` is refused before it is read
+in full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import make_asgi_app
+
+from shared.entitlements import FEATURES
+from shared.licence import LicenceError
+
+from .decide import FeatureState
+from .service import LicensingService
+
+STATUS = {
+    "too_large": 413,
+    "malformed_json": 400,
+    "malformed_base64": 400,
+    "malformed": 400,
+    "unauthorized": 401,
+    "not_found": 404,
+}  # every other reason: 422 (a well-formed licence that does not hold here)
+
+
+def refusal(error: LicenceError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if error.reason == "unauthorized" else None
+    return JSONResponse(
+        {"error": error.reason, "detail": str(error)},
+        status_code=STATUS.get(error.reason, 422),
+        headers=headers,
+    )
+
+
+def feature_status(state: FeatureState) -> dict[str, Any]:
+    return {
+        "granted": state.granted,
+        "until": state.until,
+        "licence_id": state.licence.id if state.licence is not None else None,
+        "reason": state.reason,
+    }
+
+
+def status(service: LicensingService) -> dict[str, Any]:
+    states = service.states or service.evaluate()
+    return {
+        "serial": service.serial,
+        "use": service.settings.use,
+        "meter_id": service.meter_id,
+        "time": service.now(),
+        "features": {feature: feature_status(states[feature]) for feature in FEATURES},
+        "licences": [signed.licence.summary() for signed in service.licences.values()],
+    }
+
+
+def create_app(
+    service: LicensingService, admin_token: str | None, *, run_service: bool = True
+) -> FastAPI:
+    """The API for `service`; with `run_service` its lifespan runs `service.run()` (tests that
+    drive the app through httpx's ASGI transport start the service themselves)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(service.run()) if run_service else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await service.redis.aclose()
+
+    app = FastAPI(title="hanport licensing", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.mount("/metrics", make_asgi_app())
+    limit = service.settings.license_max_bytes
+
+    def authorize(request: Request) -> None:
+        if admin_token is None:
+            raise LicenceError("unauthorized", "none is configured: set HANPORT_ADMIN_TOKEN")
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            raise LicenceError("unauthorized", "send 'Authorization: Bearer <token>'")
+        if not hmac.compare_digest(given.strip().encode(), admin_token.encode()):
+            raise LicenceError("unauthorized", "the token given is not the admin token")
+
+    async def body(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise LicenceError("too_large", declared, limit=limit)
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > limit:
+                raise LicenceError("too_large", f"more than {limit}", limit=limit)
+        return bytes(data)
+
+    @app.get("/license")
+    async def get_license() -> dict[str, Any]:
+        return status(service)
+
+    @app.put("/license", status_code=201, response_model=None)
+    async def put_license(request: Request) -> dict[str, Any] | JSONResponse:
+        try:
+            authorize(request)
+            text = await body(request)
+        except LicenceError as error:
+            service.refused(error)
+            return refusal(error)
+        try:
+            signed = service.install(text)  # counts and logs its own refusals
+        except LicenceError as error:
+            return refusal(error)
+        service.evaluate()
+        return {"installed": signed.licence.summary(), **status(service)}
+
+    @app.delete("/license/{licence_id}", response_model=None)
+    async def delete_license(licence_id: str, request: Request) -> dict[str, Any] | JSONResponse:
+        try:
+            authorize(request)
+            if not service.remove(licence_id):
+                raise LicenceError("not_found", licence_id)
+        except LicenceError as error:
+            service.refused(error)
+            return refusal(error)
+        service.evaluate()
+        return {"removed": licence_id, **status(service)}
+
+    @app.get("/healthz", response_model=None)
+    async def healthz() -> dict[str, Any] | JSONResponse:
+        body = {"status": "ok" if service.redis_ok else "degraded", "redis": service.redis_ok}
+        return body if service.redis_ok else JSONResponse(body, status_code=503)
+
+    return app

@@ -1,0 +1,183 @@
+"""`hanport license ...`: the vendor's licence tools.
+
+    hanport license keygen --out DIR
+    hanport license issue --key PRIVATE_KEY --serial S --use consumer|commercial
+                          --kind activation|trial|full --features rest,mqtt,modbus
+                          [--meter-id M] [--days N] [--licensee NAME] --out FILE
+    hanport license trial --key PRIVATE_KEY --serial S [--licensee NAME] --out FILE
+    hanport license verify --public-key FILE_OR_DIR [--serial S] [--use U] [--meter-id M] LICENCE
+    hanport license show LICENCE
+
+Consumes key files and licence files; produces them (and a readable description). `verify`
+exits 0 when the licence is valid now, 1 with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import cast
+
+import msgspec
+
+from shared.licence import (
+    ALL_FEATURES,
+    TRIAL_DAYS,
+    FeatureName,
+    KeyFileError,
+    Kind,
+    Licence,
+    LicenceError,
+    Use,
+    check,
+    describe,
+    generate_keys,
+    load_private_key,
+    load_public_keys,
+    new_licence,
+    now_ms,
+    read_signed,
+)
+
+
+def features(text: str) -> list[FeatureName]:
+    wanted = [part.strip() for part in text.split(",") if part.strip()]
+    bad = [f for f in wanted if f not in ALL_FEATURES]
+    if bad or not wanted:
+        raise argparse.ArgumentTypeError(
+            f"features are a comma-separated list of {', '.join(ALL_FEATURES)}; got {text!r}"
+        )
+    return cast(list[FeatureName], wanted)
+
+
+def keygen(args: argparse.Namespace) -> int:
+    private, public = generate_keys(Path(args.out))
+    print(f"private key: {private}  (keep it secret; never commit it)")
+    print(f"public key:  {public}  (ship it: HANPORT_LICENSE_PUBLIC_KEYS)")
+    return 0
+
+
+def _write(out: str, text: bytes) -> None:
+    Path(out).write_bytes(text)
+
+
+def issue(args: argparse.Namespace) -> int:
+    text = new_licence(
+        load_private_key(Path(args.key)),
+        serial=args.serial,
+        use=cast(Use, args.use),
+        kind=cast(Kind, args.kind),
+        features=args.features,
+        licensee=args.licensee,
+        meter_id=args.meter_id,
+        days=args.days,
+    )
+    _write(args.out, text)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def trial(args: argparse.Namespace) -> int:
+    text = new_licence(
+        load_private_key(Path(args.key)),
+        serial=args.serial,
+        use="commercial",
+        kind="trial",
+        features=ALL_FEATURES,
+        licensee=args.licensee,
+        days=TRIAL_DAYS,
+    )
+    _write(args.out, text)
+    print(f"wrote {args.out} (all features, {TRIAL_DAYS} days)")
+    return 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    try:
+        keys = load_public_keys(args.public_key)
+        text = Path(args.licence).read_bytes()
+        signed = read_signed(text, keys)
+        check(
+            signed.licence,
+            serial=args.serial,
+            use=cast(Use, args.use),
+            now=now_ms(),
+            meter_id=args.meter_id,
+        )
+    except (LicenceError, KeyFileError, OSError) as error:
+        print(f"invalid: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"valid: licence {signed.id} ({signed.licence.use} {signed.licence.kind}, "
+        f"{', '.join(signed.licence.features)}; expires {signed.licence.expires or 'never'})"
+    )
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    try:
+        document = msgspec.json.decode(Path(args.licence).read_bytes())
+        licence = msgspec.convert(document["licence"], Licence)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError) as error:
+        print(f"cannot read {args.licence}: {error}", file=sys.stderr)
+        return 1
+    print(describe(licence))
+    print(f"{'Signature:':<15}not checked here (hanport license verify --public-key ...)")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="hanport license", description="The vendor's licence tools.")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("keygen", help="write a new signing key pair")
+    p.add_argument("--out", required=True, help="folder for the key files")
+    p.set_defaults(run=keygen)
+
+    p = sub.add_parser("issue", help="issue a signed licence")
+    p.add_argument("--key", required=True, help="the private key file")
+    p.add_argument("--serial", required=True, help="the reader's serial")
+    p.add_argument("--use", required=True, choices=["consumer", "commercial"])
+    p.add_argument("--kind", required=True, choices=["activation", "trial", "full"])
+    p.add_argument("--features", required=True, type=features, help="e.g. mqtt,modbus")
+    p.add_argument("--meter-id", help="bind the licence to this meter")
+    p.add_argument("--days", type=int, help="valid for N days (default: perpetual)")
+    p.add_argument("--licensee", default="", help="who the licence is for")
+    p.add_argument("--out", required=True, help="the licence file to write")
+    p.set_defaults(run=issue)
+
+    p = sub.add_parser("trial", help=f"issue a {TRIAL_DAYS}-day commercial trial, all features")
+    p.add_argument("--key", required=True, help="the private key file")
+    p.add_argument("--serial", required=True, help="the reader's serial")
+    p.add_argument("--licensee", default="", help="who the trial is for")
+    p.add_argument("--out", required=True, help="the licence file to write")
+    p.set_defaults(run=trial)
+
+    p = sub.add_parser("verify", help="check a licence's signature and validity now")
+    p.add_argument("--public-key", required=True, help="public key file or folder of them")
+    p.add_argument("--serial", help="also require this reader serial")
+    p.add_argument("--use", default="consumer", choices=["consumer", "commercial"])
+    p.add_argument("--meter-id", help="also require this meter (for meter-bound licences)")
+    p.add_argument("licence")
+    p.set_defaults(run=verify)
+
+    p = sub.add_parser("show", help="print a licence in readable form")
+    p.add_argument("licence")
+    p.set_defaults(run=show)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    run = cast(Callable[[argparse.Namespace], int], args.run)
+    try:
+        return run(args)
+    except (KeyFileError, OSError, ValueError) as error:
+        print(f"hanport license {args.command}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,315 @@
+"""The licensing service's running state: licences in, entitlement records out.
+
+Consumes the licence folder, uploads (`install`/`remove`), the readings stream (meter id and
+meter time) and a clock; produces the per-feature records and change notifications in Redis
+(`services.licensing.publish`), metrics, and expiry warnings in the log. Re-evaluates when a
+licence is installed or removed, when the meter changes, and at every validity boundary (a
+timer, capped at `MAX_WAIT_S` in case the system clock jumps).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Callable
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from redis.asyncio import Redis
+
+from shared.backoff import Backoff
+from shared.identity import SERIAL_KEY, new_serial
+from shared.licence import LicenceError, Signed, check, format_time, now_ms, read_signed
+from shared.reading import Reading
+from shared.stream import REDIS_DOWN, ReadingStream
+
+from .decide import WARN_BEFORE_MS, FeatureState, evaluate, next_boundary
+from .metrics import (
+    FEATURE_EXPIRING,
+    FEATURE_EXPIRY,
+    FEATURE_GRANTED,
+    INSTALLED,
+    PUBLISH_FAILURES,
+    REFUSED,
+)
+from .publish import publish
+from .settings import LicensingSettings
+from .store import LicenceStore
+
+log = logging.getLogger(__name__)
+
+MAX_WAIT_S = 60.0
+WARN_EVERY_MS = 12 * 3_600_000
+METER_TIME_SAVE_MS = 60_000
+
+
+class LicensingService:
+    def __init__(
+        self,
+        settings: LicensingSettings,
+        redis: Redis,
+        keys: dict[str, Ed25519PublicKey],
+        *,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.keys = keys
+        self.clock = clock
+        self.store = LicenceStore(settings.license_dir)
+        self.serial: str | None = settings.serial
+        self.licences: dict[str, Signed] = {}
+        self.meter_id: str | None = None
+        self.meter_ts = self.store.read_meter_time()
+        self._saved_meter_ts = self.meter_ts
+        self.states: dict[str, FeatureState] = {}
+        self.redis_ok = False
+        self._published: dict[str, FeatureState] | None = None
+        self._warned: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._evaluated = asyncio.Condition()
+        self.evaluations = 0
+
+    # ------------------------------------------------------------ time and licences
+
+    def now(self) -> int:
+        """System clock or meter time, whichever is later (rollback protection)."""
+        return max(self.clock(), self.meter_ts)
+
+    def load(self) -> None:
+        """(Re)load every licence file; files that fail are logged, counted and skipped."""
+        loaded: dict[str, Signed] = {}
+        for path in self.store.files():
+            try:
+                signed = read_signed(path.read_bytes(), self.keys)
+                # serial and use now; the validity window at each evaluation
+                start = signed.licence.not_before_ms
+                check(signed.licence, serial=self.serial, use=self.settings.use, now=start)
+            except LicenceError as error:
+                REFUSED.labels(error.reason).inc()
+                log.warning("skipping licence file %s: %s", path, error)
+                continue
+            except OSError as error:
+                REFUSED.labels("unreadable").inc()
+                log.warning("cannot read licence file %s: %s", path, error)
+                continue
+            loaded[signed.id] = signed
+        self.licences = loaded
+        INSTALLED.set(len(loaded))
+        log.info("loaded %d licence(s) from %s", len(loaded), self.store.folder)
+
+    def install(self, text: bytes) -> Signed:
+        """Verify an uploaded licence fully (now, for this reader and meter), then keep it.
+        Raises LicenceError (counted, logged) and changes nothing when it is refused."""
+        try:
+            signed = read_signed(text, self.keys)
+            check(
+                signed.licence,
+                serial=self.serial,
+                use=self.settings.use,
+                now=self.now(),
+                meter_id=self.meter_id,
+            )
+        except LicenceError as error:
+            self.refused(error)
+            raise
+        self.store.save(signed.id, text)
+        self.licences[signed.id] = signed
+        INSTALLED.set(len(self.licences))
+        log.info(
+            "installed licence %s (%s %s: %s, expires %s)",
+            signed.id,
+            signed.licence.use,
+            signed.licence.kind,
+            ",".join(signed.licence.features),
+            signed.licence.expires or "never",
+        )
+        self.wake()
+        return signed
+
+    def remove(self, licence_id: str) -> bool:
+        known = self.licences.pop(licence_id, None) is not None
+        deleted = self.store.delete(licence_id)
+        if known or deleted:
+            INSTALLED.set(len(self.licences))
+            log.info("removed licence %s", licence_id)
+            self.wake()
+        return known or deleted
+
+    def refused(self, error: LicenceError) -> None:
+        REFUSED.labels(error.reason).inc()
+        log.warning("refused a licence: %s", error)
+
+    def observe(self, reading: Reading) -> None:
+        """A reading from the stream: its meter binds licences, its time is a clock floor."""
+        changed = False
+        if reading.meter_id and reading.meter_id != self.meter_id:
+            log.info("meter %s seen on the readings stream", reading.meter_id)
+            self.meter_id = reading.meter_id
+            changed = True
+        if reading.ts > self.meter_ts:
+            boundary = next_boundary(self.licences.values(), self.now())
+            self.meter_ts = reading.ts
+            changed = changed or (boundary is not None and self.now() >= boundary)
+            if self.meter_ts - self._saved_meter_ts >= METER_TIME_SAVE_MS:
+                self._save_meter_time()
+        if changed:
+            self.wake()
+
+    def _save_meter_time(self) -> None:
+        try:
+            self.store.write_meter_time(self.meter_ts)
+            self._saved_meter_ts = self.meter_ts
+        except OSError as error:
+            log.warning("cannot save the meter time floor: %s", error)
+
+    # ------------------------------------------------------------ evaluation
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def evaluate(self) -> dict[str, FeatureState]:
+        now = self.now()
+        states = evaluate(
+            self.licences.values(),
+            serial=self.serial,
+            use=self.settings.use,
+            now=now,
+            meter_id=self.meter_id,
+        )
+        for feature, state in states.items():
+            FEATURE_GRANTED.labels(feature).set(int(state.granted))
+            if not state.granted:
+                expiry = 0.0
+            else:
+                expiry = math.inf if state.until is None else state.until / 1000
+            FEATURE_EXPIRY.labels(feature).set(expiry)
+            soon = state.granted and state.until is not None and state.until - now <= WARN_BEFORE_MS
+            FEATURE_EXPIRING.labels(feature).set(int(soon))
+            if soon and state.licence is not None and state.until is not None:
+                self._warn(feature, state.licence, state.until, now)
+        if states != self.states:
+            for feature, state in states.items():
+                if self.states.get(feature) != state:
+                    log.info(
+                        "'%s' %s: %s",
+                        feature,
+                        "granted" if state.granted else "not granted",
+                        state.reason,
+                    )
+        self.states = states
+        return states
+
+    def _warn(self, feature: str, licence: Signed, until: int, now: int) -> None:
+        last = self._warned.get(f"{feature}:{licence.id}")
+        if last is not None and now - last < WARN_EVERY_MS:
+            return
+        self._warned[f"{feature}:{licence.id}"] = now
+        log.warning(
+            "licence %s for '%s' expires at %s (in %.1f days); install a renewal",
+            licence.id,
+            feature,
+            format_time(until),
+            (until - now) / 86_400_000,
+        )
+
+    async def reevaluate(self) -> dict[str, FeatureState]:
+        """Evaluate now and write the records (notifying only on change). Raises REDIS_DOWN."""
+        states = self.evaluate()
+        updated = now_ms()
+        records = {feature: state.record(feature, updated) for feature, state in states.items()}
+        changed = states != self._published
+        try:
+            await publish(self.redis, records, notify=changed)
+        except REDIS_DOWN:
+            self._published = None
+            self.redis_ok = False
+            raise
+        self._published = states
+        self.redis_ok = True
+        self.evaluations += 1
+        async with self._evaluated:
+            self._evaluated.notify_all()
+        return states
+
+    async def published(self) -> None:
+        """Wait for the next published evaluation (tests, after moving the clock)."""
+        async with self._evaluated:
+            await self._evaluated.wait()
+
+    def _delay_s(self) -> float:
+        now = self.now()
+        boundary = next_boundary(self.licences.values(), now)
+        if boundary is None:
+            return MAX_WAIT_S
+        return min(MAX_WAIT_S, (boundary - now) / 1000 + 0.005)
+
+    # ------------------------------------------------------------ running
+
+    async def resolve_serial(self) -> str:
+        """Configured, else the one on the volume, else the one in Redis, else a new one; kept
+        on the volume and in Redis (`hanport:serial`) so every service agrees."""
+        stored = self.store.read_serial()
+        serial = self.settings.serial or stored
+        if serial is None:
+            existing = await self.redis.get(SERIAL_KEY)
+            serial = existing.decode() if isinstance(existing, bytes) else existing
+            serial = serial or new_serial()
+        if not self.settings.serial and stored != serial:
+            self.store.write_serial(serial)
+            log.info("reader serial %s kept in %s", serial, self.store.folder)
+        await self.redis.set(SERIAL_KEY, serial)
+        self.serial = serial
+        return serial
+
+    async def run(self) -> None:
+        """Until cancelled: load licences, resolve the serial, follow the meter, publish."""
+        self.store.ensure()
+        backoff = Backoff()
+        while True:
+            try:
+                await self.resolve_serial()
+                break
+            except REDIS_DOWN as error:
+                log.warning("Redis is not reachable (%s); retrying", error)
+                await asyncio.sleep(backoff.next_delay())
+        self.load()
+        follower = asyncio.create_task(self._follow_meter())
+        try:
+            await self._publish_loop()
+        finally:
+            follower.cancel()
+
+    async def _publish_loop(self) -> None:
+        backoff = Backoff()
+        while True:
+            self._wake.clear()
+            try:
+                await self.reevaluate()
+                backoff.reset()
+                delay = self._delay_s()
+            except REDIS_DOWN as error:
+                PUBLISH_FAILURES.inc()
+                delay = backoff.next_delay()
+                log.warning(
+                    "cannot publish entitlements to Redis (%s); retrying in %.1f s", error, delay
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def _follow_meter(self) -> None:
+        stream = ReadingStream(self.redis, self.settings.stream)
+        backoff = Backoff()
+        while True:
+            try:
+                latest = await stream.latest()
+                break
+            except REDIS_DOWN:
+                await asyncio.sleep(backoff.next_delay())
+        after = "0-0"
+        if latest is not None:
+            after = latest[0]
+            self.observe(latest[1])
+        async for _entry_id, reading in stream.follow(after):
+            self.observe(reading)

@@ -1,0 +1,81 @@
+"""The licensing service's folder (`HANPORT_LICENSE_DIR`): installed licence files, the reader's
+serial and the highest meter time seen.
+
+Consumes and produces files: `<licence id>.lic` (the licence exactly as issued), `serial` (one
+line), `meter-time` (ms since the epoch, a floor that survives restarts, so turning the system
+clock back while the meter is silent revives nothing). Writes are atomic (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+SUFFIX = ".lic"
+SERIAL_FILE = "serial"
+METER_TIME_FILE = "meter-time"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class LicenceStore:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def ensure(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def files(self) -> list[Path]:
+        if not self.folder.is_dir():
+            return []
+        return sorted(p for p in self.folder.iterdir() if p.suffix == SUFFIX and p.is_file())
+
+    def path_for(self, licence_id: str) -> Path:
+        if not _SAFE_ID.match(licence_id):
+            raise ValueError(f"licence id {licence_id!r} is not a safe file name")
+        return self.folder / f"{licence_id}{SUFFIX}"
+
+    def save(self, licence_id: str, text: bytes) -> Path:
+        path = self.path_for(licence_id)
+        self._write(path, text)
+        return path
+
+    def delete(self, licence_id: str) -> bool:
+        try:
+            self.path_for(licence_id).unlink()
+        except (FileNotFoundError, ValueError):
+            return False
+        return True
+
+    def read_serial(self) -> str | None:
+        try:
+            text = (self.folder / SERIAL_FILE).read_text().strip()
+        except FileNotFoundError:
+            return None
+        return text or None
+
+    def write_serial(self, serial: str) -> None:
+        self._write(self.folder / SERIAL_FILE, f"{serial}\n".encode())
+
+    def read_meter_time(self) -> int:
+        try:
+            return int((self.folder / METER_TIME_FILE).read_text().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def write_meter_time(self, ms: int) -> None:
+        self._write(self.folder / METER_TIME_FILE, f"{ms}\n".encode())
+
+    def _write(self, path: Path, data: bytes) -> None:
+        self.ensure()
+        fd, temp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
