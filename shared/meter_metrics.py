@@ -39,6 +39,10 @@ READING_TIME = Gauge(
     "hanport_meter_reading_timestamp_seconds", "The meter's time of the newest reading."
 )
 
+# no value before the meter sends one (a label-less gauge would start at 0)
+FREQUENCY.set(float("nan"))
+READING_TIME.set(float("nan"))
+
 _FOUR = ("total", "l1", "l2", "l3")
 _THREE = ("l1", "l2", "l3")
 
