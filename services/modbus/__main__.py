@@ -1,0 +1,43 @@
+"""`hanport modbus`: run the Modbus TCP server (settings from HANPORT_* variables, see
+docs/configuration.md; register maps in docs/modbus.md)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from shared.log import redact_url, setup_logging
+from shared.metrics import serve_metrics
+from shared.service import run
+from shared.settings import load_settings
+from shared.stream import connect
+
+from .service import run_service
+from .settings import ModbusSettings
+
+log = logging.getLogger("services.modbus")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="hanport modbus",
+        description="Serve the newest meter reading over Modbus TCP (SunSpec, SDM630, native "
+        "maps). Configured by HANPORT_* environment variables.",
+    ).parse_args(argv)
+    settings = load_settings(ModbusSettings)
+    setup_logging("modbus", settings.log_level, settings.log_format)
+    serve_metrics(settings.metrics_port)
+
+    async def service() -> None:
+        log.info("following %s on %s", settings.stream, redact_url(settings.redis_url))
+        redis = await connect(settings.redis_url)
+        try:
+            await run_service(settings, redis)
+        finally:
+            await redis.aclose()
+
+    return run(service)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

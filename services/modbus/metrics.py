@@ -1,0 +1,34 @@
+"""Prometheus metrics of the Modbus server (served by `shared.metrics.serve_metrics`)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+REQUESTS = Counter(
+    "hanport_modbus_requests_total",
+    "Modbus requests answered, by function and result (`ok` or the exception's name).",
+    ["function", "result"],
+)
+EXCEPTIONS = Counter(
+    "hanport_modbus_exceptions_total",
+    "Modbus exception responses sent, by exception code (e.g. 0x0B while the data is stale).",
+    ["code"],
+)
+MALFORMED = Counter(
+    "hanport_modbus_malformed_frames_total",
+    "Connections closed because a frame's MBAP header was malformed.",
+)
+CLIENTS = Gauge("hanport_modbus_clients", "Modbus TCP clients connected now.")
+DATA_AGE = Gauge(
+    "hanport_modbus_data_age_seconds",
+    "Seconds since the newest reading was received (NaN before the first one).",
+)
+LICENSED = Gauge(
+    "hanport_modbus_licensed",
+    "1 while a licence grants Modbus and the port is open; 0 while the port is closed for lack "
+    "of one (the log says why).",
+)
+ENCODE_ERRORS = Counter(
+    "hanport_modbus_encode_errors_total",
+    "Reading values that did not fit their register type and were served as not implemented.",
+)

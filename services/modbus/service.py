@@ -1,0 +1,171 @@
+"""The Modbus service: follows the readings stream into the register store, and opens the TCP
+port only while a licence grants Modbus.
+
+Consumes the readings stream (`shared.stream.ReadingStream.follow`, no polling) and the
+`modbus` entitlement (`shared.entitlements`); produces a Modbus TCP server on
+HANPORT_MODBUS_HOST:HANPORT_MODBUS_PORT. Without the entitlement the port is closed (clients get
+"connection refused"), the log says why and `hanport_modbus_licensed` is 0; it opens as soon as
+a licence arrives and closes, dropping its clients, when the licence goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import suppress
+from importlib.metadata import PackageNotFoundError, version
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+from shared.backoff import Backoff
+from shared.entitlements import Decision, Entitlements, Feature
+from shared.identity import reader_serial
+from shared.stream import REDIS_DOWN, ReadingStream
+
+from .metrics import DATA_AGE, LICENSED
+from .register_map import Identity, blocks
+from .server import HanportModbusServer
+from .settings import ModbusSettings
+from .store import RegisterStore
+
+log = logging.getLogger(__name__)
+FEATURE: Feature = "modbus"
+
+
+class PortState:
+    """Whether the port is open now; events to await a change (tests, benchmarks)."""
+
+    def __init__(self) -> None:
+        self.opened = asyncio.Event()
+        self.closed = asyncio.Event()
+        self.closed.set()
+
+    def set(self, is_open: bool) -> None:
+        (self.closed if is_open else self.opened).clear()
+        (self.opened if is_open else self.closed).set()
+
+
+class EntitlementSource(Protocol):
+    """What the service asks about its licence (`shared.entitlements.Entitlements`)."""
+
+    def decide(self, feature: Feature) -> Decision: ...
+
+    async def wait_until(self, feature: Feature, granted: bool) -> Decision: ...
+
+
+def hanport_version() -> str:
+    try:
+        return version("hanport")
+    except PackageNotFoundError:
+        return "dev"
+
+
+def make_store(settings: ModbusSettings, serial: str) -> RegisterStore:
+    identity = Identity(serial=serial, version=hanport_version(), unit_id=settings.modbus_unit_id)
+    return RegisterStore(
+        blocks(settings.modbus_sunspec_model),
+        identity,
+        unit_id=settings.modbus_unit_id,
+        stale_after=settings.modbus_stale_after,
+    )
+
+
+async def follow_readings(stream: ReadingStream, store: RegisterStore) -> None:
+    """Put the newest reading into the store, then every new one as it arrives."""
+    backoff = Backoff()
+    while True:
+        try:
+            latest = await stream.latest()
+            break
+        except REDIS_DOWN as error:
+            log.warning("cannot read the readings stream (%s); retrying", error)
+            await asyncio.sleep(backoff.next_delay())
+    after = "0-0"
+    if latest is not None:
+        after = latest[0]
+        store.update(latest[1])
+    async for _entry_id, reading in stream.follow(after):
+        store.update(reading)
+
+
+async def serve_while_licensed(
+    settings: ModbusSettings,
+    store: RegisterStore,
+    entitlements: EntitlementSource,
+    state: PortState | None = None,
+) -> None:
+    """The one place Modbus asks for its licence: the port is open exactly while it is granted."""
+    where = f"{settings.modbus_host}:{settings.modbus_port}"
+    state = state or PortState()
+    while True:
+        decision = entitlements.decide(FEATURE)
+        if not decision.granted:
+            LICENSED.set(0)
+            log.warning(
+                "Modbus TCP port %s stays closed: %s. Install a licence that grants 'modbus' "
+                "(see docs/licensing.md); the port opens as soon as it arrives.",
+                where,
+                decision.reason,
+            )
+            decision = await entitlements.wait_until(FEATURE, granted=True)
+        server = await _open(settings, store)
+        LICENSED.set(1)
+        state.set(True)
+        log.info("Modbus TCP listening on %s (%s)", where, decision.reason)
+        try:
+            decision = await entitlements.wait_until(FEATURE, granted=False)
+        finally:
+            await server.stop()
+            LICENSED.set(0)
+            state.set(False)
+        log.warning("Modbus TCP port %s closed: %s", where, decision.reason)
+
+
+async def _open(settings: ModbusSettings, store: RegisterStore) -> HanportModbusServer:
+    backoff = Backoff(maximum=30.0)
+    while True:
+        server = HanportModbusServer(store, settings.modbus_host, settings.modbus_port)
+        try:
+            await server.start()
+            return server
+        except OSError as error:
+            delay = backoff.next_delay()
+            log.error(
+                "cannot listen on %s:%d (%s); is another program using the port? Retrying in "
+                "%.1f s (set HANPORT_MODBUS_PORT to use another one)",
+                settings.modbus_host,
+                settings.modbus_port,
+                error,
+                delay,
+            )
+            await server.stop()
+            await asyncio.sleep(delay)
+
+
+async def run_service(
+    settings: ModbusSettings,
+    redis: Redis,
+    *,
+    entitlements: EntitlementSource | None = None,
+    store: RegisterStore | None = None,
+    state: PortState | None = None,
+) -> None:
+    """Run until cancelled. `entitlements` defaults to the real, signature-checking one."""
+    serial = await reader_serial(settings.serial, redis)
+    store = store or make_store(settings, serial)
+    DATA_AGE.set_function(lambda: float("nan") if (age := store.age()) is None else age)
+    tasks = [asyncio.create_task(follow_readings(ReadingStream(redis, settings.stream), store))]
+    if entitlements is None:
+        real = Entitlements(redis, settings)
+        tasks.append(asyncio.create_task(real.run()))
+        entitlements = real
+    tasks.append(asyncio.create_task(serve_while_licensed(settings, store, entitlements, state)))
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with suppress(asyncio.CancelledError):
+                await task
