@@ -1,0 +1,168 @@
+"""Build the provisioned Grafana dashboard deploy/grafana/dashboards/hanport.json.
+
+Consumes the PANELS table below (title, kind, unit, width, PromQL queries with legends);
+produces the dashboard JSON in Grafana's schema (schemaVersion 39) that the `monitoring`
+profile provisions. tests/stack/test_dashboard.py checks that the file is current and that every
+query names a metric some hanport service exports.
+
+    .venv/bin/python deploy/grafana/dashboard.py      rewrite hanport.json
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).parent / "dashboards" / "hanport.json"
+DATASOURCE = {"type": "prometheus", "uid": "hanport-prometheus"}
+
+# (row title, [(panel title, kind, unit, width, [(expr, legend), ...]), ...])
+Query = tuple[str, str]
+Panel = tuple[str, str, str, int, list[Query]]
+PANELS: list[tuple[str, list[Panel]]] = [
+    ("Meter", [
+        ("Net power now (import +)", "stat", "watt", 6, [
+            ('hanport_meter_power_watts{direction="net",phase="total"}', "net"),
+        ]),
+        ("Import and export power", "timeseries", "watt", 18, [
+            ('hanport_meter_power_watts{direction="import",phase="total"}', "import"),
+            ('-hanport_meter_power_watts{direction="export",phase="total"}', "export"),
+        ]),
+        ("Power per phase (net)", "timeseries", "watt", 8, [
+            ('hanport_meter_power_watts{direction="net",phase=~"l[123]"}', "{{phase}}"),
+        ]),
+        ("Voltage per phase", "timeseries", "volt", 8, [
+            ("hanport_meter_voltage_volts", "{{phase}}"),
+        ]),
+        ("Current per phase", "timeseries", "amp", 8, [
+            ("hanport_meter_current_amperes", "{{phase}}"),
+        ]),
+        ("Energy per hour", "barchart", "kwatth", 12, [
+            ("delta(hanport_meter_energy_kilowatt_hours[1h])", "{{direction}}"),
+        ]),
+        ("Energy per day", "barchart", "kwatth", 12, [
+            ("delta(hanport_meter_energy_kilowatt_hours[1d])", "{{direction}}"),
+        ]),
+        ("Energy registers", "stat", "kwatth", 12, [
+            ("hanport_meter_energy_kilowatt_hours", "{{direction}}"),
+        ]),
+        ("Grid frequency", "timeseries", "hertz", 12, [
+            ("hanport_meter_frequency_hertz", "frequency"),
+        ]),
+    ]),
+    ("Pipeline health", [
+        ("Telegrams by result", "timeseries", "reqps", 12, [
+            ("sum by (result) (rate(hanport_ingest_telegrams_total[5m]))", "{{result}}"),
+        ]),
+        ("Stream lag per consumer (age of the newest reading seen)", "timeseries", "s", 12, [
+            ("time() - hanport_last_reading_timestamp_seconds", "{{job}} {{instance}}"),
+        ]),
+        ("MQTT backlog", "timeseries", "short", 8, [
+            ("sum(hanport_mqtt_backlog_entries)", "pending readings"),
+        ]),
+        ("MQTT oldest unconfirmed reading", "timeseries", "s", 8, [
+            ("max(hanport_mqtt_backlog_oldest_age_seconds)", "age"),
+        ]),
+        ("MQTT messages", "timeseries", "reqps", 8, [
+            ("sum by (kind) (rate(hanport_mqtt_messages_published_total[5m]))", "published {{kind}}"),
+            ("sum by (kind) (rate(hanport_mqtt_messages_failed_total[5m]))", "failed {{kind}}"),
+        ]),
+        ("Modbus requests", "timeseries", "reqps", 8, [
+            ("sum by (function, result) (rate(hanport_modbus_requests_total[5m]))", "{{function}} {{result}}"),
+        ]),
+        ("Modbus clients and data age", "timeseries", "short", 8, [
+            ("hanport_modbus_clients", "clients"),
+            ("hanport_modbus_data_age_seconds", "data age (s)"),
+        ]),
+        ("REST push clients", "timeseries", "short", 8, [
+            ("sum(hanport_rest_sse_clients)", "SSE"),
+            ("sum(hanport_rest_ws_clients)", "WebSocket"),
+        ]),
+        ("Redis connected", "stat", "short", 12, [
+            ("hanport_redis_connected", "{{job}} {{instance}}"),
+        ]),
+        ("Licensed features", "stat", "short", 12, [
+            ("hanport_license_feature_granted", "{{feature}}"),
+        ]),
+    ]),
+]  # fmt: skip
+
+
+def _panel(panel_id: int, panel: Panel, x: int, y: int) -> dict[str, Any]:
+    title, kind, unit, width, queries = panel
+    body: dict[str, Any] = {
+        "id": panel_id,
+        "type": kind,
+        "title": title,
+        "datasource": DATASOURCE,
+        "gridPos": {"h": 8, "w": width, "x": x, "y": y},
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "options": {},
+        "targets": [
+            {
+                "refId": chr(ord("A") + n),
+                "datasource": DATASOURCE,
+                "expr": expr,
+                "legendFormat": legend,
+                **({"interval": "1h"} if "[1h]" in expr else {}),
+                **({"interval": "1d"} if "[1d]" in expr else {}),
+            }
+            for n, (expr, legend) in enumerate(queries)
+        ],
+    }
+    if kind == "timeseries":
+        body["options"] = {"legend": {"displayMode": "list", "placement": "bottom"}}
+    return body
+
+
+def build() -> dict[str, Any]:
+    panels: list[dict[str, Any]] = []
+    panel_id, y = 1, 0
+    for row_title, row in PANELS:
+        panels.append(
+            {
+                "id": panel_id,
+                "type": "row",
+                "title": row_title,
+                "collapsed": False,
+                "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
+                "panels": [],
+            }
+        )
+        panel_id, y, x = panel_id + 1, y + 1, 0
+        for panel in row:
+            if x + panel[3] > 24:
+                x, y = 0, y + 8
+            panels.append(_panel(panel_id, panel, x, y))
+            panel_id, x = panel_id + 1, x + panel[3]
+        y += 8
+    return {
+        "uid": "hanport",
+        "title": "hanport",
+        "description": "The meter's values and the health of the hanport pipeline.",
+        "tags": ["hanport", "energy"],
+        "timezone": "browser",
+        "schemaVersion": 39,
+        "version": 1,
+        "editable": False,
+        "refresh": "10s",
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": {"list": []},
+        "annotations": {"list": []},
+        "panels": panels,
+    }
+
+
+def render() -> str:
+    return json.dumps(build(), indent=2) + "\n"
+
+
+def main() -> int:
+    OUT.write_text(render())
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
