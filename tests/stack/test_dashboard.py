@@ -7,6 +7,7 @@ import importlib.util
 import json
 import re
 from types import ModuleType
+from typing import Any
 
 import yaml
 
@@ -25,7 +26,7 @@ def _generator() -> ModuleType:
     return module
 
 
-def _dashboard() -> dict:  # type: ignore[type-arg]
+def _dashboard() -> dict[str, Any]:
     return json.loads((GRAFANA / "dashboards" / "hanport.json").read_text())
 
 
