@@ -250,8 +250,10 @@ def encode(block: Block, values: Mapping[str, Value], errors: list[str] | None =
             words.extend(_words(block.gap, block.gap.missing))
         if point.exponent is not None:
             raw: Any = exponents[point.name]
+        elif isinstance(point.source, int):
+            raw = point.source  # a constant is sent as written (the end model's 0xFFFF)
         else:
-            value = values.get(point.source) if isinstance(point.source, str) else point.source
+            value = values.get(point.source) if point.source is not None else None
             try:
                 raw = _raw(point, value, exponents.get(point.sf or "", 0))
             except (EncodeError, OverflowError) as error:

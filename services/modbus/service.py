@@ -31,6 +31,7 @@ from .store import RegisterStore
 
 log = logging.getLogger(__name__)
 FEATURE: Feature = "modbus"
+STARTUP_GRACE_S = 3.0
 
 
 class PortState:
@@ -98,8 +99,16 @@ async def serve_while_licensed(
     """The one place Modbus asks for its licence: the port is open exactly while it is granted."""
     where = f"{settings.modbus_host}:{settings.modbus_port}"
     state = state or PortState()
+    first = True
     while True:
         decision = entitlements.decide(FEATURE)
+        if not decision.granted and first:
+            # at start-up the entitlements may not have read Redis yet: give them a moment
+            with suppress(TimeoutError):
+                decision = await asyncio.wait_for(
+                    entitlements.wait_until(FEATURE, granted=True), STARTUP_GRACE_S
+                )
+        first = False
         if not decision.granted:
             LICENSED.set(0)
             log.warning(

@@ -20,7 +20,7 @@ from services.modbus.settings import ModbusSettings
 from services.modbus.store import RegisterStore
 from shared.reading import Reading
 from shared.stream import ReadingStream
-from tests.licensing_helpers import grant
+from tests.licensing_helpers import grant, make_keys
 from tests.servers import RedisServer, free_port
 
 SERIAL = "HPTEST0001"
@@ -92,23 +92,19 @@ StartModbus = Callable[..., Awaitable[Running]]
 
 
 @pytest.fixture
-async def start_modbus(
-    redis_server: RedisServer, tmp_path: Path
-) -> AsyncIterator[StartModbus]:
+async def start_modbus(redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[StartModbus]:
     """`await start_modbus(licensed=True, **settings)`: the service, its port open when licensed."""
     redis = Redis.from_url(redis_server.url)
     running: list[Running] = []
 
     async def start(*, licensed: bool = True, **overrides: Any) -> Running:
-        env = await grant(redis_server.url, tmp_path, SERIAL, ["modbus"]) if licensed else None
+        _private, public = make_keys(tmp_path)  # trusted keys exist before the service starts
+        if licensed:
+            await grant(redis_server.url, tmp_path, SERIAL, ["modbus"])
         settings = ModbusSettings(
             redis_url=redis_server.url,
             serial=SERIAL,
-            license_public_keys=str(
-                next((tmp_path / "licence-keys").glob("*.pub"))
-                if env is None and (tmp_path / "licence-keys").is_dir()
-                else (env or {}).get("HANPORT_LICENSE_PUBLIC_KEYS", tmp_path / "none.pub")
-            ),
+            license_public_keys=str(public),
             modbus_host="127.0.0.1",
             modbus_port=free_port(),
             metrics_port=0,

@@ -1,0 +1,176 @@
+"""Generate docs/modbus.md from the register tables, so the docs never drift from the code.
+
+Consumes `services.modbus.register_map`; produces the Markdown. A test checks the file is
+current.
+
+    python -m services.modbus.docs           rewrite docs/modbus.md
+    python -m services.modbus.docs --check   exit 1 if it is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .register_map import DERIVED, LIVE, METER_MODELS, NATIVE_BASE, SUNSPEC_BASE, Block, Point
+from .register_map import blocks as all_blocks
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "modbus.md"
+
+IDENTITY = {
+    "manufacturer": "`hanport`",
+    "model": "`hanport HAN/P1 gateway`",
+    "version": "hanport's version",
+    "serial": "the reader's serial (HANPORT_SERIAL or generated)",
+    "serial32": "the reader's serial as uint32 (its last 8 hex digits, else its CRC-32)",
+    "unit": "HANPORT_MODBUS_UNIT_ID, or 1",
+    "meter_model": "`meter_model`, the meter's own type",
+}
+
+_SDM_END = all_blocks()[1].end
+_NATIVE_END = all_blocks()[3].end
+
+INTRO = f"""# Modbus TCP
+
+`hanport modbus` serves the newest reading over Modbus TCP on `HANPORT_MODBUS_PORT` (default
+5020; 502 inside the container) through three register maps at once, so EV chargers, inverters,
+home batteries and building automation read it with the settings they already have for a
+SunSpec meter or an Eastron SDM630:
+
+| map | function | addresses | for |
+|---|---|---|---|
+| SunSpec | 03 read holding registers | {SUNSPEC_BASE}- | SunSpec scanners (pysunspec2, gosunspec, evcc `sunspec`), inverters |
+| Eastron SDM630 | 04 read input registers | 0-{_SDM_END - 1} (0x0000-0x{_SDM_END - 1:04X}) | evcc/openWB/chargers configured for an SDM630 |
+| SDM630 serial | 03 read holding registers | 64512-64513 (0xFC00) | openWB reads the meter serial |
+| hanport native | 03 read holding registers | {NATIVE_BASE}-{_NATIVE_END - 1} | anything else: every value of the Cozify message |
+
+This file is generated from `services/modbus/register_map.py` (`python -m services.modbus.docs`);
+a test fails when it is out of date.
+
+## Conventions
+
+- Registers are 16 bit; multi-register values are big-endian, high word first (SDM630 and SunSpec
+  order; `mbpoll -B`, pymodbus `word_order="big"`).
+- Power is import-positive everywhere: importing from the grid is > 0, exporting is < 0 (what
+  evcc expects of a grid meter). Energies are totals since the meter was installed.
+- A value the meter does not send is the "not implemented" value of its type: float NaN
+  (0x7FC0 0x0000), int16 0x8000, uint16 0xFFFF, uint32 0xFFFFFFFF, acc32 0, strings all zero.
+  Addresses inside a map that name no value (gaps of the SDM630 map) answer float NaN too, so
+  every range is contiguous and clients can read it in blocks.
+- Every block answers reads of up to 125 registers inside it; a read that leaves the block
+  (or spans two blocks) is an illegal address.
+
+## Unit id
+
+By default every unit id is answered (SunSpec scanners probe 1, 126, 200, 240). With
+`HANPORT_MODBUS_UNIT_ID=n` only unit id n is answered; any other id gets exception 0x0A
+(gateway path unavailable).
+
+## Exceptions
+
+| code | name | when |
+|---|---|---|
+| 0x01 | illegal function | any function other than 03 and 04: every write (05, 06, 0F, 10, 16, 17) is refused, nothing is ever written |
+| 0x02 | illegal data address | a read outside every block, or spanning two blocks |
+| 0x03 | illegal data value | a read of 0 or more than 125 registers, or a read PDU of the wrong length |
+| 0x0A | gateway path unavailable | a unit id other than HANPORT_MODBUS_UNIT_ID (when set) |
+| 0x0B | gateway target device failed to respond | **stale data**: the read touches a measurement register and the newest reading is older than HANPORT_MODBUS_STALE_AFTER (default 30 s), or there is no reading yet |
+
+Stale data: a charger must never balance load on old values, so measurement registers answer
+0x0B until a fresh reading arrives. Status registers still answer: the SunSpec marker, the common
+model, model headers and the end model, the SDM630 serial, and the native map's version,
+data-valid flag, age and timestamp. The column "stale" below says which registers answer 0x0B.
+Age is measured from when the gateway received the reading (its own clock), not the meter clock.
+
+A malformed MBAP header (protocol id other than 0, or a length outside 2..254) closes that
+connection only; other clients are not affected. A packet may carry several requests; each is
+answered in order.
+
+## Licence
+
+Modbus needs an activation licence (`docs/licensing.md`). Without one the port is **closed**:
+connections are refused, the log says why (`Modbus TCP port ... stays closed: <reason>`), and
+`hanport_modbus_licensed` is 0. The port opens within seconds of a licence arriving, without a
+restart, and closes (dropping connected clients) when the licence is removed or expires.
+
+## Metrics
+
+On `:9103/metrics` (HANPORT_METRICS_PORT):
+`hanport_modbus_requests_total{{function,result}}` (result `ok` or the exception name),
+`hanport_modbus_exceptions_total{{code}}`, `hanport_modbus_clients`,
+`hanport_modbus_data_age_seconds`, `hanport_modbus_licensed`,
+`hanport_modbus_malformed_frames_total`, `hanport_modbus_encode_errors_total`, plus the shared
+Redis/stream metrics.
+"""
+
+
+def describe(point: Point) -> str:
+    source = point.source
+    if point.exponent is not None:
+        return f"scale factor of its group, chosen per reading (finest 10^{point.exponent})"
+    if source is None:
+        return "not implemented (the meter does not send it)"
+    if isinstance(source, int):
+        return f"constant {source}" if source < 256 else f"constant 0x{source:X}"
+    if source in IDENTITY:
+        return IDENTITY[source]
+    if source in LIVE:
+        return LIVE[source]
+    text = DERIVED[source][2] if source in DERIVED else f"`{source}`"
+    return f"{text} × {point.factor:g}" if point.factor != 1 else text
+
+
+def table(block: Block) -> str:
+    lines = [
+        "| address | hex | regs | name | type | unit | value | stale |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for address, point in block.layout():
+        stale = "0x0B" if point.measurement else "answers"
+        lines.append(
+            f"| {address} | 0x{address:04X} | {point.type.size} | {point.name} | "
+            f"{point.type.name} | {point.unit} | {describe(point)} | {stale} |"
+        )
+    return "\n".join(lines)
+
+
+def render() -> str:
+    parts = [INTRO]
+    sunspec = {model: all_blocks(model)[0] for model in METER_MODELS}
+    others = all_blocks()[1:]
+    parts.append(
+        "## SunSpec (holding registers)\n\n"
+        "`SunS`, model 1 (common, L = 66), then the meter model chosen by "
+        "HANPORT_MODBUS_SUNSPEC_MODEL: 213 (three-phase wye meter, float32; the default) or 203 "
+        "(integers with scale factors), then the end model 0xFFFF with length 0. Energies are Wh. "
+        "In model 203 each scale factor is chosen per reading as the finest that fits every "
+        "value of its group (e.g. W_SF becomes 1 above 32767 W).\n"
+    )
+    for model, block in sunspec.items():
+        parts.append(f"### With model {model}\n\n{table(block)}\n")
+    for block in others:
+        parts.append(
+            f"## {block.name} ({block.space} registers)\n\n{block.doc}\n\n{table(block)}\n"
+        )
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.modbus.docs")
+    parser.add_argument("--check", action="store_true", help="exit 1 if docs/modbus.md is stale")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        current = DOC.read_text() if DOC.exists() else ""
+        if current != text:
+            print(f"{DOC} is out of date: run python -m services.modbus.docs", file=sys.stderr)
+            return 1
+        return 0
+    DOC.write_text(text)
+    print(f"wrote {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
