@@ -9,11 +9,12 @@ value, unit as sent) and call `build`. The derivations live here, once:
 
 from __future__ import annotations
 
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from shared.reading import CrcStatus, Reading, SubMeter
 
-from .obis import Kind, convert, describe
+from .obis import DEFAULT_UNITS, UNIT_FACTORS, Kind, convert, describe, normalise_text_code
 
 _TOTALS = {"ic": "1.8.", "ec": "2.8.", "ric": "3.8.", "rec": "4.8."}
 
@@ -27,6 +28,37 @@ def _difference(plus: float | None, minus: float | None) -> float | None:
     if plus is None and minus is None:
         return None
     return round((plus or 0.0) - (minus or 0.0), 6)
+
+
+class Slot(NamedTuple):
+    """Where a numeric register's value goes in a `ReadingBuilder`, precomputed per (code, unit)
+    so a fast parser can store values without walking the tables for every line."""
+
+    target: str  # "arrays" | "tariffs" | "scalars" | "counts"
+    key: str  # the array or scalar field, or the tariff name ("1.8.1")
+    position: int  # index into the array (0 when not an array)
+    factor: float  # multiply the number as sent by this to get the reading's unit
+
+
+@lru_cache(maxsize=4096)
+def numeric_slot(code: str, unit: str | None) -> Slot | None:
+    """The slot of a numeric register `code` (as sent; `1-1:` is read as `1-0:`) in `unit`; None when `ReadingBuilder.add` must
+    decide instead (unknown code, text or time register, or a unit that does not fit)."""
+    code = normalise_text_code(code)
+    register = describe(code)
+    if register is None or register.kind in (Kind.TEXT, Kind.TIME):
+        return None
+    spelled = DEFAULT_UNITS.get(register.kind, "") if unit is None else unit.strip().lower()
+    factor = UNIT_FACTORS.get(register.kind, {}).get(spelled)
+    if factor is None:
+        return None
+    if register.field == "tariffs":
+        return Slot("tariffs", code.split(":", 1)[1], 0, factor)
+    if register.position is not None:
+        return Slot("arrays", register.field, register.position, factor)
+    if register.kind is Kind.COUNT:
+        return Slot("counts", register.field, 0, factor)
+    return Slot("scalars", register.field, 0, factor)
 
 
 class ReadingBuilder:
@@ -90,16 +122,32 @@ class ReadingBuilder:
         meter_model: str | None = None,
     ) -> Reading:
         """The reading; `ts` is the meter's clock in ms, or None to use the receive time."""
+        # Straight-line code (no helper calls): this runs for every telegram, on the hot path.
+        scalars, tariffs, arrays = self.scalars, self.tariffs, self.arrays
         totals: dict[str, float | None] = {}
         for field, prefix in _TOTALS.items():
-            total = self.scalars.get(field)
-            if total is None:
-                total = _sum([v for k, v in self.tariffs.items() if k.startswith(prefix)])
+            total = scalars.get(field)
+            if total is None and tariffs:
+                total = _sum([v for k, v in tariffs.items() if k.startswith(prefix)])
             totals[field] = total
-        pi, pe, qi, qe = (self.arrays[k] for k in ("pi", "pe", "qi", "qe"))
-        for phases in (pi, pe, qi, qe):
-            if phases[0] is None:
-                phases[0] = _sum(phases[1:])
+        pi, pe, qi, qe = arrays["pi"], arrays["pe"], arrays["qi"], arrays["qe"]
+        if pi[0] is None:
+            pi[0] = _sum(pi[1:])
+        if pe[0] is None:
+            pe[0] = _sum(pe[1:])
+        if qi[0] is None:
+            qi[0] = _sum(qi[1:])
+        if qe[0] is None:
+            qe[0] = _sum(qe[1:])
+        p = [
+            None if a is None and b is None else round((a or 0.0) - (b or 0.0), 6)
+            for a, b in zip(pi, pe, strict=True)
+        ]
+        r = [
+            None if a is None and b is None else round((a or 0.0) - (b or 0.0), 6)
+            for a, b in zip(qi, qe, strict=True)
+        ]
+        get = scalars.get
         return Reading(
             ts=ts if ts is not None else self.received,
             received=self.received,
@@ -107,21 +155,21 @@ class ReadingBuilder:
             ec=totals["ec"],
             ric=totals["ric"],
             rec=totals["rec"],
-            p=[_difference(a, b) for a, b in zip(pi, pe, strict=True)],
+            p=p,
             pi=pi,
             pe=pe,
-            r=[_difference(a, b) for a, b in zip(qi, qe, strict=True)],
-            u=self.arrays["u"],
-            i=self.arrays["i"],
-            meter_id=self.scalars.get("meter_id"),
+            r=r,
+            u=arrays["u"],
+            i=arrays["i"],
+            meter_id=get("meter_id"),
             meter_model=meter_model,
-            meter_time=self.scalars.get("meter_time"),
-            tariffs=self.tariffs,
-            tariff=self.scalars.get("tariff"),
-            frequency=self.scalars.get("frequency"),
-            power_failures=self.scalars.get("power_failures"),
-            long_power_failures=self.scalars.get("long_power_failures"),
-            submeters=[self.submeters[k] for k in sorted(self.submeters)],
+            meter_time=get("meter_time"),
+            tariffs=tariffs,
+            tariff=get("tariff"),
+            frequency=get("frequency"),
+            power_failures=get("power_failures"),
+            long_power_failures=get("long_power_failures"),
+            submeters=[self.submeters[k] for k in sorted(self.submeters)] if self.submeters else [],
             crc=crc,
             protocol=self.protocol,
             extras=self.extras,

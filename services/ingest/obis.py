@@ -82,9 +82,10 @@ OBIS: dict[str, Register] = {
 # Unit spellings meters use, folded to lower case, and the factor to the reading's unit per kind.
 UNIT_FACTORS: dict[Kind, dict[str, float]] = {
     Kind.ENERGY: {"kwh": 1.0, "wh": 0.001, "mwh": 1000.0},
-    Kind.REACTIVE_ENERGY: {"kvarh": 1.0, "varh": 0.001, "mvarh": 1000.0},
+    # Some meters label reactive registers kVAh/kVA (seen in the wild); read them as kvarh/kvar.
+    Kind.REACTIVE_ENERGY: {"kvarh": 1.0, "varh": 0.001, "mvarh": 1000.0, "kvah": 1.0, "vah": 0.001},
     Kind.POWER: {"kw": 1000.0, "w": 1.0, "mw": 1_000_000.0},
-    Kind.REACTIVE_POWER: {"kvar": 1000.0, "var": 1.0},
+    Kind.REACTIVE_POWER: {"kvar": 1000.0, "var": 1.0, "kva": 1000.0, "va": 1.0},
     Kind.VOLTAGE: {"v": 1.0, "kv": 1000.0},
     Kind.CURRENT: {"a": 1.0, "ma": 0.001},
     Kind.FREQUENCY: {"hz": 1.0},
