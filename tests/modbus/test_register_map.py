@@ -86,7 +86,7 @@ def test_sdm630_values_are_the_readings() -> None:
     assert at(0x46) == f32(50.02)
     assert at(0x48) == f32(reading.ic) and at(0x4A) == f32(reading.ec)
     assert at(0x4C) == f32(reading.ric) and at(0x4E) == f32(reading.rec)
-    assert at(0x156) == f32(reading.ic + reading.ec)
+    assert at(0x156) == f32((reading.ic or 0) + (reading.ec or 0))
     assert at(0x30) == f32(sum(reading.i))
     assert math.isnan(at(0x12)) and math.isnan(at(0x2C))  # not sent; a gap
 
