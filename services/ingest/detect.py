@@ -105,6 +105,12 @@ class Prober:
         self.tz = tz
         self._sample = bytearray()
         self._decoders: dict[str, Decoder] = {}
+        self.port: Any = None  # the open port, left open by `sample_serial` when it found one
+
+    @property
+    def sample(self) -> bytes:
+        """Every byte fed so far: feed it to the real decoder first, so nothing is lost."""
+        return bytes(self._sample)
 
     def feed(self, data: bytes) -> str | None:
         self._sample += data
@@ -159,7 +165,8 @@ def sample_serial(
     url: str, setting: LineSetting, prober: Prober, seconds: float, *, chunk: int = 4096
 ) -> str | None:
     """Blocking: read `url` (pyserial URL or device) at `setting` for up to `seconds`, feeding
-    the prober; run it in a thread (`asyncio.to_thread`)."""
+    the prober; run it in a thread (`asyncio.to_thread`). When a protocol is found the port
+    stays open in `prober.port` for the caller to read on (no reopen, no bytes lost)."""
     import serial
 
     options: dict[str, Any] = {
@@ -170,12 +177,17 @@ def sample_serial(
         "timeout": 0.1,
     }
     deadline = time.monotonic() + seconds
-    with serial.serial_for_url(url, **options) as port:
+    port = serial.serial_for_url(url, **options)
+    try:
         port.reset_input_buffer()
         while time.monotonic() < deadline:
             data = port.read(chunk)
             if data:
                 found = prober.feed(data)
                 if found:
+                    prober.port = port
                     return found
+    finally:
+        if prober.port is not port:
+            port.close()
     return None
