@@ -58,7 +58,8 @@ class MeterSimulator:
         )
         solar = self.solar_peak_w * max(0.0, math.cos((local_hour - 13.0) / 7.0 * math.pi / 2))
         shares = (0.45, 0.25, 0.30)
-        imports, exports = [], []
+        imports: list[float] = []
+        exports: list[float] = []
         for share in shares:
             net = load * share * rnd.uniform(0.85, 1.15) - solar / 3 * rnd.uniform(0.95, 1.0)
             imports.append(round(max(net, 0.0)))

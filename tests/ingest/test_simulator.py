@@ -32,7 +32,9 @@ def test_a_simulated_day() -> None:
     for before, after in zip(readings, readings[1:], strict=False):
         for field in ("ic", "ec", "ric", "rec"):
             assert getattr(after, field) >= getattr(before, field), field
-    assert readings[-1].ic > readings[0].ic and readings[-1].ec > readings[0].ec
+    first, last = readings[0], readings[-1]
+    assert first.ic is not None and last.ic is not None and last.ic > first.ic
+    assert first.ec is not None and last.ec is not None and last.ec > first.ec
     volts = [v for r in readings for v in r.u if v is not None]
     assert 220 < min(volts) < max(volts) < 240 and max(volts) - min(volts) > 1  # they move
 
