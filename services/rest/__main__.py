@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         log_config=None,
         proxy_headers=True,
         server_header=False,
+        timeout_graceful_shutdown=2,  # open SSE/WebSocket streams never end on their own
     )
     log.info(
         "REST on %s:%d, stream %s at %s",

@@ -7,7 +7,6 @@ Consumes a `Context` (state, stream, guard, settings); produces HTTP answers.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -26,6 +25,7 @@ from . import models
 from .auth import TokenError, Tokens
 from .events import EventStream, backlog_page, sse_chunks, websocket_feed
 from .fastpath import stale_body
+from .follower import redis_answers
 from .guard import Guard, Refusal
 from .history import BadParameter, bounds, history, last_telegram, parse_id
 from .metrics import METER_OK, METER_STALE
@@ -343,11 +343,7 @@ async def healthz() -> Response:
 )
 async def readyz(request: Request) -> Response:
     context = ctx(request)
-    try:
-        await asyncio.wait_for(context.redis.ping(), 1.0)
-        redis_ok = True
-    except (*REDIS_DOWN, TimeoutError):
-        redis_ok = False
+    redis_ok = await redis_answers(context.redis, 1.0)
     stale = context.state.stale_reason()
     reasons = []
     if not redis_ok:

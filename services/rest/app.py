@@ -33,6 +33,7 @@ from .settings import RestSettings
 from .state import State
 
 WATCH_INTERVAL = 1.0
+STARTUP_WAIT = 3.0  # seconds the start waits for the newest reading before serving anyway
 
 DESCRIPTION = """Live readings of an electricity meter's HAN/P1 port, compatible with clients
 written for the Cozify HAN reader (`/meter`, `/meter/data`), plus history, server-sent events,
@@ -136,6 +137,9 @@ def create_app(settings: RestSettings, tokens: Tokens | None = None) -> ASGIApp:
             ),
             asyncio.create_task(supervise("entitlements", entitlements.run)),
         ]
+        # Answer from the first request on with the newest reading (when Redis answers quickly).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state.loaded.wait(), STARTUP_WAIT)
         try:
             yield
         finally:

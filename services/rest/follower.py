@@ -44,8 +44,23 @@ async def follow(stream: ReadingStream, state: State) -> None:
         after = latest[0]
         state.publish(*latest)
         LAST_READING_TS.set(latest[1].ts / 1000)
+    state.loaded.set()
     async for entry_id, reading in stream.follow(after):
         state.publish(entry_id, reading)
+
+
+async def redis_answers(redis: Redis, within: float) -> bool:
+    """Whether Redis answers PING within `within` s. One retry: the first command after a
+    Redis restart fails on the pool's dead socket, which is then replaced."""
+    for _attempt in range(2):
+        try:
+            await asyncio.wait_for(redis.ping(), within)
+            return True
+        except REDIS_DOWN:
+            continue
+        except TimeoutError:
+            return False
+    return False
 
 
 async def watch(redis: Redis, state: State, interval: float, keepalive: float) -> None:

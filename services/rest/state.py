@@ -65,6 +65,7 @@ class State:
     redis_ok: bool = False
     serial: str | None = None
     started: float = field(default_factory=time.time)
+    loaded: asyncio.Event = field(default_factory=asyncio.Event)  # newest reading looked up
     _clients: set[asyncio.Queue[Item]] = field(default_factory=set)
 
     # --- the newest reading -------------------------------------------------------------
