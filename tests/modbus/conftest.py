@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.modbus.service import PortState, make_store, run_service
 from services.modbus.settings import ModbusSettings
 from services.modbus.store import RegisterStore
 from shared.reading import Reading
-from shared.stream import ReadingStream
+from shared.stream import ReadingStream, connect
 from tests.licensing_helpers import grant, make_keys
 from tests.servers import RedisServer, free_port
 
@@ -84,7 +85,10 @@ class Running:
 
     async def publish(self, reading: Reading) -> None:
         """XADD the reading and wait (no polling) until the server answers with it."""
-        await self.stream.add(reading)
+        try:
+            await self.stream.add(reading)
+        except RedisConnectionError:  # the test restarted Redis: this client reconnects once
+            await self.stream.add(reading)
         await asyncio.wait_for(self.store.until(lambda: self.store.reading == reading), 10)
 
 
@@ -96,6 +100,7 @@ async def start_modbus(redis_server: RedisServer, tmp_path: Path) -> AsyncIterat
     """`await start_modbus(licensed=True, **settings)`: the service, its port open when licensed."""
     redis = Redis.from_url(redis_server.url)
     running: list[Running] = []
+    clients: list[Redis] = []
 
     async def start(*, licensed: bool = True, **overrides: Any) -> Running:
         _private, public = make_keys(tmp_path)  # trusted keys exist before the service starts
@@ -112,7 +117,9 @@ async def start_modbus(redis_server: RedisServer, tmp_path: Path) -> AsyncIterat
         )
         store = make_store(settings, SERIAL)
         state = PortState()
-        task = asyncio.create_task(run_service(settings, redis, store=store, state=state))
+        own = await connect(redis_server.url)  # the service's own client, as in production
+        clients.append(own)
+        task = asyncio.create_task(run_service(settings, own, store=store, state=state))
         service = Running(settings, store, state, ReadingStream(redis, settings.stream), task)
         running.append(service)
         if licensed:
@@ -124,4 +131,6 @@ async def start_modbus(redis_server: RedisServer, tmp_path: Path) -> AsyncIterat
         service.task.cancel()
         with suppress(asyncio.CancelledError):
             await service.task
+    for own in clients:
+        await own.aclose()
     await redis.aclose()

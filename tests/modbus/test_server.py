@@ -383,3 +383,51 @@ async def test_port_is_closed_until_a_licence_arrives(
             await asyncio.open_connection("127.0.0.1", service.port)
     finally:
         modbus.close()
+
+
+def _sample(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_metrics_count_requests_exceptions_clients_and_age(start_modbus: StartModbus) -> None:
+    service = await start_modbus()
+    await service.publish(import_reading(received=int((time.time() - 2) * 1000)))
+    ok = ("hanport_modbus_requests_total", {"function": "read_input_registers", "result": "ok"})
+    bad = {"function": "read_holding_registers", "result": "illegal_address"}
+    before = (
+        _sample(ok[0], **ok[1]),
+        _sample(ok[0], **bad),
+        _sample("hanport_modbus_exceptions_total", code="0x02"),
+    )
+    modbus = await client(service)
+    try:
+        assert _sample("hanport_modbus_clients") >= 1
+        for _ in range(3):
+            await modbus.read_input_registers(0, count=2, device_id=1)
+        await modbus.read_holding_registers(5, count=2, device_id=1)
+        after = (
+            _sample(ok[0], **ok[1]),
+            _sample(ok[0], **bad),
+            _sample("hanport_modbus_exceptions_total", code="0x02"),
+        )
+        assert [a - b for a, b in zip(after, before, strict=True)] == [3, 1, 1]
+        assert 2 <= _sample("hanport_modbus_data_age_seconds") < 30
+        assert _sample("hanport_modbus_licensed") == 1
+    finally:
+        modbus.close()
+
+
+async def test_survives_a_redis_restart(start_modbus: StartModbus, redis_server) -> None:
+    service = await start_modbus()
+    await service.publish(import_reading())
+    redis_server.restart()
+    reading = export_reading()
+    await service.publish(reading)
+    modbus = await client(service)
+    try:
+        response = await modbus.read_input_registers(0x34, count=2, device_id=1)
+        assert same(floats(response.registers), [reading.p[0]])
+    finally:
+        modbus.close()
