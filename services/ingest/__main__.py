@@ -1,0 +1,116 @@
+"""The ingest service: reads the meter (`HANPORT_SOURCE`), decodes each telegram, publishes each
+reading to the readings stream (and raw telegrams to the raw stream) through Redis outages.
+
+    hanport ingest          (= python -m services.ingest)
+
+Consumes meter bytes; produces stream entries (docs/streams.md) and Prometheus metrics on
+`HANPORT_METRICS_PORT` (default 9101).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from shared.log import setup_logging
+from shared.metrics import serve_metrics
+from shared.service import run
+from shared.settings import load_settings
+
+from .decoder import Decoded, DecodeError, Decoder
+from .decoders import finish, make_decoder
+from .metrics import BYTES_READ, DECODE_SECONDS, SKIPPED_BYTES, TELEGRAMS
+from .publisher import Publisher
+from .settings import IngestSettings
+from .sources import Source, open_source
+
+log = logging.getLogger("services.ingest")
+DRAIN_SECONDS = 30.0
+
+
+def handle(
+    items: list[Decoded | DecodeError], publisher: Publisher, received: int, source: str
+) -> None:
+    """Count, log and queue what the decoder completed."""
+    for item in items:
+        if isinstance(item, DecodeError):
+            TELEGRAMS.labels(item.reason).inc()
+            log.warning(
+                "rejected a telegram from %s at byte %s: %s: %s",
+                source,
+                item.offset,
+                item.reason,
+                item,
+            )
+            publisher.put(None, item.raw, item.reason, received)
+        else:
+            TELEGRAMS.labels("ok").inc()
+            publisher.put(item.reading, item.raw, "ok", received)
+
+
+async def ingest(source: Source, decoder: Decoder, publisher: Publisher) -> None:
+    """Read `source` until it ends (a file) or for ever; every telegram goes to `publisher`."""
+    name = source.spec.describe()
+    skipped = 0
+    received = int(time.time() * 1000)
+    async for chunk in source.chunks():
+        received = int(time.time() * 1000)
+        BYTES_READ.inc(len(chunk))
+        started = time.perf_counter()
+        items = decoder.feed(chunk, received)
+        if items:
+            per_item = (time.perf_counter() - started) / len(items)
+            for _ in items:
+                DECODE_SECONDS.observe(per_item)
+        handle(items, publisher, received, name)
+        now_skipped = getattr(decoder, "skipped", 0)
+        if now_skipped != skipped:
+            SKIPPED_BYTES.inc(now_skipped - skipped)
+            skipped = now_skipped
+    handle(finish(decoder, received), publisher, received, name)
+
+
+async def serve(settings: IngestSettings) -> None:
+    serve_metrics(settings.metrics_port)
+    publisher = Publisher(
+        settings.redis_url,
+        settings.stream,
+        settings.raw_stream,
+        maxlen=settings.stream_maxlen,
+        raw_maxlen=settings.raw_maxlen,
+        max_items=settings.buffer_max_readings,
+        max_bytes=settings.buffer_max_bytes,
+    )
+    source = open_source(
+        settings.source_spec(),
+        simulator_interval=settings.simulator_interval,
+        tz=settings.meter_timezone,
+        idle_timeout=settings.source_idle_timeout,
+    )
+    decoder = make_decoder(settings.decoder_options())
+    log.info("ingest: %s -> stream %s", source.spec.describe(), settings.stream)
+    publishing = asyncio.create_task(publisher.run())
+    try:
+        await ingest(source, decoder, publisher)
+        log.info("source ended; publishing what is left")
+        if not await publisher.drain(DRAIN_SECONDS):
+            log.error("gave up with %d readings unpublished", len(publisher.queue))
+    finally:
+        publishing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await publishing
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv:
+        print("usage: hanport ingest   (configured by HANPORT_* environment variables)")
+        return 0 if argv[0] in ("-h", "--help") else 2
+    settings = load_settings(IngestSettings)
+    setup_logging("ingest", settings.log_level, settings.log_format)
+    return run(lambda: serve(settings))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,205 @@
+"""Publishing readings to the readings stream, and raw telegrams to the raw stream, through any
+Redis outage. Consumes `put(reading, raw, result)` calls from the ingest loop; produces stream
+entries, each exactly once, in order.
+
+- Entry ids are chosen here: `<receive ms>-<seq>`, always after the last id this publisher or
+  the streams already hold. An entry keeps its id across retries, so a publish retried after a
+  lost reply is refused by Redis (`DuplicateEntry`) instead of stored twice.
+- While Redis is away the ingest loop keeps reading the meter: entries wait in memory, bounded by
+  count and bytes; when full the oldest is dropped and counted. On reconnect they are flushed in
+  order.
+- A telegram that did not decode goes to the raw stream only (result = its error reason).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from shared.backoff import Backoff
+from shared.log import redact_url
+from shared.metrics import LAST_READING_TS, REDIS_CONNECTED, REDIS_RECONNECTS
+from shared.reading import Reading, encode_reading
+from shared.stream import REDIS_DOWN, DuplicateEntry, ReadingStream, connect
+
+from .metrics import BUFFER_BYTES, BUFFER_DEPTH, DROPPED, PUBLISH_SECONDS, PUBLISHED
+
+log = logging.getLogger(__name__)
+
+OVERHEAD_BYTES = 200  # per buffered entry, beyond its encoded reading and raw bytes
+
+
+@dataclass
+class Pending:
+    """One telegram waiting to be published."""
+
+    reading: Reading | None
+    raw: bytes
+    result: str
+    received: int
+    size: int
+    entry_id: str | None = None
+
+
+def _parse_id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+@dataclass
+class Publisher:
+    url: str
+    stream_key: str
+    raw_key: str
+    maxlen: int = 86400
+    raw_maxlen: int = 1000
+    max_items: int = 100_000
+    max_bytes: int = 64 * 1024 * 1024
+    queue: deque[Pending] = field(default_factory=deque, init=False)
+    queued_bytes: int = field(default=0, init=False)
+    dropped: int = field(default=0, init=False)
+    published: int = field(default=0, init=False)
+    _last: tuple[int, int] = field(default=(0, -1), init=False)
+    _inflight: Pending | None = field(default=None, init=False)
+    _wakeup: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _idle: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _redis: Redis | None = field(default=None, init=False)
+
+    def put(self, reading: Reading | None, raw: bytes, result: str, received: int) -> None:
+        """Queue one telegram (never blocks); drops the oldest entries when over the bounds."""
+        if reading is None and not self.raw_maxlen:
+            return
+        size = len(raw) + OVERHEAD_BYTES
+        if reading is not None:
+            size += len(encode_reading(reading))
+        if self.raw_maxlen == 0:
+            raw = b""
+        self.queue.append(Pending(reading, raw, result, received, size))
+        self.queued_bytes += size
+        while len(self.queue) > self.max_items or self.queued_bytes > self.max_bytes:
+            # Never drop the entry being published right now: it may already be in Redis.
+            index = 1 if self.queue[0] is self._inflight else 0
+            if index >= len(self.queue):
+                break
+            victim = self.queue[index]
+            del self.queue[index]
+            self.queued_bytes -= victim.size
+            if victim.reading is not None:
+                self.dropped += 1
+                DROPPED.inc()
+        self._gauges()
+        self._idle.clear()
+        self._wakeup.set()
+
+    def _gauges(self) -> None:
+        BUFFER_DEPTH.set(len(self.queue))
+        BUFFER_BYTES.set(self.queued_bytes)
+
+    def _next_id(self, received: int) -> str:
+        ms, seq = self._last
+        self._last = (received, 0) if received > ms else (ms, seq + 1)
+        return f"{self._last[0]}-{self._last[1]}"
+
+    async def _connect(self, backoff: Backoff) -> Redis:
+        redis = await connect(self.url, backoff)
+        for key in (self.stream_key, self.raw_key):
+            entries = await redis.xrevrange(key, "+", "-", count=1)
+            if entries:
+                raw_id = entries[0][0]
+                last = _parse_id(raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id))
+                self._last = max(self._last, last)
+        log.info("publishing to %s stream %s", redact_url(self.url), self.stream_key)
+        return redis
+
+    async def run(self) -> None:
+        """Publish queued entries for ever: connect, flush, wait for more; reconnect on outages."""
+        backoff = Backoff()
+        try:
+            while True:
+                try:
+                    if self._redis is None:
+                        self._redis = await self._connect(backoff)
+                        backoff.reset()
+                    await self._flush(self._redis)
+                except REDIS_DOWN as error:
+                    await self._lost(error, backoff)
+                    continue
+                except ResponseError as error:  # e.g. OOM, WRONGTYPE: keep the entry, retry
+                    delay = backoff.next_delay()
+                    log.error("Redis refused a reading (%s); retrying in %.1f s", error, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                backoff.reset()
+                self._idle.set()
+                self._wakeup.clear()
+                await self._wakeup.wait()
+        finally:
+            if self._redis is not None:
+                await self._redis.aclose()
+
+    async def _lost(self, error: BaseException, backoff: Backoff) -> None:
+        REDIS_CONNECTED.set(0)
+        REDIS_RECONNECTS.inc()
+        log.warning(
+            "lost Redis (%s); buffering readings (%d waiting)",
+            error or type(error).__name__,
+            len(self.queue),
+        )
+        redis, self._redis = self._redis, None
+        if redis is not None:
+            with contextlib.suppress(*REDIS_DOWN):
+                await redis.aclose()
+        await asyncio.sleep(backoff.next_delay())
+
+    async def _flush(self, redis: Redis) -> None:
+        stream = ReadingStream(redis, self.stream_key)
+        while self.queue:
+            item = self._inflight = self.queue[0]
+            if item.entry_id is None:
+                item.entry_id = self._next_id(item.received)
+            if item.reading is not None:
+                try:
+                    await stream.add(item.reading, entry_id=item.entry_id, maxlen=self.maxlen)
+                except DuplicateEntry:
+                    log.info("entry %s was already published; not adding it twice", item.entry_id)
+            if self.raw_maxlen:
+                try:
+                    await redis.xadd(
+                        self.raw_key,
+                        {b"raw": item.raw, b"result": item.result, b"received": item.received},
+                        id=item.entry_id,
+                        maxlen=self.raw_maxlen,
+                        approximate=True,
+                    )
+                except ResponseError as error:
+                    if "equal or smaller" not in str(error):
+                        raise
+            self._inflight = None
+            if self.queue and self.queue[0] is item:
+                self.queue.popleft()
+                self.queued_bytes -= item.size
+            if item.reading is not None:
+                self.published += 1
+                PUBLISHED.inc()
+                PUBLISH_SECONDS.observe(max(0.0, time.time() - item.received / 1000))
+                LAST_READING_TS.set(item.reading.ts / 1000)
+            self._gauges()
+
+    async def drain(self, seconds: float) -> bool:
+        """Wait until everything queued is published (True) or `seconds` pass (False)."""
+        if not self.queue:
+            return True
+        self._idle.clear()
+        self._wakeup.set()
+        try:
+            await asyncio.wait_for(self._idle.wait(), seconds)
+        except TimeoutError:
+            return False
+        return not self.queue
