@@ -79,10 +79,26 @@ def decode(data: bytes, pos: int = 0, depth: int = 0) -> tuple[Any, int]:
         count, pos = read_length(data, pos)
         if count > end - pos:
             raise AxdrError(f"{count} elements announced at byte {pos - 1}, too few bytes left")
-        items = []
+        items: list[Any] = []
+        append = items.append
         for _ in range(count):
+            # Leaves inline (numbers, short octet strings): most elements are leaves.
+            if pos < end:
+                leaf = _UNPACKERS.get(data[pos])
+                if leaf is not None:
+                    unpack, size = leaf
+                    if pos + 1 + size <= end:
+                        append(unpack(data, pos + 1)[0])
+                        pos += 1 + size
+                        continue
+                elif data[pos] == _OCTETS and pos + 1 < end and data[pos + 1] < 0x80:
+                    size = data[pos + 1]
+                    if pos + 2 + size <= end:
+                        append(data[pos + 2 : pos + 2 + size])
+                        pos += 2 + size
+                        continue
             item, pos = decode(data, pos, depth + 1)
-            items.append(item)
+            append(item)
         return items, pos
     if tag == _OCTETS or tag in _TEXT:
         size, pos = read_length(data, pos)

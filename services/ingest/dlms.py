@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from shared.reading import CrcStatus
 
 from . import axdr, ciphering, cosem, layouts
-from .assemble import ReadingBuilder
+from .assemble import ReadingBuilder, Slot, numeric_slot
 from .ciphering import Keys
 from .decoder import Decoded, DecodeError
 from .hdlc import HdlcFramer, Segments
@@ -33,6 +33,35 @@ _IDENTITY = {  # codes that name the meter, per make, and where they go
 }
 _CLOCKS = (layouts.CLOCK, "0-1:1.0.0")  # Kamstrup sends its clock on channel 1
 _MODEL_CODES = ("0-0:96.1.7", "1-0:96.1.1")  # meter type (Aidon, Kaifa; Kamstrup)
+
+
+_SLOTS: dict[tuple[str, str | None], Slot | None] = {}
+
+
+def _slot(code: str, unit: str | None) -> Slot | None:
+    """`assemble.numeric_slot`, memoised in a plain dict (bounded)."""
+    key = (code, unit)
+    try:
+        return _SLOTS[key]
+    except KeyError:
+        slot = numeric_slot(code, unit)
+        if len(_SLOTS) < 4096:
+            _SLOTS[key] = slot
+        return slot
+
+
+def _store(builder: ReadingBuilder, slot: Slot, value: float) -> None:
+    """What `ReadingBuilder.add` does for a numeric register, with the lookups precomputed."""
+    number = float(value) if slot.factor == 1.0 else round(value * slot.factor, 6)
+    target = slot.target
+    if target == "arrays":
+        builder.arrays[slot.key][slot.position] = number
+    elif target == "scalars":
+        builder.scalars[slot.key] = number
+    elif target == "tariffs":
+        builder.tariffs[slot.key] = number
+    else:
+        builder.scalars[slot.key] = int(number)
 
 
 class RawApduFramer:
@@ -226,6 +255,11 @@ class DlmsDecoder:
             if target == "device_name" or code == "list_id":
                 builder.extras[code] = value
                 continue
+            if type(value) is int or type(value) is float:
+                slot = _slot(target, unit)
+                if slot is not None:
+                    _store(builder, slot, value)
+                    continue
             try:
                 builder.add(target, value, unit)
             except UnitError:

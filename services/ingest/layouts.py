@@ -141,10 +141,19 @@ def _scaled(value: Any, scaler: int) -> Any:
     return value * 10**scaler if scaler > 0 else value / 10**-scaler
 
 
+_CODES: dict[bytes, str] = {}
+
+
 def _code(raw: Any) -> str | None:
-    if isinstance(raw, bytes) and len(raw) == 6:
-        return obis_key(raw[0], raw[1], raw[2], raw[3], raw[4])
-    return None
+    """The OBIS code of a 6-byte octet string (memoised: meters repeat the same few)."""
+    if type(raw) is not bytes or len(raw) != 6:
+        return None
+    code = _CODES.get(raw)
+    if code is None:
+        code = obis_key(raw[0], raw[1], raw[2], raw[3], raw[4])
+        if len(_CODES) < 4096:
+            _CODES[raw] = code
+    return code
 
 
 def _scaler_unit(code: str, element: list[Any]) -> tuple[int, str | None]:

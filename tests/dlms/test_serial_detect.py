@@ -115,7 +115,7 @@ async def test_baud_auto_finds_2400_8e1_and_readings_reach_redis(
     finally:
         port.close()
     readings = [reading for _id, reading in await stream.range(count=10)]
-    assert len(readings) == 4
+    assert len(readings) == published >= 4
     assert {r.pi[0] for r in readings} == {4097.0, 1122.0}
     assert all(r.protocol == "hdlc" and r.crc == "ok" for r in readings)
     await redis.aclose()
