@@ -17,6 +17,7 @@ uint 0xFFFF..., acc32 0, string all zero bytes). Power is import-positive everyw
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 import zlib
@@ -99,8 +100,12 @@ class Block:
     gap: RegType = FLOAT32
     doc: str = ""
 
-    def layout(self) -> list[tuple[int, Point]]:
+    def layout(self) -> tuple[tuple[int, Point], ...]:
         """(address, point) of every point, in order."""
+        return self._layout
+
+    @functools.cached_property
+    def _layout(self) -> tuple[tuple[int, Point], ...]:
         out: list[tuple[int, Point]] = []
         offset = 0
         for point in self.points:
@@ -110,7 +115,7 @@ class Block:
                 offset = point.at
             out.append((self.start + offset, point))
             offset += point.type.size
-        return out
+        return tuple(out)
 
     @property
     def size(self) -> int:

@@ -13,10 +13,12 @@ result, exceptions by code, and connected clients are a gauge.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import struct
 from typing import Any
 
+from prometheus_client import Counter
 from pymodbus.constants import ExcCodes
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
 from pymodbus.server import ModbusTcpServer
@@ -37,8 +39,11 @@ MAX_LENGTH = 254  # MBAP length of the largest Modbus TCP frame (260 bytes)
 BUFFER = 1 << 20  # pymodbus drops (silently) anything beyond its buffer; we screen it instead
 
 
-def _function_name(code: int) -> str:
-    return READS[code][0] if code in READS else f"0x{code:02X}"
+@functools.cache
+def _requests(function: int, result: str) -> Counter:
+    """The request counter's child for a function and result (labels() is slow per call)."""
+    name = READS[function][0] if function in READS else f"0x{function:02X}"
+    return REQUESTS.labels(name, result)
 
 
 class Connection(ServerRequestHandler):
@@ -149,7 +154,7 @@ class Connection(ServerRequestHandler):
             EXCEPTIONS.labels(f"0x{code:02X}").inc()
         else:
             result = "ok"
-        REQUESTS.labels(_function_name(function), result).inc()
+        _requests(function, result).inc()
         super().server_send(pdu, addr)
 
 

@@ -37,6 +37,8 @@ class Area:
     """A block with what the store needs to answer reads of it quickly."""
 
     block: Block
+    start: int
+    end: int
     measurement: tuple[tuple[int, int], ...]  # [start, end) address ranges
     live: Block | None  # the block's live points, re-encoded at read time
     live_span: tuple[int, int]
@@ -54,12 +56,13 @@ class Area:
                     spans.append([address, end])
             if point.live:
                 live.append((address, point))
+        measurement = tuple((a, b) for a, b in spans)
         if not live:
-            return cls(block, tuple((a, b) for a, b in spans), None, (0, 0))
+            return cls(block, block.start, block.end, measurement, None, (0, 0))
         first, last = live[0][0], live[-1][0] + live[-1][1].type.size
         points = tuple(p for a, p in block.layout() if first <= a < last)
         live_block = Block(block.name, block.space, first, points, block.gap)
-        return cls(block, tuple((a, b) for a, b in spans), live_block, (first, last))
+        return cls(block, block.start, block.end, measurement, live_block, (first, last))
 
     def touches_measurement(self, address: int, end: int) -> bool:
         return any(address < hi and lo < end for lo, hi in self.measurement)
@@ -157,17 +160,16 @@ class RegisterStore(SimCore):
             return ExcCodes.ILLEGAL_FUNCTION
         end = address + count
         for area in self.areas[space]:
-            block = area.block
-            if block.start <= address < block.end:
+            if area.start <= address < area.end:
                 break
         else:
             return ExcCodes.ILLEGAL_ADDRESS
-        if end > block.end:
+        if end > area.end:
             return ExcCodes.ILLEGAL_ADDRESS
         if area.measurement and area.touches_measurement(address, end) and not self.fresh():
             return ExcCodes.GATEWAY_NO_RESPONSE
-        image = self.images[block.name]
-        words = image[address - block.start : end - block.start]
+        image = self.images[area.block.name]
+        words = image[address - area.start : end - area.start]
         if area.live is not None and address < area.live_span[1] and area.live_span[0] < end:
             live = encode(area.live, self.live_values())
             for offset, word in enumerate(live, start=area.live_span[0] - address):
