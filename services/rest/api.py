@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +18,7 @@ import msgspec
 from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket
 from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from pydantic import Field
 from redis.asyncio import Redis
 
 from shared.stream import REDIS_DOWN, ReadingStream
@@ -27,7 +29,7 @@ from .events import EventStream, backlog_page, sse_chunks, websocket_feed
 from .fastpath import stale_body
 from .follower import redis_answers
 from .guard import Guard, Refusal
-from .history import BadParameter, bounds, history, last_telegram, parse_id
+from .history import ID_PATTERN, BadParameter, bounds, history, last_telegram, parse_id
 from .metrics import METER_OK, METER_STALE
 from .settings import RestSettings
 from .state import State
@@ -125,6 +127,8 @@ METER_RESPONSES: dict[int | str, dict[str, Any]] = {
     **REFUSALS,
 }
 
+# A time parameter: ms since the epoch (not negative) or an ISO 8601 date-time.
+Time = Annotated[int, Field(ge=0)] | datetime
 router = APIRouter()
 
 
@@ -198,24 +202,28 @@ async def telegram(context: Reader) -> Response:
 async def meter_history(
     context: Reader,
     start: Annotated[
-        str | None,
+        Time | None,
         Query(
             alias="from",
-            description="Oldest receive time: ms or ISO 8601.",
+            description="Oldest receive time: ms since the epoch or ISO 8601 (UTC if no zone).",
             examples=["2025-11-26T10:00:00Z"],
         ),
     ] = None,
     end: Annotated[
-        str | None,
+        Time | None,
         Query(
             alias="to",
-            description="Newest receive time (inclusive): ms or ISO 8601.",
-            examples=["1764152400000"],
+            description="Newest receive time, inclusive: ms since the epoch or ISO 8601.",
+            examples=[1764152400000],
         ),
     ] = None,
     since: Annotated[
         str | None,
-        Query(description="Return readings after this stream id.", examples=["1764152400000-0"]),
+        Query(
+            description="Only readings after this stream id (and not before `from`).",
+            pattern=ID_PATTERN,
+            examples=["1764152400000-0"],
+        ),
     ] = None,
     limit: Annotated[
         int,
@@ -257,11 +265,18 @@ async def events(
     context: Reader,
     last_event_id: Annotated[
         str | None,
-        Header(description="Resume after this stream id: exactly the missed readings follow."),
+        Header(
+            description="Resume after this stream id: exactly the missed readings follow.",
+            pattern=ID_PATTERN,
+        ),
     ] = None,
     resume: Annotated[
         str | None,
-        Query(alias="last_event_id", description="The same as the Last-Event-ID header."),
+        Query(
+            alias="last_event_id",
+            description="The same as the Last-Event-ID header.",
+            pattern=ID_PATTERN,
+        ),
     ] = None,
 ) -> Response:
     state, stream = context.state, context.stream

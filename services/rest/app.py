@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import msgspec
@@ -82,14 +82,29 @@ def add_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> Response:
-        detail = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "input": e.get("input")}
-            for e in exc.errors()
-        ]
-        message = "; ".join(
-            f"{'.'.join(str(p) for p in d['loc'])}: {d['msg']} (got {d['input']!r})" for d in detail
-        )
-        return bad_request(message or "bad request", detail)
+        return bad_request(*describe_validation(exc.errors()))
+
+
+def describe_validation(errors: Sequence[Any]) -> tuple[str, list[dict[str, Any]]]:
+    """FastAPI's validation errors as one sentence per parameter: where, what, what is allowed.
+    (A union such as int | datetime gives one error per branch: they are joined with "or".)"""
+    reasons: dict[tuple[str, str], list[str]] = {}
+    given: dict[tuple[str, str], Any] = {}
+    for item in errors:
+        loc = [str(p) for p in item.get("loc", ())]
+        where = (loc[0] if loc else "request", loc[1] if len(loc) > 1 else "")
+        reasons.setdefault(where, [])
+        if item.get("msg") not in reasons[where]:
+            reasons[where].append(str(item.get("msg", "invalid")))
+        given.setdefault(where, item.get("input"))
+    detail = [
+        {"loc": [kind, name], "msg": " or ".join(msgs), "input": given[(kind, name)]}
+        for (kind, name), msgs in reasons.items()
+    ]
+    message = "; ".join(
+        f"{d['loc'][0]} parameter '{d['loc'][1]}'={d['input']!r}: {d['msg']}" for d in detail
+    )
+    return message or "bad request", detail
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:

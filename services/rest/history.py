@@ -1,9 +1,9 @@
 """`/meter/history` and `/meter/telegram`: turning query parameters into stream ranges, and
 stream entries into answers.
 
-Consumes `from`/`to` (ISO 8601 or ms since the epoch; a time without zone is UTC), `limit` and
-`since` (a stream id, exclusive); produces XRANGE bounds or a `BadParameter` that says which
-parameter, what it was and what is allowed. Stream ids are `<receive ms>-<seq>`, so times select
+Consumes `from`/`to` (ISO 8601 or ms since the epoch, already validated by FastAPI; a time
+without zone is UTC), `limit` and `since` (a stream id, exclusive); produces XRANGE bounds, or
+a `BadParameter` (which parameter, what it was, what is allowed) for ids given in headers. Stream ids are `<receive ms>-<seq>`, so times select
 by when ingest received the reading.
 """
 
@@ -18,8 +18,12 @@ from redis.asyncio import Redis
 from shared.reading import cozify_message
 from shared.stream import ReadingStream, id_after
 
-ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
-MAX_MS = 2**63 - 1
+from .state import id_key
+
+# At most 19 digits per part: always below 2**64, so every id that matches is a valid stream id.
+ID_PATTERN = r"^\d{1,19}(-\d{1,19})?$"
+ID = re.compile(ID_PATTERN)
+MAX_MS = 2**64 - 1
 
 
 class BadParameter(ValueError):
@@ -30,52 +34,43 @@ class BadParameter(ValueError):
         self.why = why
 
 
-def parse_time(name: str, value: str) -> int:
-    """ms since the epoch from `1764152400000` or `2025-11-26T10:20:00Z` (no zone = UTC)."""
-    text = value.strip()
-    if text.isdigit():
-        ms = int(text)
-    else:
+def to_ms(value: int | datetime) -> int:
+    """ms since the epoch, clamped to what a stream id can hold; a time without zone is UTC."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
         try:
-            moment = datetime.fromisoformat(text.replace("z", "Z"))
-        except ValueError:
-            raise BadParameter(
-                name,
-                value,
-                "expected ms since the epoch or an ISO 8601 time such as 2025-11-26T10:20:00Z",
-            ) from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        ms = int(moment.timestamp() * 1000)
-    if not 0 <= ms <= MAX_MS:
-        raise BadParameter(name, value, "time out of range")
-    return ms
+            value = int(moment.timestamp() * 1000)
+        except (OverflowError, ValueError, OSError):
+            value = 0 if moment.year < 1970 else MAX_MS
+    return min(max(value, 0), MAX_MS)
 
 
 def parse_id(name: str, value: str) -> str:
+    """A stream id (`1764152400000-0`, or just the ms part); raises BadParameter."""
     text = value.strip()
-    if not ID.match(text) or any(int(p) >= 2**64 for p in text.split("-")):
+    if not ID.match(text):
         raise BadParameter(name, value, "expected a stream id such as 1764152400000-0")
     return text if "-" in text else f"{text}-0"
 
 
-def bounds(start: str | None, end: str | None, since: str | None) -> tuple[str, str]:
-    """XRANGE (start, end) bounds for the parameters; raises BadParameter."""
-    if since is not None and start is not None:
-        raise BadParameter("since", since, "give either 'since' or 'from', not both")
+def bounds(
+    start: int | datetime | None, end: int | datetime | None, since: str | None
+) -> tuple[str, str]:
+    """XRANGE (low, high) bounds, both inclusive: after `since` and from `start` (the later of
+    the two), up to `end`. An empty window (low after high) simply selects nothing."""
     low = "-"
     if since is not None:
         low = id_after(parse_id("since", since))
-    elif start is not None:
-        low = f"{parse_time('from', start)}-0"
-    high = "+"
-    if end is not None:
-        high = f"{parse_time('to', end)}-{2**64 - 1}"
-    if low not in ("-",) and high != "+":
-        lo_ms, hi_ms = int(low.split("-")[0]), int(high.split("-")[0])
-        if lo_ms > hi_ms:
-            raise BadParameter("to", end, "'to' is before 'from'/'since'")
+    if start is not None:
+        from_start = f"{to_ms(start)}-0"
+        if low == "-" or id_key(from_start) > id_key(low):
+            low = from_start
+    high = "+" if end is None else f"{to_ms(end)}-{MAX_MS}"
     return low, high
+
+
+def empty(low: str, high: str) -> bool:
+    return low != "-" and high != "+" and id_key(low) > id_key(high)
 
 
 _encoder = msgspec.json.Encoder()

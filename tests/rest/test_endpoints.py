@@ -103,6 +103,12 @@ async def test_history_by_time_since_and_limit(rest: RestUnderTest) -> None:
     ]
     from datetime import UTC, datetime
 
+    inverted = (await rest.client.get("/meter/history", params={"from": ms[3], "to": ms[1]})).json()
+    assert inverted["readings"] == [] and inverted["next_since"] is None
+    both = (await rest.client.get("/meter/history", params={"since": ids[0], "from": ms[2]})).json()
+    assert [r["id"] for r in both["readings"]] == [
+        i for i, m in zip(ids, ms, strict=True) if m >= ms[2]
+    ]
     iso = datetime.fromtimestamp(ms[2] / 1000, UTC).isoformat(timespec="milliseconds")
     later = (await rest.client.get("/meter/history", params={"from": iso})).json()
     assert [r["id"] for r in later["readings"]] == [
@@ -115,10 +121,8 @@ async def test_bad_parameters_are_422_with_a_clear_message(rest: RestUnderTest) 
         "from=yesterday": "'from'",
         "to=12:00": "'to'",
         "since=abc": "'since'",
-        "since=1-0&from=5": "either 'since' or 'from'",
-        "from=2000&to=1000": "'to' is before",
-        "limit=0": "limit",
-        "limit=many": "limit",
+        "limit=0": "'limit'",
+        "limit=many": "'limit'",
     }
     for query, needle in cases.items():
         response = await rest.client.get(f"/meter/history?{query}")
@@ -128,6 +132,7 @@ async def test_bad_parameters_are_422_with_a_clear_message(rest: RestUnderTest) 
         assert needle in body["message"], (query, body["message"])
     response = await rest.client.get("/events", headers={"Last-Event-ID": "not-an-id"})
     assert response.status_code == 422
+    assert "header parameter 'last-event-id'='not-an-id'" in response.json()["message"]
     metrics = (await rest.client.get("/metrics")).text
     assert "hanport_rest_bad_requests_total" in metrics
 
