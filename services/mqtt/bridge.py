@@ -280,7 +280,9 @@ class Bridge:
                     await self.pacer.wait()
                 sent.append((entry_id, self._send(client, reading)))
             for entry_id, tasks in sent:
-                await (tasks[0] if len(tasks) == 1 else asyncio.gather(*tasks))
+                # gather, not the bare task: a cancel that aiomqtt's wait_for swallows in a
+                # race with the PUBACK would otherwise never reach this task (Python 3.11)
+                await asyncio.gather(*tasks)
                 confirmed.append(entry_id)
                 if len(confirmed) >= ACK_EVERY:
                     await self._redis(self.group.ack, *confirmed)
@@ -362,6 +364,7 @@ class Bridge:
                 continue
             if backoff.attempts:
                 REDIS_CONNECTED.set(1)
+            _raise_if_cancelling()
             return result
 
     async def _watch_backlog(self, every: float = 2.0) -> None:
@@ -384,6 +387,15 @@ class Bridge:
             except (*REDIS_DOWN, ResponseError) as error:
                 log.debug("backlog metrics unavailable: %s", error)
             await asyncio.sleep(every)
+
+
+def _raise_if_cancelling() -> None:
+    """Deliver a cancel that was swallowed on the way: on Python 3.11, `asyncio.wait_for` (used
+    by redis-py to send a command) drops a cancel that races with the command's completion, and
+    a loop around Redis calls would then never stop."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _text(value: Any) -> str:

@@ -1,0 +1,156 @@
+"""Delivery against a real mosquitto and redis-server: every reading as the `/meter` JSON, in
+order, through broker outages, crashes and several replicas."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+
+from services.mqtt import metrics
+from shared.reading import cozify_message, encode_cozify
+from shared.stream import connect
+from tests.servers import MosquittoServer, RedisServer
+
+from .support import (
+    SERIAL,
+    STREAM,
+    Subscriber,
+    eventually,
+    no_pending,
+    pending_count,
+    reading,
+    running_bridge,
+    settings,
+    writer,
+)
+
+DATA = f"hanport/{SERIAL}/data"
+
+
+def ic_of(payload: bytes) -> int:
+    return int(msgspec.json.decode(payload)["ic"]) - 1000
+
+
+async def test_every_reading_arrives_as_meter_json(
+    redis_server: RedisServer, mosquitto_server: MosquittoServer
+) -> None:
+    stream = await writer(redis_server)
+    async with (
+        Subscriber(mosquitto_server, [DATA]) as sub,
+        running_bridge(settings(redis_server, mosquitto_server)),
+    ):
+        for n in range(20):
+            await stream.add(reading(n))
+        got = await sub.wait_count(DATA, 20)
+        await eventually(lambda: no_pending(stream.redis))
+    assert [m.payload for m in got] == [encode_cozify(reading(n)) for n in range(20)]
+    first = msgspec.json.decode(got[0].payload)
+    assert first == msgspec.json.decode(msgspec.json.encode(cozify_message(reading(0))))
+    assert first["type"] == "HAN_METER_MESSAGE" and first["p"] == [1500.0, 500.0, 500.0, 500.0]
+    assert first["u"] == [230.1, 231.2, 229.9] and first["ric"] is None
+    assert all(m.qos == 1 and not m.retain for m in got)
+    assert await pending_count(stream.redis) == 0
+
+
+def first_occurrences(payloads: list[bytes]) -> list[int]:
+    """Reading numbers in the order they first arrived (at-least-once may repeat a message
+    whose PUBACK was lost with the connection)."""
+    seen: list[int] = []
+    for payload in payloads:
+        n = ic_of(payload)
+        if n not in seen:
+            seen.append(n)
+    return seen
+
+
+async def test_broker_outage_loses_nothing_and_keeps_order(
+    redis_server: RedisServer, mosquitto_server: MosquittoServer
+) -> None:
+    stream = await writer(redis_server)
+    total = 60
+    async with (
+        Subscriber(mosquitto_server, [DATA], client_id="persistent-sub") as sub,
+        running_bridge(settings(redis_server, mosquitto_server)),
+    ):
+        for n in range(10):
+            await stream.add(reading(n))
+        await sub.wait_count(DATA, 10)
+        reconnects = metrics.RECONNECTS._value.get()
+        await asyncio.to_thread(mosquitto_server.stop)
+        await eventually(lambda: metrics.CONNECTED._value.get() == 0)
+        for n in range(10, 40):  # the broker is down: these wait in Redis
+            await stream.add(reading(n))
+            await asyncio.sleep(0.05)
+        assert await pending_count(stream.redis) <= 10  # nothing acknowledged while down
+        await asyncio.to_thread(mosquitto_server.start)
+        for n in range(40, total):
+            await stream.add(reading(n))
+            await asyncio.sleep(0.02)
+        await sub.wait_for(
+            lambda _m: len(set(map(ic_of, (m.payload for m in sub.on(DATA))))) >= total
+        )
+        await eventually(lambda: no_pending(stream.redis))
+    assert first_occurrences([m.payload for m in sub.on(DATA)]) == list(range(total))
+    assert metrics.RECONNECTS._value.get() > reconnects
+
+
+async def test_two_replicas_publish_each_reading_once(
+    redis_server: RedisServer, mosquitto_server: MosquittoServer
+) -> None:
+    stream = await writer(redis_server)
+    async with (
+        Subscriber(mosquitto_server, [DATA]) as sub,
+        running_bridge(settings(redis_server, mosquitto_server, mqtt_consumer="a")),
+        running_bridge(settings(redis_server, mosquitto_server, mqtt_consumer="b")),
+    ):
+        for n in range(100):
+            await stream.add(reading(n))
+            if n % 10 == 0:
+                await asyncio.sleep(0.01)  # let both replicas take turns
+        got = await sub.wait_count(DATA, 100)
+        await eventually(lambda: no_pending(stream.redis))
+        consumers = {
+            c["name"].decode(): c for c in await stream.redis.xinfo_consumers(STREAM, "mqtt")
+        }
+    assert sorted(ic_of(m.payload) for m in got) == list(range(100))
+    assert set(consumers) == {"a", "b"}
+
+
+async def test_dead_replicas_pending_readings_are_taken_over(
+    redis_server: RedisServer, mosquitto_server: MosquittoServer
+) -> None:
+    stream = await writer(redis_server)
+    for n in range(5):
+        await stream.add(reading(n))
+    redis = await connect(redis_server.url)
+    await redis.xgroup_create(STREAM, "mqtt", "0")
+    # a replica that read these and died before the broker confirmed them
+    await redis.xreadgroup("mqtt", "dead", {STREAM: ">"}, count=5)
+    assert await pending_count(redis) == 5
+    async with (
+        Subscriber(mosquitto_server, [DATA]) as sub,
+        running_bridge(settings(redis_server, mosquitto_server, mqtt_claim_idle=0.2)),
+    ):
+        got = await sub.wait_count(DATA, 5)
+        await eventually(lambda: no_pending(redis))
+    assert [ic_of(m.payload) for m in got] == [0, 1, 2, 3, 4]
+
+
+async def test_undecodable_entry_is_skipped_and_counted(
+    redis_server: RedisServer, mosquitto_server: MosquittoServer
+) -> None:
+    stream = await writer(redis_server)
+    await stream.redis.xadd(STREAM, {b"reading": b"{not json"})
+    await stream.add(reading(1))
+    from shared.metrics import STREAM_BAD_ENTRIES
+
+    bad = STREAM_BAD_ENTRIES._value.get()
+    async with (
+        Subscriber(mosquitto_server, [DATA]) as sub,
+        running_bridge(settings(redis_server, mosquitto_server)),
+    ):
+        got = await sub.wait_count(DATA, 1)
+        await eventually(lambda: no_pending(stream.redis))
+    assert [ic_of(m.payload) for m in got] == [1]
+    assert STREAM_BAD_ENTRIES._value.get() == bad + 1
