@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +92,7 @@ class Running:
         await asyncio.wait_for(self.store.until(lambda: self.store.reading == reading), 10)
 
 
-StartModbus = Callable[..., Awaitable[Running]]
+StartModbus = Callable[..., Coroutine[Any, Any, Running]]
 
 
 @pytest.fixture
@@ -106,15 +106,15 @@ async def start_modbus(redis_server: RedisServer, tmp_path: Path) -> AsyncIterat
         _private, public = make_keys(tmp_path)  # trusted keys exist before the service starts
         if licensed:
             await grant(redis_server.url, tmp_path, SERIAL, ["modbus"])
-        settings = ModbusSettings(
-            redis_url=redis_server.url,
-            serial=SERIAL,
-            license_public_keys=str(public),
-            modbus_host="127.0.0.1",
-            modbus_port=free_port(),
-            metrics_port=0,
-            **overrides,
-        )
+        fields: dict[str, Any] = {
+            "redis_url": redis_server.url,
+            "serial": SERIAL,
+            "license_public_keys": str(public),
+            "modbus_host": "127.0.0.1",
+            "modbus_port": free_port(),
+            "metrics_port": 0,
+        }
+        settings = ModbusSettings.model_validate({**fields, **overrides})
         store = make_store(settings, SERIAL)
         state = PortState()
         own = await connect(redis_server.url)  # the service's own client, as in production

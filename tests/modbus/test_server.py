@@ -4,8 +4,10 @@ clients (pymodbus, the SunSpec Alliance's pysunspec2, Debian's mbpoll) and by ra
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import shutil
+import socket
 import struct
 import time
 from collections.abc import Sequence
@@ -18,6 +20,7 @@ from sunspec2.modbus.client import SunSpecModbusClientDeviceTCP
 
 from services.modbus.register_map import NATIVE_BASE, SUNSPEC_BASE, serial32
 from tests.modbus.conftest import SERIAL, Running, StartModbus, export_reading, import_reading
+from tests.readings import simulated_readings
 
 F32 = AsyncModbusTcpClient.DATATYPE.FLOAT32
 F64 = AsyncModbusTcpClient.DATATYPE.FLOAT64
@@ -132,13 +135,26 @@ async def test_native_map_is_the_cozify_message(start_modbus: StartModbus) -> No
 
 
 async def test_values_follow_the_stream(start_modbus: StartModbus) -> None:
+    """Simulated meter telegrams decoded by the real P1 decoder, one after another: after each
+    XADD the SDM630 and native maps hold exactly that reading."""
     service = await start_modbus()
     modbus = await client(service)
+    readings = simulated_readings(5, start_ms=int(time.time() * 1000) - 5000)
     try:
-        for reading in (import_reading(), export_reading(), import_reading(p=[1.5, 0.5, 0.5, 0.5])):
+        for reading in readings:
             await service.publish(reading)
-            response = await modbus.read_input_registers(0x34, count=2, device_id=1)
-            assert same(floats(response.registers), [reading.p[0]])
+            sdm = floats((await modbus.read_input_registers(0, count=0x50, device_id=1)).registers)
+            assert same([sdm[0], sdm[1], sdm[2]], reading.u)
+            assert same([sdm[3], sdm[4], sdm[5]], reading.i)
+            assert same(
+                [sdm[0x34 // 2], sdm[0x48 // 2], sdm[0x4A // 2]],
+                [reading.p[0], reading.ic, reading.ec],
+            )
+            native = await holding(modbus, NATIVE_BASE, 70)
+            assert number(native[4:8], U64) == reading.ts
+            assert number(native[8:12], F64) == reading.ic
+            assert same(floats(native[24:32]), reading.p)
+        assert len({r.p[0] for r in readings}) > 1  # the values really changed
     finally:
         modbus.close()
 
@@ -363,13 +379,36 @@ async def test_a_hundred_clients_at_once(start_modbus: StartModbus) -> None:
     assert all(same(a, [reading.p[0]] * 5) for a in answers)
 
 
+class _LogEvent(logging.Handler):
+    """Sets an event when a log message containing `text` is emitted."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+        self.seen = asyncio.Event()
+        self.message = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.message = record.getMessage()
+            self.seen.set()
+
+
 async def test_port_is_closed_until_a_licence_arrives(
     start_modbus: StartModbus, redis_server, tmp_path
 ) -> None:
     from tests.licensing_helpers import grant, revoke
 
-    service = await start_modbus(licensed=False)
-    await service.publish(import_reading())
+    closed = _LogEvent("stays closed")
+    logging.getLogger("services.modbus").addHandler(closed)
+    try:
+        service = await start_modbus(licensed=False)
+        await service.publish(import_reading())
+        await asyncio.wait_for(closed.seen.wait(), 10)  # after a short start-up grace
+    finally:
+        logging.getLogger("services.modbus").removeHandler(closed)
+    assert "no consumer licence grants 'modbus'" in closed.message
+    assert _sample("hanport_modbus_licensed") == 0
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", service.port)
     await grant(redis_server.url, tmp_path, SERIAL, ["modbus"])
@@ -377,12 +416,37 @@ async def test_port_is_closed_until_a_licence_arrives(
     modbus = await client(service)
     try:
         assert (await holding(modbus, NATIVE_BASE, 2)) == [1, 1]
+        assert _sample("hanport_modbus_licensed") == 1
         await revoke(redis_server.url, ["modbus"])
         await asyncio.wait_for(service.state.closed.wait(), 10)
+        assert _sample("hanport_modbus_licensed") == 0
         with pytest.raises(OSError):
             await asyncio.open_connection("127.0.0.1", service.port)
+        assert not modbus.connected  # connected clients were dropped too
     finally:
         modbus.close()
+
+
+async def test_a_busy_port_is_retried_until_free(start_modbus: StartModbus) -> None:
+    from tests.servers import free_port
+
+    port = free_port()
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", port))
+    squatter.listen()
+    busy = _LogEvent("cannot listen")
+    logging.getLogger("services.modbus").addHandler(busy)
+    task = asyncio.create_task(start_modbus(modbus_port=port))
+    try:
+        await asyncio.wait_for(busy.seen.wait(), 10)
+        assert not task.done()
+    finally:
+        squatter.close()
+        logging.getLogger("services.modbus").removeHandler(busy)
+    service = await asyncio.wait_for(task, 20)
+    modbus = await client(service)
+    assert (await holding(modbus, NATIVE_BASE, 1)) == [1]
+    modbus.close()
 
 
 def _sample(name: str, **labels: str) -> float:
