@@ -38,7 +38,15 @@ class RestUnderTest:
     redis: Redis
     stream: ReadingStream
     client: httpx.AsyncClient
+    server: uvicorn.Server | None = None
+    task: asyncio.Task[None] | None = None
     readings: list[Reading] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        """Shut the service down (open streams are cut after uvicorn's graceful timeout)."""
+        if self.server is not None and self.task is not None:
+            self.server.should_exit = True
+            await asyncio.wait_for(asyncio.shield(self.task), TIMEOUT)
 
     async def add(self, reading: Reading | None = None, *, age_s: float = 0.0) -> str:
         """XADD a reading (the next sample when None), received `age_s` seconds ago, and wait
@@ -112,7 +120,8 @@ async def rest_factory(redis_server: RedisServer) -> AsyncIterator[RestFactory]:
             started.set()
 
         server.startup = startup_then_signal  # type: ignore[method-assign]
-        tasks.append(asyncio.create_task(server.serve()))
+        task = asyncio.create_task(server.serve())
+        tasks.append(task)
         async with asyncio.timeout(TIMEOUT):
             await started.wait()
         state = _state_of(app)
@@ -127,6 +136,8 @@ async def rest_factory(redis_server: RedisServer) -> AsyncIterator[RestFactory]:
             redis,
             ReadingStream(redis, settings.stream),
             client,
+            server,
+            task,
         )
 
     yield start

@@ -48,7 +48,11 @@ function showReading(m) {
   $("rec").textContent = fmt(m.rec, 3);
   for (let n = 0; n < 3; n++) {
     const p = m.p[n + 1];
-    $(`p${n}`).textContent = p === null ? "–" : `${fmt(p, 0)} W`;
+    const cell = $(`p${n}`);
+    cell.textContent = p === null ? "–" : `${p < 0 ? "↑ " : ""}${fmt(Math.abs(p), 0)} W`;
+    cell.title = p === null ? "" : p < 0 ? "exporting" : "importing";
+    cell.classList.toggle("export", p !== null && p < 0);
+    cell.classList.toggle("import", p !== null && p > 0);
     setBar(`pbar${n}`, p, 0, 5000, p !== null && p < 0);
     $(`u${n}`).textContent = m.u[n] === null ? "–" : `${fmt(m.u[n], 1)} V`;
     setBar(`ubar${n}`, m.u[n], 200, 260);
