@@ -363,20 +363,23 @@ async def test_a_hundred_clients_at_once(start_modbus: StartModbus) -> None:
     service = await start_modbus()
     reading = import_reading()
     await service.publish(reading)
+    before = _sample("hanport_modbus_clients")
+    clients = await asyncio.wait_for(asyncio.gather(*(client(service) for _ in range(100))), 30)
 
-    async def one() -> list[float]:
-        modbus = await client(service)
-        try:
-            results = []
-            for _ in range(5):
-                response = await modbus.read_input_registers(0x34, count=2, device_id=1)
-                results += floats(response.registers)
-            return results
-        finally:
+    async def five_reads(modbus: AsyncModbusTcpClient) -> list[float]:
+        results = []
+        for _ in range(5):
+            response = await modbus.read_input_registers(0x34, count=2, device_id=1)
+            results += floats(response.registers)
+        return results
+
+    try:
+        assert _sample("hanport_modbus_clients") - before == 100
+        answers = await asyncio.wait_for(asyncio.gather(*(five_reads(c) for c in clients)), 60)
+        assert all(same(a, [reading.p[0]] * 5) for a in answers)
+    finally:
+        for modbus in clients:
             modbus.close()
-
-    answers = await asyncio.wait_for(asyncio.gather(*(one() for _ in range(100))), 60)
-    assert all(same(a, [reading.p[0]] * 5) for a in answers)
 
 
 class _LogEvent(logging.Handler):
