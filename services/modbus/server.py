@@ -94,7 +94,12 @@ class Connection(ServerRequestHandler):
             size = 6 + length
             if len(data) - used < size:
                 break
-            self._request(data[used : used + size], tid, unit, function, length)
+            try:
+                self._request(data[used : used + size], tid, unit, function, length)
+            except Exception:  # a bug must cost this connection at most, never the server
+                log.exception("closing the Modbus connection: cannot handle frame %s", data.hex())
+                self.close()
+                return len(data)
             used += size
         return used
 
