@@ -97,7 +97,10 @@ class Connection(ServerRequestHandler):
             try:
                 self._request(data[used : used + size], tid, unit, function, length)
             except Exception:  # a bug must cost this connection at most, never the server
-                log.exception("closing the Modbus connection: cannot handle frame %s", data.hex())
+                log.exception(
+                    "closing the Modbus connection: cannot handle frame %s",
+                    data[used : used + size].hex(),
+                )
                 self.close()
                 return len(data)
             used += size
