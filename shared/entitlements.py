@@ -111,7 +111,7 @@ class Entitlements:
         self.settings = settings
         self.clock = clock or now_ms
         self.serial: str | None = settings.serial
-        self._changed = asyncio.Condition()
+        self._changed = asyncio.Event()  # replaced by a fresh one at each change
         self._wake = asyncio.Event()
         self._held: dict[str, Signed] = {}
         self._reasons: dict[str, str] = {}
@@ -160,9 +160,14 @@ class Entitlements:
         )
 
     async def wait_until(self, feature: Feature, granted: bool) -> Decision:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.decide(feature).granted == granted)
+        """Return once `decide(feature).granted == granted` (safe to cancel, e.g. by a timeout)."""
+        await self.wait_for(lambda: self.decide(feature).granted == granted)
         return self.decide(feature)
+
+    async def wait_for(self, predicate: Callable[[], object]) -> None:
+        """Return once `predicate()` is true, checking after every change and expiry boundary."""
+        while not predicate():
+            await self._changed.wait()
 
     # ------------------------------------------------------------ following Redis
 
@@ -176,6 +181,10 @@ class Entitlements:
                 try:
                     await self._follow(backoff)
                 except REDIS_DOWN as error:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        # redis-py turned our cancellation into a connection error: stop
+                        raise asyncio.CancelledError from error
                     if backoff.attempts == 0:
                         log.warning(
                             "lost Redis (%s); keeping the last verified entitlements", error
@@ -213,7 +222,7 @@ class Entitlements:
             if data is None:
                 continue  # nothing published (yet, or Redis was emptied): keep what we hold
             self._take(feature, data)
-        await self._notify()
+        self._notify()
 
     def _take(self, feature: str, data: bytes | str) -> None:
         data = data.encode() if isinstance(data, str) else data
@@ -260,12 +269,12 @@ class Entitlements:
 
     # ------------------------------------------------------------ waking waiters
 
-    async def _notify(self) -> None:
+    def _notify(self) -> None:
         for feature in FEATURES:
             ENTITLEMENT_GRANTED.labels(feature).set(int(self.decide(feature).granted))
         self._wake.set()
-        async with self._changed:
-            self._changed.notify_all()
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     def _next_boundary_s(self) -> float:
         now = self.now()
@@ -284,4 +293,4 @@ class Entitlements:
             try:
                 await asyncio.wait_for(self._wake.wait(), self._next_boundary_s() + 0.005)
             except TimeoutError:
-                await self._notify()
+                self._notify()

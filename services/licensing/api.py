@@ -55,7 +55,7 @@ def feature_status(state: FeatureState) -> dict[str, Any]:
 
 
 def status(service: LicensingService) -> dict[str, Any]:
-    states = service.states or service.evaluate()
+    states = service.preview()
     return {
         "serial": service.serial,
         "use": service.settings.use,
@@ -124,7 +124,6 @@ def create_app(
             signed = service.install(text)  # counts and logs its own refusals
         except LicenceError as error:
             return refusal(error)
-        service.evaluate()
         return {"installed": signed.licence.summary(), **status(service)}
 
     @app.delete("/license/{licence_id}", response_model=None)
@@ -136,7 +135,6 @@ def create_app(
         except LicenceError as error:
             service.refused(error)
             return refusal(error)
-        service.evaluate()
         return {"removed": licence_id, **status(service)}
 
     @app.get("/healthz", response_model=None)

@@ -44,6 +44,15 @@ WARN_EVERY_MS = 12 * 3_600_000
 METER_TIME_SAVE_MS = 60_000
 
 
+async def stop(task: asyncio.Task[None]) -> None:
+    """Cancel `task` and wait for it to end. Cancels again while it runs on: redis-py can turn
+    a cancellation that lands in a command into a ConnectionError, which reconnect loops (like
+    `ReadingStream.follow`) then treat as an outage and carry on."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=0.5)
+
+
 class LicensingService:
     def __init__(
         self,
@@ -68,7 +77,7 @@ class LicensingService:
         self._published: dict[str, FeatureState] | None = None
         self._warned: dict[str, int] = {}
         self._wake = asyncio.Event()
-        self._evaluated = asyncio.Condition()
+        self._evaluated = asyncio.Event()  # replaced by a fresh one after each evaluation
         self.evaluations = 0
 
     # ------------------------------------------------------------ time and licences
@@ -169,15 +178,24 @@ class LicensingService:
     def wake(self) -> None:
         self._wake.set()
 
-    def evaluate(self) -> dict[str, FeatureState]:
-        now = self.now()
-        states = evaluate(
+    def preview(self) -> dict[str, FeatureState]:
+        """The decision now, without publishing, logging or metrics (for API answers)."""
+        return evaluate(
             self.licences.values(),
             serial=self.serial,
             use=self.settings.use,
-            now=now,
+            now=self.now(),
             meter_id=self.meter_id,
         )
+
+    @property
+    def published(self) -> dict[str, FeatureState]:
+        """The decision last written to Redis ({} before the first write)."""
+        return self._published or {}
+
+    def _decide(self) -> dict[str, FeatureState]:
+        now = self.now()
+        states = self.preview()
         for feature, state in states.items():
             FEATURE_GRANTED.labels(feature).set(int(state.granted))
             if not state.granted:
@@ -216,7 +234,7 @@ class LicensingService:
 
     async def reevaluate(self) -> dict[str, FeatureState]:
         """Evaluate now and write the records (notifying only on change). Raises REDIS_DOWN."""
-        states = self.evaluate()
+        states = self._decide()
         updated = now_ms()
         records = {feature: state.record(feature, updated) for feature, state in states.items()}
         changed = states != self._published
@@ -229,13 +247,16 @@ class LicensingService:
         self._published = states
         self.redis_ok = True
         self.evaluations += 1
-        async with self._evaluated:
-            self._evaluated.notify_all()
+        self._changed()
         return states
 
-    async def published(self) -> None:
-        """Wait for the next published evaluation (tests, after moving the clock)."""
-        async with self._evaluated:
+    def _changed(self) -> None:
+        evaluated, self._evaluated = self._evaluated, asyncio.Event()
+        evaluated.set()
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Wait until `predicate` holds after an evaluation or a reading (tests)."""
+        while not predicate():
             await self._evaluated.wait()
 
     def _delay_s(self) -> float:
@@ -279,7 +300,7 @@ class LicensingService:
         try:
             await self._publish_loop()
         finally:
-            follower.cancel()
+            await stop(follower)
 
     async def _publish_loop(self) -> None:
         backoff = Backoff()
@@ -313,3 +334,4 @@ class LicensingService:
             self.observe(latest[1])
         async for _entry_id, reading in stream.follow(after):
             self.observe(reading)
+            self._changed()

@@ -211,5 +211,4 @@ async def test_meter_time_ahead_defeats_clock_rollback(
 
 async def _until(entitlements: Entitlements, predicate: Callable[[], Any]) -> None:
     """Wait for `predicate` to hold after one of the notifications Entitlements sends."""
-    async with entitlements._changed:
-        await entitlements._changed.wait_for(predicate)
+    await entitlements.wait_for(predicate)

@@ -1,0 +1,437 @@
+"""The licensing service in-process (its FastAPI app through httpx's ASGI transport, its
+publisher running) against a real redis-server, with a clock the test controls: every refusal
+the issue lists, trial expiry, meter binding, clock rollback with meter time ahead."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from redis.asyncio import Redis
+
+from services.licensing.api import create_app
+from services.licensing.metrics import FEATURE_EXPIRING, REFUSED
+from services.licensing.service import LicensingService
+from services.licensing.settings import LicensingSettings
+from shared.entitlements import FEATURES, Entitlements, decode_record, record_key
+from shared.licence import (
+    DAY_MS,
+    Licence,
+    canonical,
+    generate_keys,
+    key_id,
+    load_private_key,
+    load_public_keys,
+    now_ms,
+)
+from shared.reading import Reading
+from shared.settings import CommonSettings
+from shared.stream import ReadingStream, connect
+from tests.licensing_helpers import issue, make_keys
+from tests.servers import RedisServer
+
+SERIAL = "HPTEST0001"
+TOKEN = "admin-secret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+WAIT = 10.0
+
+
+class Clock:
+    """A system clock the test sets (None: the real one)."""
+
+    def __init__(self, ms: int | None) -> None:
+        self.ms = ms
+
+    def __call__(self) -> int:
+        return now_ms() if self.ms is None else self.ms
+
+
+@dataclass
+class Harness:
+    service: LicensingService
+    http: httpx.AsyncClient
+    redis: Redis
+    clock: Clock
+    private: Path
+    public: Path
+    folder: Path
+
+    async def put(self, body: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
+        return await self.http.put(
+            "/license", content=body, headers=AUTH if headers is None else headers
+        )
+
+    async def until(self, predicate: Callable[[], bool]) -> None:
+        await asyncio.wait_for(self.service.wait_for(predicate), WAIT)
+
+    async def meter(self, ts: int, meter_id: str = "M1") -> None:
+        reading = Reading(ts=ts, received=ts, meter_id=meter_id)
+        await ReadingStream(self.redis, "hanport:readings").add(reading)
+        await self.until(lambda: self.service.meter_ts >= ts and self.service.meter_id == meter_id)
+
+    async def record(self, feature: str) -> dict[str, Any]:
+        raw = await self.redis.get(record_key(feature))
+        assert raw is not None
+        return {
+            k: getattr(decode_record(raw), k) for k in ("granted", "reason", "until", "licence_id")
+        }
+
+
+Start = Callable[..., Awaitable[Harness]]
+
+
+@pytest.fixture
+async def start(redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[Start]:
+    """Start the service (use, clock, folder chosen by the test); stops it afterwards."""
+    tasks: list[asyncio.Task[None]] = []
+    clients: list[httpx.AsyncClient] = []
+    service_clients: list[Redis] = []
+    redis = await connect(redis_server.url)
+
+    async def starter(
+        use: str = "consumer", clock_ms: int | None = None, folder: Path | None = None
+    ) -> Harness:
+        private, public = make_keys(tmp_path)
+        folder = folder or tmp_path / "licences"
+        settings = LicensingSettings(
+            redis_url=redis_server.url,
+            serial=SERIAL,
+            use=use,  # type: ignore[arg-type]
+            license_public_keys=str(public),
+            license_dir=folder,
+            HANPORT_ADMIN_TOKEN=TOKEN,
+            _env_file=None,  # type: ignore[call-arg]
+        )
+        clock = Clock(clock_ms)
+        service_clients.append(await connect(redis_server.url))
+        service = LicensingService(
+            settings, service_clients[-1], load_public_keys(public), clock=clock
+        )
+        app = create_app(service, settings.admin_secret(), run_service=False)
+        tasks.append(asyncio.create_task(service.run()))
+        http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://licensing"
+        )
+        clients.append(http)
+        harness = Harness(service, http, redis, clock, private, public, folder)
+        await harness.until(lambda: service.evaluations > 0)
+        return harness
+
+    yield starter
+    for task in tasks:
+        task.cancel()
+    _done, pending = await asyncio.wait(tasks, timeout=5)
+    for task in pending:
+        task.print_stack()
+    assert not pending, "the service did not stop when cancelled"
+    for service_redis in service_clients:
+        await service_redis.aclose()
+    for client in clients:
+        await client.aclose()
+    await redis.aclose()
+
+
+def refused(reason: str) -> float:
+    return float(REFUSED.labels(reason)._value.get())
+
+
+# ---------------------------------------------------------------- installing and refusing
+
+
+async def test_install_grants_then_delete_removes(start: Start) -> None:
+    h = await start()
+    assert (await h.record("mqtt"))["granted"] is False
+    assert (await h.record("rest"))["granted"] is True  # free in consumer use
+    text = issue(h.private, serial=SERIAL, features=["mqtt", "modbus"])
+    response = await h.put(text)
+    assert response.status_code == 201, response.text
+    licence_id = response.json()["installed"]["id"]
+    assert response.json()["features"]["mqtt"] == {
+        "granted": True,
+        "until": None,
+        "licence_id": licence_id,
+        "reason": f"licence {licence_id} (consumer activation)",
+    }
+    await h.until(lambda: h.service.published["modbus"].granted)
+    assert (h.folder / f"{licence_id}.lic").read_bytes() == text
+    record = await h.record("mqtt")
+    assert record["granted"] is True and record["licence_id"] == licence_id
+
+    state = (await h.http.get("/license")).json()
+    assert state["serial"] == SERIAL and state["use"] == "consumer"
+    assert [lic["id"] for lic in state["licences"]] == [licence_id]
+
+    assert (await h.http.delete(f"/license/{licence_id}")).status_code == 401
+    response = await h.http.delete(f"/license/{licence_id}", headers=AUTH)
+    assert response.status_code == 200
+    assert response.json()["features"]["mqtt"]["granted"] is False
+    await h.until(lambda: not h.service.published["mqtt"].granted)
+    assert not (h.folder / f"{licence_id}.lic").exists()
+    assert (await h.record("mqtt"))["granted"] is False
+    response = await h.http.delete(f"/license/{licence_id}", headers=AUTH)
+    assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+def _edit(text: bytes, pattern: bytes, replacement: bytes) -> bytes:
+    edited = re.sub(pattern, replacement, text, count=1)
+    assert edited != text
+    return edited
+
+
+def _signed_by(private: Ed25519PrivateKey, claimed_key_id: str, licence: Licence) -> bytes:
+    body = {**licence.summary(), "key_id": claimed_key_id}
+    signature = base64.b64encode(private.sign(canonical(body))).decode()
+    return json.dumps({"licence": body, "signature": signature}).encode()
+
+
+def _cases(h: Harness, tmp_path: Path) -> dict[str, tuple[bytes, dict[str, str], int]]:
+    """refusal reason -> (upload, headers, HTTP status)"""
+    now = h.clock()
+    good = issue(h.private, serial=SERIAL, features=["mqtt"], now=now)
+    other_private, _ = generate_keys(tmp_path / "other-keys")
+    trusted_id = key_id(load_private_key(h.private).public_key())
+    licence = json.loads(good)["licence"]
+    forged = _signed_by(load_private_key(other_private), trusted_id, Licence(**licence))
+    return {
+        "bad_signature": (
+            _edit(good, rb'"serial": "HPTEST0001"', b'"serial": "HPTEST0009"'),
+            AUTH,
+            422,
+        ),
+        "bad_signature/wrong key": (forged, AUTH, 422),
+        "unknown_key": (issue(other_private, serial=SERIAL, features=["mqtt"], now=now), AUTH, 422),
+        "expired": (
+            issue(
+                h.private,
+                serial=SERIAL,
+                features=["mqtt"],
+                not_before_ms=now - 10 * DAY_MS,
+                expires_ms=now - DAY_MS,
+            ),
+            AUTH,
+            422,
+        ),
+        "not_yet_valid": (
+            issue(h.private, serial=SERIAL, features=["mqtt"], not_before_ms=now + DAY_MS),
+            AUTH,
+            422,
+        ),
+        "wrong_serial": (
+            issue(h.private, serial="HPOTHER0002", features=["mqtt"], now=now),
+            AUTH,
+            422,
+        ),
+        "wrong_meter": (
+            issue(h.private, serial=SERIAL, features=["mqtt"], meter_id="M2", now=now),
+            AUTH,
+            422,
+        ),
+        "consumer_in_commercial": (good, AUTH, 422),
+        "malformed_json": (good[:-20], AUTH, 400),
+        "malformed_base64": (_edit(good, rb'"signature": "', b'"signature": "***'), AUTH, 400),
+        "malformed": (b'{"licence": {"key_id": 7}, "signature": ""}', AUTH, 400),
+        "too_large": (good + b" " * 20_000, AUTH, 413),
+        "unauthorized": (good, {}, 401),
+        "unauthorized/wrong token": (good, {"Authorization": "Bearer not-the-token"}, 401),
+    }
+
+
+CASES = [
+    "bad_signature",
+    "bad_signature/wrong key",
+    "unknown_key",
+    "expired",
+    "not_yet_valid",
+    "wrong_serial",
+    "wrong_meter",
+    "consumer_in_commercial",
+    "malformed_json",
+    "malformed_base64",
+    "malformed",
+    "too_large",
+    "unauthorized",
+    "unauthorized/wrong token",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_refusal_names_reason_changes_nothing_and_is_counted(
+    start: Start, tmp_path: Path, case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = await start(use="commercial" if case == "consumer_in_commercial" else "consumer")
+    await h.meter(h.clock(), "M1")  # the reader sees meter M1
+    upload, headers, status = _cases(h, tmp_path)[case]
+    if case == "consumer_in_commercial":
+        upload = issue(h.private, serial=SERIAL, features=["mqtt"], use="consumer")
+    reason = case.split("/")[0]
+    before_state = (await h.http.get("/license")).json()
+    before_files = sorted(p.name for p in h.folder.iterdir())
+    before = refused(reason)
+
+    with caplog.at_level(logging.WARNING):
+        response = await h.put(upload, headers)
+
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == reason
+    assert body["detail"].startswith(f"{reason}: ")
+    assert refused(reason) == before + 1
+    assert sorted(p.name for p in h.folder.iterdir()) == before_files
+    after_state = (await h.http.get("/license")).json()
+    assert after_state["features"] == before_state["features"]
+    assert after_state["licences"] == before_state["licences"] == []
+    assert TOKEN not in caplog.text  # the admin token is never logged
+
+
+async def test_upload_without_token_configured_is_refused(start: Start) -> None:
+    h = await start()
+    app = create_app(h.service, None, run_service=False)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://x"
+    ) as http:
+        response = await http.put("/license", content=b"{}", headers=AUTH)
+    assert response.status_code == 401
+    assert "HANPORT_ADMIN_TOKEN" in response.json()["detail"]
+
+
+# ---------------------------------------------------------------- time
+
+
+async def test_trial_expires_under_a_controlled_clock(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    t0 = now_ms() - 30 * DAY_MS  # the test's clock; real time plays no part
+    h = await start(use="commercial", clock_ms=t0)
+    trial = issue(
+        h.private,
+        serial=SERIAL,
+        features=["rest", "mqtt", "modbus"],
+        use="commercial",
+        kind="trial",
+        now=t0,
+    )
+    response = await h.put(trial)
+    assert response.status_code == 201, response.text
+    until = response.json()["features"]["rest"]["until"]
+    assert until == t0 - t0 % 1000 + 21 * DAY_MS
+    settings = CommonSettings(
+        redis_url="unused",
+        serial=SERIAL,
+        use="commercial",
+        license_public_keys=str(h.public),
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    entitlements = Entitlements(h.redis, settings, clock=h.clock)
+    await h.until(lambda: h.service.published["rest"].granted)
+    await entitlements.refresh()
+    assert all(entitlements.decide(f).granted for f in FEATURES)
+
+    h.clock.ms = until - 2 * DAY_MS  # two days left: a warning, the metric says so
+    with caplog.at_level(logging.WARNING):
+        await h.service.reevaluate()
+    assert "install a renewal" in caplog.text
+    assert FEATURE_EXPIRING.labels("mqtt")._value.get() == 1
+    assert h.service.states["mqtt"].granted
+
+    h.clock.ms = until  # the 21st day is over
+    await h.service.reevaluate()
+    for feature in ("rest", "mqtt", "modbus"):
+        record = await h.record(feature)
+        assert record["granted"] is False and "expired" in record["reason"]
+    await entitlements.refresh()
+    decision = entitlements.decide("rest")
+    assert not decision.granted and "expired" in decision.reason
+    state = (await h.http.get("/license")).json()
+    assert "expired" in state["features"]["modbus"]["reason"]
+
+
+async def test_feature_stops_within_5_s_of_expiry_without_restart(start: Start) -> None:
+    h = await start()
+    expires = now_ms() + 2000
+    text = issue(h.private, serial=SERIAL, features=["mqtt"], expires_ms=expires)
+    assert (await h.put(text)).status_code == 201
+    await h.until(lambda: h.service.published["mqtt"].granted)
+    await h.until(lambda: not h.service.published["mqtt"].granted)
+    stopped = now_ms()
+    assert stopped - (expires - expires % 1000) < 5000
+    assert "expired" in (await h.record("mqtt"))["reason"]
+
+
+async def test_meter_time_ahead_defeats_clock_rollback(start: Start, tmp_path: Path) -> None:
+    real = now_ms()
+    h = await start(clock_ms=real)
+    text = issue(
+        h.private,
+        serial=SERIAL,
+        features=["modbus"],
+        not_before_ms=real - DAY_MS,
+        expires_ms=real + 3_600_000,
+    )
+    assert (await h.put(text)).status_code == 201
+    h.clock.ms = real - 6 * 3_600_000  # system clock turned back six hours: still "valid"
+    await h.service.reevaluate()
+    assert h.service.states["modbus"].granted
+    await h.meter(real + 2 * 3_600_000)  # the meter says it is two hours later
+    await h.until(lambda: not h.service.published["modbus"].granted)
+    assert "expired" in h.service.states["modbus"].reason
+
+    # restarted with the clock still turned back and no reading yet: the meter time was kept
+    again = await start(clock_ms=real - 6 * 3_600_000, folder=h.folder)
+    assert again.service.meter_ts >= real + 2 * 3_600_000
+    assert not again.service.states["modbus"].granted
+
+
+async def test_meter_bound_licence_follows_the_meter(start: Start) -> None:
+    h = await start()
+    text = issue(h.private, serial=SERIAL, features=["mqtt"], meter_id="M1")
+    assert (await h.put(text)).status_code == 201  # no meter seen yet: kept, not granted
+    await h.until(lambda: "no reading has named a meter yet" in h.service.published["mqtt"].reason)
+    await h.meter(h.clock(), "M1")
+    await h.until(lambda: h.service.published["mqtt"].granted)
+    await h.meter(h.clock() + 1000, "M2")  # the reader now sits on another meter
+    await h.until(lambda: not h.service.published["mqtt"].granted)
+    assert "wrong_meter" in h.service.states["mqtt"].reason
+
+
+async def test_licences_and_serial_survive_a_restart(start: Start, tmp_path: Path) -> None:
+    h = await start()
+    text = issue(h.private, serial=SERIAL, features=["modbus"])
+    assert (await h.put(text)).status_code == 201
+    (h.folder / "junk.lic").write_bytes(b"not a licence")
+    before = refused("malformed_json")
+    again = await start(folder=h.folder)
+    assert again.service.states["modbus"].granted
+    assert refused("malformed_json") == before + 1  # the bad file is skipped, counted
+
+
+async def test_generated_serial_is_kept_on_the_volume_and_in_redis(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    _private, public = make_keys(tmp_path)
+    redis = await connect(redis_server.url)
+    try:
+        settings = LicensingSettings(
+            redis_url=redis_server.url,
+            license_dir=tmp_path / "vol",
+            license_public_keys=str(public),
+            _env_file=None,  # type: ignore[call-arg]
+        )
+        first = await LicensingService(settings, redis, {}).resolve_serial()
+        assert (tmp_path / "vol" / "serial").read_text().strip() == first
+        assert await redis.get("hanport:serial") == first.encode()
+        await redis.flushall()  # Redis lost its data: the volume still knows
+        second = await LicensingService(settings, redis, {}).resolve_serial()
+        assert second == first
+        assert await redis.get("hanport:serial") == first.encode()
+    finally:
+        await redis.aclose()
