@@ -48,6 +48,8 @@ async def while_licensed(
         lost = asyncio.ensure_future(entitlements.wait_until(FEATURE, granted=False))
         try:
             done, _ = await asyncio.wait({working, lost}, return_when=asyncio.FIRST_COMPLETED)
+            if lost in done:
+                LICENSED.set(0)
         finally:
             for task in (working, lost):
                 task.cancel()

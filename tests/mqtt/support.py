@@ -1,5 +1,5 @@
-"""Test helpers for the MQTT bridge: readings, a granted/withheld licence, a subscriber that
-collects messages across broker restarts, and a bridge running in the test's event loop."""
+"""Test helpers for the MQTT bridge: readings, settings, a subscriber that collects messages
+across broker restarts, and a bridge running in the test's event loop."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from redis.asyncio import Redis
 
 from services.mqtt.bridge import Bridge
 from services.mqtt.settings import MqttSettings
-from shared.entitlements import Decision, Feature
 from shared.reading import Reading
 from shared.stream import ReadingStream, connect
 from tests.servers import MosquittoServer, RedisServer
@@ -41,33 +40,13 @@ def reading(n: int) -> Reading:
     )
 
 
-class Grant:
-    """An entitlement source a test switches on and off (same API as `Entitlements`)."""
-
-    def __init__(self, granted: bool = True) -> None:
-        self.granted = granted
-        self.changed = asyncio.Condition()
-        self.waiting = asyncio.Event()
-
-    def decide(self, feature: Feature) -> Decision:
-        return Decision(self.granted, "test grant" if self.granted else "test: no licence")
-
-    async def wait_until(self, feature: Feature, granted: bool) -> Decision:
-        async with self.changed:
-            if granted:
-                self.waiting.set()
-            await self.changed.wait_for(lambda: self.granted == granted)
-        return self.decide(feature)
-
-    async def set(self, granted: bool) -> None:
-        async with self.changed:
-            self.granted = granted
-            self.changed.notify_all()
-
-
-def settings(redis: RedisServer, broker: MosquittoServer | str, **extra: Any) -> MqttSettings:
+def settings(
+    redis: RedisServer, broker: MosquittoServer | str, licence_keys: str, **extra: Any
+) -> MqttSettings:
+    """Bridge settings for the test servers; `licence_keys` from the `licence_keys` fixture."""
     values: dict[str, Any] = {
         "redis_url": redis.url,
+        "license_public_keys": licence_keys,
         "mqtt_url": broker if isinstance(broker, str) else broker.url,
         "serial": SERIAL,
         "stream": STREAM,
@@ -80,10 +59,10 @@ def settings(redis: RedisServer, broker: MosquittoServer | str, **extra: Any) ->
 
 
 @contextlib.asynccontextmanager
-async def running_bridge(config: MqttSettings, grant: Grant | None = None) -> AsyncIterator[Bridge]:
-    """A bridge running in this event loop until the block ends."""
+async def running_bridge(config: MqttSettings) -> AsyncIterator[Bridge]:
+    """A bridge (with the real `Entitlements`) running in this event loop until the block ends."""
     redis = await connect(config.redis_url)
-    bridge = Bridge(config, redis, entitlements=grant or Grant(True))
+    bridge = Bridge(config, redis)
     task = asyncio.create_task(bridge.run())
     try:
         yield bridge

@@ -33,12 +33,12 @@ def ic_of(payload: bytes) -> int:
 
 
 async def test_every_reading_arrives_as_meter_json(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
 ) -> None:
     stream = await writer(redis_server)
     async with (
         Subscriber(mosquitto_server, [DATA]) as sub,
-        running_bridge(settings(redis_server, mosquitto_server)),
+        running_bridge(settings(redis_server, mosquitto_server, licence_keys)),
     ):
         for n in range(20):
             await stream.add(reading(n))
@@ -65,13 +65,13 @@ def first_occurrences(payloads: list[bytes]) -> list[int]:
 
 
 async def test_broker_outage_loses_nothing_and_keeps_order(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
 ) -> None:
     stream = await writer(redis_server)
     total = 60
     async with (
         Subscriber(mosquitto_server, [DATA], client_id="persistent-sub") as sub,
-        running_bridge(settings(redis_server, mosquitto_server)),
+        running_bridge(settings(redis_server, mosquitto_server, licence_keys)),
     ):
         for n in range(10):
             await stream.add(reading(n))
@@ -96,13 +96,13 @@ async def test_broker_outage_loses_nothing_and_keeps_order(
 
 
 async def test_two_replicas_publish_each_reading_once(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
 ) -> None:
     stream = await writer(redis_server)
     async with (
         Subscriber(mosquitto_server, [DATA]) as sub,
-        running_bridge(settings(redis_server, mosquitto_server, mqtt_consumer="a")),
-        running_bridge(settings(redis_server, mosquitto_server, mqtt_consumer="b")),
+        running_bridge(settings(redis_server, mosquitto_server, licence_keys, mqtt_consumer="a")),
+        running_bridge(settings(redis_server, mosquitto_server, licence_keys, mqtt_consumer="b")),
     ):
         for n in range(100):
             await stream.add(reading(n))
@@ -118,7 +118,7 @@ async def test_two_replicas_publish_each_reading_once(
 
 
 async def test_dead_replicas_pending_readings_are_taken_over(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
 ) -> None:
     stream = await writer(redis_server)
     for n in range(5):
@@ -130,7 +130,7 @@ async def test_dead_replicas_pending_readings_are_taken_over(
     assert await pending_count(redis) == 5
     async with (
         Subscriber(mosquitto_server, [DATA]) as sub,
-        running_bridge(settings(redis_server, mosquitto_server, mqtt_claim_idle=0.2)),
+        running_bridge(settings(redis_server, mosquitto_server, licence_keys, mqtt_claim_idle=0.2)),
     ):
         got = await sub.wait_count(DATA, 5)
         await eventually(lambda: no_pending(redis))
@@ -138,7 +138,7 @@ async def test_dead_replicas_pending_readings_are_taken_over(
 
 
 async def test_undecodable_entry_is_skipped_and_counted(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
 ) -> None:
     stream = await writer(redis_server)
     await stream.redis.xadd(STREAM, {b"reading": b"{not json"})
@@ -148,7 +148,7 @@ async def test_undecodable_entry_is_skipped_and_counted(
     bad = STREAM_BAD_ENTRIES._value.get()
     async with (
         Subscriber(mosquitto_server, [DATA]) as sub,
-        running_bridge(settings(redis_server, mosquitto_server)),
+        running_bridge(settings(redis_server, mosquitto_server, licence_keys)),
     ):
         got = await sub.wait_count(DATA, 1)
         await eventually(lambda: no_pending(stream.redis))
