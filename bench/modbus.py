@@ -238,7 +238,9 @@ def main(argv: list[str] | None = None) -> None:
             uvloop.run(_xadd_to_readable(ours, redis.url, 1))
             print(
                 f"Modbus: {BLOCK}-register reads, {args.seconds:g} s per configuration in "
-                f"{ROUNDS} alternating rounds, uvloop servers, {os.cpu_count()} CPUs"
+                f"{ROUNDS} alternating rounds, uvloop servers, {os.cpu_count()} CPUs, load "
+                f"average {os.getloadavg()[0]:.1f} (other work on the machine skews rates and "
+                "tail latencies; CPU per read is robust to it)"
             )
             servers = {"hanport": (ours, pids[0]), "plain": (plain, pids[1])}
             for clients in CONFIGS:
