@@ -1,6 +1,7 @@
-"""Fixtures for the Modbus tests: hand-made readings (values of the corpus captures named in
-tests/fixtures/README.md) and the Modbus service running in-process on a free port, against the
-real Redis fixture and a real signed licence (tests/licensing_helpers.py)."""
+"""Fixtures for the Modbus tests: hand-made readings and the Modbus service running in-process
+on a free port, against the real Redis fixture and a real signed licence
+(tests/licensing_helpers.py). Simulated readings decoded by the real P1 decoder come from
+tests/readings.py."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ def now_ms() -> int:
 
 
 def import_reading(**changes: Any) -> Reading:
-    """p1/lgf5e360_se.txt (Landis+Gyr E360, Sweden): importing 4190 W."""
+    """The values of the corpus capture p1/lgf5e360_se.txt (Landis+Gyr E360, Sweden; origin
+    UtilitechAS/amsreader-firmware test/payloads/landis-gyr/gh382-1.txt): importing 4190 W.
+    Reactive power and the meter id are made up (that telegram has none)."""
     fields: dict[str, Any] = dict(
         ts=now_ms(),
         received=now_ms(),
