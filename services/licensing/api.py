@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from prometheus_client import make_asgi_app
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.entitlements import FEATURES
 from shared.licence import LicenceError
@@ -85,7 +85,6 @@ def create_app(
             await service.redis.aclose()
 
     app = FastAPI(title="hanport licensing", docs_url=None, redoc_url=None, lifespan=lifespan)
-    app.mount("/metrics", make_asgi_app())
     limit = service.settings.license_max_bytes
 
     def authorize(request: Request) -> None:
@@ -136,6 +135,10 @@ def create_app(
             service.refused(error)
             return refusal(error)
         return {"removed": licence_id, **status(service)}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", response_model=None)
     async def healthz() -> dict[str, Any] | JSONResponse:
