@@ -122,3 +122,41 @@ def decode(data: bytes, pos: int = 0, depth: int = 0) -> tuple[Any, int]:
             raise AxdrError(f"bit string at byte {pos} runs past the end")
         return bytes(data[pos : pos + size]), pos + size
     raise AxdrError(f"unsupported data tag 0x{tag:02X} at byte {pos - 1}")
+
+
+Leaf = tuple[int, int, "Callable[[bytes, int], tuple[Any, ...]] | None"]
+_DATE_TIME = 0x19
+
+
+def leaves(data: bytes, pos: int, out: list[Leaf]) -> int:
+    """Walk the value at `pos` (already decoded once, so valid) and append, in document order,
+    every leaf whose bytes may change from frame to frame while the shape stays: numbers (not
+    booleans) as (offset, size, unpack), 12-byte octet strings and date-times as (offset, 12,
+    None). Answers the position after the value. Used to replay a meter's repeated list shape."""
+    tag = data[pos]
+    pos += 1
+    fixed = _UNPACKERS.get(tag)
+    if fixed is not None:
+        unpack, size = fixed
+        if tag != 0x03:
+            out.append((pos, size, unpack))
+        return pos + size
+    if tag in _STRUCTURED:
+        count, pos = read_length(data, pos)
+        for _ in range(count):
+            pos = leaves(data, pos, out)
+        return pos
+    if tag in (_OCTETS, _BITS) or tag in _TEXT:
+        size, pos = read_length(data, pos)
+        if tag == _BITS:
+            size = (size + 7) // 8
+        elif tag == _OCTETS and size == 12:
+            out.append((pos, 12, None))
+        return pos + size
+    if tag == _DATE_TIME:
+        out.append((pos, 12, None))
+        return pos + 12
+    fixed_size = _OCTETS_FIXED.get(tag)
+    if fixed_size is not None:
+        return pos + fixed_size
+    return pos  # null-data

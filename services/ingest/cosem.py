@@ -31,6 +31,8 @@ class Notification(NamedTuple):
     invoke_id: int
     datetime: bytes | None  # 12-byte COSEM date-time, when sent
     body: Any
+    datetime_at: int | None = None  # where the date-time's 12 bytes are in the APDU
+    body_at: int = 0  # where the body's A-XDR data starts in the APDU
 
 
 def parse_notification(apdu: bytes) -> Notification:
@@ -40,19 +42,21 @@ def parse_notification(apdu: bytes) -> Notification:
     pos = 5
     marker = apdu[pos]
     stamp: bytes | None = None
-    if marker == 0x00:
+    stamp_at: int | None = None
+    if marker == 0x00:  # absent
         pos += 1
-    else:
-        if marker == 0x09 or (marker == 0x01 and apdu[pos + 1 : pos + 2] == b"\x0c"):
+    elif marker in (0x09, 0x0C):  # tagged octet string `09 0C`, or bare length `0C`
+        if marker == 0x09:
             pos += 1
-        if apdu[pos] != 0x0C:
+        if apdu[pos : pos + 1] != b"\x0c":
             raise CosemError(f"date-time of length {apdu[pos]} in data notification, expected 12")
-        stamp = apdu[pos + 1 : pos + 13]
+        stamp_at = pos + 1
+        stamp = apdu[stamp_at : stamp_at + 12]
         if len(stamp) != 12:
             raise CosemError("data notification ends inside its date-time")
         pos += 13
-    body, end = axdr.decode(apdu, pos)
-    return Notification(invoke_id, stamp, body)
+    body, _end = axdr.decode(apdu, pos)
+    return Notification(invoke_id, stamp, body, stamp_at, pos)
 
 
 class BlockTransfer:

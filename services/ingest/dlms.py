@@ -10,15 +10,15 @@ which checks its own CRC. Every failure is a `DecodeError`; nothing else escapes
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from shared.reading import CrcStatus
 
 from . import axdr, ciphering, cosem, layouts
-from .assemble import ReadingBuilder, Slot, numeric_slot
 from .ciphering import Keys
 from .decoder import Decoded, DecodeError
+from .dlms_plan import Plan
 from .hdlc import HdlcFramer, Segments
 from .mbus import MbusFramer, MbusSegments
 from .obis import UnitError
@@ -26,42 +26,7 @@ from .obis import UnitError
 Framing = Literal["hdlc", "mbus", "apdu"]
 PROTOCOLS: dict[str, str] = {"hdlc": "hdlc", "mbus": "mbus", "apdu": "dlms"}
 MAX_RAW_APDU = 4096
-
-_IDENTITY = {  # codes that name the meter, per make, and where they go
-    "1-0:0.0.5": "0-0:96.1.0",  # Kamstrup meter id
-    "0-0:42.0.0": "device_name",
-}
-_CLOCKS = (layouts.CLOCK, "0-1:1.0.0")  # Kamstrup sends its clock on channel 1
-_MODEL_CODES = ("0-0:96.1.7", "1-0:96.1.1")  # meter type (Aidon, Kaifa; Kamstrup)
-
-
-_SLOTS: dict[tuple[str, str | None], Slot | None] = {}
-
-
-def _slot(code: str, unit: str | None) -> Slot | None:
-    """`assemble.numeric_slot`, memoised in a plain dict (bounded)."""
-    key = (code, unit)
-    try:
-        return _SLOTS[key]
-    except KeyError:
-        slot = numeric_slot(code, unit)
-        if len(_SLOTS) < 4096:
-            _SLOTS[key] = slot
-        return slot
-
-
-def _store(builder: ReadingBuilder, slot: Slot, value: float) -> None:
-    """What `ReadingBuilder.add` does for a numeric register, with the lookups precomputed."""
-    number = float(value) if slot.factor == 1.0 else round(value * slot.factor, 6)
-    target = slot.target
-    if target == "arrays":
-        builder.arrays[slot.key][slot.position] = number
-    elif target == "scalars":
-        builder.scalars[slot.key] = number
-    elif target == "tariffs":
-        builder.tariffs[slot.key] = number
-    else:
-        builder.scalars[slot.key] = int(number)
+MAX_PLANS = 4  # list shapes kept per APDU length
 
 
 class RawApduFramer:
@@ -108,15 +73,6 @@ class RawApduFramer:
         return out
 
 
-def _text(value: Any) -> Any:
-    """Octet strings that are text become `str`; other bytes become hex."""
-    if isinstance(value, bytes):
-        if value.isascii() and all(32 <= b < 127 for b in value):
-            return value.decode("ascii")
-        return value.hex()
-    return value
-
-
 class DlmsDecoder:
     """Incremental DLMS decoder (the `decoder.Decoder` protocol) for one meter."""
 
@@ -137,6 +93,9 @@ class DlmsDecoder:
         self._mbus_segments = MbusSegments()
         self._raw = RawApduFramer()
         self._blocks = cosem.BlockTransfer()
+        # List shapes seen, by APDU length (Aidon alternates lists 1, 2 and 3), replayed while
+        # their bytes outside the changing values match.
+        self._plans: dict[int, list[Plan]] = {}
 
     def feed(self, data: bytes, received_ms: int) -> list[Decoded | DecodeError]:
         out: list[Decoded | DecodeError] = []
@@ -227,42 +186,16 @@ class DlmsDecoder:
                     "HANPORT_METER_KEY is probably wrong",
                 ) from None
         if tag == cosem.DATA_NOTIFICATION:
-            notification = cosem.parse_notification(apdu)
-            return [Decoded((self._reading(notification, received_ms, crc), raw))]
+            shapes = self._plans.setdefault(len(apdu), [])
+            plan = next((p for p in shapes if p.matches(apdu)), None)
+            if plan is None:
+                plan = Plan(apdu, cosem.parse_notification(apdu))
+                if plan.replayable:
+                    if len(shapes) >= MAX_PLANS:
+                        shapes.pop(0)
+                    shapes.append(plan)
+            reading = plan.run(
+                apdu, received_ms=received_ms, crc=crc, protocol=self.protocol, zone=self.zone
+            )
+            return [Decoded((reading, raw))]
         raise cosem.CosemError(f"APDU tag 0x{tag & 0xFF:02X} is not a data notification")
-
-    def _reading(self, notification: cosem.Notification, received_ms: int, crc: CrcStatus) -> Any:
-        layout, items = layouts.list_items(notification.body)
-        builder = ReadingBuilder(received=received_ms, protocol=self.protocol)
-        ts: int | None = None
-        if notification.datetime is not None:
-            ts, text = cosem.to_epoch_ms(notification.datetime, self.zone)
-            if text is not None:
-                builder.add(layouts.CLOCK, text)
-        model: str | None = None
-        for code, value, unit in items:
-            if code in _CLOCKS and isinstance(value, bytes) and len(value) == 12:
-                clock_ts, text = cosem.to_epoch_ms(value, self.zone)
-                if text is not None:
-                    builder.add(layouts.CLOCK, text)
-                ts = ts if ts is not None else clock_ts
-                continue
-            value = _text(value)
-            if code in _MODEL_CODES:
-                model = str(value)
-                continue
-            target = _IDENTITY.get(code, code)
-            if target == "device_name" or code == "list_id":
-                builder.extras[code] = value
-                continue
-            if type(value) is int or type(value) is float:
-                slot = _slot(target, unit)
-                if slot is not None:
-                    _store(builder, slot, value)
-                    continue
-            try:
-                builder.add(target, value, unit)
-            except UnitError:
-                builder.extras[code] = {"value": value, "unit": unit}
-        builder.extras.setdefault("layout", layout)
-        return builder.build(ts=ts, crc=crc, meter_model=model)

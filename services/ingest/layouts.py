@@ -8,7 +8,7 @@ and walked by one small function per shape; the per-make knowledge is data (tabl
   the per-register scalers Kamstrup documents in `KAMSTRUP_SCALERS`;
 - positional, no OBIS codes (Kaifa `KFM_001`, Landis+Gyr E450 at Netz Burgenland): the meaning
   of each position from `POSITIONAL`, chosen by the list id and the number of items.
-Values come out scaled, units as DLMS names them (W, var, Wh, varh, V, A, Hz); codes normalised
+Values come out as sent with their scaler, units as DLMS names them (W, var, Wh, varh, V, A, Hz); codes normalised
 by `obis.obis_key`. A 12-byte octet string on the clock code is passed on as raw date-time bytes.
 Unknown shapes raise `LayoutError`.
 """
@@ -27,9 +27,12 @@ class LayoutError(ValueError):
 
 
 class Item(NamedTuple):
+    """One register: the value as sent, to be scaled by 10^scaler, in `unit`."""
+
     code: str
     value: Any
     unit: str | None
+    scaler: int = 0
 
 
 # DLMS unit enumeration (IEC 62056-6-2) for the quantities a HAN port sends.
@@ -135,8 +138,9 @@ POSITIONAL: dict[tuple[str | None, int], tuple[str, list[P | None]]] = {
 }
 
 
-def _scaled(value: Any, scaler: int) -> Any:
-    if not scaler or not isinstance(value, int) or isinstance(value, bool):
+def scaled(value: Any, scaler: int) -> Any:
+    """`value` times 10^scaler for numbers (exact decimal division for negative scalers)."""
+    if not scaler or not isinstance(value, int | float) or isinstance(value, bool):
         return value
     return value * 10**scaler if scaler > 0 else value / 10**-scaler
 
@@ -199,14 +203,14 @@ def _tagged(body: list[Any]) -> list[Item]:
         if isinstance(element, list) and element and (code := _code(element[0])) is not None:
             scaler, unit = _scaler_unit(code, element)
             value = element[1] if len(element) > 1 else None
-            items.append(Item(code, _scaled(value, scaler), unit))
+            items.append(Item(code, value, unit, scaler))
             i += 1
             continue
         code = _code(element)
         if code is None or i + 1 >= end:
             raise LayoutError(f"element {i} of an OBIS-tagged list has no OBIS code")
         value = body[i + 1]
-        items.append(Item(code, _scaled(value, pair_scalers.get(code, 0)), pair_units.get(code)))
+        items.append(Item(code, value, pair_units.get(code), pair_scalers.get(code, 0)))
         i += 2
     return items
 
@@ -230,7 +234,7 @@ def _positional(body: list[Any]) -> tuple[str, list[Item]]:
             items.append(Item("list_id", list_id, None))
             continue
         code, scaler, unit = position
-        items.append(Item(code, _scaled(value, scaler), unit))
+        items.append(Item(code, value, unit, scaler))
     return name, items
 
 
