@@ -92,7 +92,8 @@ async def history(stream: ReadingStream, low: str, high: str, limit: int) -> byt
     )
 
 
-TELEGRAM_FIELDS = (b"telegram", b"raw", b"data", b"frame", b"bytes")
+# The raw stream (services/ingest/publisher.py): fields `raw`, `result`, `received`.
+TELEGRAM_FIELDS = (b"raw", b"telegram")
 
 
 def _text(raw: bytes) -> str | None:
