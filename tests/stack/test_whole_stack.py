@@ -325,12 +325,16 @@ async def test_one_reading_reaches_every_interface_then_each_service_survives_si
 
     mqtt_ts = list(dict.fromkeys(m["ts"] for m in probe.mqtt.messages))  # QoS 1: dedupe
     first = stream_ts.index(mqtt_ts[0])
-    assert mqtt_ts == stream_ts[first : first + len(mqtt_ts)], "the MQTT subscriber has a gap"
+    assert mqtt_ts == stream_ts[first : first + len(mqtt_ts)], (
+        f"the MQTT subscriber has a gap or a reordering:\n received {mqtt_ts}\n stream   {stream_ts}"
+    )
     assert len(mqtt_ts) >= len(stream_ts) - first - 2  # at most the newest still in flight
 
     sse_ids = [i for i, _ in probe.sse.events]
     first = stream_ids.index(sse_ids[0])
-    assert sse_ids == stream_ids[first : first + len(sse_ids)], "the SSE client has a gap"
+    assert sse_ids == stream_ids[first : first + len(sse_ids)], (
+        f"the SSE client has a gap:\n received {sse_ids}\n stream   {stream_ids}"
+    )
     assert probe.sse.connects >= 2  # it did reconnect across the REST restart
     for name, service in stack.services.items():
         assert service.alive(), f"{name} died:\n{service.log_tail()}"
