@@ -106,6 +106,7 @@ class Bridge:
         entitlements = self.entitlements
         if entitlements is None:
             real = Entitlements(self.redis, self.settings)
+            await self._redis(real.refresh)  # decide on the installed licence, not on none yet
             helpers.append(asyncio.create_task(real.run()))
             entitlements = real
         log.info(
