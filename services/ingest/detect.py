@@ -5,17 +5,23 @@
   raw general-glo-ciphering ("dlms"). A frame that fails only for its key (key_error,
   auth_error) still proves the protocol.
 - `make_decoder(protocol, ...)`: the incremental decoder for a protocol name.
+- `AutoDecoder`: the decoder for `HANPORT_METER_PROTOCOL=auto`: holds the first bytes until
+  `identify` names the protocol, then hands them and everything after to that protocol's decoder.
 - `detect_line(sample_line)`: walks `LINE_SETTINGS` (115200 8N1, 2400 8E1, 9600 8E1, ...) and
   answers the first setting whose bytes hold valid frames; `sample_serial` reads a pyserial port
-  with one setting. Results are logged and exported as Prometheus metrics.
+  with one setting; `AutoSerialSource` is the ingest source for `serial://...?baud=auto`.
+Results are logged and exported as Prometheus metrics.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -66,6 +72,11 @@ PROBES = Counter(
     "hanport_ingest_line_probes_total",
     "Line settings tried by baud=auto detection, by result (found, nothing).",
     ["setting", "result"],
+)
+PROTOCOL = Gauge(
+    "hanport_ingest_protocol_detected",
+    "1 for the protocol automatic detection found on the meter port.",
+    ["protocol"],
 )
 DETECTED = Gauge(
     "hanport_ingest_line_detected",
@@ -130,6 +141,61 @@ class Prober:
         return None
 
 
+class AutoDecoder:
+    """A `decoder.Decoder` that first finds the protocol, then delegates to its decoder.
+
+    `factory(protocol)` makes the real decoder (with the service's options). Nothing is lost:
+    the bytes held while detecting are fed to it first. Without any valid frame in `max_sample`
+    bytes, it reports one `parse_error` saying what to check and starts over."""
+
+    def __init__(
+        self,
+        factory: Callable[[str], Decoder],
+        *,
+        keys: Keys | None = None,
+        max_sample: int = 65536,
+    ) -> None:
+        self.protocol = "auto"
+        self.factory = factory
+        self.keys = keys
+        self.max_sample = max_sample
+        self.decoder: Decoder | None = None
+        self._prober = Prober(keys=keys)
+        self._offset = 0
+
+    @property
+    def skipped(self) -> int:
+        return int(getattr(self.decoder, "skipped", 0))
+
+    def feed(self, data: bytes, received_ms: int) -> list[Decoded | DecodeError]:
+        if self.decoder is not None:
+            return self.decoder.feed(data, received_ms)
+        found = self._prober.feed(data)
+        if found is None:
+            held = len(self._prober.sample)
+            if held <= self.max_sample:
+                return []
+            self._prober = Prober(keys=self.keys)
+            offset, self._offset = self._offset, self._offset + held
+            return [
+                DecodeError(
+                    "parse_error",
+                    f"no P1 telegram, HDLC, M-Bus or DLMS frame in {held} bytes: check the "
+                    "port's line settings (serial://...?baud=auto finds them) and the wiring",
+                    offset=offset,
+                )
+            ]
+        log.info("meter speaks %s", found)
+        PROTOCOL.labels(found).set(1)
+        self.protocol = found
+        self.decoder = self.factory(found)
+        return self.decoder.feed(self._prober.sample, received_ms)
+
+    def flush(self, received_ms: int) -> list[Decoded | DecodeError]:
+        flush = getattr(self.decoder, "flush", None)
+        return list(flush(received_ms)) if flush is not None else []
+
+
 def identify(sample: bytes, *, keys: Keys | None = None) -> str | None:
     """The protocol of `sample`, or None when no decoder finds a valid frame in it."""
     return Prober(keys=keys).feed(sample)
@@ -191,3 +257,66 @@ def sample_serial(
         if prober.port is not port:
             port.close()
     return None
+
+
+@dataclass
+class AutoSerialSource:
+    """The ingest source for `serial://DEVICE?baud=auto`: finds the line settings with
+    `detect_line`, then reads on at them from the port detection left open, starting with the
+    bytes detection already read. Adapter lost or nothing found: tries again with backoff."""
+
+    spec: Any  # sources.SourceSpec
+    keys: Keys | None = None
+    sample_seconds: float = 12.0  # meters send every 1-10 s
+    settings: tuple[LineSetting, ...] = LINE_SETTINGS
+
+    async def _sample(
+        self, probers: list[Prober], setting: LineSetting, prober: Prober
+    ) -> str | None:
+        probers.append(prober)
+        return await asyncio.to_thread(
+            sample_serial, self.spec.path, setting, prober, self.sample_seconds
+        )
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        import serial
+
+        from shared.backoff import Backoff
+
+        from .sources import SerialSource
+
+        backoff = Backoff()
+        path = self.spec.path
+        while True:
+            probers: list[Prober] = []
+
+            try:
+                found = await detect_line(
+                    functools.partial(self._sample, probers),
+                    keys=self.keys,
+                    settings=self.settings,
+                    port=path,
+                )
+            except (serial.SerialException, OSError, ValueError) as error:
+                delay = backoff.next_delay()
+                log.warning("serial port %s: %s; next try in %.1f s", path, error, delay)
+                await asyncio.sleep(delay)
+                continue
+            if found is None:
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            port = probers[-1].port
+            try:
+                yield probers[-1].sample
+                port.timeout = 0
+                async for data in SerialSource(self.spec)._read(port):
+                    backoff.reset()
+                    yield data
+            except (serial.SerialException, OSError) as error:
+                delay = backoff.next_delay()
+                log.warning(
+                    "serial port %s lost: %s; detecting again in %.1f s", path, error, delay
+                )
+                await asyncio.sleep(delay)
+            finally:
+                port.close()
