@@ -1,15 +1,16 @@
 """Which decoder reads a meter's bytes: the one place that chooses, for the service and for
 `hanport decode` alike. Consumes `DecoderOptions`; produces a `decoder.Decoder`.
 
-Today every source speaks P1. Binary meters (HDLC/DLMS, M-Bus, encrypted frames) slot in here:
-add their options (keys, a protocol name or "auto" detection) to `DecoderOptions` and a branch
-to `make_decoder`.
+Protocols: `p1`, the binary DLMS ones (`hdlc`, `mbus`, `dlms` = bare general-glo-ciphering
+APDUs, see `dlms.py`), and `auto`, which finds the protocol from the first valid frame
+(`detect.AutoDecoder`). Encrypted meters need `keys`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from .ciphering import Keys
 from .decoder import Decoded, DecodeError, Decoder
 from .p1 import DEFAULT_TIMEZONE, MAX_TELEGRAM_BYTES, P1Decoder
 
@@ -20,6 +21,7 @@ class DecoderOptions:
     check_crc: bool = True
     timezone: str = DEFAULT_TIMEZONE
     max_size: int = MAX_TELEGRAM_BYTES
+    keys: Keys | None = None  # the meter's AES keys (DLMS general-glo-ciphering)
 
 
 def make_decoder(options: DecoderOptions) -> Decoder:
@@ -28,7 +30,19 @@ def make_decoder(options: DecoderOptions) -> Decoder:
         return P1Decoder(
             check_crc=options.check_crc, tz=options.timezone, max_size=options.max_size
         )
-    raise ValueError(f"unknown protocol {options.protocol!r}; expected p1")
+    if options.protocol in ("hdlc", "mbus", "dlms"):
+        from .detect import make_decoder as make_binary
+
+        return make_binary(options.protocol, keys=options.keys, tz=options.timezone)
+    if options.protocol == "auto":
+        from .detect import AutoDecoder
+
+        return AutoDecoder(
+            lambda found: make_decoder(replace(options, protocol=found)), keys=options.keys
+        )
+    raise ValueError(
+        f"unknown protocol {options.protocol!r}; expected auto, p1, hdlc, mbus or dlms"
+    )
 
 
 def finish(decoder: Decoder, received_ms: int) -> list[Decoded | DecodeError]:

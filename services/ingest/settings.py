@@ -6,12 +6,15 @@ service at start with one line naming the variable, the value and what is allowe
 
 from __future__ import annotations
 
+import sys
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from shared.settings import CommonSettings
 
+from .ciphering import Keys, load_keys
 from .decoders import DecoderOptions
 from .sources import SourceSpec, parse_source
 
@@ -57,6 +60,30 @@ class IngestSettings(CommonSettings):
     metrics_port: int = Field(
         9101, ge=0, le=65535, description="Prometheus /metrics port (0 turns it off)."
     )
+    meter_protocol: Literal["auto", "p1", "hdlc", "mbus", "dlms"] = Field(
+        "auto",
+        description=(
+            "What the meter port speaks: `auto` (found from the first valid frame), `p1`, "
+            "`hdlc` (DLMS in HDLC), `mbus` (DLMS in M-Bus) or `dlms` (bare encrypted APDUs)."
+        ),
+    )
+    meter_key: SecretStr | None = Field(
+        None,
+        description="Encrypted meters: the AES-128 encryption key (GUEK) from the grid operator, "
+        "32 hex digits. Never logged.",
+    )
+    meter_key_file: str | None = Field(
+        None, description="A file holding `HANPORT_METER_KEY` instead (e.g. a Docker secret)."
+    )
+    meter_auth_key: SecretStr | None = Field(
+        None,
+        description="Encrypted meters sending authenticated frames: the authentication key "
+        "(GAK), 32 hex digits; Luxembourg Smarty meters need none. Never logged.",
+    )
+    meter_auth_key_file: str | None = Field(
+        None, description="A file holding `HANPORT_METER_AUTH_KEY` instead."
+    )
+    _keys: Keys = PrivateAttr(default_factory=Keys)
 
     @field_validator("source")
     @classmethod
@@ -73,11 +100,35 @@ class IngestSettings(CommonSettings):
             raise ValueError("not an IANA time zone name such as Europe/Helsinki") from None
         return value
 
+    @model_validator(mode="after")
+    def _meter_keys(self) -> IngestSettings:
+        # Checked here, not by a field validator: a validation error would echo the value, and
+        # a key must never be printed. Bad key: one line naming the setting, exit 2.
+        def secret(value: SecretStr | None) -> str | None:
+            return value.get_secret_value() if value is not None else None
+
+        try:
+            self._keys = load_keys(
+                secret(self.meter_key),
+                self.meter_key_file,
+                secret(self.meter_auth_key),
+                self.meter_auth_key_file,
+            )
+        except ValueError as error:
+            print(f"hanport: bad setting {error}", file=sys.stderr)
+            raise SystemExit(2) from None
+        return self
+
+    def meter_keys(self) -> Keys:
+        return self._keys
+
     def source_spec(self) -> SourceSpec:
         return parse_source(self.source)
 
     def decoder_options(self) -> DecoderOptions:
         return DecoderOptions(
+            protocol=self.meter_protocol,
+            keys=self.meter_keys(),
             check_crc=self.crc_check,
             timezone=self.meter_timezone,
             max_size=self.max_telegram_bytes,

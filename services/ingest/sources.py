@@ -59,6 +59,8 @@ class SourceSpec:
     pace: Literal["recorded", "fast"] = "recorded"
 
     def describe(self) -> str:
+        if self.kind == "serial" and self.baud == 0:
+            return f"serial {self.path} (line settings detected)"
         if self.kind == "serial":
             return f"serial {self.path} {self.baud} {self.bytesize}{self.parity}{self.stopbits:g}"
         if self.kind == "tcp":
@@ -87,7 +89,8 @@ def parse_source(text: str) -> SourceSpec:
         if not path:
             raise ValueError(f"no device in {text!r}; expected {ALLOWED}")
         try:
-            baud = int(_one(query, "baud", "115200"))
+            baud_text = _one(query, "baud", "115200")
+            baud = 0 if baud_text == "auto" else int(baud_text)  # 0: detect (detect.py)
             bytesize = int(_one(query, "bytesize", "8"))
             stopbits = float(_one(query, "stopbits", "1"))
         except ValueError:
@@ -95,8 +98,8 @@ def parse_source(text: str) -> SourceSpec:
         parity = _one(query, "parity", "N").upper()
         if parity not in PARITIES:
             raise ValueError(f"parity must be N, E or O, not {parity!r}")
-        if bytesize not in (5, 6, 7, 8) or stopbits not in (1, 1.5, 2) or baud <= 0:
-            raise ValueError("bytesize must be 5-8, stopbits 1, 1.5 or 2, baud positive")
+        if bytesize not in (5, 6, 7, 8) or stopbits not in (1, 1.5, 2) or baud < 0:
+            raise ValueError("bytesize must be 5-8, stopbits 1, 1.5 or 2, baud positive or auto")
         return SourceSpec(
             "serial", path=path, baud=baud, parity=parity, bytesize=bytesize, stopbits=stopbits
         )
@@ -304,6 +307,10 @@ def open_source(
     idle_timeout: float = 60.0,
 ) -> Source:
     """The source for `spec`."""
+    if spec.kind == "serial" and spec.baud == 0:
+        from .detect import AutoSerialSource
+
+        return AutoSerialSource(spec)
     if spec.kind == "serial":
         return SerialSource(spec)
     if spec.kind == "tcp":
