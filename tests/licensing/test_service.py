@@ -35,7 +35,7 @@ from shared.licence import (
     now_ms,
 )
 from shared.reading import Reading
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, load_settings
 from shared.stream import ReadingStream, connect
 from tests.licensing_helpers import issue, make_keys
 from tests.servers import RedisServer
@@ -435,3 +435,17 @@ async def test_generated_serial_is_kept_on_the_volume_and_in_redis(
         assert await redis.get("hanport:serial") == first.encode()
     finally:
         await redis.aclose()
+
+
+def test_admin_token_from_env_or_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name in ("HANPORT_ADMIN_TOKEN", "HANPORT_ADMIN_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HANPORT_LICENSING_ADMIN_TOKEN", "")  # compose passes it empty
+    assert load_settings(LicensingSettings).admin_secret() is None
+    monkeypatch.setenv("HANPORT_ADMIN_TOKEN", "from-env")
+    assert load_settings(LicensingSettings).admin_secret() == "from-env"
+    assert "from-env" not in repr(load_settings(LicensingSettings))  # a secret, not printed
+    (tmp_path / "token").write_text("from-file\n")
+    monkeypatch.setenv("HANPORT_ADMIN_TOKEN_FILE", str(tmp_path / "token"))
+    assert load_settings(LicensingSettings).admin_secret() == "from-file"
