@@ -20,6 +20,8 @@ import uvicorn
 from redis.asyncio import Redis
 
 from services.rest.app import create_app
+from services.rest.fastpath import FastPath
+from services.rest.guard import Guard
 from services.rest.settings import RestSettings
 from services.rest.state import Snapshot, State
 from shared.reading import Reading
@@ -38,6 +40,7 @@ class RestUnderTest:
     redis: Redis
     stream: ReadingStream
     client: httpx.AsyncClient
+    guard: Guard | None = None
     server: uvicorn.Server | None = None
     task: asyncio.Task[None] | None = None
     readings: list[Reading] = field(default_factory=list)
@@ -136,6 +139,7 @@ async def rest_factory(redis_server: RedisServer) -> AsyncIterator[RestFactory]:
             redis,
             ReadingStream(redis, settings.stream),
             client,
+            _guard_of(app),
             server,
             task,
         )
@@ -154,6 +158,12 @@ async def rest_factory(redis_server: RedisServer) -> AsyncIterator[RestFactory]:
 @pytest.fixture
 async def rest(rest_factory: RestFactory) -> RestUnderTest:
     return await rest_factory()
+
+
+def _guard_of(app: Any) -> Guard:
+    while not isinstance(app, FastPath):
+        app = app.app
+    return app.guard
 
 
 def _state_of(app: Any) -> State:

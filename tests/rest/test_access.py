@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from services.rest.auth import TokenError, Tokens
-from tests.rest.conftest import RestFactory
+from tests.licensing_helpers import grant, revoke
+from tests.rest.conftest import TIMEOUT, RestFactory
+from tests.servers import RedisServer
 
 
 async def test_reads_are_open_by_default_and_admin_always_needs_a_token(
@@ -112,3 +115,24 @@ async def test_commercial_use_without_a_licence_is_403_naming_the_licence(
         assert "licence" in body["message"] and "'rest'" in body["message"]
     han = (await rest.client.get("/han")).json()
     assert han["licensed"]["rest"] is False
+
+
+async def test_commercial_use_with_a_rest_licence_serves_until_revoked(
+    rest_factory: RestFactory, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    env = await grant(redis_server.url, tmp_path, "HPTESTREST1", ["rest"], use="commercial")
+    rest = await rest_factory(
+        use="commercial",
+        serial=env["HANPORT_SERIAL"],
+        license_public_keys=env["HANPORT_LICENSE_PUBLIC_KEYS"],
+    )
+    assert rest.guard is not None and rest.guard.entitlements is not None
+    entitlements = rest.guard.entitlements
+    await asyncio.wait_for(entitlements.wait_until("rest", granted=True), TIMEOUT)
+    await rest.add()
+    assert (await rest.client.get("/meter")).status_code == 200
+    assert (await rest.client.get("/han")).json()["licensed"]["rest"] is True
+    await revoke(redis_server.url, ["rest"])
+    await asyncio.wait_for(entitlements.wait_until("rest", granted=False), TIMEOUT)
+    refused = await rest.client.get("/meter")
+    assert refused.status_code == 403 and refused.json()["error"] == "unlicensed"

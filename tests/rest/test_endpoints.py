@@ -65,7 +65,9 @@ async def test_han_state_message(rest: RestUnderTest) -> None:
 async def test_telegram_text_for_p1_and_hex_for_binary(rest: RestUnderTest) -> None:
     assert (await rest.client.get("/meter/telegram")).status_code == 404
     p1 = b"/TST5\\253833635_A\r\n\r\n1-0:1.8.0(000123.456*kWh)\r\n!ABCD\r\n"
-    entry = await rest.redis.xadd(rest.settings.raw_stream, {"raw": p1, "result": "ok", "received": 1764152400000})
+    entry = await rest.redis.xadd(
+        rest.settings.raw_stream, {"raw": p1, "result": "ok", "received": 1764152400000}
+    )
     body = (await rest.client.get("/meter/telegram")).json()
     assert body == {
         "type": "HAN_TELEGRAM",
@@ -77,7 +79,9 @@ async def test_telegram_text_for_p1_and_hex_for_binary(rest: RestUnderTest) -> N
     frame = bytes.fromhex(
         "7ea0 2a41 0883 1304 13e6 e700 0f40 0000 0000 0101 0203 0906 0000 0100 00ff 7e"
     )
-    await rest.redis.xadd(rest.settings.raw_stream, {"raw": frame, "result": "ok", "received": 1764152401000})
+    await rest.redis.xadd(
+        rest.settings.raw_stream, {"raw": frame, "result": "ok", "received": 1764152401000}
+    )
     body = (await rest.client.get("/meter/telegram")).json()
     assert body["encoding"] == "hex" and body["telegram"] == frame.hex()
 

@@ -40,7 +40,10 @@ def rest_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     for k, reading in enumerate(sample_readings(20)):
         reading = msgspec.structs.replace(reading, ts=now - 20_000 + k * 1000, received=now)
         client.xadd("hanport:readings", {"reading": encode_reading(reading)})
-    client.xadd("hanport:raw", {"result": "ok", "raw": b"/TST5\r\n\r\n1-0:1.8.0(000001.000*kWh)\r\n!0000\r\n"})
+    client.xadd(
+        "hanport:raw",
+        {"result": "ok", "raw": b"/TST5\r\n\r\n1-0:1.8.0(000001.000*kWh)\r\n!0000\r\n"},
+    )
     client.close()
     port = free_port()
     log = open(tmp_path_factory.mktemp("rest") / "rest.log", "wb")  # noqa: SIM115
