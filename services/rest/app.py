@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any
 
 import msgspec
@@ -152,9 +152,13 @@ def create_app(settings: RestSettings, tokens: Tokens | None = None) -> ASGIApp:
             ),
             asyncio.create_task(supervise("entitlements", entitlements.run)),
         ]
-        # Answer from the first request on with the newest reading (when Redis answers quickly).
+        # Answer from the first request on with the newest reading and, in commercial use, the
+        # verified licence (when Redis answers quickly); after STARTUP_WAIT serve anyway.
+        waits: list[Awaitable[object]] = [state.loaded.wait()]
+        if settings.use == "commercial":
+            waits.append(entitlements.wait_until("rest", granted=True))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(state.loaded.wait(), STARTUP_WAIT)
+            await asyncio.wait_for(asyncio.gather(*waits), STARTUP_WAIT)
         try:
             yield
         finally:
