@@ -48,6 +48,14 @@ class Pending:
     entry_id: str | None = None
 
 
+def _raise_if_cancelled() -> None:
+    """A cancel that arrived inside a Redis call can surface as a timeout error, or be swallowed
+    by redis-py altogether; the task still knows it is being cancelled: honour that."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def _parse_id(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
@@ -132,6 +140,7 @@ class Publisher:
                     await self._lost(error, backoff)
                     continue
                 except ResponseError as error:  # e.g. OOM, WRONGTYPE: keep the entry, retry
+                    _raise_if_cancelled()
                     delay = backoff.next_delay()
                     log.error("Redis refused a reading (%s); retrying in %.1f s", error, delay)
                     await asyncio.sleep(delay)
@@ -139,12 +148,14 @@ class Publisher:
                 backoff.reset()
                 self._idle.set()
                 self._wakeup.clear()
+                _raise_if_cancelled()  # redis-py can swallow a cancel that hits a command
                 await self._wakeup.wait()
         finally:
             if self._redis is not None:
                 await self._redis.aclose()
 
     async def _lost(self, error: BaseException, backoff: Backoff) -> None:
+        _raise_if_cancelled()
         REDIS_CONNECTED.set(0)
         REDIS_RECONNECTS.inc()
         log.warning(
