@@ -19,6 +19,7 @@ import asyncio
 import functools
 import logging
 import re
+import termios
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -67,6 +68,8 @@ LINE_SETTINGS: tuple[LineSetting, ...] = (
     LineSetting(19200, 8, "E", 1),
     LineSetting(38400, 8, "N", 1),
 )
+
+DETECT_SECONDS = 12.0  # how long to listen at each line setting: meters send every 1-10 s
 
 PROBES = Counter(
     "hanport_ingest_line_probes_total",
@@ -267,16 +270,15 @@ class AutoSerialSource:
 
     spec: Any  # sources.SourceSpec
     keys: Keys | None = None
-    sample_seconds: float = 12.0  # meters send every 1-10 s
+    sample_seconds: float | None = None  # None: DETECT_SECONDS
     settings: tuple[LineSetting, ...] = LINE_SETTINGS
 
     async def _sample(
         self, probers: list[Prober], setting: LineSetting, prober: Prober
     ) -> str | None:
         probers.append(prober)
-        return await asyncio.to_thread(
-            sample_serial, self.spec.path, setting, prober, self.sample_seconds
-        )
+        seconds = self.sample_seconds if self.sample_seconds is not None else DETECT_SECONDS
+        return await asyncio.to_thread(sample_serial, self.spec.path, setting, prober, seconds)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         import serial
@@ -297,7 +299,7 @@ class AutoSerialSource:
                     settings=self.settings,
                     port=path,
                 )
-            except (serial.SerialException, OSError, ValueError) as error:
+            except (serial.SerialException, OSError, ValueError, termios.error) as error:
                 delay = backoff.next_delay()
                 log.warning("serial port %s: %s; next try in %.1f s", path, error, delay)
                 await asyncio.sleep(delay)
@@ -308,11 +310,10 @@ class AutoSerialSource:
             port = probers[-1].port
             try:
                 yield probers[-1].sample
-                port.timeout = 0
                 async for data in SerialSource(self.spec)._read(port):
                     backoff.reset()
                     yield data
-            except (serial.SerialException, OSError) as error:
+            except (serial.SerialException, OSError, termios.error) as error:
                 delay = backoff.next_delay()
                 log.warning(
                     "serial port %s lost: %s; detecting again in %.1f s", path, error, delay

@@ -7,11 +7,6 @@ reader set from the pty's termios and answers accordingly: detection picks by va
 from __future__ import annotations
 
 import asyncio
-import os
-import pty
-import random
-import termios
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -24,6 +19,7 @@ from shared.stream import ReadingStream, connect
 from tests.servers import RedisServer
 
 from .conftest import frame
+from .meter import Meter
 
 FRAMES = [frame("hdlc/kaifa_gh180.hex"), frame("hdlc/aidon_se_27items_doc.hex")]
 SETTINGS = (
@@ -33,42 +29,9 @@ SETTINGS = (
 )
 
 
-class Meter:
-    """Writes to the pty master: frames when the reader is at 2400 baud, noise otherwise."""
-
-    def __init__(self) -> None:
-        self.master, self.slave = pty.openpty()
-        self.path = os.ttyname(self.slave)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.noise = random.Random(7)
-
-    def _run(self) -> None:
-        n = 0
-        while not self.stop.is_set():
-            speed = termios.tcgetattr(self.master)[5]
-            data = FRAMES[n % 2] if speed == termios.B2400 else self.noise.randbytes(200)
-            n += 1
-            try:
-                os.write(self.master, data)
-            except OSError:
-                return
-            self.stop.wait(0.05)  # the meter's pace
-
-    def __enter__(self) -> Meter:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(5)
-        os.close(self.master)
-        os.close(self.slave)
-
-
 @pytest.fixture
 def meter() -> Iterator[Meter]:
-    with Meter() as simulated:
+    with Meter(FRAMES) as simulated:
         yield simulated
 
 
