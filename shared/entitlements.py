@@ -35,6 +35,7 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from .backoff import Backoff
 from .identity import reader_serial
@@ -214,7 +215,11 @@ class Entitlements:
     async def refresh(self) -> None:
         """Read the records (and the newest meter reading) from Redis and verify them."""
         raw = await self.redis.mget([record_key(f) for f in FEATURES])
-        latest = await ReadingStream(self.redis, self.settings.stream).latest()
+        try:
+            latest = await ReadingStream(self.redis, self.settings.stream).latest()
+        except ResponseError as error:  # e.g. WRONGTYPE: judge by the system clock alone
+            log.warning("cannot read the meter time from %s: %s", self.settings.stream, error)
+            latest = None
         if latest is not None:
             self._meter_ts = max(self._meter_ts, latest[1].ts)
             self._meter_id = latest[1].meter_id or self._meter_id

@@ -62,6 +62,7 @@ REASONS: dict[str, str] = {
     "commercial use (HANPORT_USE); a commercial licence or trial is needed",
     "unauthorized": "installing or removing a licence needs the admin token ({detail})",
     "not_found": "no installed licence has id {detail}",
+    "storage": "cannot store the licence ({detail}); make HANPORT_LICENSE_DIR a writable volume",
 }
 
 

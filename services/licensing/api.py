@@ -24,7 +24,7 @@ from shared.entitlements import FEATURES
 from shared.licence import LicenceError
 
 from .decide import FeatureState
-from .service import LicensingService
+from .service import LicensingService, stop
 
 STATUS = {
     "too_large": 413,
@@ -33,6 +33,7 @@ STATUS = {
     "malformed": 400,
     "unauthorized": 401,
     "not_found": 404,
+    "storage": 500,
 }  # every other reason: 422 (a well-formed licence that does not hold here)
 
 
@@ -79,9 +80,7 @@ def create_app(
             yield
         finally:
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stop(task)
             await service.redis.aclose()
 
     app = FastAPI(title="hanport licensing", docs_url=None, redoc_url=None, lifespan=lifespan)

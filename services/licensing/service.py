@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from shared.backoff import Backoff
 from shared.identity import SERIAL_KEY, new_serial
@@ -42,6 +43,13 @@ log = logging.getLogger(__name__)
 MAX_WAIT_S = 60.0
 WARN_EVERY_MS = 12 * 3_600_000
 METER_TIME_SAVE_MS = 60_000
+
+
+def unless_cancelled(error: BaseException) -> None:
+    """Re-raise as a cancellation when redis-py turned ours into a connection error."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from error
 
 
 async def stop(task: asyncio.Task[None]) -> None:
@@ -123,7 +131,12 @@ class LicensingService:
         except LicenceError as error:
             self.refused(error)
             raise
-        self.store.save(signed.id, text)
+        try:
+            self.store.save(signed.id, text)
+        except OSError as error:
+            failure = LicenceError("storage", error)
+            self.refused(failure)
+            raise failure from None
         self.licences[signed.id] = signed
         INSTALLED.set(len(self.licences))
         log.info(
@@ -240,7 +253,7 @@ class LicensingService:
         changed = states != self._published
         try:
             await publish(self.redis, records, notify=changed)
-        except REDIS_DOWN:
+        except (RedisError, *REDIS_DOWN):
             self._published = None
             self.redis_ok = False
             raise
@@ -278,25 +291,37 @@ class LicensingService:
             serial = existing.decode() if isinstance(existing, bytes) else existing
             serial = serial or new_serial()
         if not self.settings.serial and stored != serial:
-            self.store.write_serial(serial)
-            log.info("reader serial %s kept in %s", serial, self.store.folder)
+            try:
+                self.store.write_serial(serial)
+                log.info("reader serial %s kept in %s", serial, self.store.folder)
+            except OSError as error:
+                log.error(
+                    "cannot keep the reader serial in %s (%s): make HANPORT_LICENSE_DIR a "
+                    "writable volume, or set HANPORT_SERIAL",
+                    self.store.folder,
+                    error,
+                )
         await self.redis.set(SERIAL_KEY, serial)
         self.serial = serial
         return serial
 
     async def run(self) -> None:
         """Until cancelled: load licences, resolve the serial, follow the meter, publish."""
-        self.store.ensure()
+        try:
+            self.store.ensure()
+        except OSError as error:
+            log.error("cannot create the licence folder %s: %s", self.store.folder, error)
         backoff = Backoff()
         while True:
             try:
                 await self.resolve_serial()
                 break
-            except REDIS_DOWN as error:
+            except (RedisError, *REDIS_DOWN) as error:
+                unless_cancelled(error)
                 log.warning("Redis is not reachable (%s); retrying", error)
                 await asyncio.sleep(backoff.next_delay())
         self.load()
-        follower = asyncio.create_task(self._follow_meter())
+        follower = asyncio.create_task(self._follow_meter_always())
         try:
             await self._publish_loop()
         finally:
@@ -310,14 +335,29 @@ class LicensingService:
                 await self.reevaluate()
                 backoff.reset()
                 delay = self._delay_s()
-            except REDIS_DOWN as error:
+            except (RedisError, *REDIS_DOWN) as error:
+                unless_cancelled(error)
                 PUBLISH_FAILURES.inc()
+                self.redis_ok = False
                 delay = backoff.next_delay()
                 log.warning(
                     "cannot publish entitlements to Redis (%s); retrying in %.1f s", error, delay
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def _follow_meter_always(self) -> None:
+        """`_follow_meter`, restarted with backoff after any unexpected error (logged)."""
+        backoff = Backoff()
+        while True:
+            try:
+                await self._follow_meter()
+            except (RedisError, *REDIS_DOWN) as error:
+                unless_cancelled(error)
+                log.warning("following the readings stream failed (%s); retrying", error)
+            except Exception:
+                log.exception("following the readings stream failed; retrying")
+            await asyncio.sleep(backoff.next_delay())
 
     async def _follow_meter(self) -> None:
         stream = ReadingStream(self.redis, self.settings.stream)
