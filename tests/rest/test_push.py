@@ -150,3 +150,41 @@ async def test_websocket_refused_without_licence(rest_factory: RestFactory) -> N
     except websockets.InvalidStatus as refused:
         assert refused.response.status_code == 403
         assert json.loads(refused.response.body or b"{}")["error"] == "unlicensed"
+
+
+async def test_sse_client_gets_every_reading_added_around_an_outage(
+    rest: RestUnderTest, redis_server: RedisServer
+) -> None:
+    await rest.add()
+    async with rest.client.stream("GET", "/events") as response:
+        events = sse(response)
+        async with asyncio.timeout(TIMEOUT):
+            async for event in events:
+                if event.event == "HAN_METER_MESSAGE":
+                    break  # the snapshot
+            redis_server.stop()
+            redis_server.start()
+            await rest.redis.connection_pool.disconnect()
+            # added while the replica is still reconnecting: it must catch up on all of them
+            added = []
+            for reading in [rest.next_reading() for _ in range(3)]:
+                added.append(await rest.stream.add(reading))
+            got: list[str] = []
+            async for event in events:
+                if event.event == "HAN_METER_MESSAGE" and event.id:
+                    got.append(event.id)
+                    if len(got) == len(added):
+                        break
+    assert got == added
+
+
+async def test_replicas_give_the_same_answers(rest_factory: RestFactory) -> None:
+    one, two, three = [await rest_factory() for _ in range(3)]
+    entry_id = await one.add()
+    for replica in (two, three):
+        queue = replica.state.subscribe()
+        if replica.state.latest is None or replica.state.latest.entry_id != entry_id:
+            await replica.wait_for(queue, entry_id)
+        replica.state.unsubscribe(queue)
+    answers = {(await r.client.get("/meter")).content for r in (one, two, three)}
+    assert len(answers) == 1
