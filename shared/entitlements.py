@@ -38,7 +38,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from .backoff import Backoff
-from .identity import reader_serial
+from .identity import SERIAL_KEY, reader_serial
 from .licence import KeyFileError, LicenceError, Signed, load_public_keys, now_ms, verify
 from .settings import CommonSettings
 from .stream import REDIS_DOWN, ReadingStream
@@ -214,7 +214,13 @@ class Entitlements:
 
     async def refresh(self) -> None:
         """Read the records (and the newest meter reading) from Redis and verify them."""
-        raw = await self.redis.mget([record_key(f) for f in FEATURES])
+        *raw, stored_serial = await self.redis.mget([*map(record_key, FEATURES), SERIAL_KEY])
+        if self.settings.serial is None and stored_serial:
+            serial = stored_serial.decode() if isinstance(stored_serial, bytes) else stored_serial
+            if serial != self.serial:  # the licensing service restored it from its volume
+                log.info("reader serial is %s", serial)
+                self.serial = serial
+                self._seen.clear()
         try:
             latest = await ReadingStream(self.redis, self.settings.stream).latest()
         except ResponseError as error:  # e.g. WRONGTYPE: judge by the system clock alone

@@ -326,6 +326,8 @@ class LicensingService:
             await self._publish_loop()
         finally:
             await stop(follower)
+            if self.meter_ts > self._saved_meter_ts:
+                self._save_meter_time()
 
     async def _publish_loop(self) -> None:
         backoff = Backoff()

@@ -212,3 +212,23 @@ async def test_meter_time_ahead_defeats_clock_rollback(
 async def _until(entitlements: Entitlements, predicate: Callable[[], Any]) -> None:
     """Wait for `predicate` to hold after one of the notifications Entitlements sends."""
     await entitlements.wait_for(predicate)
+
+
+async def test_follows_the_serial_the_licensing_service_keeps(
+    redis_server: RedisServer, redis: Redis, tmp_path: Path
+) -> None:
+    env = await grant(redis_server.url, tmp_path, SERIAL, ["modbus"])
+    await redis.set("hanport:serial", "HPGENERATED1")  # made up by an interface that came first
+    settings_ = settings(env).model_copy(update={"serial": None})
+    entitlements = Entitlements(redis, settings_)
+    task = asyncio.create_task(entitlements.run())
+    try:
+        await _until(entitlements, lambda: entitlements.serial == "HPGENERATED1")
+        assert not entitlements.decide("modbus").granted
+        # the licensing service starts and restores the serial kept on its volume
+        await redis.set("hanport:serial", SERIAL)
+        await redis.publish(CHANNEL, "")
+        decision = await asyncio.wait_for(entitlements.wait_until("modbus", granted=True), WAIT)
+        assert decision.granted and entitlements.serial == SERIAL
+    finally:
+        task.cancel()

@@ -103,7 +103,7 @@ async def test_rest_in_commercial_use_follows_the_licence(
     private, public = make_keys(tmp_path)
     lic_port, rest_port = free_port(), free_port()
     env = licensing_env(redis_server.url, public, tmp_path, "commercial", lic_port)
-    processes.start("services.licensing", env, lic_port)
+    licensing = processes.start("services.licensing", env, lic_port)
     rest_env = {
         **{
             k: env[k]
@@ -161,6 +161,14 @@ async def test_rest_in_commercial_use_follows_the_licence(
         assert response.status_code == 201, response.text
         licence_id = response.json()["installed"]["id"]
         await eventually(serving, LIMIT + SLACK)
+
+        # the licensing service dies: REST keeps the verified licence; it comes back with it
+        licensing.kill()
+        licensing.wait(timeout=10)
+        assert await serving()
+        processes.start("services.licensing", env, lic_port)
+        assert await serving()
+        assert (await lic.get("/license")).json()["features"]["rest"]["granted"] is True
         assert (await lic.delete(f"/license/{licence_id}", headers=auth)).status_code == 200
         await eventually(refused, LIMIT + SLACK)
 
