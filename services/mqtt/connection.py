@@ -94,31 +94,37 @@ def make_client(settings: MqttSettings, topics: Topics) -> aiomqtt.Client:
     )
 
 
-# reason -> (pattern matched against the error text, what is wrong and how to fix it)
-FAILURES: tuple[tuple[str, str, str], ...] = (
-    ("config", r"^HANPORT_|cannot (read|load)", "{error}"),
-    ("bad_credentials", r"bad user ?name or password|\[code:(4|134)\]",
+# (reason, pattern matched against the error text, applies with a user name set: True/False,
+#  None for both, what is wrong and how to fix it). Mosquitto answers a wrong password to an
+# MQTT 3.1.1 client with "not authorised", so that row names both causes.
+FAILURES: tuple[tuple[str, str, bool | None, str], ...] = (
+    ("config", r"^HANPORT_|cannot (read|load)", None, "{error}"),
+    ("bad_credentials", r"bad user ?name or password|\[code:(4|134)\]", None,
      "the broker {broker} refused user {user!r}: wrong user name or password; fix "
      "HANPORT_MQTT_USERNAME and HANPORT_MQTT_PASSWORD (or HANPORT_MQTT_PASSWORD_FILE)"),
-    ("not_authorised", r"not authori[sz]ed|\[code:(5|135)\]",
-     "the broker {broker} does not authorise user {user!r}: allow this client in the broker's "
-     "ACL, or set HANPORT_MQTT_USERNAME/HANPORT_MQTT_PASSWORD for an allowed user"),
-    ("untrusted_certificate", r"certificate verify failed|CERTIFICATE_VERIFY_FAILED",
+    ("not_authorised", r"not authori[sz]ed|\[code:(5|135)\]", True,
+     "the broker {broker} refused user {user!r} (not authorised): wrong user name or password, "
+     "or the user may not connect; fix HANPORT_MQTT_USERNAME and HANPORT_MQTT_PASSWORD (or "
+     "HANPORT_MQTT_PASSWORD_FILE), or allow the user in the broker's configuration"),
+    ("not_authorised", r"not authori[sz]ed|\[code:(5|135)\]", False,
+     "the broker {broker} refused an anonymous connection: set HANPORT_MQTT_USERNAME and "
+     "HANPORT_MQTT_PASSWORD (or HANPORT_MQTT_PASSWORD_FILE)"),
+    ("untrusted_certificate", r"certificate verify failed|CERTIFICATE_VERIFY_FAILED", None,
      "the TLS certificate of {broker} is not trusted ({error}): set HANPORT_MQTT_CA_FILE to the "
      "CA that signed it, or HANPORT_MQTT_TLS_INSECURE=true for a self-signed broker you trust"),
-    ("tls", r"SSL|TLS|WRONG_VERSION_NUMBER",
+    ("tls", r"SSL|TLS|WRONG_VERSION_NUMBER", None,
      "TLS with {broker} failed ({error}): check that the port speaks TLS (mqtts://, usually "
      "8883) or use mqtt:// for a plain port"),
-    ("refused", r"Connection refused|Errno 111",
+    ("refused", r"Connection refused|Errno 111", None,
      "nothing accepts connections at {broker}: is the broker running, and are host and port in "
      "HANPORT_MQTT_URL right?"),
-    ("dns", r"Name or service not known|Temporary failure in name resolution|Errno -[23]",
+    ("dns", r"Name or service not known|Temporary failure in name resolution|Errno -[23]", None,
      "the broker host in HANPORT_MQTT_URL ({broker}) does not resolve: check the name"),
-    ("unreachable", r"timed out|No route to host|Network is unreachable|Errno 11[03]",
+    ("unreachable", r"timed out|No route to host|Network is unreachable|Errno 11[03]", None,
      "{broker} does not answer (network or firewall): check HANPORT_MQTT_URL and the network"),
-    ("identifier_rejected", r"client identifier|\[code:(2|133)\]",
+    ("identifier_rejected", r"client identifier|\[code:(2|133)\]", None,
      "the broker {broker} rejected client id {client_id!r}: set HANPORT_MQTT_CLIENT_ID"),
-    ("server_unavailable", r"server unavailable|\[code:(3|136)\]",
+    ("server_unavailable", r"server unavailable|\[code:(3|136)\]", None,
      "the broker {broker} says it is unavailable; it is retried"),
 )  # fmt: skip
 
@@ -133,7 +139,10 @@ def explain(error: BaseException, settings: MqttSettings) -> tuple[str, str]:
         "client_id": settings.mqtt_client_id or f"hanport-{settings.mqtt_consumer}",
         "error": text,
     }
-    for reason, pattern, message in FAILURES:
+    has_user = fields["user"] is not None
+    for reason, pattern, with_user, message in FAILURES:
+        if with_user not in (None, has_user):
+            continue
         if re.search(pattern, text, re.IGNORECASE):
             return reason, message.format(**fields)
     return "other", f"cannot connect to {fields['broker']}: {text}"
