@@ -64,7 +64,8 @@ def test_malformed_key_stops_with_one_line_naming_the_setting(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with pytest.raises(SystemExit) as stopped:
-        IngestSettings(**{"meter_key": "34743677397A24432646294A404E63"})
+        bad: dict[str, Any] = {"meter_key": "34743677397A24432646294A404E63"}
+        IngestSettings(**bad)
     assert stopped.value.code == 2
     err = capsys.readouterr().err
     assert "HANPORT_METER_KEY" in err and "15 bytes" in err
