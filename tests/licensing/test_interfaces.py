@@ -17,6 +17,7 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
+from shared.entitlements import CHANNEL, Record, encode_record, record_key
 from shared.licence import now_ms
 from shared.reading import Reading
 from shared.stream import ReadingStream, connect
@@ -139,6 +140,20 @@ async def test_rest_in_commercial_use_follows_the_licence(
         await eventually(refused, 10)
         body = (await rest.get("/meter")).json()
         assert body["error"] == "unlicensed" and body["feature"] == "rest"
+
+        # a record written into Redis by hand: REST verifies it, refuses it, stays closed
+        forged = Record(feature="rest", granted=True, reason="by hand", licence_id="L-forged")
+        redis = await connect(redis_server.url)
+        await redis.set(record_key("rest"), encode_record(forged))
+        await redis.publish(CHANNEL, "rest")
+        await redis.aclose()
+
+        async def rest_refused_the_record() -> bool:
+            text = (await rest.get("/metrics")).text
+            return 'hanport_entitlement_refused_total{reason="malformed"} 1.0' in text
+
+        await eventually(rest_refused_the_record, 10)
+        assert await refused()
         assert "commercial licence grants 'rest'" in body["message"] or "rest" in body["message"]
 
         # a full licence that runs out on its own a few seconds from now
