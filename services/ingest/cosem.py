@@ -49,7 +49,10 @@ def parse_notification(apdu: bytes) -> Notification:
         if marker == 0x09:
             pos += 1
         if apdu[pos : pos + 1] != b"\x0c":
-            raise CosemError(f"date-time of length {apdu[pos]} in data notification, expected 12")
+            raise CosemError(
+                f"date-time of length {apdu[pos : pos + 1].hex() or 'none'} in data "
+                "notification, expected 0c (12)"
+            )
         stamp_at = pos + 1
         stamp = apdu[stamp_at : stamp_at + 12]
         if len(stamp) != 12:

@@ -10,6 +10,7 @@ which checks its own CRC. Every failure is a `DecodeError`; nothing else escapes
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -22,6 +23,8 @@ from .dlms_plan import Plan
 from .hdlc import HdlcFramer, Segments
 from .mbus import MbusFramer, MbusSegments
 from .obis import UnitError
+
+log = logging.getLogger(__name__)
 
 Framing = Literal["hdlc", "mbus", "apdu"]
 PROTOCOLS: dict[str, str] = {"hdlc": "hdlc", "mbus": "mbus", "apdu": "dlms"}
@@ -147,6 +150,17 @@ class DlmsDecoder:
             return [
                 DecodeError(
                     "parse_error", f"frame at byte {offset}: {error}", offset=offset, raw=raw
+                )
+            ]
+        except Exception as error:  # a decoder bug must not take the service down
+            log.exception("frame at byte %s: unexpected %s", offset, type(error).__name__)
+            return [
+                DecodeError(
+                    "parse_error",
+                    f"frame at byte {offset}: decoder failed ({type(error).__name__}); "
+                    "please report it with a capture (docs/meters.md)",
+                    offset=offset,
+                    raw=raw,
                 )
             ]
 

@@ -29,6 +29,7 @@ def run(decoder: DlmsDecoder, chunks: list[bytes]) -> list[Decoded | DecodeError
     out += decoder.flush(1)
     for item in out:
         assert isinstance(item, Decoded | DecodeError)
+        assert "decoder failed" not in str(item), item  # the safety net caught a bug
         if isinstance(item, Decoded) and decoder.framing == "hdlc":
             assert fcs_ok(item.raw)
     return out
@@ -121,3 +122,32 @@ def test_replayed_shape_gives_the_same_reading_as_a_fresh_decode(
         assert replayed[0].reading == fresh[0].reading
     else:
         assert isinstance(replayed[0], DecodeError) and replayed[0].reason == fresh[0].reason
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(
+        [b"\x0f", b"\x0f\x40\x00\x00\x00\x00", b"\xe0\x80\x00\x01\x00\x00", b"\xdb\x08"]
+    ),
+    st.binary(max_size=300),
+    st.sampled_from(FRAMES),
+    st.data(),
+)
+def test_valid_frames_around_garbage_apdus(
+    prefix: bytes, tail: bytes, real: bytes, data: st.DataObject
+) -> None:
+    """Frames whose checksums are right but whose APDU is anything (or a real one cut or
+    spliced) only ever give readings or declared errors, and the next real frame still decodes."""
+    from .frames import hdlc
+
+    apdu = real[12:-3]
+    cut = data.draw(st.integers(0, len(apdu)))
+    mutated = bytearray(apdu)
+    for position in data.draw(st.lists(st.integers(0, len(apdu) - 1), max_size=4)):
+        mutated[position] = data.draw(st.integers(0, 255))
+    payload = data.draw(
+        st.sampled_from([prefix + tail, apdu[:cut] + tail, apdu[:cut], bytes(mutated)])
+    )
+    decoder = DlmsDecoder("hdlc", keys=Keys(bytes(16)))
+    out = run(decoder, [hdlc(b"\xe6\xe7\x00" + payload), real])
+    assert isinstance(out[-1], Decoded) and out[-1].raw == real
