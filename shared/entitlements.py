@@ -39,7 +39,15 @@ from redis.exceptions import ResponseError
 
 from .backoff import Backoff
 from .identity import SERIAL_KEY, reader_serial
-from .licence import KeyFileError, LicenceError, Signed, load_public_keys, now_ms, verify
+from .licence import (
+    KeyFileError,
+    LicenceError,
+    Signed,
+    check,
+    load_public_keys,
+    now_ms,
+    read_signed,
+)
 from .settings import CommonSettings
 from .stream import REDIS_DOWN, ReadingStream
 
@@ -256,12 +264,14 @@ class Entitlements:
             self._refuse(feature, "malformed", "record carries no signed licence")
             return
         try:
-            signed = verify(
-                record.licence.encode(),
-                self.keys,
+            signed = read_signed(record.licence.encode(), self.keys)
+            # a licence that starts later is held (decide() waits for its start); an expired
+            # one is refused now
+            check(
+                signed.licence,
                 serial=self.serial,
                 use=self.settings.use,
-                now=self.now(),
+                now=max(self.now(), signed.licence.not_before_ms),
                 meter_id=self._meter_id,
             )
         except LicenceError as error:

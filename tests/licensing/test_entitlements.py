@@ -232,3 +232,23 @@ async def test_follows_the_serial_the_licensing_service_keeps(
         assert decision.granted and entitlements.serial == SERIAL
     finally:
         task.cancel()
+
+
+async def test_licence_that_starts_later_grants_at_its_start(
+    redis_server: RedisServer, redis: Redis, tmp_path: Path
+) -> None:
+    private, public = make_keys(tmp_path)
+    start = now_ms() + 1500
+    start -= start % 1000  # licence times have whole seconds
+    start += 1000
+    text = issue(private, serial=SERIAL, features=["mqtt"], not_before_ms=start)
+    await publish_licence(redis_server.url, text, public)
+    entitlements, task = await started(redis, env_for(redis_server.url, public, SERIAL, "consumer"))
+    try:
+        await entitlements.refresh()
+        decision = entitlements.decide("mqtt")
+        assert not decision.granted and "not valid before" in decision.reason
+        decision = await asyncio.wait_for(entitlements.wait_until("mqtt", granted=True), WAIT)
+        assert now_ms() >= start
+    finally:
+        task.cancel()
