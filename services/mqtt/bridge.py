@@ -90,6 +90,7 @@ class Bridge:
         self.connected_once = False
         self.last_failure: str | None = None
         self.announced: set[str] = set()
+        self.last_reading: Reading | None = None
         self.held: list[Entry] = []
         self.next_slot = 0.0
         self.pacer = Pacer(settings.mqtt_backlog_rate)
@@ -218,9 +219,16 @@ class Bridge:
 
     async def _watch_messages(self, client: aiomqtt.Client, status_topic: str) -> None:
         """Raises when the connection ends; re-sends discovery when Home Assistant restarts."""
+        resend: set[asyncio.Task[None]] = set()
         async for message in client.messages:
             if message.topic.matches(status_topic) and message.payload == b"online":
                 self.announced.clear()
+                if self.last_reading is not None:
+                    tasks = self._announce(client, self.last_reading)
+                    if tasks:
+                        task = asyncio.ensure_future(_confirm(tasks))
+                        resend.add(task)
+                        task.add_done_callback(resend.discard)
 
     # --- delivery ------------------------------------------------------------------------------
 
@@ -299,21 +307,8 @@ class Bridge:
         """Hand this reading's messages to the client (in order); one task per confirmation."""
         topics = self._topics()
         qos, retain = self.settings.mqtt_qos, self.settings.mqtt_retain
-        tasks = []
-        if self.settings.mqtt_discovery:
-            fresh = [s for s in present_sensors(reading) if s.object_id not in self.announced]
-            if fresh:
-                configs = discovery_messages(
-                    fresh,
-                    reading=reading,
-                    topics=topics,
-                    serial=self.serial,
-                    prefix=self.settings.mqtt_discovery_prefix,
-                    expire_after=self.settings.mqtt_expire_after,
-                )
-                for topic, payload in configs:
-                    tasks.append(self._task(client, topic, payload, 1, True, "other"))
-                self.announced.update(s.object_id for s in fresh)
+        self.last_reading = reading
+        tasks = self._announce(client, reading) if self.settings.mqtt_discovery else []
         tasks.append(
             self._task(client, topics.data, encode_cozify(reading), qos, retain, "reading")
         )
@@ -321,6 +316,22 @@ class Bridge:
             for topic, payload in split_messages(reading, topics.prefix):
                 tasks.append(self._task(client, topic, payload, qos, retain, "split"))
         return tasks
+
+    def _announce(self, client: aiomqtt.Client, reading: Reading) -> list[asyncio.Task[None]]:
+        """Discovery configs (retained) for sensors of this reading not yet announced."""
+        fresh = [s for s in present_sensors(reading) if s.object_id not in self.announced]
+        if not fresh:
+            return []
+        self.announced.update(s.object_id for s in fresh)
+        configs = discovery_messages(
+            fresh,
+            reading=reading,
+            topics=self._topics(),
+            serial=self.serial,
+            prefix=self.settings.mqtt_discovery_prefix,
+            expire_after=self.settings.mqtt_expire_after,
+        )
+        return [self._task(client, topic, payload, 1, True, "other") for topic, payload in configs]
 
     def _task(
         self, client: aiomqtt.Client, topic: str, payload: bytes, qos: int, retain: bool, kind: str
@@ -388,6 +399,11 @@ class Bridge:
             except (*REDIS_DOWN, ResponseError) as error:
                 log.debug("backlog metrics unavailable: %s", error)
             await asyncio.sleep(every)
+
+
+async def _confirm(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for these publishes; a failure only matters to the session, which sees it anyway."""
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _raise_if_cancelling() -> None:
