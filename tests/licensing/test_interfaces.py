@@ -250,3 +250,19 @@ async def test_modbus_port_opens_and_closes_with_the_activation(
         assert await eventually(port_closed, LIMIT + SLACK) < LIMIT + SLACK
     finally:
         await lic.aclose()
+
+
+def test_service_refuses_to_start_with_unusable_keys(tmp_path: Path) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HANPORT_")}
+    missing = tmp_path / "no-such-keys"
+    result = subprocess.run(
+        [sys.executable, "-m", "services.licensing"],
+        env={**clean, "PYTHONPATH": str(ROOT), "HANPORT_LICENSE_PUBLIC_KEYS": str(missing)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert f"public key file or folder {missing} does not exist" in result.stderr
+    assert "HANPORT_LICENSE_PUBLIC_KEYS" in result.stderr
