@@ -1,4 +1,6 @@
-"""`hanport decode FILE... [--hex] [--no-crc] [--timezone TZ]`: decode meter captures offline.
+"""`hanport decode FILE... [--hex] [--no-crc] [--timezone TZ] [--protocol P] [--key K]
+[--auth-key K]`: decode meter captures offline (P1 telegrams, HDLC/M-Bus/DLMS frames, encrypted
+ones with the meter's keys).
 
 Consumes capture files (raw bytes as the meter sent them, or hex dumps with `--hex`); produces one
 JSON reading per decoded telegram on stdout, in the readings stream's JSON form
@@ -18,10 +20,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.reading import encode_reading
 
+from .ciphering import load_keys
 from .decoder import Decoded, Decoder
 from .decoders import DecoderOptions, finish, make_decoder
 from .p1 import DEFAULT_TIMEZONE
 
+_KEY_OPTIONS = (  # the settings `ciphering.load_keys` names, as this command's options
+    ("HANPORT_METER_AUTH_KEY_FILE", "--auth-key-file"),
+    ("HANPORT_METER_AUTH_KEY", "--auth-key"),
+    ("HANPORT_METER_KEY_FILE", "--key-file"),
+    ("HANPORT_METER_KEY", "--key"),
+)
 _HEX_NOISE = re.compile(rb"#[^\n]*|0x|[\s:,-]")
 
 
@@ -38,13 +47,28 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_TIMEZONE,
         help=f"IANA zone of the meter clock (default {DEFAULT_TIMEZONE})",
     )
+    p.add_argument(
+        "--protocol",
+        choices=("auto", "p1", "hdlc", "mbus", "dlms"),
+        default="auto",
+        help="what the capture holds (default: found from the first valid frame)",
+    )
+    p.add_argument("--key", help="encrypted meters: the encryption key, 32 hex digits")
+    p.add_argument("--auth-key", help="encrypted meters: the authentication key, 32 hex digits")
+    p.add_argument("--key-file", help="a file holding the encryption key instead")
+    p.add_argument("--auth-key-file", help="a file holding the authentication key instead")
     return p
 
 
 def decoder_for(args: argparse.Namespace) -> Decoder:
     """The one place `hanport decode` chooses how to read a capture (binary meters: add their
     options to the parser and to `DecoderOptions`)."""
-    return make_decoder(DecoderOptions(check_crc=not args.no_crc, timezone=args.timezone))
+    keys = load_keys(args.key, args.key_file, args.auth_key, args.auth_key_file)
+    return make_decoder(
+        DecoderOptions(
+            protocol=args.protocol, keys=keys, check_crc=not args.no_crc, timezone=args.timezone
+        )
+    )
 
 
 def from_hex(text: bytes) -> bytes:
@@ -80,6 +104,14 @@ def main(argv: list[str] | None = None) -> int:
         ZoneInfo(args.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         print(f"hanport decode: unknown time zone {args.timezone!r}", file=sys.stderr)
+        return 2
+    try:
+        decoder_for(args)  # the keys are checked before any file is read
+    except ValueError as error:
+        message = str(error)
+        for setting, option in _KEY_OPTIONS:
+            message = message.replace(setting, option)
+        print(f"hanport decode: {message}", file=sys.stderr)
         return 2
     captures: list[tuple[str, bytes]] = []
     for name in args.files:

@@ -195,8 +195,18 @@ class AutoDecoder:
         return self.decoder.feed(self._prober.sample, received_ms)
 
     def flush(self, received_ms: int) -> list[Decoded | DecodeError]:
+        """End of input. Still undecided: the protocol whose signature came first reads what
+        was held, so a cut-off or damaged last frame is reported as what it is."""
+        out: list[Decoded | DecodeError] = []
+        if self.decoder is None:
+            sample = self._prober.sample
+            found = candidates(sample)
+            if not found:
+                return []
+            self.decoder = self.factory(found[0])
+            out = self.decoder.feed(sample, received_ms)
         flush = getattr(self.decoder, "flush", None)
-        return list(flush(received_ms)) if flush is not None else []
+        return out + (list(flush(received_ms)) if flush is not None else [])
 
 
 def identify(sample: bytes, *, keys: Keys | None = None) -> str | None:
