@@ -7,6 +7,7 @@ import ssl
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiomqtt import MqttCodeError, MqttError
@@ -23,8 +24,10 @@ from .support import reading
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def make(**values: object) -> MqttSettings:
-    return MqttSettings(**{"mqtt_url": "mqtt://broker.lan:1884", "mqtt_consumer": "c", **values})
+def make(**values: Any) -> MqttSettings:
+    return MqttSettings.model_validate(
+        {"mqtt_url": "mqtt://broker.lan:1884", "mqtt_consumer": "c", **values}
+    )
 
 
 def test_defaults_and_topics() -> None:
