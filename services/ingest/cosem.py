@@ -119,7 +119,7 @@ def to_epoch_ms(raw: bytes, zone: ZoneInfo | None) -> tuple[int | None, str | No
     if deviation != -0x8000 and -720 <= deviation <= 840:
         aware = local.replace(tzinfo=timezone(timedelta(minutes=-deviation)))
     elif zone is not None:
-        fold = 0 if status != 0xFF and status & 0x80 else 1
+        fold = 1 if status != 0xFF and not status & 0x80 else 0  # the repeated autumn hour
         aware = local.replace(tzinfo=zone, fold=fold)
     else:
         return None, local.isoformat()
