@@ -2,8 +2,9 @@
 
 `DlmsDecoder` implements `decoder.Decoder` for DLMS/COSEM meters: it frames the byte stream
 (`hdlc.HdlcFramer` + `hdlc.Segments`, `mbus.MbusFramer` + `mbus.MbusSegments`, or raw
-general-glo-ciphering APDUs), joins general block transfers, decrypts (`ciphering`), parses the
-data notification (`cosem`), reads its list layout (`layouts`) and fills a `ReadingBuilder`.
+general-glo-ciphering APDUs), joins general block transfers, decrypts (`ciphering`), and turns
+each data notification into a reading with a `dlms_plan.Plan` (A-XDR + list layout, compiled
+once per list shape and replayed for the meter's next frames of that shape).
 A P1 telegram found inside a decrypted APDU (Luxembourg Smarty) goes to `p1.parse_telegram`,
 which checks its own CRC. Every failure is a `DecodeError`; nothing else escapes `feed`.
 """
