@@ -180,6 +180,11 @@ class ReadingStream:
                 await self._wait_for_redis(error, backoff)
 
     async def _wait_for_redis(self, error: BaseException, backoff: Backoff) -> None:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # redis-py can turn a cancellation that lands inside a command into a
+            # ConnectionError: a cancelled follower must stop, not reconnect.
+            raise asyncio.CancelledError from error
         REDIS_CONNECTED.set(0)
         if backoff.attempts == 0:
             REDIS_RECONNECTS.inc()

@@ -67,3 +67,19 @@ async def test_group_pending_and_claim(redis_server: RedisServer) -> None:
     claimed = await b.claim_idle(min_idle_ms=0)
     assert [r.ic for _, r in claimed] == [1.0, 2.0]
     assert await b.new(block_ms=100) == []
+
+
+async def test_cancelled_follower_stops(redis_server: RedisServer) -> None:
+    stream = ReadingStream(await connect(redis_server.url), "t")
+
+    async def consume() -> None:
+        async for _ in stream.follow():
+            pass
+
+    task = asyncio.create_task(consume())
+    for _ in range(3):  # let it enter the blocking XREAD
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
