@@ -1,0 +1,447 @@
+"""Whole-stack benchmark: latency, throughput and memory of every hanport service together.
+
+Starts a real redis-server and mosquitto (tests/servers.py) and the five services exactly as
+compose.yaml starts them (tests/stack/processes.py), with a real signed licence installed through
+the licensing API, then measures:
+
+1. Latency at 1 reading/s: from the last byte of a P1 telegram written to the ingest service's
+   pseudo-terminal to the reading being visible on REST `/meter` (polled), arriving at an MQTT
+   subscriber (QoS 1) and readable over Modbus (native map's timestamp, polled). Goal: p99 < 10 ms.
+2. Throughput: the ingest replays a capture as fast as it can (`file://...?pace=fast`) for 60 s;
+   each consumer's progress is read from its own /metrics (readings followed by REST and Modbus,
+   messages the broker confirmed for MQTT). Sustained = the slowest consumer's rate while its lag
+   stays bounded. Goal: >= 5,000 readings/s. CPU seconds per process name the limit.
+3. Memory: resident set of each service idle (after phase 1) and its peak under load (phase 2).
+   Goal: < 80 MB per service.
+
+    .venv/bin/python -m bench.stack [--readings 30] [--seconds 60]
+
+It is costly: the whole stack on this machine's cores, shared with whatever else runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import statistics
+import struct
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import httpx
+from pymodbus.client import AsyncModbusTcpClient
+
+from services.ingest.p1 import crc16
+from services.ingest.simulator import MeterSimulator
+from tests.licensing_helpers import issue, make_keys
+from tests.servers import MosquittoServer, RedisServer
+from tests.stack.compose import resolved_config, service_specs
+from tests.stack.processes import Stack
+
+SERIAL = "HPBENCH0001"
+ADMIN = "bench-admin-token"
+TOPIC = f"hanport/{SERIAL}/data"
+GOAL_P99_MS = 10.0
+GOAL_RATE = 5000.0
+GOAL_RSS_MB = 80.0
+TIMEOUT = 5.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def metric(text: str, name: str, labels: str = "") -> float:
+    """Sum of a metric's samples whose labels contain `labels` in Prometheus text output."""
+    total = 0.0
+    for match in re.finditer(rf"^{name}(\{{[^}}]*\}})? (\S+)$", text, flags=re.M):
+        if labels in (match.group(1) or ""):
+            total += float(match.group(2))
+    return total
+
+
+class ComposeRedis(RedisServer):
+    """redis-server with compose.yaml's persistence: append-only, fsync once a second."""
+
+    def command(self) -> list[str]:
+        command = super().command()
+        command[command.index("--appendfsync") + 1] = "everysec"
+        return command
+
+
+@dataclass
+class Bench:
+    stack: Stack
+    redis: RedisServer
+    mosquitto: MosquittoServer
+    http: httpx.AsyncClient
+    mqtt_arrivals: dict[int, float] = field(default_factory=dict)
+    mqtt_arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def url(self, name: str, variable: str, path: str) -> str:
+        return f"http://127.0.0.1:{self.stack[name].port(variable)}{path}"
+
+    async def scrape(self, name: str) -> str:
+        variable = {"rest": "HANPORT_REST_PORT", "licensing": "HANPORT_LICENSING_PORT"}.get(
+            name, "HANPORT_METRICS_PORT"
+        )
+        return (await self.http.get(self.url(name, variable, "/metrics"))).text
+
+    async def subscribe(self, ready: asyncio.Event) -> None:
+        host, port = "127.0.0.1", self.mosquitto.port
+        async with aiomqtt.Client(host, port, identifier="bench-subscriber") as client:
+            await client.subscribe(TOPIC, qos=1)
+            ready.set()
+            async for message in client.messages:
+                now = time.perf_counter()
+                assert isinstance(message.payload, bytes)
+                ts = json.loads(message.payload)["ts"]
+                self.mqtt_arrivals.setdefault(ts, now)
+                async with self.mqtt_arrived:
+                    self.mqtt_arrived.notify_all()
+
+
+def start_stack(workdir: Path, source: str, redis: RedisServer, mqtt_url: str) -> Stack:
+    _private, public = make_keys(workdir)
+    env = (
+        f"HANPORT_SERIAL={SERIAL}",
+        f"HANPORT_MQTT_URL={mqtt_url}",
+        f"HANPORT_ADMIN_TOKEN={ADMIN}",
+        f"HANPORT_LICENSE_PUBLIC_KEYS={public}",
+        f"HANPORT_SOURCE={source}",
+        "HANPORT_LOG_LEVEL=WARNING",
+        # a replay of a capture: the buffer and the stream must hold a minute at full speed
+        "HANPORT_STREAM_MAXLEN=2000000",
+        # the bridge paces a backlog after an outage (default 200/s); a replay is all backlog
+        "HANPORT_MQTT_BACKLOG_RATE=1000000",
+    )
+    specs = service_specs(resolved_config(workdir, env))
+    stack = Stack.from_specs(specs, redis.url, workdir / "stack")
+    stack.start_all()
+    return stack
+
+
+async def install_licence(bench: Bench, workdir: Path) -> None:
+    private, _public = make_keys(workdir)
+    licence = issue(private, serial=SERIAL, features=["rest", "mqtt", "modbus"])
+    response = await bench.http.put(
+        bench.url("licensing", "HANPORT_LICENSING_PORT", "/license"),
+        content=licence,
+        headers={"Authorization": f"Bearer {ADMIN}"},
+    )
+    assert response.status_code == 201, response.text
+
+
+async def wait_for(check: Callable[[], Any], what: str, within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError, OSError, AssertionError, KeyError):
+            if await check():
+                return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"waiting for {what}")
+
+
+async def modbus_ts(client: AsyncModbusTcpClient) -> int | None:
+    result = await client.read_holding_registers(1004, count=4, device_id=1)
+    if result.isError():
+        return None
+    return int(struct.unpack(">Q", struct.pack(">4H", *result.registers))[0])
+
+
+async def latency_phase(bench: Bench, master: int, readings: int) -> dict[str, list[float]]:
+    """Write one telegram a second to the pty; time each interface seeing its reading."""
+    simulator = MeterSimulator()
+    modbus = AsyncModbusTcpClient(
+        "127.0.0.1", port=bench.stack["modbus"].port("HANPORT_MODBUS_PORT"), timeout=3
+    )
+    meter_url = bench.url("rest", "HANPORT_REST_PORT", "/meter")
+
+    async def rest_sees(ts: int) -> float:
+        while True:
+            response = await bench.http.get(meter_url)
+            if response.status_code == 200 and response.json()["ts"] == ts:
+                return time.perf_counter()
+            await asyncio.sleep(0.0005)
+
+    async def modbus_sees(ts: int) -> float:
+        while True:
+            if await modbus_ts(modbus) == ts:
+                return time.perf_counter()
+            await asyncio.sleep(0.0005)
+
+    async def mqtt_sees(ts: int) -> float:
+        async with bench.mqtt_arrived:
+            await bench.mqtt_arrived.wait_for(lambda: ts in bench.mqtt_arrivals)
+        return bench.mqtt_arrivals[ts]
+
+    results: dict[str, list[float]] = {"REST /meter": [], "MQTT": [], "Modbus": []}
+    await wait_for(modbus.connect, "the Modbus port to open (licence)")
+    try:
+        for n in range(readings + 2):  # the first two warm up every path
+            now_ms = int(time.time()) * 1000
+            telegram = simulator.telegram(now_ms)
+            expected = now_ms  # the meter clock is the telegram's timestamp
+            await asyncio.sleep(max(0.0, (now_ms + 1000) / 1000 - time.time()))
+            os.write(master, telegram)
+            written = time.perf_counter()
+            seen = await asyncio.wait_for(
+                asyncio.gather(rest_sees(expected), mqtt_sees(expected), modbus_sees(expected)),
+                TIMEOUT,
+            )
+            if n >= 2:
+                for key, at in zip(results, seen, strict=True):
+                    results[key].append((at - written) * 1000)
+    finally:
+        modbus.close()
+    return results
+
+
+class Telegrams:
+    """Telegrams of the simulated meter, one meter-second apart (so every `ts` is unique), made
+    from one template by rewriting the clock line and the CRC (fast enough for any rate)."""
+
+    def __init__(self, start_s: int) -> None:
+        self.simulator = MeterSimulator()
+        template = self.simulator.telegram(start_s * 1000)
+        stamp = re.search(rb"0-0:1\.0\.0\((\d{12})([SW])\)", template)
+        assert stamp is not None
+        self.head = template[: stamp.start(1)]
+        self.tail = template[stamp.end(2) : template.rindex(b"!") + 1]
+        self.tz = self.simulator.tz if not isinstance(self.simulator.tz, str) else None
+        self.next_s = start_s
+
+    def take(self, count: int) -> bytes:
+        out = bytearray()
+        for _ in range(count):
+            local = datetime.fromtimestamp(self.next_s, self.tz)
+            flag = b"S" if local.dst() else b"W"
+            body = self.head + local.strftime("%y%m%d%H%M%S").encode() + flag + self.tail
+            out += body + b"%04X\r\n" % crc16(body)
+            self.next_s += 1
+        return bytes(out)
+
+
+@dataclass
+class PacedSource:
+    """A TCP server the ingest service connects to (`HANPORT_SOURCE=tcp://...`, as a network
+    P1 dongle), writing telegrams at `rate` per second in 10 ms batches."""
+
+    telegrams: Telegrams
+    rate: float = 0.0
+    sent: int = 0
+    stopped: bool = False
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connected.set()
+        tick, due = 0.01, time.monotonic()
+        carry = 0.0
+        with contextlib.suppress(ConnectionError):
+            while not self.stopped:
+                due += tick
+                carry += self.rate * tick
+                count, carry = int(carry), carry - int(carry)
+                if count:
+                    writer.write(self.telegrams.take(count))
+                    await writer.drain()
+                    self.sent += count
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+        writer.close()
+
+
+async def progress(bench: Bench) -> dict[str, float]:
+    """Readings each service has handled so far, from its own /metrics."""
+    texts = {n: await bench.scrape(n) for n in ("ingest", "rest", "mqtt", "modbus")}
+    return {
+        "ingest": metric(texts["ingest"], "hanport_ingest_published_total"),
+        "rest": metric(texts["rest"], "hanport_stream_entries_read_total"),
+        "modbus": metric(texts["modbus"], "hanport_stream_entries_read_total"),
+        "mqtt": metric(texts["mqtt"], "hanport_mqtt_messages_published_total", "reading"),
+    }
+
+
+@dataclass
+class Step:
+    offered: float
+    seconds: float
+    rates: dict[str, float]
+    lag: float  # readings the slowest consumer is behind what was offered, at the end
+
+    @property
+    def kept_up(self) -> bool:
+        return min(self.rates.values()) >= 0.95 * self.offered and self.lag <= self.offered
+
+
+async def offer(bench: Bench, source: PacedSource, rate: float, seconds: float) -> Step:
+    """Offer `rate` readings/s for `seconds`; each service's rate over the window, after a
+    one-second settling period, and the lag left at the end."""
+    source.rate = rate
+    await asyncio.sleep(1.0)
+    before, sent0, t0 = await progress(bench), source.sent, time.monotonic()
+    await asyncio.sleep(seconds)
+    after, sent1, t1 = await progress(bench), source.sent, time.monotonic()
+    rates = {k: (after[k] - before[k]) / (t1 - t0) for k in after}
+    lag = max(source.sent - v for v in after.values()) if sent1 > sent0 else 0.0
+    return Step(rate, t1 - t0, rates, lag)
+
+
+async def throughput_phase(
+    bench: Bench, source: PacedSource, seconds: float
+) -> tuple[list[Step], Step | None, dict[str, float], dict[str, float]]:
+    """Ramp the offered rate (10 s steps, doubling) until a consumer falls behind, then hold
+    the highest rate every consumer kept up with for `seconds`, measuring CPU and memory."""
+    pids = {name: s.proc.pid for name, s in bench.stack.services.items() if s.proc}
+    assert bench.redis.proc and bench.mosquitto.proc
+    pids["redis-server"] = bench.redis.proc.pid
+    pids["mosquitto"] = bench.mosquitto.proc.pid
+    await asyncio.wait_for(source.connected.wait(), 30)
+    steps: list[Step] = []
+    rate = 250.0
+    while rate <= 4 * GOAL_RATE:
+        step = await offer(bench, source, rate, 10.0)
+        steps.append(step)
+        source.rate = 0.0
+        await drain(bench, source)
+        if not step.kept_up:
+            break
+        rate *= 2
+    good = [s for s in steps if s.kept_up]
+    if not good:
+        return steps, None, {}, {}
+    peak = dict.fromkeys(pids, 0.0)
+    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    t0 = time.monotonic()
+    held_task = asyncio.create_task(offer(bench, source, good[-1].offered, seconds))
+    while not held_task.done():
+        await asyncio.sleep(1.0)
+        for name, pid in pids.items():
+            peak[name] = max(peak[name], rss_mb(pid))
+    held = await held_task
+    cpu = {
+        name: (cpu_seconds(pid) - cpu0[name]) / (time.monotonic() - t0)
+        for name, pid in pids.items()
+    }
+    source.rate = 0.0
+    return steps, held, cpu, peak
+
+
+async def drain(bench: Bench, source: PacedSource, within: float = 30.0) -> None:
+    """Until every consumer has handled everything sent (the backlog of a step is cleared)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if min((await progress(bench)).values()) >= source.sent:
+            return
+        await asyncio.sleep(0.5)
+
+
+async def run(readings: int, seconds: float) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="hanport-bench-"))
+    redis = ComposeRedis(workdir / "redis")
+    redis.start()
+    mosquitto = MosquittoServer(workdir / "mosquitto")
+    mosquitto.start()
+    master, slave = os.openpty()
+    pty_path = os.ttyname(slave)
+    stack = start_stack(workdir / "latency", pty_path, redis, mosquitto.url)
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            bench = Bench(stack, redis, mosquitto, http)
+            await install_licence(bench, workdir / "latency")
+            ready = asyncio.Event()
+            subscriber = asyncio.create_task(bench.subscribe(ready))
+            await asyncio.wait_for(ready.wait(), TIMEOUT)
+            latencies = await latency_phase(bench, master, readings)
+            idle = {n: rss_mb(s.proc.pid) for n, s in stack.services.items() if s.proc}
+            subscriber.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await subscriber
+    finally:
+        stack.stop_all()
+        os.close(master)
+        os.close(slave)
+
+    print(f"\n1. latency, last telegram byte on the pty -> visible, {readings} readings at 1/s")
+    for name, values in latencies.items():
+        p50, p99 = statistics.median(values), percentile(values, 99)
+        print(
+            f"  {name:12s} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  max {max(values):6.2f} ms"
+            f"  (goal p99 < {GOAL_P99_MS:.0f} ms: {GOAL_P99_MS / p99:.2f}x)"
+        )
+
+    # throughput: a fresh stack reading a network P1 source that the bench paces
+    source = PacedSource(Telegrams(int(time.time()) - 30 * 86400))
+    server = await asyncio.start_server(source.serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    stack = start_stack(workdir / "load", f"tcp://127.0.0.1:{port}", redis, mosquitto.url)
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            bench = Bench(stack, redis, mosquitto, http)
+            await install_licence(bench, workdir / "load")
+            steps, held, cpu, peak = await throughput_phase(bench, source, seconds)
+    finally:
+        source.stopped = True
+        stack.stop_all()
+        server.close()
+        await server.wait_closed()
+        redis.stop()
+        mosquitto.stop()
+
+    print("\n2. throughput: offered readings/s (10 s steps) -> handled by each service")
+    for step in [*steps, *([held] if held else [])]:
+        handled = "  ".join(f"{k} {v:6.0f}" for k, v in step.rates.items())
+        verdict = "kept up" if step.kept_up else "fell behind"
+        print(f"  {step.offered:6.0f}/s for {step.seconds:3.0f} s: {handled}  "
+              f"lag {step.lag:6.0f}  {verdict}")  # fmt: skip
+    sustained = held.offered if held and held.kept_up else 0.0
+    print(f"  sustained for {seconds:.0f} s by every service: {sustained:.0f} readings/s "
+          f"(goal {GOAL_RATE:.0f}/s: {sustained / GOAL_RATE:.2f}x)")  # fmt: skip
+    print("  CPU (cores busy) per process while held:")
+    for name, used in sorted(cpu.items(), key=lambda kv: -kv[1]):
+        print(f"    {name:12s} {used:5.2f}")
+
+    print("\n3. resident memory (MB): idle / peak under load")
+    for name in idle:
+        worst = max(idle[name], peak.get(name, 0.0))
+        print(f"  {name:10s} {idle[name]:6.1f} / {peak.get(name, float('nan')):6.1f}"
+              f"  (goal < {GOAL_RSS_MB:.0f} MB: {GOAL_RSS_MB / worst:.2f}x)")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.stack", description=__doc__)
+    parser.add_argument("--readings", type=int, default=30, help="latency samples (1 per s)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="throughput window")
+    args = parser.parse_args(argv)
+    asyncio.run(run(args.readings, args.seconds))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
