@@ -31,6 +31,7 @@ Framing = Literal["hdlc", "mbus", "apdu"]
 PROTOCOLS: dict[str, str] = {"hdlc": "hdlc", "mbus": "mbus", "apdu": "dlms"}
 MAX_RAW_APDU = 4096
 MAX_PLANS = 4  # list shapes kept per APDU length
+MAX_LENGTHS = 16  # APDU lengths with kept shapes
 
 
 class RawApduFramer:
@@ -128,6 +129,16 @@ class DlmsDecoder:
                 out.extend(self._apdu(apdu, offset, apdu, received_ms, "absent"))
         return out
 
+    def _keep(self, plan: Plan) -> None:
+        """Remember a list shape: at most MAX_PLANS per APDU length, MAX_LENGTHS lengths."""
+        shapes = self._plans.pop(plan.length, [])
+        if len(shapes) >= MAX_PLANS:
+            shapes.pop(0)
+        shapes.append(plan)
+        if len(self._plans) >= MAX_LENGTHS:
+            self._plans.pop(next(iter(self._plans)))
+        self._plans[plan.length] = shapes  # most recently used length last
+
     def flush(self, received_ms: int) -> list[Decoded | DecodeError]:
         """End of input: report a frame left incomplete, and start afresh."""
         held = self._hdlc.pending + self._mbus.pending + self._raw.pending
@@ -201,14 +212,12 @@ class DlmsDecoder:
                     "HANPORT_METER_KEY is probably wrong",
                 ) from None
         if tag == cosem.DATA_NOTIFICATION:
-            shapes = self._plans.setdefault(len(apdu), [])
+            shapes = self._plans.get(len(apdu), ())
             plan = next((p for p in shapes if p.matches(apdu)), None)
             if plan is None:
                 plan = Plan(apdu, cosem.parse_notification(apdu))
                 if plan.replayable:
-                    if len(shapes) >= MAX_PLANS:
-                        shapes.pop(0)
-                    shapes.append(plan)
+                    self._keep(plan)
             reading = plan.run(
                 apdu, received_ms=received_ms, crc=crc, protocol=self.protocol, zone=self.zone
             )
