@@ -10,6 +10,7 @@ value, unit as sent) and call `build`. The derivations live here, once:
 from __future__ import annotations
 
 from functools import lru_cache
+from operator import sub
 from typing import Any, NamedTuple
 
 from shared.reading import CrcStatus, Reading, SubMeter
@@ -28,6 +29,16 @@ def _difference(plus: float | None, minus: float | None) -> float | None:
     if plus is None and minus is None:
         return None
     return round((plus or 0.0) - (minus or 0.0), 6)
+
+
+_SIXES = (6, 6, 6, 6)
+
+
+def _differences(plus: list[float | None], minus: list[float | None]) -> list[float | None]:
+    """`_difference` element by element; all in C when no value is missing (the usual case)."""
+    if None in plus or None in minus:
+        return [_difference(a, b) for a, b in zip(plus, minus, strict=True)]
+    return list(map(round, map(float, map(sub, plus, minus)), _SIXES))
 
 
 class Slot(NamedTuple):
@@ -124,12 +135,12 @@ class ReadingBuilder:
         """The reading; `ts` is the meter's clock in ms, or None to use the receive time."""
         # Straight-line code (no helper calls): this runs for every telegram, on the hot path.
         scalars, tariffs, arrays = self.scalars, self.tariffs, self.arrays
-        totals: dict[str, float | None] = {}
-        for field, prefix in _TOTALS.items():
-            total = scalars.get(field)
-            if total is None and tariffs:
-                total = _sum([v for k, v in tariffs.items() if k.startswith(prefix)])
-            totals[field] = total
+        get = scalars.get
+        totals = [get(field) for field in _TOTALS]
+        if tariffs:
+            for n, prefix in enumerate(_TOTALS.values()):
+                if totals[n] is None:
+                    totals[n] = _sum([v for k, v in tariffs.items() if k.startswith(prefix)])
         pi, pe, qi, qe = arrays["pi"], arrays["pe"], arrays["qi"], arrays["qe"]
         if pi[0] is None:
             pi[0] = _sum(pi[1:])
@@ -139,26 +150,17 @@ class ReadingBuilder:
             qi[0] = _sum(qi[1:])
         if qe[0] is None:
             qe[0] = _sum(qe[1:])
-        p = [
-            None if a is None and b is None else round((a or 0.0) - (b or 0.0), 6)
-            for a, b in zip(pi, pe, strict=True)
-        ]
-        r = [
-            None if a is None and b is None else round((a or 0.0) - (b or 0.0), 6)
-            for a, b in zip(qi, qe, strict=True)
-        ]
-        get = scalars.get
         return Reading(
             ts=ts if ts is not None else self.received,
             received=self.received,
-            ic=totals["ic"],
-            ec=totals["ec"],
-            ric=totals["ric"],
-            rec=totals["rec"],
-            p=p,
+            ic=totals[0],
+            ec=totals[1],
+            ric=totals[2],
+            rec=totals[3],
+            p=_differences(pi, pe),
             pi=pi,
             pe=pe,
-            r=r,
+            r=_differences(qi, qe),
             u=arrays["u"],
             i=arrays["i"],
             meter_id=get("meter_id"),
