@@ -41,6 +41,8 @@ _OLD_GAS = re.compile(
     re.M,
 )
 _HEX = frozenset(b"0123456789ABCDEFabcdef")
+_CRC_DIGITS = re.compile(rb"[0-9A-Fa-f]{0,4}")
+_TRAILER = re.compile(rb"([0-9A-Fa-f]{0,4})[\r\n\t \x00]*\Z")
 
 # Meter clock formats seen in the wild, tried in order: (pattern, century added to the year).
 _TIME_FORMATS: tuple[tuple[re.Pattern[str], int], ...] = (
@@ -181,10 +183,10 @@ def parse_frame(
         )
     model = text[1:header_end].rstrip("\r")
     builder = ReadingBuilder(received=received_ms, protocol="p1")
-    layout = _LAYOUTS.get(model)
+    layout = _LAYOUTS.get(model, _UNLEARNT)
     meter_time: str | None = None
     done = False
-    if layout is not None:
+    if layout is not None and layout is not _UNLEARNT:
         match = layout.pattern.fullmatch(text, header_end)
         if match is not None:
             try:
@@ -196,7 +198,7 @@ def parse_frame(
                 builder = ReadingBuilder(received=received_ms, protocol="p1")
     if not done:
         meter_time = _generic(builder, text, header_end, tz, offset, frame + crc)
-        if layout is None:
+        if layout is not None or _retry_due(model):  # new meter, or its telegrams changed
             _learn(model, text, header_end)
     ts = parse_timestamp(meter_time, tz) if meter_time is not None else None
     return builder.build(ts=ts, crc=status, meter_model=model)
@@ -284,23 +286,43 @@ class _Layout(NamedTuple):
     fill: Callable[[tuple[str, ...], Any, Any, Any, Any], str | None]
 
 
-_LAYOUTS: dict[str, _Layout | None] = {}
+_LAYOUTS: dict[str, _Layout | None] = {}  # None: this meter's telegrams need the general path
+_UNLEARNT: Any = object()
 # A line the layout path handles: code, value, optional unit; nothing else on the line.
 _SIMPLE = re.compile(
     r"(\d{1,3}-\d{1,3}:\d{1,3}\.\d{1,3}\.\d{1,3})\(([^*()\r\n]*)(?:\*([A-Za-z0-9]+))?\)\r?"
 )
 _VALUE = r"([^*()\r\n]*)"
+_KILO_3 = re.compile(r"\d+\.\d{3}")
+_KILO_3_VALUE = r"(\d+\.\d{3})"
 
 
-def _statement(code: str, unit: str | None, index: int, phases: dict[str, set[int]]) -> str | None:
-    """The generated line storing value `g[index]` of register `code`, or None when the
-    register needs the general path (M-Bus, several ids, codes read as another code). Array
-    values go to locals `<field>_<position>`, noted in `phases`, assembled into lists at the end."""
+def _statement(
+    code: str, unit: str | None, sample: str, index: int, phases: dict[str, set[int]]
+) -> tuple[str, str] | None:
+    """The generated line storing value `g[index]` of register `code` and the regex capturing
+    it, or None when the register needs the general path (M-Bus, several ids, codes read as
+    another code). Array values go to locals `<field>_<position>`, noted in `phases`, made into
+    lists at the end. `sample` is the value as this telegram sent it."""
+    statement = _store(code, unit, sample, index, phases)
+    if statement is None:
+        return None
+    if _KILO_3.fullmatch(sample) and "replace" in statement:
+        return statement, _KILO_3_VALUE
+    return statement, _VALUE
+
+
+def _store(
+    code: str, unit: str | None, sample: str, index: int, phases: dict[str, set[int]]
+) -> str | None:
     value = f"g[{index}]"
     slot = numeric_slot(code, unit)
     if slot is not None:
         number = f"float({value})"
-        if slot.factor != 1.0:
+        if slot.factor == 1000.0 and _KILO_3.fullmatch(sample):
+            # kW with 3 decimals to W: move the point (exact; equal to round(x * 1000, 6))
+            number = f"float({value}.replace('.', ''))"
+        elif slot.factor != 1.0:
             number = f"round({number} * {slot.factor!r}, 6)"
         if slot.target == "arrays":
             phases.setdefault(slot.key, set()).add(slot.position)
@@ -320,6 +342,18 @@ def _statement(code: str, unit: str | None, index: int, phases: dict[str, set[in
     if register.kind in (Kind.TEXT, Kind.TIME):
         return f"scalars[{register.field!r}] = {value}"
     return None  # a numeric register with a unit that does not fit
+
+
+_REFUSALS: dict[str, int] = {}
+
+
+def _retry_due(model: str) -> bool:
+    """For a meter whose telegram made no layout: try again every 256th telegram (an odd line,
+    such as an occasional text message, should not cost the fast path for ever)."""
+    count = _REFUSALS[model] = _REFUSALS.get(model, 0) + 1
+    if len(_REFUSALS) > 64:
+        _REFUSALS.clear()
+    return count % 256 == 0
 
 
 def _learn(model: str, text: str, header_end: int) -> None:
@@ -342,14 +376,15 @@ def _learn(model: str, text: str, header_end: int) -> None:
         match = _SIMPLE.fullmatch(line)
         if match is None:
             return
-        code, _value_text, unit = match.groups()
-        statement = _statement(code, unit, len(statements) - 1, phases)
-        if statement is None:
+        code, sample, unit = match.groups()
+        made = _statement(code, unit, sample, len(statements) - 1, phases)
+        if made is None:
             return
+        statement, capture = made
         statements.append(statement)
         head = line[: match.start(2)]
         tail = line[match.end(2) :]
-        pattern.append(re.escape(head) + _VALUE + re.escape(tail) + "\n")
+        pattern.append(re.escape(head) + capture + re.escape(tail) + "\n")
     if len(statements) == 1:
         return
     pattern.append(re.escape(last + text[end:]))
@@ -441,19 +476,15 @@ def parse_telegram(
         return parse_frame(
             telegram[start:], b"", received_ms=received_ms, tz=zone, check_crc=check_crc
         )
-    trailer = telegram[end + 1 :]
-    crc = trailer[:4]
-    digits = 0
-    while digits < len(crc) and crc[digits] in _HEX:
-        digits += 1
-    crc = crc[:digits]
-    if trailer[digits:].strip(b"\r\n\t \x00"):
+    trailer = _TRAILER.match(telegram, end + 1)
+    if trailer is None:
         raise DecodeError(
             "parse_error",
-            f"{trailer[:8]!r} after '!' is not a CRC and a line end",
+            f"{telegram[end + 1 : end + 9]!r} after '!' is not a CRC and a line end",
             offset=end,
             raw=telegram,
         )
+    crc = trailer.group(1)
     return parse_frame(
         telegram[start : end + 1],
         crc,
@@ -486,17 +517,12 @@ class P1Decoder:
         self.max_size = max_size
         self.skipped = 0
         self.sends_crc = False
-        self._buffer = bytearray()
+        self._buffer = b""  # immutable: slices of it are single copies
+        self._pos = 0  # where unread bytes start in _buffer (dropped after each call)
         self._offset = 0  # input offset of _buffer[0]
 
-    def _drop(self, count: int, skipped: bool = False) -> None:
-        if skipped:
-            self.skipped += count
-        del self._buffer[:count]
-        self._offset += count
-
     def feed(self, data: bytes, received_ms: int) -> list[Decoded | DecodeError]:
-        self._buffer += data
+        self._buffer = self._buffer + bytes(data) if self._buffer else bytes(data)
         return self._scan(received_ms, final=False)
 
     def flush(self, received_ms: int) -> list[Decoded | DecodeError]:
@@ -505,81 +531,99 @@ class P1Decoder:
         buffer = self._buffer
         if buffer:
             start = buffer.find(b"/")
-            if start < 0:
-                self._drop(len(buffer), skipped=True)
-            else:
-                self._drop(start, skipped=True)
-                out.append(self._error("truncated", "input ends inside a telegram", len(buffer)))
+            self.skipped += len(buffer) if start < 0 else start
+            if start >= 0:
+                out.append(
+                    DecodeError(
+                        "truncated",
+                        "input ends inside a telegram",
+                        offset=self._offset + start,
+                        raw=bytes(buffer[start:]),
+                    )
+                )
+            self._offset += len(buffer)
+            self._buffer = b""
         return out
 
-    def _error(self, reason: Any, message: str, length: int) -> DecodeError:
-        error = DecodeError(reason, message, offset=self._offset, raw=bytes(self._buffer[:length]))
-        self._drop(length)
-        return error
+    def _error(self, reason: Any, message: str, start: int, stop: int) -> DecodeError:
+        self._pos = stop
+        return DecodeError(
+            reason, message, offset=self._offset + start, raw=bytes(self._buffer[start:stop])
+        )
 
     def _scan(self, received_ms: int, *, final: bool) -> list[Decoded | DecodeError]:
         out: list[Decoded | DecodeError] = []
         buffer = self._buffer
-        while buffer:
-            start = buffer.find(b"/")
-            if start < 0:
-                self._drop(len(buffer), skipped=True)
-                break
-            if start:
-                self._drop(start, skipped=True)
-            end = buffer.find(b"!", 1)
-            limit = end if end >= 0 else len(buffer)
-            # No '/' inside a telegram after its header line: one there starts the next telegram.
-            header_end = buffer.find(b"\n", 1, limit)
-            restart = buffer.find(b"/", header_end, limit) if header_end > 0 else -1
-            if restart > 0:
-                out.append(
-                    self._error(
-                        "truncated", "telegram cut off: a new one starts before '!'", restart
-                    )
-                )
-                continue
-            if end < 0:
-                if len(buffer) > self.max_size:
-                    cut = buffer.find(b"/", 1)
+        size = len(buffer)
+        try:
+            while self._pos < size:
+                start = buffer.find(b"/", self._pos)
+                if start < 0:
+                    self.skipped += size - self._pos
+                    self._pos = size
+                    break
+                self.skipped += start - self._pos
+                self._pos = start
+                end = buffer.find(b"!", start + 1)
+                limit = end if end >= 0 else size
+                # No '/' in a telegram after its header line: one there starts the next telegram.
+                header_end = buffer.find(b"\n", start + 1, limit)
+                restart = buffer.find(b"/", header_end, limit) if header_end > 0 else -1
+                if restart > 0:
                     out.append(
                         self._error(
-                            "overflow",
-                            f"no '!' within {self.max_size} bytes: not a P1 telegram or no end",
-                            cut if cut > 0 else len(buffer),
+                            "truncated",
+                            "telegram cut off: a new one starts before '!'",
+                            start,
+                            restart,
                         )
                     )
                     continue
-                break
-            # The trailer: up to 4 hex CRC digits right after '!', then a line end.
-            first = end + 1
-            stop = first
-            size = len(buffer)
-            while stop < size and stop - first < 4 and buffer[stop] in _HEX:
-                stop += 1
-            if stop == size and stop - first < 4 and not final:
-                break  # wait for the rest of the CRC (or the line end that says there is none)
-            if stop - first < 4 and stop < size and buffer[stop] not in b"\r\n":
-                out.append(
-                    self._error(
-                        "parse_error",
-                        f"{bytes(buffer[first : stop + 1])!r} after '!' is not a CRC",
-                        stop,
+                if end < 0:
+                    if size - start > self.max_size:
+                        cut = buffer.find(b"/", start + 1)
+                        out.append(
+                            self._error(
+                                "overflow",
+                                f"no '!' within {self.max_size} bytes: not a P1 telegram or no end",
+                                start,
+                                cut if cut > 0 else size,
+                            )
+                        )
+                        continue
+                    break
+                # The trailer: up to 4 hex CRC digits right after '!', then a line end.
+                first = end + 1
+                stop = _CRC_DIGITS.match(buffer, first).end()  # type: ignore[union-attr]
+                if stop == size and stop - first < 4 and not final:
+                    break  # wait for the rest of the CRC (or the line end saying there is none)
+                if stop - first < 4 and stop < size and buffer[stop] not in b"\r\n":
+                    out.append(
+                        self._error(
+                            "parse_error",
+                            f"{bytes(buffer[first : stop + 1])!r} after '!' is not a CRC",
+                            start,
+                            stop,
+                        )
                     )
-                )
-                continue
-            out.append(self._complete(end, first, stop, received_ms))
+                    continue
+                out.append(self._complete(start, end, first, stop, received_ms))
+        finally:
+            if self._pos:
+                self._buffer = buffer[self._pos :]
+                self._offset += self._pos
+                self._pos = 0
         return out
 
-    def _complete(self, end: int, first: int, stop: int, received_ms: int) -> Decoded | DecodeError:
+    def _complete(
+        self, start: int, end: int, first: int, stop: int, received_ms: int
+    ) -> Decoded | DecodeError:
         buffer = self._buffer
-        frame = bytes(buffer[: end + 1])
-        crc = bytes(buffer[first:stop])
-        offset = self._offset
-        self._drop(stop)
-        if buffer[:2] == b"\r\n":
-            self._drop(2)
-        if end == 0 or frame[end - 1] != 0x0A:
+        frame = buffer[start : end + 1]
+        crc = buffer[first:stop]
+        offset = self._offset + start
+        self._pos = stop + 2 if buffer[stop : stop + 2] == b"\r\n" else stop
+        if frame[-2] != 0x0A:
             return DecodeError(
                 "parse_error", "'!' is not at the start of a line", offset=offset, raw=frame + crc
             )
@@ -603,4 +647,4 @@ class P1Decoder:
             )
         except DecodeError as error:
             return error
-        return Decoded((reading, frame + crc))
+        return Decoded((reading, buffer[start:stop]))

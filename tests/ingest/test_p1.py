@@ -295,8 +295,8 @@ def test_timestamps(text: str, expected: int | None) -> None:
     assert parse_timestamp(text, HELSINKI) == expected
 
 
-def telegram(body: str) -> bytes:
-    frame = ("/TST5 test meter\r\n\r\n" + body + "!").encode()
+def telegram(body: str, header: str = "/TST5 test meter") -> bytes:
+    frame = (header + "\r\n\r\n" + body + "!").encode()
     return frame + f"{crc16(frame):04X}\r\n".encode()
 
 
@@ -460,8 +460,11 @@ def test_header_only_telegram_is_a_parse_error() -> None:
 
 def test_layout_cache_falls_back_when_a_value_is_not_a_number() -> None:
     body = "1-0:1.8.0(1.000*kWh)\r\n1-0:32.7.0(230.1*V)\r\n"
-    first = parse_telegram(telegram(body), received_ms=0)
-    odd = parse_telegram(telegram(body.replace("230.1", "23x.1")), received_ms=0)
+    header = "/LAY5 layout test"
+    first = parse_telegram(telegram(body, header), received_ms=0)
+    assert p1._LAYOUTS.get("LAY5 layout test") is not None
+    odd = parse_telegram(telegram(body.replace("230.1", "23x.1"), header), received_ms=0)
     assert first.u[0] == 230.1
     assert odd.u[0] is None and odd.extras["1-0:32.7.0"] == {"value": "23x.1", "unit": "V"}
-    assert p1._LAYOUTS.get("TST5 test meter") is not None
+    again = parse_telegram(telegram(body, header), received_ms=0)
+    assert again == first
