@@ -20,11 +20,23 @@ COMPOSE = ROOT / "compose.yaml"
 HANPORT_SERVICES = ("ingest", "rest", "mqtt", "modbus", "licensing")
 
 
+_CACHE: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
+
+
 def resolved_config(
     tmp_path: Path, env_lines: tuple[str, ...] = (), profiles: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """`docker-compose config` with only `env_lines` as the `.env` file (never the developer's
-    own .env); fails the test with compose's message when the file is invalid."""
+    own .env); fails the test with compose's message when the file is invalid. Each distinct
+    call runs docker-compose once per test session (it takes a second or two)."""
+    key = (COMPOSE.read_text(), env_lines, profiles)
+    if key not in _CACHE:
+        _CACHE[key] = _run_config(tmp_path, env_lines, profiles)
+    data: dict[str, Any] = yaml.safe_load(_CACHE[key])
+    return data
+
+
+def _run_config(tmp_path: Path, env_lines: tuple[str, ...], profiles: tuple[str, ...]) -> str:
     if shutil.which("docker-compose") is None:
         pytest.skip("docker-compose is not installed (.ci/run installs it)")
     env_file = tmp_path / "compose.env"
@@ -36,8 +48,7 @@ def resolved_config(
         [*command, "config"], capture_output=True, text=True, timeout=60, cwd=ROOT
     )
     assert result.returncode == 0, f"docker-compose config failed:\n{result.stderr}"
-    data: dict[str, Any] = yaml.safe_load(result.stdout)
-    return data
+    return result.stdout
 
 
 @dataclass
