@@ -55,6 +55,11 @@ PANELS: list[tuple[str, list[Panel]]] = [
         ("Telegrams by result", "timeseries", "reqps", 12, [
             ("sum by (result) (rate(hanport_ingest_telegrams_total[5m]))", "{{result}}"),
         ]),
+        ("Ingest: publish buffer and drops", "timeseries", "short", 12, [
+            ("hanport_ingest_buffer_depth", "readings waiting for Redis"),
+            ("increase(hanport_ingest_dropped_readings_total[5m])", "dropped (5 min)"),
+            ("hanport_ingest_source_connected", "meter source connected"),
+        ]),
         ("Stream lag per consumer (age of the newest reading seen)", "timeseries", "s", 12, [
             ("time() - hanport_last_reading_timestamp_seconds", "{{job}} {{instance}}"),
         ]),
