@@ -4,7 +4,7 @@ Consumes nothing but the time it is asked about; produces, per `telegram(at_ms)`
 real meter would send at that moment: a household load curve (night base, morning and evening
 peaks), solar production around midday that turns into export, voltages that move with load
 and a slow wander, currents that follow power, and energy counters integrated from the powers
-so they only grow. Deterministic for a given seed.
+so they only grow. Solar yield follows the season. Deterministic for a given seed.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class MeterSimulator:
     reactive_import_kvarh: float = 345.678
     reactive_export_kvarh: float = 123.456
     _random: random.Random = field(init=False, repr=False)
+    _season: float = field(default=1.0, init=False, repr=False)
     _last_ms: int | None = field(default=None, init=False, repr=False)
     _wander: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0], init=False, repr=False)
 
@@ -56,7 +57,11 @@ class MeterSimulator:
             + 1800 * _bump(local_hour, 18.5, 2.0)
             + 400 * _bump(local_hour, 13.0, 3.0)
         )
-        solar = self.solar_peak_w * max(0.0, math.cos((local_hour - 13.0) / 7.0 * math.pi / 2))
+        solar = (
+            self.solar_peak_w
+            * self._season
+            * max(0.0, math.cos((local_hour - 13.0) / 7.0 * math.pi / 2))
+        )
         shares = (0.45, 0.25, 0.30)
         imports: list[float] = []
         exports: list[float] = []
@@ -71,6 +76,9 @@ class MeterSimulator:
         assert isinstance(self.tz, ZoneInfo)
         moment = datetime.fromtimestamp(at_ms / 1000, self.tz)
         hour = moment.hour + moment.minute / 60 + moment.second / 3600
+        # Solar yield by season: full around midsummer (day 172), a sixth of it in midwinter.
+        day = moment.timetuple().tm_yday
+        self._season = 1 / 6 + 5 / 6 * (1 + math.cos(2 * math.pi * (day - 172) / 365)) / 2
         imports, exports = self.phase_powers(hour)
         total_import, total_export = sum(imports), sum(exports)
         reactive = [round(p * 0.12 + 20) for p in imports]

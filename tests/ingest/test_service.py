@@ -298,8 +298,25 @@ async def test_file_source_replays_and_ends(
     bad = good[0].replace(b"1-0:1.8.0(", b"1-0:1.8.0(9")
     capture.write_bytes(good[0] + bad + good[1])
     settings = settings_for(redis_server.url, source=f"file://{capture}?pace={pace}")
+
+    def metric(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = {
+        "ok": metric("hanport_ingest_telegrams_total", result="ok"),
+        "crc": metric("hanport_ingest_telegrams_total", result="crc_error"),
+        "bytes": metric("hanport_ingest_bytes_read_total"),
+        "published": metric("hanport_ingest_published_total"),
+        "decoded": metric("hanport_ingest_decode_seconds_count"),
+    }
     async with asyncio.timeout(WAIT):
         await serve(settings)  # returns when the file is done and everything is published
+    assert metric("hanport_ingest_telegrams_total", result="ok") - before["ok"] == 2
+    assert metric("hanport_ingest_telegrams_total", result="crc_error") - before["crc"] == 1
+    assert metric("hanport_ingest_bytes_read_total") - before["bytes"] == capture.stat().st_size
+    assert metric("hanport_ingest_published_total") - before["published"] == 2
+    assert metric("hanport_ingest_decode_seconds_count") - before["decoded"] == 3
+    assert metric("hanport_ingest_buffer_depth") == 0
     redis = Redis.from_url(redis_server.url)
     try:
         assert await redis.xlen("hanport:readings") == 2
