@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from shared.log import setup_logging
 from shared.metrics import serve_metrics
@@ -50,25 +51,34 @@ def handle(
             publisher.put(item.reading, item.raw, "ok", received)
 
 
-async def ingest(source: Source, decoder: Decoder, publisher: Publisher) -> None:
+async def ingest(source: Source, new_decoder: Callable[[], Decoder], publisher: Publisher) -> None:
     """Read `source` until it ends (a file) or for ever; every telegram goes to `publisher`."""
     name = source.spec.describe()
+    decoder = new_decoder()
     skipped = 0
     received = int(time.time() * 1000)
     async for chunk in source.chunks():
         received = int(time.time() * 1000)
         BYTES_READ.inc(len(chunk))
         started = time.perf_counter()
-        items = decoder.feed(chunk, received)
+        try:
+            items = decoder.feed(chunk, received)
+        except Exception:  # a decoder bug must not stop the meter being read
+            log.exception(
+                "the decoder failed on %d bytes from %s; starting afresh", len(chunk), name
+            )
+            TELEGRAMS.labels("decoder_error").inc()
+            decoder, skipped = new_decoder(), 0
+            continue
         if items:
             per_item = (time.perf_counter() - started) / len(items)
             for _ in items:
                 DECODE_SECONDS.observe(per_item)
         handle(items, publisher, received, name)
         now_skipped = getattr(decoder, "skipped", 0)
-        if now_skipped != skipped:
+        if now_skipped > skipped:
             SKIPPED_BYTES.inc(now_skipped - skipped)
-            skipped = now_skipped
+        skipped = now_skipped
     handle(finish(decoder, received), publisher, received, name)
 
 
@@ -89,11 +99,11 @@ async def serve(settings: IngestSettings) -> None:
         tz=settings.meter_timezone,
         idle_timeout=settings.source_idle_timeout,
     )
-    decoder = make_decoder(settings.decoder_options())
+    options = settings.decoder_options()
     log.info("ingest: %s -> stream %s", source.spec.describe(), settings.stream)
     publishing = asyncio.create_task(publisher.run())
     try:
-        await ingest(source, decoder, publisher)
+        await ingest(source, lambda: make_decoder(options), publisher)
         log.info("source ended; publishing what is left")
         if not await publisher.drain(DRAIN_SECONDS):
             log.error("gave up with %d readings unpublished", len(publisher.queue))

@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from services.ingest.__main__ import serve
+from services.ingest.decoder import Decoded, DecodeError
 from services.ingest.metrics import SOURCE_CONNECTED
 from services.ingest.p1 import parse_telegram
 from services.ingest.publisher import Pending, Publisher
@@ -362,3 +363,39 @@ def test_source_forms() -> None:
     assert (tcp.kind, tcp.host, tcp.port) == ("tcp", "dongle.local", 2000)
     assert parse_source("file:///tmp/x.txt?pace=fast").pace == "fast"
     assert parse_source("file:///tmp/x.txt").pace == "recorded"
+
+
+async def test_a_failing_decoder_does_not_stop_the_service(
+    redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.ingest import __main__ as service
+    from services.ingest.p1 import P1Decoder
+
+    made: list[P1Decoder] = []
+
+    class Flaky(P1Decoder):
+        def feed(self, data: bytes, received_ms: int) -> list[Decoded | DecodeError]:
+            if len(made) == 1:  # the first decoder breaks on its first chunk
+                raise RuntimeError("decoder bug")
+            return super().feed(data, received_ms)
+
+    def new_decoder(options: object) -> P1Decoder:
+        made.append(Flaky())
+        return made[-1]
+
+    monkeypatch.setattr(service, "make_decoder", new_decoder)
+    capture = tmp_path / "capture.txt"
+    capture.write_bytes(b"".join(simulated_telegrams(3, interval_ms=200)))
+    errors = REGISTRY.get_sample_value(
+        "hanport_ingest_telegrams_total", {"result": "decoder_error"}
+    )
+    settings = settings_for(redis_server.url, source=f"file://{capture}")
+    async with asyncio.timeout(WAIT):
+        await serve(settings)
+    after = REGISTRY.get_sample_value("hanport_ingest_telegrams_total", {"result": "decoder_error"})
+    assert (after or 0) - (errors or 0) == 1 and len(made) == 2
+    redis = Redis.from_url(redis_server.url)
+    try:
+        assert await redis.xlen("hanport:readings") == 2  # the other telegrams still arrive
+    finally:
+        await redis.aclose()
