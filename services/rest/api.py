@@ -7,6 +7,7 @@ Consumes a `Context` (state, stream, guard, settings); produces HTTP answers.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,7 +19,7 @@ import msgspec
 from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket
 from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from redis.asyncio import Redis
 
 from shared.stream import REDIS_DOWN, ReadingStream
@@ -128,7 +129,20 @@ METER_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 # A time parameter: ms since the epoch (not negative) or an ISO 8601 date-time.
-Time = Annotated[int, Field(ge=0)] | datetime
+ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def iso_only(value: object) -> object:
+    """The date-time branch takes ISO 8601 text only (pydantic would also read numbers as Unix
+    seconds: a negative number must be refused, not turned into 1969)."""
+    if isinstance(value, str) and not ISO_TIME.match(value):
+        raise ValueError(
+            "expected ms since the epoch or an ISO 8601 time such as 2025-11-26T10:20:00Z"
+        )
+    return value
+
+
+Time = Annotated[int, Field(ge=0)] | Annotated[datetime, BeforeValidator(iso_only)]
 router = APIRouter()
 
 

@@ -33,7 +33,6 @@ from .settings import RestSettings
 from .state import State
 
 WATCH_INTERVAL = 1.0
-STARTUP_WAIT = 3.0  # seconds the start waits for the newest reading before serving anyway
 
 DESCRIPTION = """Live readings of an electricity meter's HAN/P1 port, compatible with clients
 written for the Cozify HAN reader (`/meter`, `/meter/data`), plus history, server-sent events,
@@ -153,12 +152,12 @@ def create_app(settings: RestSettings, tokens: Tokens | None = None) -> ASGIApp:
             asyncio.create_task(supervise("entitlements", entitlements.run)),
         ]
         # Answer from the first request on with the newest reading and, in commercial use, the
-        # verified licence (when Redis answers quickly); after STARTUP_WAIT serve anyway.
+        # verified licence (when Redis answers quickly); after HANPORT_REST_STARTUP_WAIT, anyway.
         waits: list[Awaitable[object]] = [state.loaded.wait()]
         if settings.use == "commercial":
             waits.append(entitlements.wait_until("rest", granted=True))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*waits), STARTUP_WAIT)
+            await asyncio.wait_for(asyncio.gather(*waits), settings.rest_startup_wait)
         try:
             yield
         finally:

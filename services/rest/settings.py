@@ -45,5 +45,11 @@ class RestSettings(CommonSettings):
         description="Readings queued per SSE/WebSocket client; a client further behind is "
         "disconnected (SSE clients resume with Last-Event-ID, nothing lost).",
     )
+    rest_startup_wait: float = Field(
+        3.0,
+        ge=0,
+        description="Seconds a starting replica waits for the newest reading (and, in "
+        "commercial use, its licence) before it serves anyway.",
+    )
     rest_reader_name: str = Field("hanport", description="The reader's name in `/han`.")
     rest_access_log: bool = Field(False, description="Log every HTTP request (uvicorn access log).")

@@ -104,7 +104,7 @@ async def test_cors_is_off_by_default_and_configurable(rest_factory: RestFactory
 async def test_commercial_use_without_a_licence_is_403_naming_the_licence(
     rest_factory: RestFactory,
 ) -> None:
-    rest = await rest_factory(use="commercial")
+    rest = await rest_factory(use="commercial", rest_startup_wait=0.2)
     await rest.add()
     for path in ("/meter", "/meter/data", "/meter/history", "/events"):
         response = await rest.client.get(path)

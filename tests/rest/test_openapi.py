@@ -68,6 +68,8 @@ def rest_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         redis_server.stop()
 
 
+# examples per operation and mode; raise it for a deeper run: HANPORT_SCHEMATHESIS_EXAMPLES=500
+EXAMPLES = int(os.environ.get("HANPORT_SCHEMATHESIS_EXAMPLES", "15"))
 EXCLUDED = re.compile(r"^/(events|ws)$")
 
 
@@ -86,7 +88,7 @@ def test_every_operation_matches_the_openapi_document(
 
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(
-            max_examples=15,
+            max_examples=EXAMPLES,
             deadline=None,
             database=None,
             suppress_health_check=list(HealthCheck),

@@ -142,7 +142,7 @@ async def test_websocket_snapshot_then_every_reading(rest: RestUnderTest) -> Non
 
 
 async def test_websocket_refused_without_licence(rest_factory: RestFactory) -> None:
-    rest = await rest_factory(use="commercial")
+    rest = await rest_factory(use="commercial", rest_startup_wait=0.2)
     url = rest.url.replace("http://", "ws://") + "/ws"
     try:
         async with websockets.connect(url, open_timeout=TIMEOUT):
