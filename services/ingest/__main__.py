@@ -31,6 +31,32 @@ log = logging.getLogger("services.ingest")
 DRAIN_SECONDS = 30.0
 
 
+class LogLimit:
+    """At most `per_minute` log lines about rejected telegrams (a noisy line must not flood the
+    log); how many were left out is logged once the minute is over. Metrics count them all."""
+
+    def __init__(self, per_minute: int = 10) -> None:
+        self.per_minute = per_minute
+        self.window = -60.0
+        self.logged = 0
+        self.suppressed = 0
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        if now - self.window >= 60:
+            if self.suppressed:
+                log.warning("%d more rejected telegrams in the last minute", self.suppressed)
+            self.window, self.logged, self.suppressed = now, 0, 0
+        if self.logged < self.per_minute:
+            self.logged += 1
+            return True
+        self.suppressed += 1
+        return False
+
+
+REJECTIONS = LogLimit()
+
+
 def handle(
     items: list[Decoded | DecodeError], publisher: Publisher, received: int, source: str
 ) -> None:
@@ -38,13 +64,14 @@ def handle(
     for item in items:
         if isinstance(item, DecodeError):
             TELEGRAMS.labels(item.reason).inc()
-            log.warning(
-                "rejected a telegram from %s at byte %s: %s: %s",
-                source,
-                item.offset,
-                item.reason,
-                item,
-            )
+            if REJECTIONS.allow():
+                log.warning(
+                    "rejected a telegram from %s at byte %s: %s: %s",
+                    source,
+                    item.offset,
+                    item.reason,
+                    item,
+                )
             publisher.put(None, item.raw, item.reason, received)
         else:
             TELEGRAMS.labels("ok").inc()

@@ -399,3 +399,14 @@ async def test_a_failing_decoder_does_not_stop_the_service(
         assert await redis.xlen("hanport:readings") == 2  # the other telegrams still arrive
     finally:
         await redis.aclose()
+
+
+def test_rejection_log_is_limited(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.ingest.__main__ import LogLimit
+
+    clock = [1000.0]
+    monkeypatch.setattr("services.ingest.__main__.time.monotonic", lambda: clock[0])
+    limit = LogLimit(per_minute=3)
+    assert [limit.allow() for _ in range(5)] == [True, True, True, False, False]
+    clock[0] += 61
+    assert limit.allow() and limit.suppressed == 0
