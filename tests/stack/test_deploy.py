@@ -3,16 +3,25 @@ user (run for real with its start script and config), and the systemd units veri
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import IO
 
+import httpx
 import pytest
+from redis.asyncio import Redis
 
-from tests.servers import free_port, wait_for_port
-from tests.stack.compose import ROOT
+from shared.reading import cozify_message
+from shared.stream import ReadingStream
+from tests.readings import simulated_readings
+from tests.servers import RedisServer, free_port, wait_for_port
+from tests.stack.compose import ROOT, resolved_config, service_specs
+from tests.stack.processes import Stack
 
 MOSQUITTO = ROOT / "deploy" / "mosquitto"
 
@@ -107,3 +116,67 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
     ]
     assert problems == [], result.stderr
     assert result.returncode == 0, result.stderr
+
+
+def start_proxy(
+    caddy: str, tmp_path: Path, rest_port: int
+) -> tuple[int, subprocess.Popen[bytes], IO[bytes]]:
+    """caddy with deploy/proxy/Caddyfile, on a free port, in front of one local REST."""
+    proxy_port = free_port()
+    config = (ROOT / "deploy" / "proxy" / "Caddyfile").read_text()
+    config = config.replace("http://:8080 {", f"http://127.0.0.1:{proxy_port} {{")
+    config = config.replace("dynamic a rest 8080", f"dynamic a 127.0.0.1 {rest_port}")
+    (tmp_path / "Caddyfile").write_text(config)
+    log = open(tmp_path / "caddy.log", "wb")  # noqa: SIM115 - the caller closes it
+    proxy = subprocess.Popen(
+        [caddy, "run", "--config", str(tmp_path / "Caddyfile"), "--adapter", "caddyfile"],
+        stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path),
+             "XDG_CONFIG_HOME": str(tmp_path)},
+    )  # fmt: skip
+    return proxy_port, proxy, log
+
+
+async def test_proxy_forwards_rest_and_streams_events(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """deploy/proxy/Caddyfile (the `proxy` service) in front of a real REST service: `/meter`
+    answers the same through it, and server-sent events pass through unbuffered."""
+    caddy = shutil.which("caddy")
+    if caddy is None:
+        pytest.skip("caddy is not installed (.ci/run installs it)")
+    redis = Redis.from_url(redis_server.url)
+    stream = ReadingStream(redis, "hanport:readings")
+    now_ms = int(time.time()) * 1000
+    first, second = simulated_readings(2, start_ms=now_ms)
+    await stream.add(first)
+    specs = service_specs(resolved_config(tmp_path))
+    stack = Stack.from_specs({"rest": specs["rest"]}, redis_server.url, tmp_path / "stack")
+    rest_port = stack["rest"].port("HANPORT_REST_PORT")
+    proxy_port, proxy, log = start_proxy(caddy, tmp_path, rest_port)
+    try:
+        stack.start_all()
+        wait_for_port(proxy_port)
+        async with httpx.AsyncClient(timeout=5.0) as http, asyncio.timeout(30):
+            direct = (await http.get(f"http://127.0.0.1:{rest_port}/meter")).json()
+            while True:  # the proxy's first health check may still be running
+                response = await http.get(f"http://127.0.0.1:{proxy_port}/meter")
+                if response.status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+            assert response.json() == direct == cozify_message(first)
+            url = f"http://127.0.0.1:{proxy_port}/events"
+            async with http.stream("GET", url, timeout=httpx.Timeout(5.0, read=20.0)) as events:
+                assert events.headers["content-type"].startswith("text/event-stream")
+                added = await stream.add(second)
+                async for line in events.aiter_lines():
+                    if line == f"id: {added}":
+                        break  # the new reading arrived through the proxy while it streams
+    finally:
+        stack.stop_all()
+        proxy.terminate()
+        try:
+            proxy.wait(timeout=10)
+        finally:
+            log.close()
+        await redis.aclose()
