@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -50,7 +50,6 @@ class Context:
     guard: Guard
     redis: Redis
     stream: ReadingStream
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Refused(Exception):
@@ -58,14 +57,14 @@ class Refused(Exception):
         self.refusal = refusal
 
 
-def json(body: bytes, status: int = 200) -> Response:
+def json_response(body: bytes, status: int = 200) -> Response:
     return Response(
         body, status, media_type="application/json", headers={"cache-control": "no-store"}
     )
 
 
 def error(status: int, code: str, message: str) -> Response:
-    return json(msgspec.json.encode({"error": code, "message": message}), status)
+    return json_response(msgspec.json.encode({"error": code, "message": message}), status)
 
 
 def redis_unavailable(what: str) -> Response:
@@ -150,10 +149,10 @@ def meter_answer(context: Context) -> Response:
     body = stale_body(context.state)
     if body is not None:
         METER_STALE.inc()
-        return json(body, 503)
+        return json_response(body, 503)
     assert context.state.latest is not None
     METER_OK.inc()
-    return json(context.state.latest.body)
+    return json_response(context.state.latest.body)
 
 
 @router.get(
@@ -200,7 +199,7 @@ async def telegram(context: Reader) -> Response:
         return error(
             404, "not_found", f"no raw telegram in stream '{context.settings.raw_stream}' yet"
         )
-    return json(body)
+    return json_response(body)
 
 
 @router.get(
@@ -247,7 +246,7 @@ async def meter_history(
     low, high = bounds(start, end, since)
     limit = min(limit, context.settings.rest_history_limit)
     try:
-        return json(await history(context.stream, low, high, limit))
+        return json_response(await history(context.stream, low, high, limit))
     except REDIS_DOWN:
         return redis_unavailable("the history")
 
@@ -335,7 +334,7 @@ async def han(request: Request) -> Response:
     latest = state.latest
     reading = latest.reading if latest else None
     age = state.age()
-    return json(
+    return json_response(
         msgspec.json.encode(
             {
                 "type": "HAN_STATE_MESSAGE",
@@ -359,7 +358,7 @@ async def han(request: Request) -> Response:
 
 @router.get("/healthz", response_model=models.Health, summary="The process is up")
 async def healthz() -> Response:
-    return json(b'{"status":"ok"}')
+    return json_response(b'{"status":"ok"}')
 
 
 @router.get(
@@ -386,7 +385,7 @@ async def readyz(request: Request) -> Response:
         "fresh": stale is None,
         "message": "; ".join(reasons) or "ready",
     }
-    return json(msgspec.json.encode(body), 200 if ready else 503)
+    return json_response(msgspec.json.encode(body), 200 if ready else 503)
 
 
 @router.get(
@@ -427,7 +426,7 @@ async def reload_tokens(context: Admin) -> Response:
     except TokenError as problem:
         return error(409, "bad_tokens", f"{problem}; the previous tokens stay in force")
     context.guard.tokens = tokens
-    return json(b'{"tokens":%d}' % len(tokens.scopes))
+    return json_response(b'{"tokens":%d}' % len(tokens.scopes))
 
 
 @router.get(

@@ -120,11 +120,7 @@ async def last_telegram(redis: Redis, key: str) -> bytes | None:
     name = next((f for f in TELEGRAM_FIELDS if f in fields), None)
     raw = fields.get(name, b"") if name else b""
     text = _text(raw)
-    others = {
-        k.decode("latin-1"): (_text(v) if _text(v) is not None else v.hex())
-        for k, v in fields.items()
-        if k != name
-    }
+    others = {k.decode("latin-1"): _text(v) or v.hex() for k, v in fields.items() if k != name}
     return _encoder.encode(
         {
             "type": "HAN_TELEGRAM",
