@@ -155,7 +155,13 @@ def _load() -> str:
         return "load average unknown"
 
 
-SECTIONS: list[Section] = [Section("p1", p1_section)]
+def hdlc_section() -> None:
+    from bench import hdlc  # DLMS/HDLC against amshan (the binary meters' helper owns it)
+
+    hdlc.run()
+
+
+SECTIONS: list[Section] = [Section("p1", p1_section), Section("hdlc", hdlc_section)]
 
 
 def main() -> None:
