@@ -41,10 +41,13 @@ from typing import Any
 import aiomqtt
 import httpx
 from pymodbus.client import AsyncModbusTcpClient
+from redis.asyncio import Redis
 
 from services.ingest.p1 import crc16
 from services.ingest.simulator import MeterSimulator
+from shared.reading import encode_reading
 from tests.licensing_helpers import issue, make_keys
+from tests.readings import simulated_readings
 from tests.servers import MosquittoServer, RedisServer
 from tests.stack.compose import resolved_config, service_specs
 from tests.stack.processes import Stack
@@ -359,6 +362,36 @@ async def drain(bench: Bench, source: PacedSource, within: float = 30.0) -> None
         await asyncio.sleep(0.5)
 
 
+async def publish_ceiling(redis_url: str, count: int = 3000) -> tuple[float, float]:
+    """What one publisher gets from this Redis: readings/s when each reading costs two XADDs
+    (reading + raw telegram) awaited one by one, as the ingest publishes now, and when the
+    same XADDs go in pipelined batches of 100."""
+    telegram = MeterSimulator().telegram(int(time.time()) * 1000)
+    reading = simulated_readings(1)[0]
+    Fields = dict[bytes | bytearray | memoryview | str | int | float, Any]
+    payload: Fields = {b"reading": encode_reading(reading)}
+    raw: Fields = {b"raw": telegram, b"result": b"ok"}
+    redis = Redis.from_url(redis_url)
+    try:
+        t0 = time.perf_counter()
+        for _ in range(count):
+            await redis.xadd("bench:seq", payload, maxlen=100000, approximate=True)
+            await redis.xadd("bench:seq:raw", raw, maxlen=1000, approximate=True)
+        sequential = count / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for _ in range(count // 100):
+            pipe = redis.pipeline(transaction=False)
+            for _ in range(100):
+                pipe.xadd("bench:pipe", payload, maxlen=100000, approximate=True)
+                pipe.xadd("bench:pipe:raw", raw, maxlen=1000, approximate=True)
+            await pipe.execute()
+        pipelined = count // 100 * 100 / (time.perf_counter() - t0)
+        await redis.delete("bench:seq", "bench:seq:raw", "bench:pipe", "bench:pipe:raw")
+    finally:
+        await redis.aclose()
+    return sequential, pipelined
+
+
 async def run(readings: int, seconds: float) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="hanport-bench-"))
     redis = ComposeRedis(workdir / "redis")
@@ -406,6 +439,7 @@ async def run(readings: int, seconds: float) -> None:
             bench = Bench(stack, redis, mosquitto, http)
             await install_licence(bench, workdir / "load")
             steps, held, cpu, peak = await throughput_phase(bench, source, seconds)
+        sequential, pipelined = await publish_ceiling(redis.url)
     finally:
         source.stopped = True
         stack.stop_all()
@@ -426,6 +460,10 @@ async def run(readings: int, seconds: float) -> None:
     print("  CPU (cores busy) per process while held:")
     for name, used in sorted(cpu.items(), key=lambda kv: -kv[1]):
         print(f"    {name:12s} {used:5.2f}")
+    print("  one publisher against this Redis (reading + raw telegram per reading):")
+    print(f"    awaited one XADD at a time (the ingest now): {sequential:8.0f} readings/s")
+    print(f"    pipelined, 100 readings per round trip:      {pipelined:8.0f} readings/s"
+          f"  ({pipelined / sequential:.1f}x)")  # fmt: skip
 
     print("\n3. resident memory (MB): idle / peak under load")
     for name in idle:
