@@ -36,46 +36,55 @@ MAX_LENGTHS = 16  # APDU lengths with kept shapes
 
 class RawApduFramer:
     """General-glo-ciphering APDUs sent bare on the line (`DB 08 ...`), delimited by their
-    own length; there is no checksum, so the GCM tag (when sent) is the only check."""
+    own length. There is no checksum, so the decoder says whether a candidate was one: `accept`
+    drops it, `reject` looks again from its second byte, so garbage that looked like a start
+    (and swallowed the next frame's first bytes) never costs that frame."""
 
     def __init__(self) -> None:
         self._buf = bytearray()
         self._base = 0
+        self._end = 0  # end of the candidate `next` answered
 
     @property
     def pending(self) -> int:
         return len(self._buf) if len(self._buf) > 1 else 0
 
-    def feed(self, data: bytes) -> list[tuple[bytes, int]]:
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+
+    def _drop(self, count: int) -> None:
+        del self._buf[:count]
+        self._base += count
+
+    def next(self) -> tuple[bytes, int] | None:
+        """The next candidate APDU and its offset, or None until more bytes arrive."""
         buf = self._buf
-        buf += data
-        out: list[tuple[bytes, int]] = []
-        pos = 0
         while True:
-            start = buf.find(b"\xdb\x08", pos)
+            start = buf.find(b"\xdb\x08")
             if start < 0:
-                pos = max(len(buf) - 1, pos)
-                break
+                self._drop(max(len(buf) - 1, 0))
+                return None
+            self._drop(start)
             try:
-                size, body = axdr.read_length(buf, start + 10)
+                size, body = axdr.read_length(buf, 10)
             except axdr.AxdrError:
-                if len(buf) < start + 15:
-                    pos = start
-                    break
-                pos = start + 1
+                if len(buf) < 15:
+                    return None
+                self._drop(1)
                 continue
             if size > MAX_RAW_APDU or size < 5:
-                pos = start + 1
+                self._drop(1)
                 continue
             if body + size > len(buf):
-                pos = start
-                break
-            out.append((bytes(buf[start : body + size]), self._base + start))
-            pos = body + size
-        if pos:
-            del buf[:pos]
-            self._base += pos
-        return out
+                return None
+            self._end = body + size
+            return bytes(buf[: self._end]), self._base
+
+    def accept(self) -> None:
+        self._drop(self._end)
+
+    def reject(self) -> None:
+        self._drop(1)
 
 
 class DlmsDecoder:
@@ -125,8 +134,15 @@ class DlmsDecoder:
                     else:
                         out.extend(self._apdu(apdu, mframe.offset, mframe.raw, received_ms, "ok"))
         else:
-            for apdu, offset in self._raw.feed(data):
-                out.extend(self._apdu(apdu, offset, apdu, received_ms, "absent"))
+            self._raw.feed(data)
+            while (candidate := self._raw.next()) is not None:
+                apdu, offset = candidate
+                results = self._apdu(apdu, offset, apdu, received_ms, "absent")
+                if any(isinstance(r, DecodeError) for r in results):
+                    self._raw.reject()
+                else:
+                    self._raw.accept()
+                out.extend(results)
         return out
 
     def _keep(self, plan: Plan) -> None:

@@ -132,3 +132,25 @@ def test_framer_addresses_of_four_bytes() -> None:
     (frame_,) = HdlcFramer().feed(raw)
     assert not isinstance(frame_, DecodeError)
     assert frame_.destination == b"\x00\x02\x00\x23" and frame_.source == b"\x21"
+
+
+def test_raw_ciphering_resyncs_after_a_false_start() -> None:
+    """A `DB 08` in line noise whose length swallows the start of the next real frame: the
+    false candidate fails, the real frame is still found inside it."""
+    name = "encrypted/smarty_lu_gcm.bin"
+    real = frame(name)
+    noise = b"\x00\xdb\x08" + bytes(8) + b"\x82\x01\x00" + b"\x30" + bytes(20)
+    out = DlmsDecoder("apdu", keys=KEYS[name]).feed(noise + real + b"\x17" + real, 1)
+    assert [r.reading.ic for r in readings(out)] == [6.695, 6.695]
+    assert errors(out)  # the false start is reported, not silently dropped
+
+
+def test_raw_ciphering_split_feed() -> None:
+    name = "encrypted/kaifa_ma309_at_apdu_gcm.hex"
+    real = frame(name)
+    decoder = DlmsDecoder("apdu", keys=KEYS[name])
+    out: list[Decoded | DecodeError] = []
+    for i in range(0, len(real) * 2, 7):
+        out += decoder.feed((real * 2)[i : i + 7], 1)
+    assert [r.reading.ic for r in readings(out)] == [9.108, 9.108]
+    assert errors(out) == []
