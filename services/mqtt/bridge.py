@@ -36,6 +36,7 @@ from . import metrics
 from .connection import OFFLINE, ONLINE, ConfigError, explain, make_client
 from .discovery import discovery_messages, present_sensors
 from .licence import EntitlementSource, while_licensed
+from .raw import RawForwarder
 from .settings import MqttSettings
 from .topics import Topics, split_messages
 
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 BATCH = 100
 ACK_EVERY = 50
+PENDING_WARN = 100_000
+KINDS = ("reading", "split", "raw", "other")
 
 
 def id_key(entry_id: str) -> tuple[int, int]:
@@ -85,6 +88,17 @@ class Bridge:
         self.entitlements = entitlements
         self.stream = ReadingStream(redis, settings.stream)
         self.group = GroupReader(self.stream, settings.mqtt_group, settings.mqtt_consumer)
+        self.raw = (
+            RawForwarder(
+                redis,
+                settings.raw_stream,
+                f"{settings.mqtt_group}-raw",
+                settings.mqtt_consumer,
+                settings.mqtt_raw_topic,
+            )
+            if settings.mqtt_raw_topic
+            else None
+        )
         self.serial = ""
         self.topics: Topics | None = None
         self.connected_once = False
@@ -94,8 +108,8 @@ class Bridge:
         self.held: list[Entry] = []
         self.next_slot = 0.0
         self.pacer = Pacer(settings.mqtt_backlog_rate)
-        self._published = {k: metrics.PUBLISHED.labels(k) for k in ("reading", "split", "other")}
-        self._failed = {k: metrics.FAILED.labels(k) for k in ("reading", "split", "other")}
+        self._published = {k: metrics.PUBLISHED.labels(k) for k in KINDS}
+        self._failed = {k: metrics.FAILED.labels(k) for k in KINDS}
 
     # --- the whole life of the bridge -------------------------------------------------------
 
@@ -132,6 +146,7 @@ class Bridge:
             connected = False
             try:
                 client = make_client(self.settings, self._topics())
+                client.pending_calls_threshold = PENDING_WARN  # a batch in flight is normal
                 async with client:
                     connected = True
                     self._on_connected()
@@ -179,16 +194,20 @@ class Bridge:
         status_topic = f"{self.settings.mqtt_discovery_prefix}/status"
         if self.settings.mqtt_discovery:
             await self._subscribe(client, status_topic)
-        watcher = asyncio.create_task(self._watch_messages(client, status_topic))
-        delivery = asyncio.create_task(self._deliver(client))
+        tasks = [
+            asyncio.create_task(self._watch_messages(client, status_topic)),
+            asyncio.create_task(self._deliver(client)),
+        ]
+        if self.raw is not None:
+            tasks.append(asyncio.create_task(self._forward_raw(client)))
         try:
-            done, _ = await asyncio.wait({watcher, delivery}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:  # stopping (signal or licence gone): say so, cleanly
-            await self._stop(client, watcher, delivery)
+            await self._stop(client, *tasks)
             raise
-        for task in (watcher, delivery):
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(watcher, delivery, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         for task in done:
             task.result()
         raise ConnectionLost("the session ended")
@@ -229,6 +248,15 @@ class Bridge:
                         task = asyncio.ensure_future(_confirm(tasks))
                         resend.add(task)
                         task.add_done_callback(resend.discard)
+
+    async def _forward_raw(self, client: aiomqtt.Client) -> None:
+        assert self.raw is not None
+        qos = self.settings.mqtt_qos
+
+        async def publish(topic: str, payload: bytes) -> None:
+            await self._publish(client, topic, payload, qos, False, "raw")
+
+        await self.raw.run(self._redis, publish)
 
     # --- delivery ------------------------------------------------------------------------------
 
@@ -369,10 +397,13 @@ class Bridge:
                 await asyncio.sleep(backoff.next_delay())
                 continue
             except ResponseError as error:
-                if "NOGROUP" not in str(error) or call == self.group.ensure_group:
+                if "NOGROUP" not in str(error) or backoff.attempts > 5:
                     raise
-                log.warning("the consumer group is gone (Redis lost its data?); creating it again")
+                log.warning("a consumer group is gone (Redis lost its data?); creating it again")
                 await self.group.ensure_group()
+                if self.raw is not None:
+                    await self.raw.ensure_group()
+                await asyncio.sleep(backoff.next_delay())
                 continue
             if backoff.attempts:
                 REDIS_CONNECTED.set(1)

@@ -150,13 +150,16 @@ class Subscriber:
         return self.on(topic)
 
 
-async def pending_count(redis: Redis, group: str = "mqtt") -> int:
-    summary = await redis.xpending(STREAM, group)
+async def pending_count(redis: Redis, group: str = "mqtt", key: str = STREAM) -> int:
+    summary = await redis.xpending(key, group)
     return int(summary["pending"])
 
 
-async def no_pending(redis: Redis, group: str = "mqtt") -> bool:
-    return await pending_count(redis, group) == 0
+async def no_pending(redis: Redis, group: str = "mqtt", key: str = STREAM) -> bool:
+    """Every entry delivered to `group` is acknowledged and none waits undelivered."""
+    groups = {g["name"].decode(): g for g in await redis.xinfo_groups(key)}
+    lag = groups[group]["lag"] if group in groups else 1
+    return await pending_count(redis, group, key) == 0 and not lag
 
 
 async def eventually(check: Callable[[], Any], within: float = 20, every: float = 0.05) -> Any:

@@ -11,7 +11,7 @@ import msgspec
 from services.mqtt import metrics
 from services.mqtt.discovery import software_version
 from shared.reading import Reading, encode_cozify
-from tests.readings import simulated_readings
+from tests.readings import simulated_readings, simulated_telegrams
 from tests.servers import MosquittoServer, RedisServer
 
 from .support import (
@@ -205,3 +205,29 @@ async def test_min_interval_publishes_the_latest_and_supersedes_the_rest(
         await eventually(lambda: no_pending(stream.redis))
     assert [m.payload for m in got] == [encode_cozify(reading(9))]
     assert metrics.SUPERSEDED._value.get() == superseded + 9
+
+
+async def raw_group_exists(redis: Any) -> bool:
+    try:
+        return any(g["name"] == b"mqtt-raw" for g in await redis.xinfo_groups("hanport:raw"))
+    except Exception:  # the stream does not exist yet
+        return False
+
+
+async def test_raw_telegram_topic_carries_each_decoded_telegram_as_is(
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+) -> None:
+    telegrams = simulated_telegrams(2)
+    stream = await writer(redis_server)
+    config = settings(redis_server, mosquitto_server, licence_keys, mqtt_raw_topic="hanport/raw")
+    async with (
+        Subscriber(mosquitto_server, ["hanport/raw"]) as sub,
+        running_bridge(config),
+    ):
+        await eventually(lambda: raw_group_exists(stream.redis))
+        # as ingest writes them: raw bytes, the decode result, the receive time
+        for raw, result in ((telegrams[0], "ok"), (b"/XYZ garbage", "crc"), (telegrams[1], "ok")):
+            await stream.redis.xadd("hanport:raw", {b"raw": raw, b"result": result, b"received": 1})
+        got = await sub.wait_count("hanport/raw", 2)
+        await eventually(lambda: no_pending(stream.redis, "mqtt-raw", "hanport:raw"))
+    assert [m.payload for m in got] == telegrams
