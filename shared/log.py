@@ -13,7 +13,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# LogRecord's own attributes, and uvicorn's ANSI-coloured duplicate of the message.
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):
