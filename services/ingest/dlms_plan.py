@@ -53,7 +53,6 @@ class _Bytes(bytes):
 
 _MARKERS: dict[type, type] = {int: _Int, float: _Float, bytes: _Bytes}
 _SLOTS: dict[tuple[str, str | None], Slot | None] = {}
-_ZEROS = bytes(16)
 _POWERS = [10**n for n in range(129)]  # int8 scalers: -128..127
 
 
@@ -93,6 +92,19 @@ def _mark(value: Any, found: list[Any]) -> Any:
     return marked
 
 
+def _gap_bytes(apdu: bytes, gaps: list[tuple[int, int]]) -> bytes:
+    return b"".join([apdu[start:end] for start, end in gaps])
+
+
+def _prepared(op: Op) -> Op:
+    """A constant operation with its text and scaling applied once."""
+    if op.kind in (MODEL, EXTRA):
+        return op._replace(const=text(op.const))
+    if op.kind == ADD:
+        return op._replace(const=text(layouts.scaled(op.const, op.scaler)), scaler=0)
+    return op
+
+
 def _read(apdu: bytes, leaves: list[Any]) -> list[Any]:
     return [
         unpack(apdu, offset)[0] if unpack is not None else apdu[offset : offset + size]
@@ -130,12 +142,19 @@ class Plan:
                 op if op.leaf is None else op._replace(leaf=None, const=found[op.leaf])
                 for op in ops
             ]
+        # Constant text and scaling done once here, not on every frame.
+        self.ops = [op if op.leaf is not None else _prepared(op) for op in self.ops]
         self.length = len(apdu)
-        masked = bytearray(apdu)
-        masked[1:5] = _ZEROS[:4]  # the invoke id counts up
-        for offset, size, _ in self.leaves:
-            masked[offset : offset + size] = _ZEROS[:size]
-        self.skeleton = bytes(masked)
+        # The bytes outside the invoke id and the leaves, as (start, end) gaps and their content.
+        holes = sorted([(1, 5)] + [(offset, offset + size) for offset, size, _ in self.leaves])
+        self.gaps: list[tuple[int, int]] = []
+        at = 0
+        for start, end in holes:
+            if start > at:
+                self.gaps.append((at, start))
+            at = max(at, end)
+        self.gaps.append((at, len(apdu)))
+        self.skeleton = _gap_bytes(apdu, self.gaps)
 
     @staticmethod
     def _compile(item: layouts.Item) -> Op:
@@ -159,11 +178,7 @@ class Plan:
         """True when `apdu` has this shape: same bytes everywhere but in the leaves."""
         if len(apdu) != self.length or not self.replayable:
             return False
-        masked = bytearray(apdu)
-        masked[1:5] = _ZEROS[:4]
-        for offset, size, _ in self.leaves:
-            masked[offset : offset + size] = _ZEROS[:size]
-        return masked == self.skeleton
+        return _gap_bytes(apdu, self.gaps) == self.skeleton
 
     def values(self, apdu: bytes) -> list[Any]:
         return _read(apdu, self.leaves)
@@ -210,11 +225,12 @@ class Plan:
                 if ts is None:
                     ts = clock_ts
             elif kind == MODEL:
-                model = str(text(value))
+                model = str(value if op.leaf is None else text(value))
             elif kind == EXTRA:
-                builder.extras[op.code] = text(value)
+                builder.extras[op.code] = value if op.leaf is None else text(value)
             else:
-                value = text(layouts.scaled(value, op.scaler))
+                if op.leaf is not None:
+                    value = text(layouts.scaled(value, op.scaler))
                 try:
                     builder.add(op.target, value, op.unit)
                 except UnitError:
