@@ -6,6 +6,7 @@ service at start with one line naming the variable, the value and what is allowe
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -88,7 +89,9 @@ class IngestSettings(CommonSettings):
     @field_validator("source")
     @classmethod
     def _source(cls, value: str) -> str:
-        parse_source(value)  # raises ValueError with the allowed forms
+        spec = parse_source(value)  # raises ValueError with the allowed forms
+        if spec.kind == "file" and not os.access(spec.path, os.R_OK):
+            raise ValueError(f"cannot read the capture file {spec.path}")
         return value
 
     @field_validator("meter_timezone")

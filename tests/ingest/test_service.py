@@ -333,6 +333,7 @@ async def test_file_source_replays_and_ends(
         ("HANPORT_SOURCE", "ftp://meter", "unknown source"),
         ("HANPORT_SOURCE", "serial:///dev/ttyUSB0?parity=X", "parity must be N, E or O"),
         ("HANPORT_SOURCE", "tcp://meter", "expected tcp://host:port"),
+        ("HANPORT_SOURCE", "file:///no/such/capture.txt", "cannot read the capture file"),
         ("HANPORT_METER_TIMEZONE", "Mars/Olympus", "IANA time zone"),
         ("HANPORT_SIMULATOR_INTERVAL", "0", "greater than 0"),
         ("HANPORT_STREAM_MAXLEN", "lots", "integer"),
