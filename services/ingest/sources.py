@@ -275,7 +275,11 @@ class FileSource:
     max_gap: float = 60.0
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        data = await asyncio.to_thread(Path(self.spec.path).read_bytes)
+        try:
+            data = await asyncio.to_thread(Path(self.spec.path).read_bytes)
+        except OSError as error:
+            log.error("cannot read the capture %s: %s", self.spec.path, error.strerror or error)
+            return
         SOURCE_CONNECTED.set(1)
         if self.spec.pace == "fast":
             for start in range(0, len(data), READ_SIZE):
