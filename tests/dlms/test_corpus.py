@@ -151,3 +151,26 @@ def test_wrong_key_with_tag_is_an_auth_error(which: str) -> None:
     for key in (good.encryption, good.authentication, bytes.fromhex("AA" * 16)):
         assert key is not None
         assert key.hex() not in str(out[0]).lower()
+
+
+def test_smarty_inner_p1_crc_is_checked() -> None:
+    """Re-encrypt the Smarty telegram with one digit changed (valid GCM tag, wrong P1 CRC):
+    the P1 parser inside must refuse it."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from services.ingest.ciphering import SMARTY_AUTH_KEY, decrypt, parse
+
+    name = "encrypted/smarty_lu_gcm.bin"
+    keys = KEYS[name]
+    assert keys.encryption is not None
+    ciphered = parse(frame(name))
+    plain = decrypt(ciphered, keys)
+    changed = plain.replace(b"1-0:31.7.0(000", b"1-0:31.7.0(900", 1)
+    assert changed != plain
+    iv = ciphered.system_title + ciphered.counter
+    aad = bytes([ciphered.security]) + SMARTY_AUTH_KEY
+    sealed = AESGCM(keys.encryption).encrypt(iv, changed, aad)
+    body = bytes([ciphered.security]) + ciphered.counter + sealed[: len(changed) + 12]
+    apdu = b"\xdb\x08" + ciphered.system_title + b"\x82" + len(body).to_bytes(2, "big") + body
+    out = DlmsDecoder("apdu", keys=keys).feed(apdu, RECEIVED)
+    assert [o.reason for o in out if isinstance(o, DecodeError)] == ["crc_error"]
