@@ -117,6 +117,13 @@ class MqttSettings(CommonSettings):
         parts.port  # noqa: B018 - raises ValueError on a bad port
         return value
 
+    @field_validator("mqtt_discovery_prefix", "mqtt_topic", "mqtt_topic_prefix", "mqtt_raw_topic")
+    @classmethod
+    def _check_topic(cls, value: str | None) -> str | None:
+        if value is not None and ("#" in value or "+" in value):
+            raise ValueError("a topic to publish to cannot contain the wildcards + or #")
+        return value
+
     def password(self) -> str | None:
         """The broker password, from the file when one is set."""
         if self.mqtt_password_file is not None:

@@ -98,6 +98,7 @@ class Subscriber:
         self.username = username
         self.password = password
         self.messages: list[aiomqtt.Message] = []
+        self.times: list[float] = []  # loop time of each message's arrival
         self.arrived = asyncio.Condition()
         self.subscribed = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -131,6 +132,7 @@ class Subscriber:
                     async for message in client.messages:
                         async with self.arrived:
                             self.messages.append(message)
+                            self.times.append(asyncio.get_running_loop().time())
                             self.arrived.notify_all()
             except aiomqtt.MqttError:
                 await asyncio.sleep(0.1)

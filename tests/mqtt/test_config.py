@@ -121,3 +121,19 @@ def test_tls_insecure_turns_off_verification_only_when_asked(tmp_path: Path) -> 
     assert insecure.verify_mode == ssl.CERT_NONE and not insecure.check_hostname
     with pytest.raises(ConfigError, match="cannot load the TLS files"):
         tls_context(make(mqtt_ca_file=tmp_path / "nope.pem"))
+
+
+def test_suback_failure_codes_are_recognised() -> None:
+    from services.mqtt.bridge import _is_failure
+
+    # mosquitto 2.0.11 grants even ACL-denied subscriptions, so the refusal path is checked here
+    assert _is_failure(ReasonCode(PacketTypes.SUBACK, identifier=0x80))  # 3.1.1 failure
+    assert _is_failure(ReasonCode(PacketTypes.SUBACK, identifier=0x87))  # 5: not authorised
+    assert not _is_failure(ReasonCode(PacketTypes.SUBACK, identifier=1))  # granted QoS 1
+    assert _is_failure(0x80) and not _is_failure(0)
+
+
+@pytest.mark.parametrize("prefix", ["home/#", "ha+", ""])
+def test_discovery_prefix_must_be_a_plain_topic(prefix: str) -> None:
+    with pytest.raises(ValueError, match="mqtt_discovery_prefix"):
+        make(mqtt_discovery_prefix=prefix)
