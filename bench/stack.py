@@ -264,7 +264,8 @@ class PacedSource:
         self.connected.set()
         tick, due = 0.01, time.monotonic()
         carry = 0.0
-        with contextlib.suppress(ConnectionError):
+        # ends when the ingest disconnects, the bench stops it, or the loop shuts down
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
             while not self.stopped:
                 due += tick
                 carry += self.rate * tick
@@ -457,9 +458,15 @@ async def run(readings: int, seconds: float) -> None:
     sustained = held.offered if held and held.kept_up else 0.0
     print(f"  sustained for {seconds:.0f} s by every service: {sustained:.0f} readings/s "
           f"(goal {GOAL_RATE:.0f}/s: {sustained / GOAL_RATE:.2f}x)")  # fmt: skip
-    print("  CPU (cores busy) per process while held:")
+    print("  CPU per process while held: cores busy, and CPU time per reading")
     for name, used in sorted(cpu.items(), key=lambda kv: -kv[1]):
-        print(f"    {name:12s} {used:5.2f}")
+        per_reading = used / sustained * 1000 if sustained else float("nan")
+        print(f"    {name:12s} {used:5.2f} cores  {per_reading:5.2f} ms/reading")
+    total = sum(cpu.values())
+    if sustained:
+        print(f"    {'all':12s} {total:5.2f} cores  {total / sustained * 1000:5.2f} ms/reading"
+              f" -> at most {(os.cpu_count() or 1) / total * sustained:.0f} readings/s on "
+              f"{os.cpu_count()} cores")  # fmt: skip
     print("  one publisher against this Redis (reading + raw telegram per reading):")
     print(f"    awaited one XADD at a time (the ingest now): {sequential:8.0f} readings/s")
     print(f"    pipelined, 100 readings per round trip:      {pipelined:8.0f} readings/s"
