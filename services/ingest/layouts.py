@@ -4,8 +4,8 @@ Meters list their registers in one of these shapes, each recognised from the bod
 and walked by one small function per shape; the per-make knowledge is data (tables below):
 - OBIS-tagged with scaler and unit (Aidon, Kaifa MA309 in Austria): an array/structure of
   `[obis, value]` or `[obis, value, [scaler, unit]]` structures;
-- OBIS-tagged pairs without scaler (Kamstrup): `[list id, obis, value, obis, value, ...]`, with
-  the per-register scalers Kamstrup documents in `KAMSTRUP_SCALERS`;
+- OBIS-tagged pairs without scaler (Kamstrup, Kaifa's OBIS variant): `[list id, obis, value,
+  obis, value, ...]`, with the per-register scalers each make documents (`PAIR_MAKES`);
 - positional, no OBIS codes (Kaifa `KFM_001`, Landis+Gyr E450 at Netz Burgenland): the meaning
   of each position from `POSITIONAL`, chosen by the list id and the number of items.
 Values come out as sent with their scaler, units as DLMS names them (W, var, Wh, varh, V, A, Hz); codes normalised
@@ -48,34 +48,66 @@ UNITS: dict[int, str] = {
     44: "Hz",
 }
 
-# Kamstrup sends raw integers; these registers are scaled (10^n), by meter type prefix
-# ("685" = CT meter, currents in mA). Everything else is in W, var, V, Wh/varh as listed.
-KAMSTRUP_UNITS: dict[str, str] = {
+# DLMS values sent without a scaler/unit structure are in base units: these, by register.
+BASE_UNITS: dict[str, str] = {
     **{f"1-0:{c}.7.0": "W" for c in (1, 2, 21, 22, 41, 42, 61, 62)},
     **{f"1-0:{c}.7.0": "var" for c in (3, 4, 23, 24, 43, 44, 63, 64)},
     **{f"1-0:{c}.7.0": "A" for c in (31, 51, 71)},
     **{f"1-0:{c}.7.0": "V" for c in (32, 52, 72)},
-    "1-0:1.8.0": "Wh",
-    "1-0:2.8.0": "Wh",
-    "1-0:3.8.0": "varh",
-    "1-0:4.8.0": "varh",
+    "1-0:14.7.0": "Hz",
+    **{f"1-0:{c}.8.{t}": "Wh" for c in (1, 2) for t in range(5)},
+    **{f"1-0:{c}.8.{t}": "varh" for c in (3, 4) for t in range(5)},
 }
-KAMSTRUP_SCALERS: dict[str, dict[str, int]] = {
-    "": {
-        **{f"1-0:{c}.7.0": -2 for c in (31, 51, 71)},
-        **{f"1-0:{c}.8.0": 1 for c in (1, 2, 3, 4)},
-    },
-    "685": {
-        **{f"1-0:{c}.7.0": -3 for c in (31, 51, 71)},
-        **{f"1-0:{c}.8.0": 1 for c in (1, 2, 3, 4)},
-    },
+
+
+class PairMake(NamedTuple):
+    """A make that sends bare `obis, value` pairs without scalers: the code of its meter type,
+    and scalers (10^n) per register by meter-type prefix ("" = any type)."""
+
+    type_code: str
+    scalers: dict[str, dict[str, int]]
+
+
+_CURRENTS = ("1-0:31.7.0", "1-0:51.7.0", "1-0:71.7.0")
+_VOLTAGES = ("1-0:32.7.0", "1-0:52.7.0", "1-0:72.7.0")
+_ENERGIES = ("1-0:1.8.0", "1-0:2.8.0", "1-0:3.8.0", "1-0:4.8.0")
+# By list id prefix; "" is a list without a list id.
+PAIR_MAKES: dict[str, PairMake] = {
+    # Kamstrup: currents in 0.01 A (CT meters, type 685...: mA), energies in 10 Wh/varh.
+    "Kamstrup": PairMake(
+        "1-0:96.1.1",
+        {
+            "": {**dict.fromkeys(_CURRENTS, -2), **dict.fromkeys(_ENERGIES, 1)},
+            "685": {**dict.fromkeys(_CURRENTS, -3), **dict.fromkeys(_ENERGIES, 1)},
+        },
+    ),
+    # Kaifa's OBIS-tagged variant (no list id): currents in mA, voltages in 0.1 V.
+    "": PairMake(
+        "0-0:96.1.7", {"": {**dict.fromkeys(_CURRENTS, -3), **dict.fromkeys(_VOLTAGES, -1)}}
+    ),
 }
-KAMSTRUP_TYPE = "1-0:96.1.1"
-# Makes that send bare `obis, value` pairs without scalers, by list id prefix:
-# (units per code, scalers per meter-type prefix, "" = default).
-PAIR_SCALERS: dict[str, tuple[dict[str, str], dict[str, dict[str, int]]]] = {
-    "Kamstrup": (KAMSTRUP_UNITS, KAMSTRUP_SCALERS),
-}
+
+
+def _pair_scalers(list_id: Any, body: list[Any]) -> dict[str, int]:
+    """The scalers for bare pairs in `body`, from its make (list id) and meter type."""
+    if not isinstance(list_id, str):
+        return {}
+    make = PAIR_MAKES.get("") if list_id == "" else None
+    for prefix, candidate in PAIR_MAKES.items():
+        if prefix and list_id.startswith(prefix):
+            make = candidate
+    if make is None:
+        return {}
+    meter_type = ""
+    for position, value in enumerate(body[:-1]):
+        if _code(value) == make.type_code:
+            meter_type = str(_text(body[position + 1]))
+    scalers = make.scalers[""]
+    for prefix, by_type in make.scalers.items():
+        if prefix and meter_type.startswith(prefix):
+            scalers = by_type
+    return scalers
+
 
 # Positional lists: (list id or None, number of items) -> per position (code, scaler, unit),
 # None for the list id itself. Sources: Kaifa "KFM_001" HAN documentation (Norway);
@@ -171,7 +203,8 @@ def _scaler_unit(code: str, element: list[Any]) -> tuple[int, str | None]:
 
 def _tagged(body: list[Any]) -> list[Item]:
     """`[obis, value(, [scaler, unit])]` structures and bare `obis, value` pairs, in any mix,
-    optionally after a list id; bare pairs of a make in `PAIR_SCALERS` get its scalers."""
+    optionally after a list id; bare pairs of a make in `PAIR_MAKES` get its scalers, and values
+    without a scaler/unit structure are in base units (`BASE_UNITS`)."""
     items: list[Item] = []
     start = 0
     head = body[0]
@@ -181,18 +214,7 @@ def _tagged(body: list[Any]) -> list[Item]:
         start = 1
     else:
         list_id = ""
-    pair_scalers: dict[str, int] = {}
-    pair_units: dict[str, str] = {}
-    for prefix, (units, by_type) in PAIR_SCALERS.items():
-        if isinstance(list_id, str) and list_id.startswith(prefix):
-            pair_units = units
-            pair_scalers = by_type[""]
-            for position, value in enumerate(body[:-1]):
-                if _code(value) == KAMSTRUP_TYPE and isinstance(body[position + 1], str | bytes):
-                    meter_type = _text(body[position + 1])
-                    for type_prefix, scalers in by_type.items():
-                        if type_prefix and str(meter_type).startswith(type_prefix):
-                            pair_scalers = scalers
+    pair_scalers = _pair_scalers(list_id, body)
     i = start
     end = len(body)
     while i < end:
@@ -203,6 +225,8 @@ def _tagged(body: list[Any]) -> list[Item]:
         if isinstance(element, list) and element and (code := _code(element[0])) is not None:
             scaler, unit = _scaler_unit(code, element)
             value = element[1] if len(element) > 1 else None
+            if unit is None:
+                unit = BASE_UNITS.get(code)
             items.append(Item(code, value, unit, scaler))
             i += 1
             continue
@@ -210,7 +234,7 @@ def _tagged(body: list[Any]) -> list[Item]:
         if code is None or i + 1 >= end:
             raise LayoutError(f"element {i} of an OBIS-tagged list has no OBIS code")
         value = body[i + 1]
-        items.append(Item(code, value, pair_units.get(code), pair_scalers.get(code, 0)))
+        items.append(Item(code, value, BASE_UNITS.get(code), pair_scalers.get(code, 0)))
         i += 2
     return items
 
