@@ -152,6 +152,7 @@ _LG_E450: list[P | None] = [
     ("1-0:2.8.0", 0, "Wh"),
 ]
 POSITIONAL: dict[tuple[str | None, int], tuple[str, list[P | None]]] = {
+    (None, 1): ("kaifa", [("1-0:1.7.0", 0, "W")]),  # Kaifa list 1: active power import only
     ("KFM_001", 9): ("kaifa", _KFM_2_1P),
     ("KFM_001", 13): ("kaifa", _KFM_2_3P),
     ("KFM_001", 14): ("kaifa", _KFM_2_1P + _KFM_ENERGY),

@@ -80,3 +80,8 @@ def test_unknown_positional_list_is_a_parse_error_naming_it() -> None:
     assert "positional list XYZ of 3 items" in str(out)
     with pytest.raises(LayoutError):
         list_items([])
+
+
+def test_kaifa_list_1_power_only() -> None:
+    out = reading_of(b"\x02\x01\x06\x00\x00\x10\x01")
+    assert isinstance(out, Decoded) and out.reading.pi[0] == 4097.0
