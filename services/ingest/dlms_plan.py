@@ -22,7 +22,9 @@ from .obis import UnitError
 _CLOCKS = (layouts.CLOCK, "0-1:1.0.0")  # Kamstrup sends its clock on channel 1
 _MODEL_CODES = ("0-0:96.1.7", "1-0:96.1.1")  # meter type (Aidon, Kaifa; Kamstrup)
 _IDENTITY = {"1-0:0.0.5": "0-0:96.1.0"}  # Kamstrup's meter id
-_EXTRAS = ("list_id", "0-0:42.0.0")  # list version, logical device name
+# Text registers kept in extras under these names: list version (Aidon sends it as a register),
+# logical device name.
+_EXTRAS = {"list_id": "list_id", "1-0:0.2.129": "list_id", "0-0:42.0.0": "0-0:42.0.0"}
 
 # Operations, one per register (`Op.kind`).
 CLOCK, MODEL, EXTRA, SLOT, ADD = range(5)
@@ -161,7 +163,7 @@ class Plan:
         code, value, unit, scaler = item
         leaf = getattr(value, "leaf", None) if type(value) in (_Int, _Float, _Bytes) else None
         const = None if leaf is not None else value
-        target = _IDENTITY.get(code, code)
+        target = _IDENTITY.get(code) or _EXTRAS.get(code) or code
         if code in _CLOCKS and isinstance(value, bytes) and len(value) == 12:
             return Op(CLOCK, leaf, const, code, target, unit, scaler, None)
         if code in _MODEL_CODES:
@@ -227,7 +229,7 @@ class Plan:
             elif kind == MODEL:
                 model = str(value if op.leaf is None else text(value))
             elif kind == EXTRA:
-                builder.extras[op.code] = value if op.leaf is None else text(value)
+                builder.extras[op.target] = value if op.leaf is None else text(value)
             else:
                 if op.leaf is not None:
                     value = text(layouts.scaled(value, op.scaler))

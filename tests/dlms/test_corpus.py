@@ -36,7 +36,7 @@ def test_every_hdlc_capture_decodes_with_fcs_ok(name: str) -> None:
 
 def test_aidon_norway_list2() -> None:
     r = one(DlmsDecoder("hdlc"), frame("hdlc/aidon_no_list2_doc.hex"))
-    assert r.extras["1-0:0.2.129"] == "AIDON_V0001"
+    assert r.extras["list_id"] == "AIDON_V0001"  # Aidon sends it as register 1-1:0.2.129
     assert r.meter_id == "7359992890941742"
     assert r.meter_model == "6515"
     assert (r.pi[0], r.pe[0], r.p[0], r.r[0]) == (1362.0, 0.0, 1362.0, 996.0)
