@@ -1,5 +1,5 @@
-"""Differential check of the AES-GCM decryption against the `dlms-cosem` library (installed with
-the test dependencies) on the authenticated corpus frames: same plaintext."""
+"""Differential check of the AES-GCM decryption against the `dlms-cosem` library (a dependency
+of the test dependency dsmr-parser) on the authenticated corpus frames: same plaintext."""
 
 from __future__ import annotations
 
