@@ -7,6 +7,7 @@ from typing import Any
 
 import aiomqtt
 import msgspec
+import pytest
 
 from services.mqtt import metrics
 from services.mqtt.discovery import software_version
@@ -172,12 +173,13 @@ async def test_split_topics_and_a_cozify_topic_as_is(
     assert f"{prefix}/data" not in values  # the data topic is the Cozify one
 
 
-async def test_simulated_readings_as_meter_json_at_qos2(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+@pytest.mark.parametrize("qos", [0, 2])
+async def test_simulated_readings_as_meter_json_at_qos_0_and_2(
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str, qos: int
 ) -> None:
     readings = simulated_readings(10)
     stream = await writer(redis_server)
-    config = settings(redis_server, mosquitto_server, licence_keys, mqtt_qos=2, mqtt_retain=True)
+    config = settings(redis_server, mosquitto_server, licence_keys, mqtt_qos=qos, mqtt_retain=True)
     async with (
         Subscriber(mosquitto_server, [DATA]) as sub,
         running_bridge(config),
@@ -185,8 +187,9 @@ async def test_simulated_readings_as_meter_json_at_qos2(
         for one in readings:
             await stream.add(one)
         got = await sub.wait_count(DATA, 10)
-        await eventually(lambda: no_pending(stream.redis))  # acknowledged after PUBCOMP
+        await eventually(lambda: no_pending(stream.redis))  # after PUBCOMP / once written
     assert [m.payload for m in got] == [encode_cozify(r) for r in readings]
+    assert all(m.qos == min(qos, 1) for m in got)  # the subscription is QoS 1
 
 
 async def test_min_interval_publishes_the_latest_and_supersedes_the_rest(

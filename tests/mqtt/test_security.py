@@ -16,7 +16,7 @@ from services.mqtt import metrics
 from shared.reading import encode_cozify
 from tests.servers import MosquittoServer, RedisServer
 
-from .certs import client_context, make_ca, make_server_cert
+from .certs import client_context, make_ca, make_client_cert, make_server_cert
 from .support import SERIAL, Subscriber, eventually, reading, running_bridge, settings, writer
 
 DATA = f"hanport/{SERIAL}/data"
@@ -156,3 +156,39 @@ async def test_wrong_password_is_a_clear_error(
     assert "fix HANPORT_MQTT_USERNAME and HANPORT_MQTT_PASSWORD" in line
     assert errors[0].reason == reason  # type: ignore[attr-defined]
     assert all("WrongPw-42" not in r.getMessage() for r in caplog.records)
+
+
+async def test_client_certificate_for_a_broker_that_requires_one(
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "pki"
+    ca, ca_key, ca_cert = make_ca(folder, "hanport-test-ca")
+    cert, key = make_server_cert(folder, ca_key, ca_cert)
+    client_cert, client_key = make_client_cert(folder, ca_key, ca_cert, "hanport-bridge")
+    mosquitto_server.extra_config = [
+        *KEEP_ROOT,
+        f"cafile {ca}",
+        f"certfile {cert}",
+        f"keyfile {key}",
+        "require_certificate true",
+    ]
+    mosquitto_server.restart()
+    url = f"mqtts://127.0.0.1:{mosquitto_server.port}"
+    stream = await writer(redis_server)
+    config = settings(
+        redis_server,
+        url,
+        licence_keys,
+        mqtt_ca_file=ca,
+        mqtt_cert_file=client_cert,
+        mqtt_key_file=client_key,
+    )
+    subscriber_tls = client_context(ca)
+    subscriber_tls.load_cert_chain(str(client_cert), str(client_key))
+    async with (
+        Subscriber(mosquitto_server, [DATA], tls=subscriber_tls) as sub,
+        running_bridge(config),
+    ):
+        await stream.add(reading(1))
+        got = await sub.wait_count(DATA, 1)
+    assert got[0].payload == encode_cozify(reading(1))
