@@ -162,6 +162,11 @@ class Bridge:
                     )
                 else:
                     self._connect_failed(error)
+            except (*REDIS_DOWN, ResponseError, RuntimeError, ValueError) as error:
+                # not expected; never a crash loop: say what happened, start the session again
+                metrics.CONNECTED.set(0)
+                metrics.CONNECT_FAILURES.labels("unexpected").inc()
+                log.exception("MQTT session failed unexpectedly (%s); starting it again", error)
             await asyncio.sleep(backoff.next_delay())
 
     def _on_connected(self) -> None:

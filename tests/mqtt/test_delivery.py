@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import msgspec
+import pytest
 
 from services.mqtt import metrics
 from shared.reading import cozify_message, encode_cozify
@@ -178,3 +179,34 @@ async def test_backlog_goes_out_in_order_at_a_bounded_rate_before_new_readings(
     # paced: 10 backlog messages at 20/s are sent 9 intervals of 50 ms apart at least (unpaced
     # they arrive within milliseconds); 3 intervals of slack for arrival jitter
     assert arrivals[9] - arrivals[0] >= 6 / 20
+
+
+async def test_redis_restart_while_publishing_loses_nothing(
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+) -> None:
+    stream = await writer(redis_server)
+    async with (
+        Subscriber(mosquitto_server, [DATA]) as sub,
+        running_bridge(settings(redis_server, mosquitto_server, licence_keys)),
+    ):
+        for n in range(5):
+            await stream.add(reading(n))
+        await sub.wait_count(DATA, 5)
+        await asyncio.to_thread(redis_server.restart)  # append-only file: the stream survives
+        stream = await writer(redis_server)
+        for n in range(5, 10):
+            await stream.add(reading(n))
+        await sub.wait_for(
+            lambda _m: len(first_occurrences([m.payload for m in sub.on(DATA)])) >= 10
+        )
+        await eventually(lambda: no_pending(stream.redis))
+    assert first_occurrences([m.payload for m in sub.on(DATA)]) == list(range(10))
+
+
+def test_hanport_mqtt_command_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from services.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["mqtt", "--help"])
+    assert stopped.value.code == 0
+    assert "HANPORT_MQTT_" in capsys.readouterr().out
