@@ -107,6 +107,15 @@ def test_environment_lists_exactly_the_settings_of_each_service(config: dict[str
         )
 
 
+def test_healthchecks_probe_the_port_each_service_listens_on(config: dict[str, Any]) -> None:
+    ports = {"rest": "HANPORT_REST_PORT", "licensing": "HANPORT_LICENSING_PORT"}
+    for name in HANPORT_SERVICES:
+        service = config["services"][name]
+        url = service["healthcheck"]["test"][-1]
+        port = str(service["environment"][ports.get(name, "HANPORT_METRICS_PORT")])
+        assert url.startswith(f"http://127.0.0.1:{port}/"), (name, url)
+
+
 def test_mounted_files_exist() -> None:
     raw = yaml.safe_load(COMPOSE.read_text())
     for name, service in raw["services"].items():
