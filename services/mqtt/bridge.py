@@ -105,7 +105,8 @@ class Bridge:
         self.last_failure: str | None = None
         self.announced: set[str] = set()
         self.last_reading: Reading | None = None
-        self.held: list[Entry] = []
+        self.held: dict[str, Reading] = {}  # entry id -> reading, waiting for the next slot
+        self.redis_hiccup = False
         self.next_slot = 0.0
         self.pacer = Pacer(settings.mqtt_backlog_rate)
         self._published = {k: metrics.PUBLISHED.labels(k) for k in KINDS}
@@ -269,18 +270,18 @@ class Bridge:
         last_id: str | None = await self._redis(self.stream.last_id)
         backlog_end = id_key(last_id or "0-0")
         self.held.clear()
-        cursor = "0"
-        while entries := await self._redis(self.group.pending_after, cursor, BATCH):
-            await self._handle(client, entries, paced=True)
-            cursor = entries[-1][0]
-        claim_every = self.settings.mqtt_claim_idle / 2
+        await self._publish_pending(client)
+        # entries held for the minimum interval are pending too: never take them from a live
+        # replica (or from ourselves) while they wait for their slot
+        claim_idle, interval = self.settings.mqtt_claim_idle, self.settings.mqtt_min_interval
+        if interval:
+            claim_idle = max(claim_idle, 2 * interval + 10)
+        claim_every = claim_idle / 2
         next_claim = 0.0
         while True:
             now = time.monotonic()
             if now >= next_claim:
-                claimed = await self._redis(
-                    self.group.claim_idle, int(self.settings.mqtt_claim_idle * 1000), BATCH
-                )
+                claimed = await self._redis(self.group.claim_idle, int(claim_idle * 1000), BATCH)
                 if claimed:
                     log.info("took over %d readings another replica left pending", len(claimed))
                     await self._handle(client, claimed, paced=True)
@@ -292,20 +293,35 @@ class Bridge:
             block_ms = max(1, min(BLOCK_MS, int(block_s * 1000)))
             entries = await self._redis(self.group.new, BATCH, block_ms)
             STREAM_ENTRIES.inc(len(entries))
+            if self.redis_hiccup:
+                # a read whose reply was lost left its entries pending with us: publish every
+                # pending entry (these `entries` are among them), oldest first
+                await self._publish_pending(client)
+                continue
             paced = bool(entries) and id_key(entries[0][0]) <= backlog_end
             await self._handle(client, entries, paced=paced)
+
+    async def _publish_pending(self, client: aiomqtt.Client) -> None:
+        """This consumer's unacknowledged entries, oldest first (after a crash or lost reply)."""
+        self.redis_hiccup = False
+        cursor = "0"
+        while entries := await self._redis(self.group.pending_after, cursor, BATCH):
+            fresh = [entry for entry in entries if entry[0] not in self.held]
+            await self._handle(client, fresh, paced=True)
+            cursor = entries[-1][0]
 
     async def _handle(self, client: aiomqtt.Client, entries: list[Entry], *, paced: bool) -> None:
         interval = self.settings.mqtt_min_interval
         if not interval:
             await self._publish_entries(client, entries, paced=paced)
             return
-        self.held.extend(entries)  # latest wins: publish the newest when the slot comes
+        self.held.update(entries)  # latest wins: publish the newest when the slot comes
         now = time.monotonic()
         if self.held and now >= self.next_slot:
-            newest, superseded = self.held[-1], self.held[:-1]
-            await self._publish_entries(client, [newest], paced=False)
-            await self._redis(self.group.ack, *(entry_id for entry_id, _ in superseded))
+            newest = max(self.held, key=id_key)
+            superseded = set(self.held) - {newest}
+            await self._publish_entries(client, [(newest, self.held[newest])], paced=False)
+            await self._redis(self.group.ack, *superseded)
             metrics.SUPERSEDED.inc(len(superseded))
             self.held.clear()
             self.next_slot = now + interval
@@ -394,6 +410,7 @@ class Bridge:
                 result = await call(*args)
             except REDIS_DOWN as error:
                 REDIS_CONNECTED.set(0)
+                self.redis_hiccup = True
                 if backoff.attempts == 0:
                     REDIS_RECONNECTS.inc()
                     log.warning(
