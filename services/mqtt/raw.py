@@ -10,6 +10,7 @@ them). Like readings, an entry is acknowledged only after the broker confirmed i
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from shared.stream import BLOCK_MS
 
 log = logging.getLogger(__name__)
 BATCH = 100
+PENDING_EVERY_S = 30
 
 RedisCall = Callable[..., Awaitable[Any]]
 Publish = Callable[[str, bytes], Awaitable[None]]
@@ -53,12 +55,16 @@ class RawForwarder:
     async def run(self, call: RedisCall, publish: Publish) -> None:
         """Forward forever: this consumer's pending entries first, then new ones."""
         await call(self.ensure_group)
-        cursor = "0"
-        while entries := await call(self.read, cursor, None):
-            await self._forward(entries, call, publish)
-            cursor = entries[-1][0]
         while True:
-            await self._forward(await call(self.read, ">", BLOCK_MS), call, publish)
+            # own pending entries first, and again now and then: a read whose reply was lost in
+            # a Redis outage leaves its entries pending with this consumer
+            cursor = "0"
+            while entries := await call(self.read, cursor, None):
+                await self._forward(entries, call, publish)
+                cursor = entries[-1][0]
+            until = time.monotonic() + PENDING_EVERY_S
+            while time.monotonic() < until:
+                await self._forward(await call(self.read, ">", BLOCK_MS), call, publish)
 
     async def _forward(
         self, entries: list[tuple[str, dict[bytes, Any]]], call: RedisCall, publish: Publish
