@@ -26,6 +26,9 @@ from shared.log import redact_url
 from shared.settings import CommonSettings, load_settings
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "")
+LOCAL_LICENCES = os.path.join(
+    os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "hanport", "licences"
+)
 STOP_SECONDS = 10.0
 
 
@@ -47,6 +50,38 @@ SERVICES: list[Service] = [
         look=(
             "latest reading:  redis-cli XREVRANGE hanport:readings + - COUNT 1",
             "ingest metrics:  curl -s localhost:9101/metrics | grep hanport_ingest",
+        ),
+    ),
+    Service(
+        "licensing",
+        "services.licensing",
+        # licences and the generated serial: kept across runs, beside the user's other data
+        env={"HANPORT_LICENSE_DIR": os.environ.get("HANPORT_LICENSE_DIR", LOCAL_LICENCES)},
+        look=("licences:        curl -s localhost:8090/license   (install: docs/licensing.md)",),
+    ),
+    Service(
+        "rest",
+        "services.rest",
+        look=(
+            "live page:       http://localhost:8080/",
+            "latest reading:  curl -s localhost:8080/meter",
+            "events:          curl -sN localhost:8080/events",
+        ),
+    ),
+    Service(
+        "mqtt",
+        "services.mqtt",
+        look=(
+            "MQTT:            mosquitto_sub -t 'hanport/+/data' -v   (set HANPORT_MQTT_URL; "
+            "needs a licence)",
+        ),
+    ),
+    Service(
+        "modbus",
+        "services.modbus",
+        look=(
+            "Modbus TCP:      mbpoll -m tcp -p 5020 -a 1 -0 -r 0 -c 9 -t 3:float -B -1 localhost"
+            "   (needs a licence)",
         ),
     ),
 ]
