@@ -483,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.stack", description=__doc__)
     parser.add_argument("--readings", type=int, default=30, help="latency samples (1 per s)")
     parser.add_argument("--seconds", type=float, default=60.0, help="throughput window")
+    if argv is None and __name__ != "__main__":
+        argv = []  # run by `python -m bench` (bench/__main__.py): the defaults
     args = parser.parse_args(argv)
     asyncio.run(run(args.readings, args.seconds))
     return 0
