@@ -396,16 +396,27 @@ async def publish_ceiling(redis_url: str, count: int = 3000) -> tuple[float, flo
 async def run(readings: int, seconds: float) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="hanport-bench-"))
     redis = ComposeRedis(workdir / "redis")
-    redis.start()
     mosquitto = MosquittoServer(workdir / "mosquitto")
-    mosquitto.start()
+    try:
+        redis.start()
+        mosquitto.start()
+        await measure(workdir, redis, mosquitto, readings, seconds)
+    finally:
+        mosquitto.stop()
+        redis.stop()
+
+
+async def measure(
+    workdir: Path, redis: RedisServer, mosquitto: MosquittoServer, readings: int, seconds: float
+) -> None:
     master, slave = os.openpty()
     pty_path = os.ttyname(slave)
-    stack = start_stack(workdir / "latency", pty_path, redis, mosquitto.url)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
+    stack = Stack()
     try:
+        stack = start_stack(workdir / "latency", pty_path, redis, mosquitto.url)
         async with httpx.AsyncClient(timeout=5.0) as http:
             bench = Bench(stack, redis, mosquitto, http)
             await install_licence(bench, workdir / "latency")
@@ -434,8 +445,9 @@ async def run(readings: int, seconds: float) -> None:
     source = PacedSource(Telegrams(int(time.time()) - 30 * 86400))
     server = await asyncio.start_server(source.serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    stack = start_stack(workdir / "load", f"tcp://127.0.0.1:{port}", redis, mosquitto.url)
+    stack = Stack()
     try:
+        stack = start_stack(workdir / "load", f"tcp://127.0.0.1:{port}", redis, mosquitto.url)
         async with httpx.AsyncClient(timeout=5.0) as http:
             bench = Bench(stack, redis, mosquitto, http)
             await install_licence(bench, workdir / "load")
@@ -446,8 +458,6 @@ async def run(readings: int, seconds: float) -> None:
         stack.stop_all()
         server.close()
         await server.wait_closed()
-        redis.stop()
-        mosquitto.stop()
 
     print("\n2. throughput: offered readings/s (10 s steps) -> handled by each service")
     for step in [*steps, *([held] if held else [])]:

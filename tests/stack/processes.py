@@ -140,10 +140,15 @@ class Stack:
         return self.services[name]
 
     def start_all(self) -> None:
-        for service in self.services.values():
-            service.start()
-        for service in self.services.values():
-            service.wait_ready()
+        """Start every service and wait until each listens; on a failure, stop them all."""
+        try:
+            for service in self.services.values():
+                service.start()
+            for service in self.services.values():
+                service.wait_ready()
+        except BaseException:
+            self.stop_all()
+            raise
 
     def stop_all(self) -> None:
         for service in self.services.values():
