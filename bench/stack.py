@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import platform
 import re
@@ -394,6 +395,7 @@ async def publish_ceiling(redis_url: str, count: int = 3000) -> tuple[float, flo
 
 
 async def run(readings: int, seconds: float) -> None:
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # its connect retries are noise here
     workdir = Path(tempfile.mkdtemp(prefix="hanport-bench-"))
     redis = ComposeRedis(workdir / "redis")
     mosquitto = MosquittoServer(workdir / "mosquitto")
