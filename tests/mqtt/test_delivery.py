@@ -33,13 +33,16 @@ def ic_of(payload: bytes) -> int:
     return int(msgspec.json.decode(payload)["ic"]) - 1000
 
 
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
 async def test_every_reading_arrives_as_meter_json(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str, protocol: str
 ) -> None:
     stream = await writer(redis_server)
     async with (
         Subscriber(mosquitto_server, [DATA]) as sub,
-        running_bridge(settings(redis_server, mosquitto_server, licence_keys)),
+        running_bridge(
+            settings(redis_server, mosquitto_server, licence_keys, mqtt_protocol=protocol)
+        ),
     ):
         for n in range(20):
             await stream.add(reading(n))
@@ -69,7 +72,7 @@ async def test_broker_outage_loses_nothing_and_keeps_order(
     redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
 ) -> None:
     stream = await writer(redis_server)
-    total = 60
+    total = 90
     async with (
         Subscriber(mosquitto_server, [DATA], client_id="persistent-sub") as sub,
         running_bridge(settings(redis_server, mosquitto_server, licence_keys)),
@@ -80,14 +83,14 @@ async def test_broker_outage_loses_nothing_and_keeps_order(
         reconnects = metrics.RECONNECTS._value.get()
         await asyncio.to_thread(mosquitto_server.stop)
         await eventually(lambda: metrics.CONNECTED._value.get() == 0)
-        for n in range(10, 40):  # the broker is down: these wait in Redis
+        for n in range(10, 70):  # the broker is down for ~3 s: these wait in Redis
             await stream.add(reading(n))
             await asyncio.sleep(0.05)
         assert await pending_count(stream.redis) <= 10  # nothing acknowledged while down
-        await eventually(lambda: metrics.BACKLOG._value.get() >= 30)  # pending + undelivered
+        await eventually(lambda: metrics.BACKLOG._value.get() >= 60)  # pending + undelivered
         assert metrics.BACKLOG_AGE._value.get() > 0
         await asyncio.to_thread(mosquitto_server.start)
-        for n in range(40, total):
+        for n in range(70, total):
             await stream.add(reading(n))
             await asyncio.sleep(0.02)
         await sub.wait_for(
