@@ -399,6 +399,7 @@ async def run(readings: int, seconds: float) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="hanport-bench-"))
     redis = ComposeRedis(workdir / "redis")
     mosquitto = MosquittoServer(workdir / "mosquitto")
+    mosquitto.extra_config = ["set_tcp_nodelay true"]  # as deploy/mosquitto (broker profile)
     try:
         redis.start()
         mosquitto.start()
