@@ -1,13 +1,34 @@
-"""Running a service's main coroutine: uvloop when available, clean stop on SIGTERM/SIGINT."""
+"""Starting a service: the command line, settings and logging every entry point shares, then
+its main coroutine (uvloop, clean stop on SIGTERM/SIGINT) or its HTTP app (uvicorn)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from .log import setup_logging
+from .settings import CommonSettings, load_settings
 
 log = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=CommonSettings)
+
+
+def start(name: str, settings_cls: type[S], argv: list[str] | None, summary: str) -> S:
+    """Answer `--help` (and refuse arguments: services are configured by environment only),
+    load the settings (a bad value: one line, exit 2) and set up logging."""
+    argparse.ArgumentParser(
+        prog=f"hanport {name}",
+        description=f"{summary} Configured by HANPORT_* environment variables "
+        "(docs/configuration.md).",
+    ).parse_args(argv or [])
+    settings = load_settings(settings_cls)
+    setup_logging(name, settings.log_level, settings.log_format)
+    return settings
 
 
 async def _until_signalled(main: Callable[[], Awaitable[None]]) -> None:
@@ -30,3 +51,27 @@ def run(main: Callable[[], Awaitable[None]]) -> int:
     else:
         uvloop.run(_until_signalled(main))
     return 0
+
+
+def serve_http(app: Any, host: str, port: int, **options: Any) -> int:
+    """Serve an ASGI app with uvicorn (uvloop, httptools, no access log, no server header)
+    until SIGTERM/SIGINT; `options` add to or override uvicorn's settings."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        **{
+            "loop": "uvloop",
+            "http": "httptools",
+            "lifespan": "on",
+            "access_log": False,
+            "log_config": None,
+            "server_header": False,
+            **options,
+        },
+    )
+    server = uvicorn.Server(config)
+    server.run()  # stops gracefully on SIGTERM/SIGINT; the app's lifespan shutdown runs
+    return 0 if server.started else 1

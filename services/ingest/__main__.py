@@ -15,10 +15,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from shared.log import setup_logging
 from shared.metrics import serve_metrics
-from shared.service import run
-from shared.settings import load_settings
+from shared.service import run, start
 
 from .decoder import Decoded, DecodeError, Decoder
 from .decoders import finish, make_decoder
@@ -141,11 +139,9 @@ async def serve(settings: IngestSettings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv:
-        print("usage: hanport ingest   (configured by HANPORT_* environment variables)")
-        return 0 if argv[0] in ("-h", "--help") else 2
-    settings = load_settings(IngestSettings)
-    setup_logging("ingest", settings.log_level, settings.log_format)
+    settings = start(
+        "ingest", IngestSettings, argv, "Read the meter and publish its readings to Redis."
+    )
     return run(lambda: serve(settings))
 
 

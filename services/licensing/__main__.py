@@ -6,11 +6,9 @@ from __future__ import annotations
 import logging
 import sys
 
-import uvicorn
-
 from shared.licence import KeyFileError, load_public_keys
-from shared.log import redact_url, setup_logging
-from shared.settings import load_settings
+from shared.log import redact_url
+from shared.service import serve_http, start
 from shared.stream import redis_client
 
 from .api import create_app
@@ -21,14 +19,7 @@ log = logging.getLogger("services.licensing")
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv:
-        print(
-            "usage: hanport licensing   (configured by HANPORT_* environment variables)",
-            file=sys.stderr,
-        )
-        return 2
-    settings = load_settings(LicensingSettings)
-    setup_logging("licensing", settings.log_level, settings.log_format)
+    settings = start("licensing", LicensingSettings, argv, "Decide which interfaces are licensed.")
     try:
         keys = load_public_keys(settings.license_public_keys)
     except KeyFileError as error:
@@ -46,17 +37,6 @@ def main(argv: list[str] | None = None) -> int:
     if token is None:
         log.warning("no admin token (HANPORT_ADMIN_TOKEN): PUT/DELETE /license are refused")
     service = LicensingService(settings, redis_client(settings.redis_url), keys)
-    config = uvicorn.Config(
-        create_app(service, token),
-        host=settings.licensing_host,
-        port=settings.licensing_port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_config=None,
-        server_header=False,
-    )
     log.info(
         "licensing on %s:%d, use %s, %d trusted key(s), licences in %s, Redis %s",
         settings.licensing_host,
@@ -66,9 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.license_dir,
         redact_url(settings.redis_url),
     )
-    server = uvicorn.Server(config)
-    server.run()  # stops gracefully on SIGTERM/SIGINT; the lifespan stops the service
-    return 0 if server.started else 1
+    return serve_http(create_app(service, token), settings.licensing_host, settings.licensing_port)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,11 @@ docs/configuration.md; register maps in docs/modbus.md)."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 
-from shared.log import redact_url, setup_logging
+from shared.log import redact_url
 from shared.metrics import serve_metrics
-from shared.service import run
-from shared.settings import load_settings
+from shared.service import run, start
 from shared.stream import connect
 
 from .service import run_service
@@ -19,13 +17,12 @@ log = logging.getLogger("services.modbus")
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(
-        prog="hanport modbus",
-        description="Serve the newest meter reading over Modbus TCP (SunSpec, SDM630, native "
-        "maps). Configured by HANPORT_* environment variables.",
-    ).parse_args(argv)
-    settings = load_settings(ModbusSettings)
-    setup_logging("modbus", settings.log_level, settings.log_format)
+    settings = start(
+        "modbus",
+        ModbusSettings,
+        argv,
+        "Serve the newest meter reading over Modbus TCP (SunSpec, SDM630, native maps).",
+    )
     serve_metrics(settings.metrics_port)
 
     async def service() -> None:

@@ -7,14 +7,11 @@ the bridge stays off (and idles, so a container with a restart policy does not l
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 
-from shared.log import setup_logging
 from shared.metrics import serve_metrics
-from shared.service import run
-from shared.settings import load_settings
+from shared.service import run, start
 from shared.stream import connect
 
 from .bridge import Bridge
@@ -32,13 +29,12 @@ async def serve(settings: MqttSettings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(
-        prog="hanport mqtt",
-        description="Publish every reading to an MQTT broker (settings: HANPORT_MQTT_*; "
-        "see docs/mqtt.md).",
-    ).parse_args(argv)
-    settings = load_settings(MqttSettings)
-    setup_logging("mqtt", settings.log_level, settings.log_format)
+    settings = start(
+        "mqtt",
+        MqttSettings,
+        argv,
+        "Publish every reading to an MQTT broker (HANPORT_MQTT_*, docs/mqtt.md).",
+    )
     serve_metrics(settings.metrics_port)
     return run(lambda: serve(settings))
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 import logging
 import sys
 
-import uvicorn
-
-from shared.log import redact_url, setup_logging
-from shared.settings import load_settings
+from shared.log import redact_url
+from shared.service import serve_http, start
 
 from .app import create_app
 from .auth import TokenError, Tokens
@@ -19,13 +17,9 @@ log = logging.getLogger("services.rest")
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv:
-        print(
-            "usage: hanport rest   (configured by HANPORT_* environment variables)", file=sys.stderr
-        )
-        return 2
-    settings = load_settings(RestSettings)
-    setup_logging("rest", settings.log_level, settings.log_format)
+    settings = start(
+        "rest", RestSettings, argv, "Serve readings over HTTP: REST, SSE, WebSocket, live page."
+    )
     try:
         tokens = Tokens.load(settings.rest_tokens, settings.rest_tokens_file)
     except TokenError as error:
@@ -38,20 +32,6 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    config = uvicorn.Config(
-        create_app(settings, tokens),
-        host=settings.rest_host,
-        port=settings.rest_port,
-        loop="uvloop",
-        http="httptools",
-        ws="websockets-sansio",
-        lifespan="on",
-        access_log=settings.rest_access_log,
-        log_config=None,
-        proxy_headers=True,
-        server_header=False,
-        timeout_graceful_shutdown=2,  # open SSE/WebSocket streams never end on their own
-    )
     log.info(
         "REST on %s:%d, stream %s at %s",
         settings.rest_host,
@@ -59,9 +39,15 @@ def main(argv: list[str] | None = None) -> int:
         settings.stream,
         redact_url(settings.redis_url),
     )
-    server = uvicorn.Server(config)
-    server.run()  # uvloop; stops gracefully on SIGTERM/SIGINT (lifespan shutdown runs)
-    return 0 if server.started else 1
+    return serve_http(
+        create_app(settings, tokens),
+        settings.rest_host,
+        settings.rest_port,
+        ws="websockets-sansio",
+        access_log=settings.rest_access_log,
+        proxy_headers=True,
+        timeout_graceful_shutdown=2,  # open SSE/WebSocket streams never end on their own
+    )
 
 
 if __name__ == "__main__":
