@@ -138,6 +138,15 @@ class ReadingStream:
         entries = parse_entries(await self.redis.xrevrange(self.key, "+", "-", count=1))
         return entries[0] if entries else None
 
+    async def wait_latest(self) -> Entry | None:
+        """`latest`, waiting out a Redis outage (with backoff) instead of raising."""
+        backoff = Backoff()
+        while True:
+            try:
+                return await self.latest()
+            except REDIS_DOWN as error:
+                await self._wait_for_redis(error, backoff)
+
     async def range(
         self, start: str = "-", end: str = "+", count: int | None = None
     ) -> list[Entry]:

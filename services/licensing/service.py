@@ -363,13 +363,7 @@ class LicensingService:
 
     async def _follow_meter(self) -> None:
         stream = ReadingStream(self.redis, self.settings.stream)
-        backoff = Backoff()
-        while True:
-            try:
-                latest = await stream.latest()
-                break
-            except REDIS_DOWN:
-                await asyncio.sleep(backoff.next_delay())
+        latest = await stream.wait_latest()
         after = "0-0"
         if latest is not None:
             after = latest[0]

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from shared.backoff import Backoff
 from shared.entitlements import Decision, Entitlements, Feature
 from shared.identity import reader_serial
-from shared.stream import REDIS_DOWN, ReadingStream
+from shared.stream import ReadingStream
 
 from .metrics import DATA_AGE, LICENSED
 from .register_map import Identity, blocks
@@ -74,14 +74,7 @@ def make_store(settings: ModbusSettings, serial: str) -> RegisterStore:
 
 async def follow_readings(stream: ReadingStream, store: RegisterStore) -> None:
     """Put the newest reading into the store, then every new one as it arrives."""
-    backoff = Backoff()
-    while True:
-        try:
-            latest = await stream.latest()
-            break
-        except REDIS_DOWN as error:
-            log.warning("cannot read the readings stream (%s); retrying", error)
-            await asyncio.sleep(backoff.next_delay())
+    latest = await stream.wait_latest()
     after = "0-0"
     if latest is not None:
         after = latest[0]

@@ -27,18 +27,7 @@ async def follow(stream: ReadingStream, state: State) -> None:
     if state.latest is not None:  # restarted after an error: resume exactly where it was
         async for entry_id, reading in stream.follow(state.latest.entry_id):
             state.publish(entry_id, reading)
-    backoff = Backoff()
-    while True:
-        try:
-            latest = await stream.latest()
-            break
-        except REDIS_DOWN as error:
-            state.redis_ok = False
-            delay = backoff.next_delay()
-            log.warning(
-                "cannot read the readings stream yet (%s); retrying in %.1f s", error, delay
-            )
-            await asyncio.sleep(delay)
+    latest = await stream.wait_latest()
     after = "0-0"
     if latest is not None:
         after = latest[0]
