@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -158,13 +158,16 @@ async def test_proxy_forwards_rest_and_streams_events(
         stack.start_all()
         wait_for_port(proxy_port)
         async with httpx.AsyncClient(timeout=5.0) as http, asyncio.timeout(30):
-            direct = (await http.get(f"http://127.0.0.1:{rest_port}/meter")).json()
-            while True:  # the proxy's first health check may still be running
-                response = await http.get(f"http://127.0.0.1:{proxy_port}/meter")
-                if response.status_code == 200:
-                    break
-                await asyncio.sleep(0.1)
-            assert response.json() == direct == cozify_message(first)
+
+            async def meter(port: int) -> Any:
+                while True:  # REST loading the newest reading; the proxy's first health check
+                    response = await http.get(f"http://127.0.0.1:{port}/meter")
+                    if response.status_code == 200:
+                        return response.json()
+                    await asyncio.sleep(0.1)
+
+            direct = await meter(rest_port)
+            assert await meter(proxy_port) == direct == cozify_message(first)
             url = f"http://127.0.0.1:{proxy_port}/events"
             async with http.stream("GET", url, timeout=httpx.Timeout(5.0, read=20.0)) as events:
                 assert events.headers["content-type"].startswith("text/event-stream")
@@ -172,6 +175,9 @@ async def test_proxy_forwards_rest_and_streams_events(
                 async for line in events.aiter_lines():
                     if line == f"id: {added}":
                         break  # the new reading arrived through the proxy while it streams
+    except (TimeoutError, AssertionError) as error:
+        caddy_log = (tmp_path / "caddy.log").read_text(errors="replace")[-3000:]
+        raise AssertionError(f"{error!r}\ncaddy:\n{caddy_log}\n{stack.logs()}") from error
     finally:
         stack.stop_all()
         proxy.terminate()
