@@ -19,7 +19,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services shared
+	$(VENV)/bin/mypy services shared bench tests deploy
 
 format: install
 	$(VENV)/bin/ruff check --fix .

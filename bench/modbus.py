@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import multiprocessing
 import os
-import socket
 import struct
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import uvloop
 
-from shared.entitlements import Decision, Feature
+from bench.common import Granted, free_port, wait_for_port
 
 BLOCK = 60
 CONFIGS = (1, 10)
@@ -37,36 +36,7 @@ ROUNDS = 6
 LATENCY_SAMPLES = 200
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
-
-
 # ---------------------------------------------------------------- the two servers
-
-
-class _Granted:
-    """The benchmark measures serving, not licensing: Modbus is granted."""
-
-    def decide(self, feature: Feature) -> Decision:
-        return Decision(True, "benchmark")
-
-    async def wait_until(self, feature: Feature, granted: bool) -> Decision:
-        if not granted:
-            await asyncio.Event().wait()
-        return self.decide(feature)
 
 
 def _serve_hanport(port: int, redis_url: str) -> None:
@@ -85,7 +55,7 @@ def _serve_hanport(port: int, redis_url: str) -> None:
             }
         )
         redis = await connect(redis_url)
-        await run_service(settings, redis, entitlements=_Granted())
+        await run_service(settings, redis, entitlements=Granted())
 
     uvloop.run(main())
 
@@ -216,14 +186,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each load run")
     args = parser.parse_args(argv if argv is not None else [])
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.servers import RedisServer
 
     context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as folder:
         redis = RedisServer(Path(folder) / "redis")
         redis.start()
-        ours, plain = _free_port(), _free_port()
+        ours, plain = free_port(), free_port()
         processes = [
             context.Process(target=_serve_hanport, args=(ours, redis.url), daemon=True),
             context.Process(target=_serve_plain, args=(plain,), daemon=True),
@@ -232,8 +201,8 @@ def main(argv: list[str] | None = None) -> None:
             for process in processes:
                 process.start()
             pids = [process.pid or 0 for process in processes]
-            _wait_for_port(ours)
-            _wait_for_port(plain)
+            wait_for_port(ours)
+            wait_for_port(plain)
             # the first reading, so hanport's measurement registers answer
             uvloop.run(_xadd_to_readable(ours, redis.url, 1))
             print(

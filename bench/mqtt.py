@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 import uvloop
 
-from shared.entitlements import Decision, Feature
+from bench.common import Granted, cpu_seconds
 from shared.reading import Reading, encode_cozify
 
 STREAM = "hanport:readings"
@@ -63,26 +63,8 @@ def reading(n: int) -> Reading:
     )
 
 
-def cpu_s(pid: int | None) -> float:
-    """User + system CPU seconds a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def now_ns() -> int:
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-
-
-class _Granted:
-    """The benchmark measures delivery, not licensing: MQTT is granted."""
-
-    def decide(self, feature: Feature) -> Decision:
-        return Decision(True, "benchmark")
-
-    async def wait_until(self, feature: Feature, granted: bool) -> Decision:
-        if not granted:
-            await asyncio.Event().wait()
-        return self.decide(feature)
 
 
 # ---------------------------------------------------------------- the processes
@@ -106,7 +88,7 @@ def _bridge(redis_url: str, mqtt_url: str) -> None:
                 "metrics_port": 0,
             }
         )
-        await Bridge(settings, await connect(redis_url), entitlements=_Granted()).run()
+        await Bridge(settings, await connect(redis_url), entitlements=Granted()).run()
 
     uvloop.run(main())
 
@@ -254,14 +236,15 @@ def _bridge_rate(
 ) -> tuple[float, float]:
     """(readings/s, CPU µs per reading) of the bridge: until a subscriber got all, or until all
     were acknowledged."""
+    assert pid is not None, "the bridge process has started"
     subscriber = Subscriber(ctx, port, count) if sub else None
-    cpu = cpu_s(pid)
+    cpu = cpu_seconds(pid)
     start = uvloop.run(_flood(redis_url, first, count))
     if subscriber is not None:
         end = max(subscriber.arrivals(300).values())
     else:
         end = uvloop.run(_all_acked(redis_url))
-    return count / ((end - start) / 1e9), (cpu_s(pid) - cpu) / count * 1e6
+    return count / ((end - start) / 1e9), (cpu_seconds(pid) - cpu) / count * 1e6
 
 
 def _bare_rate(ctx: Any, port: int, count: int, sub: bool) -> tuple[float, float]:
@@ -274,13 +257,13 @@ def _bare_rate(ctx: Any, port: int, count: int, sub: bool) -> tuple[float, float
     if not here.poll(30):
         raise RuntimeError("the bare publisher did not connect")
     start = here.recv()
-    cpu = cpu_s(publisher.pid)
+    cpu = cpu_seconds(publisher.pid)
     if subscriber is not None:
         end = max(subscriber.arrivals(300).values())
     if not here.poll(300):
         raise RuntimeError("the bare publisher did not finish")
     done = here.recv()
-    used = cpu_s(publisher.pid) - cpu
+    used = cpu_seconds(publisher.pid) - cpu
     if subscriber is None:
         end = done
     publisher.join(30)

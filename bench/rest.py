@@ -26,6 +26,7 @@ from typing import Any
 
 import msgspec
 
+from bench.common import free_port, wait_for_port
 from shared.reading import encode_cozify, encode_reading
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,25 +70,6 @@ async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on port {port}")
 
 
 def wrk(url: str) -> dict[str, float]:
