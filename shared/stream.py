@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,7 +153,18 @@ class ReadingStream:
         return parse_entries(await self.redis.xrange(self.key, start, end, count=count))
 
     async def follow(self, after: str = "$", *, count: int = 100) -> AsyncIterator[Entry]:
-        """Every reading after `after` ('$': only new ones), forever, in order.
+        """Every reading after `after` ('$': only new ones), forever, in order (see
+        `follow_batches`)."""
+        async for batch in self.follow_batches(after, count=count):
+            for entry in batch:
+                yield entry
+
+    async def follow_batches(
+        self, after: str = "$", *, count: int = 100
+    ) -> AsyncGenerator[list[Entry], None]:
+        """Every reading after `after` ('$': only new ones), forever, in order, as the batches
+        one XREAD returns (up to `count`): a consumer that serves only the newest values can
+        skip to `batch[-1]` when readings arrive faster than it handles them.
 
         Survives Redis outages: waits with backoff, reconnects and resumes after the last id it
         yielded, so nothing is skipped or repeated.
@@ -176,10 +187,11 @@ class ReadingStream:
             for _key, raw_entries in response or ():
                 if raw_entries:
                     last = _id(raw_entries[-1][0])
-                for entry in parse_entries(raw_entries):
-                    STREAM_ENTRIES.inc()
-                    LAST_READING_TS.set(entry[1].ts / 1000)
-                    yield entry
+                batch = parse_entries(raw_entries)
+                if batch:
+                    STREAM_ENTRIES.inc(len(batch))
+                    LAST_READING_TS.set(batch[-1][1].ts / 1000)
+                    yield batch
 
     async def _resolve_latest_id(self, backoff: Backoff) -> str:
         while True:

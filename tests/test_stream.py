@@ -83,3 +83,14 @@ async def test_cancelled_follower_stops(redis_server: RedisServer) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 5)
+
+
+async def test_follow_batches_hands_over_what_one_read_returns(redis_server: RedisServer) -> None:
+    stream = ReadingStream(await connect(redis_server.url), "t")
+    for n in range(5):
+        await stream.add(reading(n))
+    batches = stream.follow_batches("0-0", count=3)
+    first = await asyncio.wait_for(anext(batches), 5)
+    second = await asyncio.wait_for(anext(batches), 5)
+    assert [[r.ic for _, r in batch] for batch in (first, second)] == [[0, 1, 2], [3, 4]]
+    await batches.aclose()
