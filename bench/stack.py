@@ -44,6 +44,7 @@ import httpx
 from pymodbus.client import AsyncModbusTcpClient
 from redis.asyncio import Redis
 
+from bench.common import cpu_seconds
 from services.ingest.p1 import crc16
 from services.ingest.simulator import MeterSimulator
 from shared.reading import encode_reading
@@ -72,11 +73,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def metric(text: str, name: str, labels: str = "") -> float:
