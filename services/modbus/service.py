@@ -1,11 +1,12 @@
 """The Modbus service: follows the readings stream into the register store, and opens the TCP
 port only while a licence grants Modbus.
 
-Consumes the readings stream (`shared.stream.ReadingStream.follow`, no polling) and the
-`modbus` entitlement (`shared.entitlements`); produces a Modbus TCP server on
-HANPORT_MODBUS_HOST:HANPORT_MODBUS_PORT. Without the entitlement the port is closed (clients get
-"connection refused"), the log says why and `hanport_modbus_licensed` is 0; it opens as soon as
-a licence arrives and closes, dropping its clients, when the licence goes away.
+Consumes the readings stream (`shared.stream.ReadingStream.follow_batches`, no polling: the
+newest reading of each XREAD's batch) and the `modbus` entitlement (`shared.entitlements`);
+produces a Modbus TCP server on HANPORT_MODBUS_HOST:HANPORT_MODBUS_PORT. Without the entitlement
+the port is closed (clients get "connection refused"), the log says why and
+`hanport_modbus_licensed` is 0; it opens as soon as a licence arrives and closes, dropping its
+clients, when the licence goes away.
 """
 
 from __future__ import annotations
@@ -79,8 +80,9 @@ async def follow_readings(stream: ReadingStream, store: RegisterStore) -> None:
     if latest is not None:
         after = latest[0]
         store.update(latest[1])
-    async for _entry_id, reading in stream.follow(after):
-        store.update(reading)
+    async for batch in stream.follow_batches(after):
+        # one XREAD's worth: only its newest reading is served, the others are superseded
+        store.update(batch[-1][1])
 
 
 async def serve_while_licensed(

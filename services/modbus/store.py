@@ -1,5 +1,5 @@
-"""The registers the server answers: the encoded maps of the newest reading, and the rules of
-what a read gets.
+"""The registers the server answers: the encoded maps of the newest reading (each block encoded
+on the first read after a new reading), and the rules of what a read gets.
 
 Consumes readings (`update`) and read requests (`async_getValues`, the datastore interface
 pymodbus's server calls); produces register values or a Modbus exception code:
@@ -91,31 +91,39 @@ class RegisterStore(SimCore):
         for areas in self.areas.values():
             areas.sort(key=lambda area: area.block.start)
         self.reading: Reading | None = None
-        self.images: dict[str, list[int]] = {}
+        self.images: dict[str, list[int]] = {}  # block name -> registers, filled on demand
+        self._values: dict[str, Value] | None = None
         self._changed = asyncio.Event()
         self.update(None)
 
     # ------------------------------------------------------------ readings in
 
     def update(self, reading: Reading | None) -> None:
-        """Encode every block for `reading`; the new images replace the old ones at once."""
-        values = reading_values(reading, self.identity)
-        errors: list[str] = []
-        images = {
-            area.block.name: encode(area.block, values, errors)
-            for areas in self.areas.values()
-            for area in areas
-        }
-        if errors:
-            ENCODE_ERRORS.inc(len(errors))
-            log.warning(
-                "reading %s: served as not implemented: %s",
-                reading.ts if reading else None,
-                "; ".join(errors),
-            )
-        self.images, self.reading = images, reading
+        """Make `reading` the newest. Its blocks are encoded when a read first needs them, so a
+        reading that the next one supersedes before any client reads costs no encoding."""
+        self.reading = reading
+        self.images = {}
+        self._values = None
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+
+    def image(self, block: Block) -> list[int]:
+        """The block's registers for the newest reading (encoded once per reading, on demand)."""
+        image = self.images.get(block.name)
+        if image is None:
+            if self._values is None:
+                self._values = reading_values(self.reading, self.identity)
+            errors: list[str] = []
+            image = encode(block, self._values, errors)
+            if errors:
+                ENCODE_ERRORS.inc(len(errors))
+                log.warning(
+                    "reading %s: served as not implemented: %s",
+                    self.reading.ts if self.reading else None,
+                    "; ".join(errors),
+                )
+            self.images[block.name] = image
+        return image
 
     async def until(self, predicate: Callable[[], bool]) -> None:
         """Return once `predicate()` holds, checking after each update (no polling)."""
@@ -168,7 +176,7 @@ class RegisterStore(SimCore):
             return ExcCodes.ILLEGAL_ADDRESS
         if area.measurement and area.touches_measurement(address, end) and not self.fresh():
             return ExcCodes.GATEWAY_NO_RESPONSE
-        image = self.images[area.block.name]
+        image = self.image(area.block)
         words = image[address - area.start : end - area.start]
         if area.live is not None and address < area.live_span[1] and area.live_span[0] < end:
             live = encode(area.live, self.live_values())

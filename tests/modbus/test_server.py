@@ -19,6 +19,7 @@ from pymodbus.pdu import ExceptionResponse
 from sunspec2.modbus.client import SunSpecModbusClientDeviceTCP
 
 from services.modbus.register_map import NATIVE_BASE, SUNSPEC_BASE, serial32
+from shared.reading import encode_reading
 from tests.modbus.conftest import SERIAL, Running, StartModbus, export_reading, import_reading
 from tests.readings import simulated_readings
 
@@ -496,5 +497,28 @@ async def test_survives_a_redis_restart(start_modbus: StartModbus, redis_server)
     try:
         response = await modbus.read_input_registers(0x34, count=2, device_id=1)
         assert same(floats(response.registers), [reading.p[0]])
+    finally:
+        modbus.close()
+
+
+async def test_a_burst_is_served_as_its_newest_reading(start_modbus: StartModbus) -> None:
+    """500 readings XADDed in one pipeline (several XREADs' worth): the registers then hold the
+    last one."""
+    service = await start_modbus()
+    modbus = await client(service)
+    base = int(time.time() * 1000)
+    readings = [import_reading(ts=base + n, p=[float(n), 0.0, 0.0, 0.0]) for n in range(500)]
+    try:
+        pipe = service.stream.redis.pipeline(transaction=False)
+        for reading in readings:
+            pipe.xadd(service.settings.stream, {b"reading": encode_reading(reading)})
+        await pipe.execute()
+        await asyncio.wait_for(
+            service.store.until(lambda: service.store.reading == readings[-1]), 10
+        )
+        sdm = floats((await modbus.read_input_registers(0, count=0x50, device_id=1)).registers)
+        assert sdm[0x34 // 2] == 499.0
+        native = await holding(modbus, NATIVE_BASE, 70)
+        assert number(native[4:8], U64) == base + 499
     finally:
         modbus.close()
