@@ -34,7 +34,7 @@ from shared.licence import (
     load_public_keys,
     now_ms,
 )
-from shared.reading import Reading
+from shared.reading import Reading, encode_reading
 from shared.settings import CommonSettings, load_settings
 from shared.stream import ReadingStream, connect
 from tests.licensing_helpers import issue, make_keys
@@ -449,3 +449,43 @@ def test_admin_token_from_env_or_file(tmp_path: Path, monkeypatch: pytest.Monkey
     (tmp_path / "token").write_text("from-file\n")
     monkeypatch.setenv("HANPORT_ADMIN_TOKEN_FILE", str(tmp_path / "token"))
     assert load_settings(LicensingSettings).admin_secret() == "from-file"
+
+
+async def test_a_burst_of_readings_leaves_the_newest_meter_and_the_latest_time(
+    start: Start,
+) -> None:
+    """1,500 readings XADDed in one pipeline (more than one XREAD takes): the service ends on
+    the last reading's meter, and the meter time floor is the latest time any of them said, even
+    when that one is not the last (the meter clock stepped back)."""
+    h = await start()
+    base = now_ms()
+    latest = base + 10_000_000
+    pipe = h.redis.pipeline(transaction=False)
+    for n in range(1500):
+        ts = latest if n == 700 else base + n
+        reading = Reading(ts=ts, received=base + n, meter_id="M1" if n < 1499 else "M2")
+        pipe.xadd("hanport:readings", {b"reading": encode_reading(reading)})
+    await pipe.execute()
+    await h.until(lambda: h.service.meter_id == "M2")
+    assert h.service.meter_ts == latest
+
+
+def test_observe_batch_takes_the_newest_meter_and_the_latest_time(tmp_path: Path) -> None:
+    settings = LicensingSettings(
+        redis_url="redis://127.0.0.1:1/0",
+        serial=SERIAL,
+        license_dir=tmp_path,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    service = LicensingService(settings, Redis.from_url(settings.redis_url), {})
+    service.observe_batch([Reading(ts=5000, received=1, meter_id="A")])
+    assert (service.meter_id, service.meter_ts) == ("A", 5000)
+    service.observe_batch(
+        [
+            Reading(ts=9000, received=2, meter_id="A"),
+            Reading(ts=7000, received=3, meter_id="B"),
+        ]
+    )
+    assert (service.meter_id, service.meter_ts) == ("B", 9000)
+    service.observe_batch([Reading(ts=6000, received=4, meter_id=None)])  # an older time, no id
+    assert (service.meter_id, service.meter_ts) == ("B", 9000)
