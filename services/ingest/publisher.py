@@ -5,6 +5,9 @@ entries, each exactly once, in order.
 - Entry ids are chosen here: `<receive ms>-<seq>`, always after the last id this publisher or
   the streams already hold. An entry keeps its id across retries, so a publish retried after a
   lost reply is refused by Redis (`DuplicateEntry`) instead of stored twice.
+- A reading and its raw telegram go out together, and whatever queued up meanwhile (a fast
+  source, a backlog after an outage) with them: up to `PIPELINE` entries per round trip, as one
+  MULTI/EXEC, in order.
 - While Redis is away the ingest loop keeps reading the meter: entries wait in memory, bounded by
   count and bytes; when full the oldest is dropped and counted. On reconnect they are flushed in
   order.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections import deque
@@ -27,13 +31,14 @@ from shared.backoff import Backoff
 from shared.log import redact_url
 from shared.metrics import LAST_READING_TS, REDIS_CONNECTED, REDIS_RECONNECTS
 from shared.reading import Reading, encode_reading
-from shared.stream import REDIS_DOWN, DuplicateEntry, ReadingStream, connect
+from shared.stream import READING_FIELD, REDIS_DOWN, connect
 
 from .metrics import BUFFER_BYTES, BUFFER_DEPTH, DROPPED, PUBLISH_SECONDS, PUBLISHED
 
 log = logging.getLogger(__name__)
 
 OVERHEAD_BYTES = 200  # per buffered entry, beyond its encoded reading and raw bytes
+PIPELINE = 200  # entries (reading + raw telegram XADDs) sent per round trip at most
 
 
 @dataclass
@@ -46,6 +51,7 @@ class Pending:
     received: int
     size: int
     entry_id: str | None = None
+    encoded: bytes | None = None  # the reading as stream JSON, encoded once
 
 
 def _raise_if_cancelled() -> None:
@@ -54,6 +60,17 @@ def _raise_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+def _refused(result: object, item: Pending, what: str) -> ResponseError | None:
+    """The error Redis answered for one XADD, unless it only says the entry is already there
+    (a retry after a lost reply: what `ReadingStream.add` raises as `DuplicateEntry`)."""
+    if not isinstance(result, ResponseError):
+        return None
+    if "equal or smaller" in str(result):
+        log.info("%s %s was already published; not adding it twice", what, item.entry_id)
+        return None
+    return result
 
 
 def _parse_id(entry_id: str) -> tuple[int, int]:
@@ -75,7 +92,7 @@ class Publisher:
     dropped: int = field(default=0, init=False)
     published: int = field(default=0, init=False)
     _last: tuple[int, int] = field(default=(0, -1), init=False)
-    _inflight: Pending | None = field(default=None, init=False)
+    _inflight: int = field(default=0, init=False)  # entries at the queue's head being sent
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _idle: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _redis: Redis | None = field(default=None, init=False)
@@ -85,15 +102,17 @@ class Publisher:
         if reading is None and not self.raw_maxlen:
             return
         size = len(raw) + OVERHEAD_BYTES
+        encoded = None
         if reading is not None:
-            size += len(encode_reading(reading))
+            encoded = encode_reading(reading)
+            size += len(encoded)
         if self.raw_maxlen == 0:
             raw = b""
-        self.queue.append(Pending(reading, raw, result, received, size))
+        self.queue.append(Pending(reading, raw, result, received, size, encoded=encoded))
         self.queued_bytes += size
         while len(self.queue) > self.max_items or self.queued_bytes > self.max_bytes:
-            # Never drop the entry being published right now: it may already be in Redis.
-            index = 1 if self.queue[0] is self._inflight else 0
+            # Never drop entries being published right now: they may already be in Redis.
+            index = self._inflight
             if index >= len(self.queue):
                 break
             victim = self.queue[index]
@@ -170,38 +189,61 @@ class Publisher:
         await asyncio.sleep(backoff.next_delay())
 
     async def _flush(self, redis: Redis) -> None:
-        stream = ReadingStream(redis, self.stream_key)
+        """Publish the queue in order, up to PIPELINE entries per round trip, in one MULTI/EXEC:
+        Redis applies a batch whole or, when it refuses a command while queueing (e.g. OOM),
+        not at all. The batch stays in flight (never dropped) until Redis has stored it."""
+        limit = max(1, min(PIPELINE, self.max_items))
         while self.queue:
-            item = self._inflight = self.queue[0]
-            if item.entry_id is None:
-                item.entry_id = self._next_id(item.received)
-            if item.reading is not None:
-                try:
-                    await stream.add(item.reading, entry_id=item.entry_id, maxlen=self.maxlen)
-                except DuplicateEntry:
-                    log.info("entry %s was already published; not adding it twice", item.entry_id)
-            if self.raw_maxlen:
-                try:
-                    await redis.xadd(
-                        self.raw_key,
-                        {b"raw": item.raw, b"result": item.result, b"received": item.received},
-                        id=item.entry_id,
-                        maxlen=self.raw_maxlen,
-                        approximate=True,
-                    )
-                except ResponseError as error:
-                    if "equal or smaller" not in str(error):
-                        raise
-            self._inflight = None
+            batch = list(itertools.islice(self.queue, limit))
+            self._inflight = len(batch)
+            pipe = redis.pipeline(transaction=True)
+            for item in batch:
+                if item.entry_id is None:
+                    item.entry_id = self._next_id(item.received)
+                if item.reading is not None:
+                    if item.encoded is None:
+                        item.encoded = encode_reading(item.reading)
+                    pipe.execute_command(
+                        "XADD", self.stream_key, "MAXLEN", "~", self.maxlen, item.entry_id,
+                        READING_FIELD, item.encoded,
+                    )  # fmt: skip
+                if self.raw_maxlen:
+                    pipe.execute_command(
+                        "XADD", self.raw_key, "MAXLEN", "~", self.raw_maxlen, item.entry_id,
+                        b"raw", item.raw, b"result", item.result, b"received", item.received,
+                    )  # fmt: skip
+            results = iter(await pipe.execute(raise_on_error=False))
+            stored = 0
+            failure: ResponseError | None = None
+            for item in batch:
+                if item.reading is not None:
+                    failure = _refused(next(results), item, "reading")
+                if self.raw_maxlen and failure is None:
+                    failure = _refused(next(results), item, "raw telegram")
+                if failure is not None:
+                    break
+                stored += 1
+            self._published(batch[:stored])
+            if failure is not None:
+                raise failure  # the rest stays queued with its ids: a retry cannot double it
+
+    def _published(self, done: list[Pending]) -> None:
+        """Take stored entries off the queue and count them."""
+        self._inflight -= len(done)
+        now = time.time()
+        last: Reading | None = None
+        for item in done:
             if self.queue and self.queue[0] is item:
                 self.queue.popleft()
                 self.queued_bytes -= item.size
             if item.reading is not None:
                 self.published += 1
                 PUBLISHED.inc()
-                PUBLISH_SECONDS.observe(max(0.0, time.time() - item.received / 1000))
-                LAST_READING_TS.set(item.reading.ts / 1000)
-            self._gauges()
+                PUBLISH_SECONDS.observe(max(0.0, now - item.received / 1000))
+                last = item.reading
+        if last is not None:
+            LAST_READING_TS.set(last.ts / 1000)
+        self._gauges()
 
     async def drain(self, seconds: float) -> bool:
         """Wait until everything queued is published (True) or `seconds` pass (False)."""
