@@ -34,7 +34,7 @@ from shared.stream import BLOCK_MS, REDIS_DOWN, Entry, GroupReader, ReadingStrea
 
 from . import metrics
 from .connection import OFFLINE, ONLINE, ConfigError, explain, make_client
-from .discovery import discovery_messages, present_sensors
+from .discovery import SENSORS, Sensor, discovery_messages, present_sensors
 from .licence import EntitlementSource, while_licensed
 from .raw import RawForwarder
 from .settings import MqttSettings
@@ -43,7 +43,7 @@ from .topics import Topics, split_messages
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 BATCH = 100
-ACK_EVERY = 50
+ACK_DELAY = 0.05  # seconds a confirmed entry waits to be acknowledged with the next ones
 PENDING_WARN = 100_000
 KINDS = ("reading", "split", "raw", "other")
 
@@ -103,9 +103,14 @@ class Bridge:
         self.topics: Topics | None = None
         self.connected_once = False
         self.last_failure: str | None = None
-        self.announced: set[str] = set()
+        self.unannounced: tuple[Sensor, ...] = SENSORS  # discovery configs not yet sent
         self.last_reading: Reading | None = None
         self.held: dict[str, Reading] = {}  # entry id -> reading, waiting for the next slot
+        # entries whose messages the broker confirmed, acknowledged together (one XACK per
+        # ACK_DELAY or per BATCH instead of one per reading) and before anything is re-read
+        self.confirmed: list[str] = []
+        self.ack_due = 0.0
+        self.ack_delay = min(ACK_DELAY, settings.mqtt_claim_idle / 4)
         self.redis_hiccup = False
         self.next_slot = 0.0
         self.pacer = Pacer(settings.mqtt_backlog_rate)
@@ -155,6 +160,7 @@ class Bridge:
                     await self._session(client)
             except (aiomqtt.MqttError, ConfigError) as error:
                 metrics.CONNECTED.set(0)
+                await self._ack_confirmed()
                 if connected:
                     log.warning(
                         "lost the broker connection (%s); reconnecting, unconfirmed readings "
@@ -196,7 +202,7 @@ class Bridge:
     async def _session(self, client: aiomqtt.Client) -> None:
         topics = self._topics()
         await client.publish(topics.availability, ONLINE, qos=1, retain=True)
-        self.announced.clear()
+        self.unannounced = SENSORS
         status_topic = f"{self.settings.mqtt_discovery_prefix}/status"
         if self.settings.mqtt_discovery:
             await self._subscribe(client, status_topic)
@@ -222,6 +228,12 @@ class Bridge:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.confirmed:  # one attempt: what stays pending is published again next time
+            try:
+                await asyncio.wait_for(self.group.ack(*self.confirmed), 2)
+                self.confirmed.clear()
+            except (TimeoutError, *REDIS_DOWN, ResponseError) as error:
+                log.debug("could not acknowledge the last confirmed readings: %s", error)
         try:
             await client.publish(
                 self._topics().availability, OFFLINE, qos=1, retain=True, timeout=2
@@ -247,7 +259,7 @@ class Bridge:
         resend: set[asyncio.Task[None]] = set()
         async for message in client.messages:
             if message.topic.matches(status_topic) and message.payload == b"online":
-                self.announced.clear()
+                self.unannounced = SENSORS
                 if self.last_reading is not None:
                     tasks = self._announce(client, self.last_reading)
                     if tasks:
@@ -277,10 +289,17 @@ class Bridge:
         if interval:
             claim_idle = max(claim_idle, 2 * interval + 10)
         claim_every = claim_idle / 2
-        next_claim = 0.0
+        next_claim = next_read = 0.0
+        linger = self.settings.mqtt_read_linger
         while True:
             now = time.monotonic()
+            if now < next_read:  # readings keep coming: let a few more gather
+                await asyncio.sleep(next_read - now)
+                now = time.monotonic()
+            if self.confirmed and now >= self.ack_due:
+                await self._ack_confirmed()
             if now >= next_claim:
+                await self._ack_confirmed()  # never take over our own confirmed entries
                 claimed = await self._redis(self.group.claim_idle, int(claim_idle * 1000), BATCH)
                 if claimed:
                     log.info("took over %d readings another replica left pending", len(claimed))
@@ -290,9 +309,13 @@ class Bridge:
             block_s = next_claim - now
             if self.held:
                 block_s = min(block_s, self.next_slot - now)
+            if self.confirmed:
+                block_s = min(block_s, self.ack_due - now)
             block_ms = max(1, min(BLOCK_MS, int(block_s * 1000)))
             entries = await self._redis(self.group.new, BATCH, block_ms)
             STREAM_ENTRIES.inc(len(entries))
+            if entries and len(entries) < BATCH:
+                next_read = time.monotonic() + linger
             if self.redis_hiccup:
                 # a read whose reply was lost left its entries pending with us: publish every
                 # pending entry (these `entries` are among them), oldest first
@@ -303,6 +326,7 @@ class Bridge:
 
     async def _publish_pending(self, client: aiomqtt.Client) -> None:
         """This consumer's unacknowledged entries, oldest first (after a crash or lost reply)."""
+        await self._ack_confirmed()  # confirmed ones are not published again
         self.redis_hiccup = False
         cursor = "0"
         while entries := await self._redis(self.group.pending_after, cursor, BATCH):
@@ -321,7 +345,7 @@ class Bridge:
             newest = max(self.held, key=id_key)
             superseded = set(self.held) - {newest}
             await self._publish_entries(client, [(newest, self.held[newest])], paced=False)
-            await self._redis(self.group.ack, *superseded)
+            self._confirmed(*superseded)
             metrics.SUPERSEDED.inc(len(superseded))
             self.held.clear()
             self.next_slot = now + interval
@@ -331,7 +355,6 @@ class Bridge:
     ) -> None:
         """Publish every entry's messages in order; acknowledge the confirmed entries."""
         sent: list[tuple[str, list[asyncio.Task[None]]]] = []
-        confirmed: list[str] = []
         try:
             for entry_id, reading in entries:
                 if paced:
@@ -341,16 +364,25 @@ class Bridge:
                 # gather, not the bare task: a cancel that aiomqtt's wait_for swallows in a
                 # race with the PUBACK would otherwise never reach this task (Python 3.11)
                 await asyncio.gather(*tasks)
-                confirmed.append(entry_id)
-                if len(confirmed) >= ACK_EVERY:
-                    await self._redis(self.group.ack, *confirmed)
-                    confirmed.clear()
+                self._confirmed(entry_id)
+            if len(self.confirmed) >= BATCH:
+                await self._ack_confirmed()
         finally:
             for _entry_id, tasks in sent:
                 for task in tasks:
                     task.cancel()
-            if confirmed:
-                await asyncio.shield(self._redis(self.group.ack, *confirmed))
+
+    def _confirmed(self, *entry_ids: str) -> None:
+        """These entries are done: acknowledge them within `ack_delay` (`_ack_confirmed`)."""
+        if entry_ids and not self.confirmed:
+            self.ack_due = time.monotonic() + self.ack_delay
+        self.confirmed.extend(entry_ids)
+
+    async def _ack_confirmed(self) -> None:
+        """XACK every confirmed entry (waiting out a Redis outage)."""
+        if self.confirmed:
+            await self._redis(self.group.ack, *self.confirmed)
+            self.confirmed.clear()
 
     def _send(self, client: aiomqtt.Client, reading: Reading) -> list[asyncio.Task[None]]:
         """Hand this reading's messages to the client (in order); one task per confirmation."""
@@ -368,10 +400,12 @@ class Bridge:
 
     def _announce(self, client: aiomqtt.Client, reading: Reading) -> list[asyncio.Task[None]]:
         """Discovery configs (retained) for sensors of this reading not yet announced."""
-        fresh = [s for s in present_sensors(reading) if s.object_id not in self.announced]
+        if not self.unannounced:  # the usual case: look at no value at all
+            return []
+        fresh = present_sensors(reading, self.unannounced)
         if not fresh:
             return []
-        self.announced.update(s.object_id for s in fresh)
+        self.unannounced = tuple(s for s in self.unannounced if s not in fresh)
         configs = discovery_messages(
             fresh,
             reading=reading,

@@ -76,9 +76,9 @@ def _value(reading: Reading, sensor: Sensor) -> Any:
     return value if sensor.index is None else value[sensor.index]
 
 
-def present_sensors(reading: Reading) -> list[Sensor]:
-    """The sensors whose value this reading carries."""
-    return [sensor for sensor in SENSORS if _value(reading, sensor) is not None]
+def present_sensors(reading: Reading, among: tuple[Sensor, ...] = SENSORS) -> list[Sensor]:
+    """The sensors (of `among`) whose value this reading carries."""
+    return [sensor for sensor in among if _value(reading, sensor) is not None]
 
 
 def discovery_messages(
