@@ -106,6 +106,19 @@ class State:
         snapshot = Snapshot.of(entry_id, reading)
         if self.latest is None or id_key(entry_id) > id_key(self.latest.entry_id):
             self.latest = snapshot
+        self._fan_out(snapshot)
+        return snapshot
+
+    def publish_batch(self, entries: list[tuple[str, Reading]]) -> None:
+        """`publish` each of `entries` (oldest first), encoding only what is served: with no
+        SSE/WebSocket client connected, only the newest of them (for /meter); the others are
+        superseded before anyone could ask for them (SSE resumes read the stream itself)."""
+        if not self._clients:
+            entries = entries[-1:]
+        for entry_id, reading in entries:
+            self.publish(entry_id, reading)
+
+    def _fan_out(self, snapshot: Snapshot) -> None:
         for queue in list(self._clients):
             try:
                 queue.put_nowait(snapshot)
@@ -115,7 +128,6 @@ class State:
                 queue.get_nowait()
                 queue.put_nowait(None)
                 SLOW_CLIENTS.inc()
-        return snapshot
 
     # --- subscribers --------------------------------------------------------------------
     def broadcast_status(self) -> None:
