@@ -65,15 +65,25 @@ async def sse_chunks(
         except TimeoutError:
             yield b": keepalive\n\n"
             continue
-        if item is None:  # fell too far behind: end; the client resumes with Last-Event-ID
-            return
-        if isinstance(item, bytes):
-            yield status_event(item)
-            continue
-        key = id_key(item.entry_id)
-        if key > last:
-            last = key
-            yield item.event
+        # Whatever else is queued already (a batch of readings) goes out in the same write.
+        chunk: list[bytes] = []
+        while True:
+            if item is None:  # fell too far behind: end; the client resumes with Last-Event-ID
+                if chunk:
+                    yield b"".join(chunk)
+                return
+            if isinstance(item, bytes):
+                chunk.append(status_event(item))
+            else:
+                key = id_key(item.entry_id)
+                if key > last:
+                    last = key
+                    chunk.append(item.event)
+            if queue.empty():
+                break
+            item = queue.get_nowait()
+        if chunk:
+            yield b"".join(chunk)
 
 
 class EventStream(Response):
