@@ -33,6 +33,7 @@ from shared.reading import Reading, encode_cozify
 from shared.stream import BLOCK_MS, REDIS_DOWN, Entry, GroupReader, ReadingStream
 
 from . import metrics
+from .confirm import Confirmations
 from .connection import OFFLINE, ONLINE, ConfigError, explain, make_client
 from .discovery import SENSORS, Sensor, discovery_messages, present_sensors
 from .licence import EntitlementSource, while_licensed
@@ -46,6 +47,7 @@ BATCH = 100
 ACK_DELAY = 0.05  # seconds a confirmed entry waits to be acknowledged with the next ones
 PENDING_WARN = 100_000
 KINDS = ("reading", "split", "raw", "other")
+Sent = tuple["asyncio.Future[None] | None", str]  # a message's confirmation and its kind
 
 
 def id_key(entry_id: str) -> tuple[int, int]:
@@ -206,9 +208,10 @@ class Bridge:
         status_topic = f"{self.settings.mqtt_discovery_prefix}/status"
         if self.settings.mqtt_discovery:
             await self._subscribe(client, status_topic)
+        out = Confirmations(client)
         tasks = [
-            asyncio.create_task(self._watch_messages(client, status_topic)),
-            asyncio.create_task(self._deliver(client)),
+            asyncio.create_task(self._watch_messages(client, out, status_topic)),
+            asyncio.create_task(self._deliver(out)),
         ]
         if self.raw is not None:
             tasks.append(asyncio.create_task(self._forward_raw(client)))
@@ -216,10 +219,12 @@ class Bridge:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:  # stopping (signal or licence gone): say so, cleanly
             await self._stop(client, *tasks)
+            out.cancel()
             raise
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        out.cancel()
         for task in done:
             task.result()
         raise ConnectionLost("the session ended")
@@ -254,16 +259,18 @@ class Bridge:
                 refused[0],
             )
 
-    async def _watch_messages(self, client: aiomqtt.Client, status_topic: str) -> None:
+    async def _watch_messages(
+        self, client: aiomqtt.Client, out: Confirmations, status_topic: str
+    ) -> None:
         """Raises when the connection ends; re-sends discovery when Home Assistant restarts."""
         resend: set[asyncio.Task[None]] = set()
         async for message in client.messages:
             if message.topic.matches(status_topic) and message.payload == b"online":
                 self.unannounced = SENSORS
                 if self.last_reading is not None:
-                    tasks = self._announce(client, self.last_reading)
-                    if tasks:
-                        task = asyncio.ensure_future(_confirm(tasks))
+                    sent = self._announce(out, self.last_reading)
+                    if sent:
+                        task = asyncio.ensure_future(self._confirm(sent))
                         resend.add(task)
                         task.add_done_callback(resend.discard)
 
@@ -278,11 +285,11 @@ class Bridge:
 
     # --- delivery ------------------------------------------------------------------------------
 
-    async def _deliver(self, client: aiomqtt.Client) -> None:
+    async def _deliver(self, out: Confirmations) -> None:
         last_id: str | None = await self._redis(self.stream.last_id)
         backlog_end = id_key(last_id or "0-0")
         self.held.clear()
-        await self._publish_pending(client)
+        await self._publish_pending(out)
         # entries held for the minimum interval are pending too: never take them from a live
         # replica (or from ourselves) while they wait for their slot
         claim_idle, interval = self.settings.mqtt_claim_idle, self.settings.mqtt_min_interval
@@ -303,7 +310,7 @@ class Bridge:
                 claimed = await self._redis(self.group.claim_idle, int(claim_idle * 1000), BATCH)
                 if claimed:
                     log.info("took over %d readings another replica left pending", len(claimed))
-                    await self._handle(client, claimed, paced=True)
+                    await self._handle(out, claimed, paced=True)
                     continue
                 next_claim = now + claim_every
             block_s = next_claim - now
@@ -319,58 +326,69 @@ class Bridge:
             if self.redis_hiccup:
                 # a read whose reply was lost left its entries pending with us: publish every
                 # pending entry (these `entries` are among them), oldest first
-                await self._publish_pending(client)
+                await self._publish_pending(out)
                 continue
             paced = bool(entries) and id_key(entries[0][0]) <= backlog_end
-            await self._handle(client, entries, paced=paced)
+            await self._handle(out, entries, paced=paced)
 
-    async def _publish_pending(self, client: aiomqtt.Client) -> None:
+    async def _publish_pending(self, out: Confirmations) -> None:
         """This consumer's unacknowledged entries, oldest first (after a crash or lost reply)."""
         await self._ack_confirmed()  # confirmed ones are not published again
         self.redis_hiccup = False
         cursor = "0"
         while entries := await self._redis(self.group.pending_after, cursor, BATCH):
             fresh = [entry for entry in entries if entry[0] not in self.held]
-            await self._handle(client, fresh, paced=True)
+            await self._handle(out, fresh, paced=True)
             cursor = entries[-1][0]
 
-    async def _handle(self, client: aiomqtt.Client, entries: list[Entry], *, paced: bool) -> None:
+    async def _handle(self, out: Confirmations, entries: list[Entry], *, paced: bool) -> None:
         interval = self.settings.mqtt_min_interval
         if not interval:
-            await self._publish_entries(client, entries, paced=paced)
+            await self._publish_entries(out, entries, paced=paced)
             return
         self.held.update(entries)  # latest wins: publish the newest when the slot comes
         now = time.monotonic()
         if self.held and now >= self.next_slot:
             newest = max(self.held, key=id_key)
             superseded = set(self.held) - {newest}
-            await self._publish_entries(client, [(newest, self.held[newest])], paced=False)
+            await self._publish_entries(out, [(newest, self.held[newest])], paced=False)
             self._confirmed(*superseded)
             metrics.SUPERSEDED.inc(len(superseded))
             self.held.clear()
             self.next_slot = now + interval
 
     async def _publish_entries(
-        self, client: aiomqtt.Client, entries: list[Entry], *, paced: bool
+        self, out: Confirmations, entries: list[Entry], *, paced: bool
     ) -> None:
-        """Publish every entry's messages in order; acknowledge the confirmed entries."""
-        sent: list[tuple[str, list[asyncio.Task[None]]]] = []
+        """Publish every entry's messages in order, all at once (paho keeps
+        HANPORT_MQTT_INFLIGHT unconfirmed and queues the rest); mark each entry whose messages
+        the broker confirmed for acknowledgement, in order."""
+        sent: list[tuple[str, float, list[Sent]]] = []
+        timeout = self.settings.mqtt_publish_timeout
         try:
             for entry_id, reading in entries:
                 if paced:
                     await self.pacer.wait()
-                sent.append((entry_id, self._send(client, reading)))
-            for entry_id, tasks in sent:
-                # gather, not the bare task: a cancel that aiomqtt's wait_for swallows in a
-                # race with the PUBACK would otherwise never reach this task (Python 3.11)
-                await asyncio.gather(*tasks)
-                self._confirmed(entry_id)
+                sent.append((entry_id, time.perf_counter(), self._send(out, reading)))
+            try:
+                async with asyncio.timeout(timeout):
+                    for entry_id, start, messages in sent:
+                        for future, kind in messages:
+                            if future is not None:
+                                await future
+                            self._published[kind].inc()
+                        metrics.PUBLISH_LATENCY.observe(time.perf_counter() - start)
+                        self._confirmed(entry_id)
+            except TimeoutError:
+                raise ConnectionLost(f"the broker confirmed nothing within {timeout} s") from None
             if len(self.confirmed) >= BATCH:
                 await self._ack_confirmed()
         finally:
-            for _entry_id, tasks in sent:
-                for task in tasks:
-                    task.cancel()
+            for _entry_id, _start, messages in sent:
+                for future, kind in messages:
+                    if future is not None and not future.done():
+                        future.cancel()
+                        self._failed[kind].inc()
 
     def _confirmed(self, *entry_ids: str) -> None:
         """These entries are done: acknowledge them within `ack_delay` (`_ack_confirmed`)."""
@@ -384,21 +402,19 @@ class Bridge:
             await self._redis(self.group.ack, *self.confirmed)
             self.confirmed.clear()
 
-    def _send(self, client: aiomqtt.Client, reading: Reading) -> list[asyncio.Task[None]]:
-        """Hand this reading's messages to the client (in order); one task per confirmation."""
+    def _send(self, out: Confirmations, reading: Reading) -> list[Sent]:
+        """Hand this reading's messages to the client (in order)."""
         topics = self._topics()
         qos, retain = self.settings.mqtt_qos, self.settings.mqtt_retain
         self.last_reading = reading
-        tasks = self._announce(client, reading) if self.settings.mqtt_discovery else []
-        tasks.append(
-            self._task(client, topics.data, encode_cozify(reading), qos, retain, "reading")
-        )
+        sent = self._announce(out, reading) if self.settings.mqtt_discovery else []
+        sent.append((out.publish(topics.data, encode_cozify(reading), qos, retain), "reading"))
         if self.settings.mqtt_split_topics:
             for topic, payload in split_messages(reading, topics.prefix):
-                tasks.append(self._task(client, topic, payload, qos, retain, "split"))
-        return tasks
+                sent.append((out.publish(topic, payload, qos, retain), "split"))
+        return sent
 
-    def _announce(self, client: aiomqtt.Client, reading: Reading) -> list[asyncio.Task[None]]:
+    def _announce(self, out: Confirmations, reading: Reading) -> list[Sent]:
         """Discovery configs (retained) for sensors of this reading not yet announced."""
         if not self.unannounced:  # the usual case: look at no value at all
             return []
@@ -414,12 +430,17 @@ class Bridge:
             prefix=self.settings.mqtt_discovery_prefix,
             expire_after=self.settings.mqtt_expire_after,
         )
-        return [self._task(client, topic, payload, 1, True, "other") for topic, payload in configs]
+        return [(out.publish(topic, payload, 1, True), "other") for topic, payload in configs]
 
-    def _task(
-        self, client: aiomqtt.Client, topic: str, payload: bytes, qos: int, retain: bool, kind: str
-    ) -> asyncio.Task[None]:
-        return asyncio.create_task(self._publish(client, topic, payload, qos, retain, kind))
+    async def _confirm(self, sent: list[Sent]) -> None:
+        """Wait for these publishes and count them; a failure only matters to the session,
+        which sees it anyway."""
+        futures = {future for future, _kind in sent if future is not None}
+        if futures:
+            await asyncio.wait(futures, timeout=self.settings.mqtt_publish_timeout)
+        for future, kind in sent:
+            ok = future is None or (future.done() and not future.cancelled())
+            (self._published if ok else self._failed)[kind].inc()
 
     async def _publish(
         self, client: aiomqtt.Client, topic: str, payload: bytes, qos: int, retain: bool, kind: str
@@ -486,11 +507,6 @@ class Bridge:
             except (*REDIS_DOWN, ResponseError) as error:
                 log.debug("backlog metrics unavailable: %s", error)
             await asyncio.sleep(every)
-
-
-async def _confirm(tasks: list[asyncio.Task[None]]) -> None:
-    """Wait for these publishes; a failure only matters to the session, which sees it anyway."""
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _raise_if_cancelling() -> None:
