@@ -7,7 +7,8 @@ entries, each exactly once, in order.
   lost reply is refused by Redis (`DuplicateEntry`) instead of stored twice.
 - A reading and its raw telegram go out together, and whatever queued up meanwhile (a fast
   source, a backlog after an outage) with them: up to `PIPELINE` entries per round trip, as one
-  MULTI/EXEC, in order.
+  Lua script call (one command, atomic, in order). While telegrams arrive faster than 50/s each waits up to 5 ms for
+  others to share its round trip.
 - While Redis is away the ingest loop keeps reading the meter: entries wait in memory, bounded by
   count and bytes; when full the oldest is dropped and counted. On reconnect they are flushed in
   order.
@@ -23,6 +24,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -39,6 +41,42 @@ log = logging.getLogger(__name__)
 
 OVERHEAD_BYTES = 200  # per buffered entry, beyond its encoded reading and raw bytes
 PIPELINE = 200  # entries (reading + raw telegram XADDs) sent per round trip at most
+# XADD each entry (id, reading JSON or "" for none, raw, result, received) to the readings and
+# raw streams, in order. An id Redis already holds is a retry after a lost reply: skipped and
+# counted (what `ReadingStream.add` reports as `DuplicateEntry`). Stops at the first other
+# error. Answers {entries stored, error or "", duplicates}.
+PUBLISH_SCRIPT = """
+local maxlen, raw_maxlen, field = ARGV[1], ARGV[2], ARGV[3]
+local stored, duplicates = 0, 0
+local function add(...)
+  local r = redis.pcall('XADD', ...)
+  if type(r) == 'table' and r.err then
+    if string.find(r.err, 'equal or smaller', 1, true) then
+      duplicates = duplicates + 1
+      return nil
+    end
+    return r.err
+  end
+  return nil
+end
+for i = 4, #ARGV, 5 do
+  local id, err = ARGV[i], nil
+  if ARGV[i + 1] ~= '' then
+    err = add(KEYS[1], 'MAXLEN', '~', maxlen, id, field, ARGV[i + 1])
+  end
+  if not err and raw_maxlen ~= '0' then
+    err = add(KEYS[2], 'MAXLEN', '~', raw_maxlen, id,
+              'raw', ARGV[i + 2], 'result', ARGV[i + 3], 'received', ARGV[i + 4])
+  end
+  if err then return {stored, err, duplicates} end
+  stored = stored + 1
+end
+return {stored, '', duplicates}
+"""
+# A telegram arriving less than HOT_GAP s after the last round trip (faster than 50/s) waits
+# BATCH_WAIT s for others to share its round trip; a meter sending every second never waits.
+HOT_GAP = 0.02
+BATCH_WAIT = 0.005
 
 
 @dataclass
@@ -62,15 +100,8 @@ def _raise_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
-def _refused(result: object, item: Pending, what: str) -> ResponseError | None:
-    """The error Redis answered for one XADD, unless it only says the entry is already there
-    (a retry after a lost reply: what `ReadingStream.add` raises as `DuplicateEntry`)."""
-    if not isinstance(result, ResponseError):
-        return None
-    if "equal or smaller" in str(result):
-        log.info("%s %s was already published; not adding it twice", what, item.entry_id)
-        return None
-    return result
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
 def _parse_id(entry_id: str) -> tuple[int, int]:
@@ -87,6 +118,7 @@ class Publisher:
     raw_maxlen: int = 1000
     max_items: int = 100_000
     max_bytes: int = 64 * 1024 * 1024
+    batch_wait: float = BATCH_WAIT
     queue: deque[Pending] = field(default_factory=deque, init=False)
     queued_bytes: int = field(default=0, init=False)
     dropped: int = field(default=0, init=False)
@@ -165,10 +197,14 @@ class Publisher:
                     await asyncio.sleep(delay)
                     continue
                 backoff.reset()
+                flushed = time.monotonic()
                 self._idle.set()
                 self._wakeup.clear()
                 _raise_if_cancelled()  # redis-py can swallow a cancel that hits a command
                 await self._wakeup.wait()
+                if self.batch_wait and time.monotonic() - flushed < HOT_GAP:
+                    # Readings arrive fast: let a few more queue up for the same round trip.
+                    await asyncio.sleep(self.batch_wait)
         finally:
             if self._redis is not None:
                 await self._redis.aclose()
@@ -189,43 +225,29 @@ class Publisher:
         await asyncio.sleep(backoff.next_delay())
 
     async def _flush(self, redis: Redis) -> None:
-        """Publish the queue in order, up to PIPELINE entries per round trip, in one MULTI/EXEC:
-        Redis applies a batch whole or, when it refuses a command while queueing (e.g. OOM),
-        not at all. The batch stays in flight (never dropped) until Redis has stored it."""
+        """Publish the queue in order, up to PIPELINE entries per round trip (one script call:
+        no other client's command runs in between, and it stops at the first entry Redis
+        refuses, so nothing after it is stored before it). The batch stays in flight (never
+        dropped) until Redis has answered."""
         limit = max(1, min(PIPELINE, self.max_items))
+        script = redis.register_script(PUBLISH_SCRIPT)
         while self.queue:
             batch = list(itertools.islice(self.queue, limit))
             self._inflight = len(batch)
-            pipe = redis.pipeline(transaction=True)
+            args: list[bytes | str | int] = [self.maxlen, self.raw_maxlen, READING_FIELD]
             for item in batch:
                 if item.entry_id is None:
                     item.entry_id = self._next_id(item.received)
-                if item.reading is not None:
-                    if item.encoded is None:
-                        item.encoded = encode_reading(item.reading)
-                    pipe.execute_command(
-                        "XADD", self.stream_key, "MAXLEN", "~", self.maxlen, item.entry_id,
-                        READING_FIELD, item.encoded,
-                    )  # fmt: skip
-                if self.raw_maxlen:
-                    pipe.execute_command(
-                        "XADD", self.raw_key, "MAXLEN", "~", self.raw_maxlen, item.entry_id,
-                        b"raw", item.raw, b"result", item.result, b"received", item.received,
-                    )  # fmt: skip
-            results = iter(await pipe.execute(raise_on_error=False))
-            stored = 0
-            failure: ResponseError | None = None
-            for item in batch:
-                if item.reading is not None:
-                    failure = _refused(next(results), item, "reading")
-                if self.raw_maxlen and failure is None:
-                    failure = _refused(next(results), item, "raw telegram")
-                if failure is not None:
-                    break
-                stored += 1
+                if item.reading is not None and item.encoded is None:
+                    item.encoded = encode_reading(item.reading)
+                args += (item.entry_id, item.encoded or b"", item.raw, item.result, item.received)
+            answer: Any = await script(keys=[self.stream_key, self.raw_key], args=args)
+            stored, refused, duplicates = int(answer[0]), answer[1], int(answer[2])
+            if duplicates:
+                log.info("%d entries were already published; not adding them twice", duplicates)
             self._published(batch[:stored])
-            if failure is not None:
-                raise failure  # the rest stays queued with its ids: a retry cannot double it
+            if refused:  # the rest stays queued with its ids: a retry cannot double it
+                raise ResponseError(_text(refused))
 
     def _published(self, done: list[Pending]) -> None:
         """Take stored entries off the queue and count them."""

@@ -1,6 +1,6 @@
-"""The publisher's pipelined batches against a real Redis: a queue longer than one batch goes out
-in order, once; a batch Redis partly refuses stays queued with its ids and is completed on retry
-without doubling what was stored."""
+"""The publisher's batches against a real Redis: a queue longer than one batch goes out in order,
+once; from an entry Redis refuses on, a batch stays queued with its ids (nothing after it stored)
+and is completed on retry without doubling what was stored."""
 
 from __future__ import annotations
 
@@ -37,12 +37,14 @@ async def test_refused_batch_is_retried_without_doubles(redis_server: RedisServe
             if n == 10:
                 publisher.put(None, b"/bad", "crc_error", reading.received)
 
-        async def first_batch_readings_stored() -> bool:
-            return int(await redis.xlen("p:readings")) >= PIPELINE - 1
+        async def refused() -> bool:  # reading 1 stored, then its raw telegram refused
+            return int(await redis.xlen("p:readings")) >= 2
 
-        await until(first_batch_readings_stored, "the first batch's readings in Redis")
-        # Nothing counts as published while its raw telegram was refused: it all stays queued.
+        await until(refused, "the first refusal")
+        # Nothing counts as published while its raw telegram was refused, and nothing after
+        # it is stored before it: it all stays queued, in order, with its ids.
         assert publisher.published == 1 and len(publisher.queue) == len(readings)
+        assert int(await redis.xlen("p:readings")) == 2
         assert published_total() == before
         await redis.delete("p:raw")
         assert await publisher.drain(WAIT)
