@@ -4,6 +4,9 @@ Consumes nothing but this machine (a redis-server and a mosquitto it starts in a
 produces figures on stdout:
 - latency from XADD of a reading to a QoS 1 subscriber receiving its message, p50/p99, at
   1 reading/s (goal p99 < 10 ms) and at 80 % of the bridge's highest sustained rate;
+- CPU per reading at a steady 500 readings/s (each reading XADDed on its own, as the ingest
+  does; the regime of the whole-stack benchmark), next to a bare aiomqtt loop publishing the
+  same payloads at the same pace;
 - the highest sustained readings/s through the bridge at QoS 1 (XADD as fast as Redis takes
   them; measured at the subscriber) next to a bare aiomqtt QoS 1 publish loop of the same
   payloads to the same broker, with the same number of messages in flight; the ratio
@@ -93,8 +96,9 @@ def _bridge(redis_url: str, mqtt_url: str) -> None:
     uvloop.run(main())
 
 
-def _bare(port: int, count: int, start_at: Connection) -> None:
-    """Publish `count` readings' JSON at QoS 1 as fast as aiomqtt allows, INFLIGHT at a time."""
+def _bare(port: int, count: int, start_at: Connection, rate: float | None = None) -> None:
+    """Publish `count` readings' JSON at QoS 1 as fast as aiomqtt allows, INFLIGHT at a time
+    (or, given a `rate`, each at its time, as readings arrive)."""
     import socket
 
     import aiomqtt
@@ -110,7 +114,13 @@ def _bare(port: int, count: int, start_at: Connection) -> None:
         ) as client:
             client.pending_calls_threshold = 100_000
             start_at.send(now_ns())
-            for first in range(0, count, INFLIGHT):
+            start = time.monotonic()
+            for n in range(count if rate else 0):
+                delay = start + n / rate - time.monotonic() if rate else 0
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await client.publish(TOPIC, payloads[n], qos=1)
+            for first in range(0, 0 if rate else count, INFLIGHT):
                 await asyncio.gather(
                     *(
                         client.publish(TOPIC, payload, qos=1)
@@ -247,6 +257,32 @@ def _bridge_rate(
     return count / ((end - start) / 1e9), (cpu_seconds(pid) - cpu) / count * 1e6
 
 
+def _paced_cpu(redis_url: str, first: int, count: int, rate: float, pid: int) -> float:
+    """CPU µs per reading of the bridge while readings arrive one by one at `rate` per second,
+    until all are acknowledged."""
+    cpu = cpu_seconds(pid)
+    uvloop.run(_paced(redis_url, first, count, rate))
+    uvloop.run(_all_acked(redis_url))
+    return (cpu_seconds(pid) - cpu) / count * 1e6
+
+
+def _bare_paced_cpu(ctx: Any, port: int, count: int, rate: float) -> float:
+    """CPU µs per message of a bare aiomqtt loop publishing one message at a time at `rate`."""
+    here, there = ctx.Pipe()
+    publisher = ctx.Process(target=_bare, args=(port, count, there, rate), daemon=True)
+    publisher.start()
+    if not here.poll(30):
+        raise RuntimeError("the bare publisher did not connect")
+    here.recv()
+    cpu = cpu_seconds(publisher.pid)
+    if not here.poll(60 + count / rate):
+        raise RuntimeError("the bare publisher did not finish")
+    here.recv()
+    used = cpu_seconds(publisher.pid) - cpu
+    publisher.join(30)
+    return used / count * 1e6
+
+
 def _bare_rate(ctx: Any, port: int, count: int, sub: bool) -> tuple[float, float]:
     """(readings/s, CPU µs per message) of the bare loop: until a subscriber got all, or until
     all were PUBACKed."""
@@ -295,6 +331,16 @@ def run(slow_samples: int, count: int) -> None:
                 f"average {load:.1f} on {os.cpu_count()} CPUs)"
             )
             first += slow_samples
+            steady, steady_count = 500.0, 4000
+            assert bridge.pid is not None
+            bridge_cpu = _paced_cpu(redis.url, first, steady_count, steady, bridge.pid)
+            first += steady_count
+            bare_cpu = _bare_paced_cpu(ctx, broker.port, steady_count, steady)
+            print(
+                f"mqtt: CPU per reading at a steady {steady:,.0f} readings/s: bridge "
+                f"{bridge_cpu:.0f} us, bare aiomqtt loop {bare_cpu:.0f} us (publish only); ratio "
+                f"{bare_cpu / bridge_cpu:.2f}  ({steady_count} readings)"
+            )
             rates = {}
             for sub in (False, True):
                 bare, bare_cpu = _bare_rate(ctx, broker.port, count, sub)
