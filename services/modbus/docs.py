@@ -60,6 +60,11 @@ a test fails when it is out of date.
   every range is contiguous and clients can read it in blocks.
 - Every block answers reads of up to 125 registers inside it; a read that leaves the block
   (or spans two blocks) is an illegal address.
+- Registers always hold the newest reading. At meter rates (a reading every second or more) it is
+  readable as soon as the service's stream read returns it; when readings arrive hundreds a
+  second, the service reads the stream at most every 10 ms and serves the newest of each batch
+  (readings superseded in between are never encoded: a block is encoded on the first read after
+  a new reading).
 
 ## Unit id
 
