@@ -386,9 +386,8 @@ class Bridge:
         finally:
             for _entry_id, _start, messages in sent:
                 for future, kind in messages:
-                    if future is not None and not future.done():
-                        future.cancel()
-                        self._failed[kind].inc()
+                    if future is not None and (future.cancel() or future.cancelled()):
+                        self._failed[kind].inc()  # unconfirmed (the one awaited is cancelled)
 
     def _confirmed(self, *entry_ids: str) -> None:
         """These entries are done: acknowledge them within `ack_delay` (`_ack_confirmed`)."""
