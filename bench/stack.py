@@ -485,7 +485,7 @@ async def measure(
               f" -> at most {(os.cpu_count() or 1) / total * held_rate:.0f} readings/s on "
               f"{os.cpu_count()} cores")  # fmt: skip
     print("  one publisher against this Redis (reading + raw telegram per reading):")
-    print(f"    awaited one XADD at a time (the ingest now): {sequential:8.0f} readings/s")
+    print(f"    awaited one XADD at a time:                   {sequential:8.0f} readings/s")
     print(f"    pipelined, 100 readings per round trip:      {pipelined:8.0f} readings/s"
           f"  ({pipelined / sequential:.1f}x)")  # fmt: skip
 
