@@ -46,6 +46,7 @@ T = TypeVar("T")
 BATCH = 100
 ACK_DELAY = 0.05  # seconds a confirmed entry waits to be acknowledged with the next ones
 PENDING_WARN = 100_000
+STOP_WAIT = 0.5  # seconds a stop waits for the session's tasks to end
 KINDS = ("reading", "split", "raw", "other")
 Sent = tuple["asyncio.Future[None] | None", str]  # a message's confirmation and its kind
 
@@ -232,7 +233,12 @@ class Bridge:
     async def _stop(self, client: aiomqtt.Client, *tasks: asyncio.Task[None]) -> None:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # redis-py (Python 3.11) can swallow a cancel that lands as a blocking read starts; that
+        # read then runs its course (up to 5 s) and reads nothing it could publish (entries it
+        # takes stay pending): do not hold the shutdown for it
+        _done, slow = await asyncio.wait(tasks, timeout=STOP_WAIT)
+        if slow:
+            log.debug("%d tasks still stopping; not waiting for them", len(slow))
         if self.confirmed:  # one attempt: what stays pending is published again next time
             try:
                 await asyncio.wait_for(self.group.ack(*self.confirmed), 2)
@@ -463,6 +469,9 @@ class Bridge:
             try:
                 result = await call(*args)
             except REDIS_DOWN as error:
+                # redis-py can turn a cancel that lands inside a command into a ConnectionError:
+                # a cancelled bridge stops here instead of retrying (a blocking read: 5 s)
+                _raise_if_cancelling()
                 REDIS_CONNECTED.set(0)
                 self.redis_hiccup = True
                 if backoff.attempts == 0:
