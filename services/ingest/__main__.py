@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from shared import meter_metrics
 from shared.metrics import serve_metrics
 from shared.service import run, start
 
@@ -59,6 +60,7 @@ def handle(
     items: list[Decoded | DecodeError], publisher: Publisher, received: int, source: str
 ) -> None:
     """Count, log and queue what the decoder completed."""
+    newest = None
     for item in items:
         if isinstance(item, DecodeError):
             TELEGRAMS.labels(item.reason).inc()
@@ -74,6 +76,9 @@ def handle(
         else:
             TELEGRAMS.labels("ok").inc()
             publisher.put(item.reading, item.raw, "ok", received)
+            newest = item.reading
+    if newest is not None:
+        meter_metrics.observe(newest)  # the meter's values as gauges (the Grafana dashboard)
 
 
 async def ingest(source: Source, new_decoder: Callable[[], Decoder], publisher: Publisher) -> None:
