@@ -287,6 +287,11 @@ async def test_one_reading_reaches_every_interface_then_each_service_survives_si
     assert expected in [m for m in probe.mqtt.messages if m["ts"] == ts]
     assert seen_modbus[ts] == as_float32(expected)
     assert expected["p"][0] is not None and expected["u"][0] is not None  # real values
+    # the meter's values reach Prometheus (the Grafana dashboard's meter panels)
+    port = stack["ingest"].port("HANPORT_METRICS_PORT")
+    scraped = (await probe.http.get(f"http://127.0.0.1:{port}/metrics")).text
+    assert 'hanport_meter_voltage_volts{phase="l1"}' in scraped
+    assert 'hanport_meter_energy_kilowatt_hours{direction="import"}' in scraped
 
     # 2. SIGKILL each service in turn; the others keep serving; it restarts and catches up
     for name in ("ingest", "rest", "mqtt", "modbus", "licensing"):
