@@ -105,6 +105,8 @@ async def ingest(source: Source, new_decoder: Callable[[], Decoder], publisher: 
             for _ in items:
                 DECODE_SECONDS.observe(per_item)
         handle(items, publisher, received, name)
+        if source.spec.pace == "fast":  # a capture can wait for Redis; a live meter cannot
+            await publisher.wait_for_room()
         now_skipped = getattr(decoder, "skipped", 0)
         if now_skipped > skipped:
             SKIPPED_BYTES.inc(now_skipped - skipped)

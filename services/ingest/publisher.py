@@ -127,6 +127,7 @@ class Publisher:
     _inflight: int = field(default=0, init=False)  # entries at the queue's head being sent
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _idle: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _drained: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _redis: Redis | None = field(default=None, init=False)
 
     def put(self, reading: Reading | None, raw: bytes, result: str, received: int) -> None:
@@ -160,6 +161,21 @@ class Publisher:
     def _gauges(self) -> None:
         BUFFER_DEPTH.set(len(self.queue))
         BUFFER_BYTES.set(self.queued_bytes)
+        if len(self.queue) <= self._room_mark():
+            self._drained.set()
+        else:
+            self._drained.clear()
+
+    async def wait_for_room(self) -> None:
+        """Wait until at most one round trip's worth of entries is queued: backpressure for a
+        source that can wait (a capture replayed as fast as possible), where dropping the
+        oldest, as for a live meter, would lose readings for nothing."""
+        if len(self.queue) > self._room_mark():
+            self._drained.clear()
+            await self._drained.wait()
+
+    def _room_mark(self) -> int:
+        return min(PIPELINE, max(1, self.max_items // 2))
 
     def _next_id(self, received: int) -> str:
         ms, seq = self._last

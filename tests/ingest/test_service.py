@@ -327,6 +327,30 @@ async def test_file_source_replays_and_ends(
         await redis.aclose()
 
 
+async def test_fast_replay_waits_for_redis_instead_of_dropping(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A capture replayed as fast as possible is far quicker than Redis round trips: with a
+    buffer of 300 readings, 3,000 telegrams must all be stored, in order, none dropped."""
+    telegrams = simulated_telegrams(3000, interval_ms=1000)
+    capture = tmp_path / "big.txt"
+    capture.write_bytes(b"".join(telegrams))
+    settings = settings_for(
+        redis_server.url, source=f"file://{capture}?pace=fast", buffer_max_readings=300
+    )
+    dropped = REGISTRY.get_sample_value("hanport_ingest_dropped_readings_total") or 0.0
+    async with asyncio.timeout(WAIT):
+        await serve(settings)
+    assert (REGISTRY.get_sample_value("hanport_ingest_dropped_readings_total") or 0.0) == dropped
+    stream = ReadingStream(Redis.from_url(redis_server.url), "hanport:readings")
+    try:
+        stored = await stream.range()
+    finally:
+        await stream.redis.aclose()
+    expected = [parse_telegram(t, received_ms=0).ts for t in telegrams]
+    assert [reading.ts for _id, reading in stored] == expected
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "words"),
     [
