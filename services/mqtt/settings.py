@@ -100,7 +100,7 @@ class MqttSettings(CommonSettings):
         description="Readings per second at most when publishing a backlog after an outage.",
     )
     mqtt_inflight: int = Field(
-        100, ge=1, le=65535, description="Messages awaiting broker confirmation at most."
+        1000, ge=1, le=65535, description="Messages awaiting broker confirmation at most."
     )
     mqtt_read_linger: float = Field(
         0.005,
