@@ -8,6 +8,9 @@ unset rather than 0. The mapping is one table walked by one function.
 
 from __future__ import annotations
 
+import contextlib
+import math
+
 from prometheus_client import Gauge
 
 from .reading import Reading
@@ -64,14 +67,22 @@ _SCALARS: tuple[tuple[str, Gauge, tuple[str, ...]], ...] = (
 )
 
 
+def _show(gauge: Gauge, label_values: tuple[str, ...], value: float | None) -> None:
+    if not label_values:
+        gauge.set(math.nan if value is None else value)
+    elif value is not None:
+        gauge.labels(*label_values).set(value)
+    else:
+        with contextlib.suppress(KeyError):
+            gauge.remove(*label_values)
+
+
 def observe(reading: Reading) -> None:
-    """Set every gauge the reading has a value for."""
+    """Set every gauge the reading has a value for; a value it lacks has no series (an older
+    reading's value must not linger as if the meter still sent it)."""
     for attribute, gauge, labels in _ARRAYS:
         for value, label_values in zip(getattr(reading, attribute), labels, strict=False):
-            if value is not None:
-                gauge.labels(*label_values).set(value)
+            _show(gauge, label_values, value)
     for attribute, gauge, label_values in _SCALARS:
-        value = getattr(reading, attribute)
-        if value is not None:
-            (gauge.labels(*label_values) if label_values else gauge).set(value)
+        _show(gauge, label_values, getattr(reading, attribute))
     READING_TIME.set(reading.ts / 1000)

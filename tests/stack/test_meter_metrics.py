@@ -39,3 +39,15 @@ def test_observe_sets_gauges_from_the_reading() -> None:
     assert value("hanport_meter_voltage_volts", phase="l3") is None
     frequency = value("hanport_meter_frequency_hertz")
     assert frequency is not None and math.isnan(frequency)
+
+
+def test_a_value_the_meter_stops_sending_does_not_linger() -> None:
+    def voltage_l3() -> float | None:
+        return REGISTRY.get_sample_value("hanport_meter_voltage_volts", {"phase": "l3"})
+
+    meter_metrics.observe(Reading(ts=1, received=1, u=[230.0, 231.0, 232.0], frequency=50.0))
+    assert voltage_l3() == 232.0
+    meter_metrics.observe(Reading(ts=2, received=2, u=[230.0, None, None]))
+    assert voltage_l3() is None
+    frequency = REGISTRY.get_sample_value("hanport_meter_frequency_hertz")
+    assert frequency is not None and math.isnan(frequency)
