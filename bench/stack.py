@@ -314,7 +314,8 @@ async def offer(bench: Bench, source: PacedSource, rate: float, seconds: float) 
 async def throughput_phase(
     bench: Bench, source: PacedSource, seconds: float
 ) -> tuple[list[Step], Step | None, dict[str, float], dict[str, float]]:
-    """Ramp the offered rate (10 s steps, doubling) until a consumer falls behind, then hold
+    """Ramp the offered rate (10 s steps, doubling, then in eighths between the last rate kept
+    up with and the first that was not) until a consumer falls behind, then hold
     the highest rate every consumer kept up with for `seconds`, measuring CPU and memory."""
     pids = {name: s.proc.pid for name, s in bench.stack.services.items() if s.proc}
     assert bench.redis.proc and bench.mosquitto.proc
@@ -332,6 +333,19 @@ async def throughput_phase(
             break
         rate *= 2
     good = [s for s in steps if s.kept_up]
+    if good and not steps[-1].kept_up:
+        # refine between the last rate kept up with and the one that fell behind, in eighths
+        low, high = good[-1].offered, steps[-1].offered
+        rate = low + (high - low) / 8
+        while rate < high:
+            step = await offer(bench, source, rate, 10.0)
+            steps.append(step)
+            source.rate = 0.0
+            await drain(bench, source)
+            if not step.kept_up:
+                break
+            good.append(step)
+            rate += (high - low) / 8
     if not good:
         return steps, None, {}, {}
     rate = good[-1].offered
