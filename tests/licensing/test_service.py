@@ -460,6 +460,10 @@ async def test_a_burst_of_readings_leaves_the_newest_meter_and_the_latest_time(
     h = await start()
     base = now_ms()
     latest = base + 10_000_000
+    # the service follows the stream once it has taken this first reading as the newest one
+    first = Reading(ts=base - 1, received=base - 1, meter_id="M0")
+    await h.redis.xadd("hanport:readings", {b"reading": encode_reading(first)})
+    await h.until(lambda: h.service.meter_id == "M0")
     pipe = h.redis.pipeline(transaction=False)
     for n in range(1500):
         ts = latest if n == 700 else base + n
