@@ -12,7 +12,7 @@ from pathlib import Path
 from services.ingest.decoder import Decoded
 from services.ingest.p1 import P1Decoder, parse_telegram
 from shared.reading import decode_reading
-from tests.servers import free_port, wait_for_port
+from tests.servers import free_port
 
 P1_DIR = Path(__file__).parent.parent / "fixtures" / "p1"
 HANPORT = [sys.executable, "-m", "services.cli"]
@@ -81,7 +81,9 @@ def test_simulate_serves_tcp() -> None:
     command = [*HANPORT, "simulate", "--interval", "0", "--count", "4", "--output", output]
     proc = subprocess.Popen(command, stderr=subprocess.PIPE)
     try:
-        wait_for_port(port)
+        # it says when it listens; a probe connection would count as the client it serves
+        assert proc.stderr is not None
+        assert b"serving telegrams on" in proc.stderr.readline()
         received = b""
         with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
             while chunk := conn.recv(65536):
