@@ -4,12 +4,14 @@ port with the same data. Used through the fixtures in conftest.py."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,28 @@ def wait_for_port_closed(port: int, timeout: float = 10.0) -> None:
         except OSError:
             return
     raise TimeoutError(f"port {port} still open after {timeout} s")
+
+
+@contextlib.contextmanager
+def running(
+    command: list[str],
+    log: Path,
+    port: int,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 30.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A process, its output in `log`, listening on `port` before the body runs; terminated
+    and reaped after it."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(port, timeout=timeout)
+            yield proc
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 class Server:

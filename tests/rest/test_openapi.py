@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from schemathesis.generation.modes import GenerationMode
 
 from shared.reading import encode_reading
 from tests.rest.readings import sample_readings
-from tests.servers import RedisServer, free_port, wait_for_port
+from tests.servers import RedisServer, free_port, running
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,7 +45,6 @@ def rest_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     client.close()
     port = free_port()
-    log = open(tmp_path_factory.mktemp("rest") / "rest.log", "wb")  # noqa: SIM115
     env = {
         **os.environ,
         "HANPORT_REDIS_URL": redis_server.url,
@@ -55,16 +53,11 @@ def rest_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "HANPORT_REST_STALE_AFTER": "3600",
         "HANPORT_LOG_FORMAT": "text",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "services.rest"], cwd=ROOT, env=env, stdout=log, stderr=log
-    )
+    log = tmp_path_factory.mktemp("rest") / "rest.log"
     try:
-        wait_for_port(port, timeout=20)
-        yield f"http://127.0.0.1:{port}"
+        with running([sys.executable, "-m", "services.rest"], log, port, env=env, cwd=ROOT):
+            yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
         redis_server.stop()
 
 

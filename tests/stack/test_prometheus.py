@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import RedisServer, free_port, wait_for_port
+from tests.servers import RedisServer, free_port, running
 from tests.stack.compose import ROOT
 
 PROMETHEUS = shutil.which("prometheus")
@@ -66,17 +66,9 @@ def ingest_metrics_port(redis_server: RedisServer, tmp_path: Path) -> Iterator[i
         "HANPORT_METRICS_PORT": str(port),
         "HANPORT_SERIAL": "HPPROM0001",
     }
-    log = (tmp_path / "ingest.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.ingest"], env=env, stdout=log, stderr=log, cwd=ROOT
-    )
-    try:
-        wait_for_port(port, timeout=30)
+    command = [sys.executable, "-m", "services.ingest"]
+    with running(command, tmp_path / "ingest.log", port, env=env, cwd=ROOT):
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture
@@ -91,24 +83,14 @@ def prometheus_url(ingest_metrics_port: int, tmp_path: Path) -> Iterator[str]:
         f"    static_configs: [{{targets: ['127.0.0.1:{ingest_metrics_port}']}}]\n"
     )
     port = free_port()
-    log = (tmp_path / "prometheus.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=log,
-    )
-    try:
-        wait_for_port(port, timeout=30)
+    command = [
+        PROMETHEUS,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    with running(command, tmp_path / "prometheus.log", port):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
 
 
 def query(base: str, expr: str) -> tuple[int, dict[str, Any]]:
