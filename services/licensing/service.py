@@ -47,8 +47,10 @@ METER_TIME_SAVE_MS = 60_000
 # Following the stream: up to FOLLOW_COUNT readings per XREAD, and a pause of FOLLOW_PAUSE_S
 # after a read that caught up, so at a high reading rate each XREAD brings many readings (the
 # service needs only the newest meter id and time; every reading is still seen). Noticing a new
-# meter or meter time takes at most that much longer.
-FOLLOW_COUNT = 1000
+# meter or meter time takes at most that much longer. 250 rather than 1,000: at 9,000 readings/s
+# the larger batches raised the peak resident set from 73 to 78 MB, for 0.003 ms less CPU per
+# reading.
+FOLLOW_COUNT = 250
 FOLLOW_PAUSE_S = 0.1
 
 
