@@ -90,7 +90,23 @@ def prometheus_url(ingest_metrics_port: int, tmp_path: Path) -> Iterator[str]:
         f"--web.listen-address=127.0.0.1:{port}",
     ]
     with running(command, tmp_path / "prometheus.log", port):
-        yield f"http://127.0.0.1:{port}"
+        base = f"http://127.0.0.1:{port}"
+        wait_until_ready(base)
+        yield base
+
+
+def wait_until_ready(base: str, within: float = 30.0) -> None:
+    """Prometheus listens before its storage is open (503 until then): wait for /-/ready."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/-/ready", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"Prometheus at {base} not ready after {within} s")
 
 
 def query(base: str, expr: str) -> tuple[int, dict[str, Any]]:
@@ -99,7 +115,11 @@ def query(base: str, expr: str) -> tuple[int, dict[str, Any]]:
         with urllib.request.urlopen(url, timeout=5) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:  # a query Prometheus cannot parse: 400 bad_data
-        return error.code, json.loads(error.read())
+        text = error.read()
+        try:
+            return error.code, json.loads(text)
+        except ValueError:
+            return error.code, {"error": text.decode(errors="replace")}
 
 
 def wait_for_series(base: str, expr: str, count: int, within: float = 30.0) -> list[Any]:
