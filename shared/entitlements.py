@@ -38,6 +38,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from .backoff import Backoff
+from .cancellation import raise_if_cancelling
 from .identity import SERIAL_KEY, reader_serial
 from .licence import (
     KeyFileError,
@@ -190,10 +191,7 @@ class Entitlements:
                 try:
                     await self._follow(backoff)
                 except REDIS_DOWN as error:
-                    task = asyncio.current_task()
-                    if task is not None and task.cancelling():
-                        # redis-py turned our cancellation into a connection error: stop
-                        raise asyncio.CancelledError from error
+                    raise_if_cancelling(error)
                     if backoff.attempts == 0:
                         log.warning(
                             "lost Redis (%s); keeping the last verified entitlements", error
@@ -216,6 +214,7 @@ class Entitlements:
                 )
                 # a notification, or a quiet spell: either way read the records again
                 del message
+                raise_if_cancelling()  # a cancel the read swallowed
                 await self.refresh()
         finally:
             await pubsub.aclose()

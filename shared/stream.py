@@ -24,6 +24,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .backoff import Backoff
+from .cancellation import raise_if_cancelling
 from .log import redact_url
 from .metrics import (
     LAST_READING_TS,
@@ -201,11 +202,7 @@ class ReadingStream:
                 await self._wait_for_redis(error, backoff)
 
     async def _wait_for_redis(self, error: BaseException, backoff: Backoff) -> None:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            # redis-py can turn a cancellation that lands inside a command into a
-            # ConnectionError: a cancelled follower must stop, not reconnect.
-            raise asyncio.CancelledError from error
+        raise_if_cancelling(error)  # a cancelled follower stops, it does not reconnect
         REDIS_CONNECTED.set(0)
         if backoff.attempts == 0:
             REDIS_RECONNECTS.inc()

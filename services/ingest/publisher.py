@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from shared.backoff import Backoff
+from shared.cancellation import raise_if_cancelling
 from shared.log import redact_url
 from shared.metrics import LAST_READING_TS, REDIS_CONNECTED, REDIS_RECONNECTS
 from shared.reading import Reading, encode_reading
@@ -90,14 +91,6 @@ class Pending:
     size: int
     entry_id: str | None = None
     encoded: bytes | None = None  # the reading as stream JSON, encoded once
-
-
-def _raise_if_cancelled() -> None:
-    """A cancel that arrived inside a Redis call can surface as a timeout error, or be swallowed
-    by redis-py altogether; the task still knows it is being cancelled: honour that."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 def _text(value: bytes | str) -> str:
@@ -207,7 +200,7 @@ class Publisher:
                     await self._lost(error, backoff)
                     continue
                 except ResponseError as error:  # e.g. OOM, WRONGTYPE: keep the entry, retry
-                    _raise_if_cancelled()
+                    raise_if_cancelling()
                     delay = backoff.next_delay()
                     log.error("Redis refused a reading (%s); retrying in %.1f s", error, delay)
                     await asyncio.sleep(delay)
@@ -216,7 +209,7 @@ class Publisher:
                 flushed = time.monotonic()
                 self._idle.set()
                 self._wakeup.clear()
-                _raise_if_cancelled()  # redis-py can swallow a cancel that hits a command
+                raise_if_cancelling()  # redis-py can swallow a cancel that hits a command
                 await self._wakeup.wait()
                 if self.batch_wait and time.monotonic() - flushed < HOT_GAP:
                     # Readings arrive fast: let a few more queue up for the same round trip.
@@ -226,7 +219,7 @@ class Publisher:
                 await self._redis.aclose()
 
     async def _lost(self, error: BaseException, backoff: Backoff) -> None:
-        _raise_if_cancelled()
+        raise_if_cancelling()
         REDIS_CONNECTED.set(0)
         REDIS_RECONNECTS.inc()
         log.warning(

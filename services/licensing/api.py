@@ -20,11 +20,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shared.cancellation import stop
 from shared.entitlements import FEATURES
 from shared.licence import LicenceError
 
 from .decide import FeatureState
-from .service import LicensingService, stop
+from .service import LicensingService
 
 STATUS = {
     "too_large": 413,

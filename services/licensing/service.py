@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.backoff import Backoff
+from shared.cancellation import raise_if_cancelling, stop
 from shared.identity import SERIAL_KEY, new_serial
 from shared.licence import LicenceError, Signed, check, format_time, now_ms, read_signed
 from shared.reading import Reading
@@ -52,31 +53,6 @@ METER_TIME_SAVE_MS = 60_000
 # reading.
 FOLLOW_COUNT = 250
 FOLLOW_PAUSE_S = 0.1
-
-
-def unless_cancelled(error: BaseException) -> None:
-    """Re-raise as a cancellation when redis-py turned ours into a connection error."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError from error
-
-
-def raise_if_cancelled() -> None:
-    """Raise the cancellation redis-py swallowed: a cancel that lands in some steps of a
-    pipeline's `execute` (redis-py 8.1) lets it return normally, which left `run` waiting out
-    its next timer (up to MAX_WAIT_S) instead of stopping."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
-async def stop(task: asyncio.Task[None]) -> None:
-    """Cancel `task` and wait for it to end. Cancels again while it runs on: redis-py can turn
-    a cancellation that lands in a command into a ConnectionError, which reconnect loops (like
-    `ReadingStream.follow`) then treat as an outage and carry on."""
-    while not task.done():
-        task.cancel()
-        await asyncio.wait([task], timeout=0.5)
 
 
 class LicensingService:
@@ -345,7 +321,7 @@ class LicensingService:
                 await self.resolve_serial()
                 break
             except (RedisError, *REDIS_DOWN) as error:
-                unless_cancelled(error)
+                raise_if_cancelling(error)
                 log.warning("Redis is not reachable (%s); retrying", error)
                 await asyncio.sleep(backoff.next_delay())
         self.load()
@@ -363,11 +339,11 @@ class LicensingService:
             self._wake.clear()
             try:
                 await self.reevaluate()
-                raise_if_cancelled()
+                raise_if_cancelling()
                 backoff.reset()
                 delay = self._delay_s()
             except (RedisError, *REDIS_DOWN) as error:
-                unless_cancelled(error)
+                raise_if_cancelling(error)
                 PUBLISH_FAILURES.inc()
                 self.redis_ok = False
                 delay = backoff.next_delay()
@@ -384,7 +360,7 @@ class LicensingService:
             try:
                 await self._follow_meter()
             except (RedisError, *REDIS_DOWN) as error:
-                unless_cancelled(error)
+                raise_if_cancelling(error)
                 log.warning("following the readings stream failed (%s); retrying", error)
             except Exception:
                 log.exception("following the readings stream failed; retrying")

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from shared.backoff import Backoff
+from shared.cancellation import raise_if_cancelling
 from shared.entitlements import Entitlements
 from shared.identity import reader_serial
 from shared.log import redact_url
@@ -471,7 +472,7 @@ class Bridge:
             except REDIS_DOWN as error:
                 # redis-py can turn a cancel that lands inside a command into a ConnectionError:
                 # a cancelled bridge stops here instead of retrying (a blocking read: 5 s)
-                _raise_if_cancelling()
+                raise_if_cancelling()
                 REDIS_CONNECTED.set(0)
                 self.redis_hiccup = True
                 if backoff.attempts == 0:
@@ -492,7 +493,7 @@ class Bridge:
                 continue
             if backoff.attempts:
                 REDIS_CONNECTED.set(1)
-            _raise_if_cancelling()
+            raise_if_cancelling()
             return result
 
     async def _watch_backlog(self, every: float = 2.0) -> None:
@@ -515,15 +516,6 @@ class Bridge:
             except (*REDIS_DOWN, ResponseError) as error:
                 log.debug("backlog metrics unavailable: %s", error)
             await asyncio.sleep(every)
-
-
-def _raise_if_cancelling() -> None:
-    """Deliver a cancel that was swallowed on the way: on Python 3.11, `asyncio.wait_for` (used
-    by redis-py to send a command) drops a cancel that races with the command's completion, and
-    a loop around Redis calls would then never stop."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 def _text(value: Any) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from shared.cancellation import stop
 from shared.entitlements import (
     CHANNEL,
     ENTITLEMENT_REFUSED,
@@ -80,7 +81,7 @@ async def test_grant_then_revoke_wakes_waiters(
         assert "revoked" in decision.reason
         assert entitlements.decide("modbus").granted
     finally:
-        task.cancel()
+        await stop(task)
 
 
 async def test_licence_expiry_stops_feature_without_any_event(
@@ -95,7 +96,7 @@ async def test_licence_expiry_stops_feature_without_any_event(
         assert "expired" in decision.reason
         assert now_ms() >= entitlements._held["modbus"].licence.expires_ms  # type: ignore[operator]
     finally:
-        task.cancel()
+        await stop(task)
 
 
 async def test_hand_written_record_grants_nothing(
@@ -130,7 +131,7 @@ async def test_hand_written_record_grants_nothing(
         assert not entitlements.decide("rest").granted
         assert "bad_signature" in entitlements.decide("rest").reason
     finally:
-        task.cancel()
+        await stop(task)
 
 
 async def test_consumer_licence_refused_in_commercial_use(
@@ -147,7 +148,7 @@ async def test_consumer_licence_refused_in_commercial_use(
         assert not entitlements.decide("rest").granted
         assert "consumer" in entitlements.decide("mqtt").reason
     finally:
-        task.cancel()
+        await stop(task)
 
 
 async def test_other_readers_licence_refused(
@@ -161,7 +162,7 @@ async def test_other_readers_licence_refused(
         await asyncio.wait_for(_until(entitlements, lambda: refused("wrong_serial") > before), WAIT)
         assert "HPOTHER0002" in entitlements.decide("mqtt").reason
     finally:
-        task.cancel()
+        await stop(task)
 
 
 async def test_keeps_verified_entitlement_while_redis_is_down_until_expiry(
@@ -176,7 +177,7 @@ async def test_keeps_verified_entitlement_while_redis_is_down_until_expiry(
         decision = await asyncio.wait_for(entitlements.wait_until("mqtt", granted=False), WAIT)
         assert "expired" in decision.reason
     finally:
-        task.cancel()
+        await stop(task)
 
 
 async def test_meter_time_ahead_defeats_clock_rollback(
@@ -206,7 +207,7 @@ async def test_meter_time_ahead_defeats_clock_rollback(
         assert entitlements.now() == meter.ts
         assert load_public_keys(public)  # the key the grant used is the trusted one
     finally:
-        task.cancel()
+        await stop(task)
 
 
 async def _until(entitlements: Entitlements, predicate: Callable[[], Any]) -> None:
@@ -231,7 +232,7 @@ async def test_follows_the_serial_the_licensing_service_keeps(
         decision = await asyncio.wait_for(entitlements.wait_until("modbus", granted=True), WAIT)
         assert decision.granted and entitlements.serial == SERIAL
     finally:
-        task.cancel()
+        await stop(task)
 
 
 async def test_licence_that_starts_later_grants_at_its_start(
@@ -251,4 +252,4 @@ async def test_licence_that_starts_later_grants_at_its_start(
         decision = await asyncio.wait_for(entitlements.wait_until("mqtt", granted=True), WAIT)
         assert now_ms() >= start
     finally:
-        task.cancel()
+        await stop(task)
