@@ -38,7 +38,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from .backoff import Backoff
-from .cancellation import raise_if_cancelling
+from .cancellation import raise_if_cancelling, stop
 from .identity import SERIAL_KEY, reader_serial
 from .licence import (
     KeyFileError,
@@ -198,7 +198,7 @@ class Entitlements:
                         )
                     await asyncio.sleep(backoff.next_delay())
         finally:
-            timer.cancel()
+            await stop(timer)
 
     async def _follow(self, backoff: Backoff) -> None:
         if self.serial is None:
@@ -314,3 +314,5 @@ class Entitlements:
                 await asyncio.wait_for(self._wake.wait(), self._next_boundary_s() + 0.005)
             except TimeoutError:
                 self._notify()
+            # Python 3.11's wait_for returns normally when the cancel lands as the wake-up does
+            raise_if_cancelling()

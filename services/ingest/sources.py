@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 import serial
 
 from shared.backoff import Backoff
+from shared.cancellation import raise_if_cancelling
 
 from .metrics import SOURCE_CONNECTED, SOURCE_RECONNECTS
 from .p1 import DEFAULT_TIMEZONE, parse_timestamp, timezone
@@ -250,6 +251,7 @@ class TcpSource:
                         raise ConnectionError(
                             f"nothing received for {self.idle_timeout:g} s"
                         ) from None
+                    raise_if_cancelling()  # wait_for (3.11) can drop a cancel that meets data
                     if not data:
                         raise ConnectionError("closed by the other end")
                     backoff.reset()

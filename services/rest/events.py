@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from shared.cancellation import raise_if_cancelling
 from shared.stream import REDIS_DOWN, ReadingStream, id_after
 
 from .metrics import SSE_CLIENTS, WS_CLIENTS
@@ -65,6 +66,7 @@ async def sse_chunks(
         except TimeoutError:
             yield b": keepalive\n\n"
             continue
+        raise_if_cancelling()  # wait_for (3.11) can drop a cancel that meets a reading
         # Whatever else is queued already (a batch of readings) goes out in the same write.
         chunk: list[bytes] = []
         while True:
