@@ -210,7 +210,7 @@ class Bridge:
         status_topic = f"{self.settings.mqtt_discovery_prefix}/status"
         if self.settings.mqtt_discovery:
             await self._subscribe(client, status_topic)
-        out = Confirmations(client)
+        out = Confirmations(client, self.settings.mqtt_inflight)
         tasks = [
             asyncio.create_task(self._watch_messages(client, out, status_topic)),
             asyncio.create_task(self._deliver(out)),
@@ -367,15 +367,23 @@ class Bridge:
     async def _publish_entries(
         self, out: Confirmations, entries: list[Entry], *, paced: bool
     ) -> None:
-        """Publish every entry's messages in order, all at once (paho keeps
-        HANPORT_MQTT_INFLIGHT unconfirmed and queues the rest); mark each entry whose messages
-        the broker confirmed for acknowledgement, in order."""
+        """Publish every entry's messages in order, at most HANPORT_MQTT_INFLIGHT awaiting the
+        broker's confirmation; mark each entry whose messages the broker confirmed for
+        acknowledgement, in order."""
         sent: list[tuple[str, float, list[Sent]]] = []
         timeout = self.settings.mqtt_publish_timeout
         try:
             for entry_id, reading in entries:
                 if paced:
                     await self.pacer.wait()
+                if out.full():
+                    try:
+                        async with asyncio.timeout(timeout):
+                            await out.until_room()
+                    except TimeoutError:
+                        raise ConnectionLost(
+                            f"the broker confirmed nothing within {timeout} s"
+                        ) from None
                 sent.append((entry_id, time.perf_counter(), self._send(out, reading)))
             try:
                 async with asyncio.timeout(timeout):

@@ -88,7 +88,7 @@ def make_client(settings: MqttSettings, topics: Topics) -> aiomqtt.Client:
         will=aiomqtt.Will(topics.availability, OFFLINE, qos=1, retain=True),
         keepalive=settings.mqtt_keepalive,
         timeout=settings.mqtt_publish_timeout,
-        max_inflight_messages=settings.mqtt_inflight,
+        max_inflight_messages=0,  # no paho window: Confirmations keeps HANPORT_MQTT_INFLIGHT
         tls_context=tls_context(settings) if tls else None,
         socket_options=[NODELAY],
     )

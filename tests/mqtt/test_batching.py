@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import signal
 
+import aiomqtt
 import msgspec
 
 from services.mqtt import metrics
+from services.mqtt.confirm import Confirmations
 from shared.reading import encode_reading
 from shared.stream import READING_FIELD
 from tests.servers import MosquittoServer, RedisServer
@@ -125,3 +127,43 @@ async def test_a_broker_that_stops_confirming_times_out_and_nothing_is_lost(
         await sub.wait_for(lambda _m: len(first_occurrences(sub)) >= 15)
         await eventually(lambda: no_pending(stream.redis))
     assert first_occurrences(sub) == list(range(15))
+
+
+async def test_the_window_bounds_unconfirmed_messages(mosquitto_server: MosquittoServer) -> None:
+    """Confirmations keeps at most `window` messages awaiting PUBACK (paho's window is off) and
+    every message still arrives, in order."""
+    topic = "hanport/window/test"
+    async with (
+        Subscriber(mosquitto_server, [topic]) as sub,
+        aiomqtt.Client("127.0.0.1", mosquitto_server.port, max_inflight_messages=0) as client,
+    ):
+        out = Confirmations(client, window=5)
+        peak, futures = 0, []
+        for n in range(200):
+            if out.full():
+                await asyncio.wait_for(out.until_room(), 5)
+            future = out.publish(topic, b"%d" % n, 1, False)
+            assert future is not None  # QoS 1: confirmed later, by PUBACK
+            futures.append(future)
+            peak = max(peak, len(out.waiting))
+        await asyncio.wait_for(asyncio.gather(*futures), 10)
+        got = await sub.wait_count(topic, 200)
+    assert peak == 5 and out.waiting == {}
+    assert [int(m.payload) for m in got] == list(range(200))
+
+
+async def test_a_burst_through_a_small_window_goes_out_in_order(
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+) -> None:
+    stream = await writer(redis_server)
+    config = settings(
+        redis_server, mosquitto_server, licence_keys, mqtt_backlog_rate=1e6, mqtt_inflight=3
+    )
+    async with Subscriber(mosquitto_server, [DATA]) as sub, running_bridge(config):
+        async with stream.redis.pipeline(transaction=False) as pipe:
+            for n in range(300):
+                pipe.xadd(STREAM, {READING_FIELD: encode_reading(reading(n))})
+            await pipe.execute()
+        got = await sub.wait_count(DATA, 300)
+        await eventually(lambda: no_pending(stream.redis))
+    assert [int(msgspec.json.decode(m.payload)["ic"]) - 1000 for m in got] == list(range(300))
