@@ -5,6 +5,7 @@ clock rollback and Redis outages behave as the issue says."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -50,12 +51,20 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-async def started(
-    redis: Redis, env: dict[str, str], clock: Callable[[], int] | None = None
-) -> tuple[Entitlements, asyncio.Task[None]]:
-    entitlements = Entitlements(redis, settings(env), clock=clock)
+@contextlib.asynccontextmanager
+async def following(
+    redis: Redis,
+    config: dict[str, str] | CommonSettings,
+    clock: Callable[[], int] | None = None,
+) -> AsyncIterator[Entitlements]:
+    """Entitlements following Redis (its `run()` as a task) for the body's length."""
+    common = config if isinstance(config, CommonSettings) else settings(config)
+    entitlements = Entitlements(redis, common, clock=clock)
     task = asyncio.create_task(entitlements.run())
-    return entitlements, task
+    try:
+        yield entitlements
+    finally:
+        await stop(task)
 
 
 def refused(reason: str) -> float:
@@ -67,8 +76,7 @@ async def test_grant_then_revoke_wakes_waiters(
 ) -> None:
     env = await grant(redis_server.url, tmp_path, SERIAL, ["mqtt"])
     await revoke(redis_server.url)
-    entitlements, task = await started(redis, env)
-    try:
+    async with following(redis, env) as entitlements:
         assert not entitlements.decide("mqtt").granted
         assert entitlements.decide("rest").granted  # free in consumer use
         await grant(redis_server.url, tmp_path, SERIAL, ["mqtt", "modbus"])
@@ -80,23 +88,18 @@ async def test_grant_then_revoke_wakes_waiters(
         decision = await asyncio.wait_for(entitlements.wait_until("mqtt", granted=False), WAIT)
         assert "revoked" in decision.reason
         assert entitlements.decide("modbus").granted
-    finally:
-        await stop(task)
 
 
 async def test_licence_expiry_stops_feature_without_any_event(
     redis_server: RedisServer, redis: Redis, tmp_path: Path
 ) -> None:
     env = await grant(redis_server.url, tmp_path, SERIAL, ["modbus"], expires_in_s=2)
-    entitlements, task = await started(redis, env)
-    try:
+    async with following(redis, env) as entitlements:
         decision = await asyncio.wait_for(entitlements.wait_until("modbus", granted=True), WAIT)
         assert decision.until is not None
         decision = await asyncio.wait_for(entitlements.wait_until("modbus", granted=False), WAIT)
         assert "expired" in decision.reason
         assert now_ms() >= entitlements._held["modbus"].licence.expires_ms  # type: ignore[operator]
-    finally:
-        await stop(task)
 
 
 async def test_hand_written_record_grants_nothing(
@@ -104,8 +107,7 @@ async def test_hand_written_record_grants_nothing(
 ) -> None:
     env = await grant(redis_server.url, tmp_path, SERIAL, ["rest"], use="commercial")
     await revoke(redis_server.url)
-    entitlements, task = await started(redis, env)
-    try:
+    async with following(redis, env) as entitlements:
         await asyncio.wait_for(entitlements.wait_until("rest", granted=False), WAIT)
         before = refused("malformed")
         forged = Record(feature="rest", granted=True, reason="trust me", licence_id="L-forged")
@@ -130,8 +132,6 @@ async def test_hand_written_record_grants_nothing(
         )
         assert not entitlements.decide("rest").granted
         assert "bad_signature" in entitlements.decide("rest").reason
-    finally:
-        await stop(task)
 
 
 async def test_consumer_licence_refused_in_commercial_use(
@@ -140,15 +140,12 @@ async def test_consumer_licence_refused_in_commercial_use(
     env = await grant(redis_server.url, tmp_path, SERIAL, ["rest", "mqtt"], use="consumer")
     env["HANPORT_USE"] = "commercial"
     before = refused("consumer_in_commercial")
-    entitlements, task = await started(redis, env)
-    try:
+    async with following(redis, env) as entitlements:
         await asyncio.wait_for(
             _until(entitlements, lambda: refused("consumer_in_commercial") > before), WAIT
         )
         assert not entitlements.decide("rest").granted
         assert "consumer" in entitlements.decide("mqtt").reason
-    finally:
-        await stop(task)
 
 
 async def test_other_readers_licence_refused(
@@ -157,27 +154,21 @@ async def test_other_readers_licence_refused(
     env = await grant(redis_server.url, tmp_path, "HPOTHER0002", ["mqtt"])
     env["HANPORT_SERIAL"] = SERIAL
     before = refused("wrong_serial")
-    entitlements, task = await started(redis, env)
-    try:
+    async with following(redis, env) as entitlements:
         await asyncio.wait_for(_until(entitlements, lambda: refused("wrong_serial") > before), WAIT)
         assert "HPOTHER0002" in entitlements.decide("mqtt").reason
-    finally:
-        await stop(task)
 
 
 async def test_keeps_verified_entitlement_while_redis_is_down_until_expiry(
     redis_server: RedisServer, redis: Redis, tmp_path: Path
 ) -> None:
     env = await grant(redis_server.url, tmp_path, SERIAL, ["mqtt"], expires_in_s=4)
-    entitlements, task = await started(redis, env)
-    try:
+    async with following(redis, env) as entitlements:
         await asyncio.wait_for(entitlements.wait_until("mqtt", granted=True), WAIT)
         redis_server.kill()
         assert entitlements.decide("mqtt").granted  # still, with Redis gone
         decision = await asyncio.wait_for(entitlements.wait_until("mqtt", granted=False), WAIT)
         assert "expired" in decision.reason
-    finally:
-        await stop(task)
 
 
 async def test_meter_time_ahead_defeats_clock_rollback(
@@ -195,8 +186,7 @@ async def test_meter_time_ahead_defeats_clock_rollback(
     await publish_licence(redis_server.url, text, public)
     env = env_for(redis_server.url, public, SERIAL, "consumer")
     rolled_back = real - 86_400_000  # system clock turned back a day
-    entitlements, task = await started(redis, env, clock=lambda: rolled_back)
-    try:
+    async with following(redis, env, clock=lambda: rolled_back) as entitlements:
         await asyncio.wait_for(entitlements.wait_until("mqtt", granted=True), WAIT)
         # the meter says it is two hours later: past the licence's expiry
         meter = Reading(ts=real + 2 * 3_600_000, received=rolled_back, meter_id="M1")
@@ -206,8 +196,6 @@ async def test_meter_time_ahead_defeats_clock_rollback(
         assert "expired" in decision.reason
         assert entitlements.now() == meter.ts
         assert load_public_keys(public)  # the key the grant used is the trusted one
-    finally:
-        await stop(task)
 
 
 async def _until(entitlements: Entitlements, predicate: Callable[[], Any]) -> None:
@@ -221,9 +209,7 @@ async def test_follows_the_serial_the_licensing_service_keeps(
     env = await grant(redis_server.url, tmp_path, SERIAL, ["modbus"])
     await redis.set("hanport:serial", "HPGENERATED1")  # made up by an interface that came first
     settings_ = settings(env).model_copy(update={"serial": None})
-    entitlements = Entitlements(redis, settings_)
-    task = asyncio.create_task(entitlements.run())
-    try:
+    async with following(redis, settings_) as entitlements:
         await _until(entitlements, lambda: entitlements.serial == "HPGENERATED1")
         assert not entitlements.decide("modbus").granted
         # the licensing service starts and restores the serial kept on its volume
@@ -231,8 +217,6 @@ async def test_follows_the_serial_the_licensing_service_keeps(
         await redis.publish(CHANNEL, "")
         decision = await asyncio.wait_for(entitlements.wait_until("modbus", granted=True), WAIT)
         assert decision.granted and entitlements.serial == SERIAL
-    finally:
-        await stop(task)
 
 
 async def test_licence_that_starts_later_grants_at_its_start(
@@ -244,12 +228,11 @@ async def test_licence_that_starts_later_grants_at_its_start(
     start += 1000
     text = issue(private, serial=SERIAL, features=["mqtt"], not_before_ms=start)
     await publish_licence(redis_server.url, text, public)
-    entitlements, task = await started(redis, env_for(redis_server.url, public, SERIAL, "consumer"))
-    try:
+    async with following(
+        redis, env_for(redis_server.url, public, SERIAL, "consumer")
+    ) as entitlements:
         await entitlements.refresh()
         decision = entitlements.decide("mqtt")
         assert not decision.granted and "not valid before" in decision.reason
         decision = await asyncio.wait_for(entitlements.wait_until("mqtt", granted=True), WAIT)
         assert now_ms() >= start
-    finally:
-        await stop(task)
