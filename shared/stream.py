@@ -214,6 +214,23 @@ class DuplicateEntry(Exception):
     """The entry id is not newer than the stream's last one: it was already published."""
 
 
+# Deletes the consumers of a group that hold nothing (no pending entry) and have not even tried
+# to read for ARGV[2] ms, never ARGV[3] (the caller). One script: no consumer can take an entry
+# between the look and the delete, so no pending entry is ever deleted with its consumer.
+FORGET_SCRIPT = """
+local removed = {}
+for _, fields in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local info = {}
+  for i = 1, #fields, 2 do info[fields[i]] = fields[i + 1] end
+  if info['pending'] == 0 and info['idle'] >= tonumber(ARGV[2]) and info['name'] ~= ARGV[3] then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    removed[#removed + 1] = info['name']
+  end
+end
+return removed
+"""
+
+
 @dataclass
 class GroupReader:
     """A consumer in a Redis consumer group: each entry goes to one consumer, which acknowledges
@@ -253,6 +270,16 @@ class GroupReader:
         entries = parse_entries([e for e in result[1] if e and e[1] is not None], bad)
         await self.ack(*bad)
         return entries
+
+    async def forget_idle_consumers(self, min_idle_ms: int) -> list[str]:
+        """Delete the group's consumers that hold no pending entry and have not read for
+        `min_idle_ms` (replicas gone for good: a recreated container has a new host name, so a
+        new consumer name); their names. A consumer that comes back is simply created again."""
+        script = self.stream.redis.register_script(FORGET_SCRIPT)
+        removed: Any = await script(
+            keys=[self.stream.key], args=[self.group, min_idle_ms, self.consumer]
+        )
+        return [n.decode() if isinstance(n, bytes) else str(n) for n in removed]
 
     async def ack(self, *entry_ids: str) -> None:
         if entry_ids:

@@ -47,6 +47,11 @@ T = TypeVar("T")
 BATCH = 100
 ACK_DELAY = 0.05  # seconds a confirmed entry waits to be acknowledged with the next ones
 PENDING_WARN = 100_000
+# A consumer that held nothing and did not even try to read for this long is a replica gone for
+# good (`compose up` recreating a container gives it a new host name, so a new consumer name):
+# its name is removed from the groups, looked for every FORGET_EVERY_S.
+FORGET_IDLE_MS = 3_600_000
+FORGET_EVERY_S = 300.0
 STOP_WAIT = 0.5  # seconds a stop waits for the session's tasks to end
 KINDS = ("reading", "split", "raw", "other")
 Sent = tuple["asyncio.Future[None] | None", str]  # a message's confirmation and its kind
@@ -505,9 +510,14 @@ class Bridge:
             return result
 
     async def _watch_backlog(self, every: float = 2.0) -> None:
-        """Keep the backlog gauges current: pending + undelivered entries, oldest age."""
+        """Keep the backlog gauges current: pending + undelivered entries, oldest age; now and
+        then remove the consumer names of replicas gone for good."""
         key, group = self.settings.stream, self.settings.mqtt_group
+        next_forget = time.monotonic() + every
         while True:
+            if time.monotonic() >= next_forget:
+                await self.forget_gone_replicas()
+                next_forget = time.monotonic() + FORGET_EVERY_S
             try:
                 summary = await self.redis.xpending(key, group)
                 groups = await self.redis.xinfo_groups(key)
@@ -524,6 +534,32 @@ class Bridge:
             except (*REDIS_DOWN, ResponseError) as error:
                 log.debug("backlog metrics unavailable: %s", error)
             await asyncio.sleep(every)
+
+    async def forget_gone_replicas(self, min_idle_ms: int = FORGET_IDLE_MS) -> list[str]:
+        """Remove from the readings (and raw) consumer groups every other consumer that holds no
+        pending entry and has not tried to read for `min_idle_ms`; the names removed."""
+        groups = [self.group]
+        if self.raw is not None:
+            raw_stream = ReadingStream(self.redis, self.settings.raw_stream)
+            groups.append(GroupReader(raw_stream, self.raw.group, self.settings.mqtt_consumer))
+        removed: list[str] = []
+        for reader in groups:
+            try:
+                names = await reader.forget_idle_consumers(min_idle_ms)
+            except (*REDIS_DOWN, ResponseError) as error:  # tried again next time
+                log.debug("could not look for gone replicas in %s: %s", reader.group, error)
+                continue
+            if names:
+                log.info(
+                    "removed %d consumers of replicas gone for over %d s from group %s: %s",
+                    len(names),
+                    min_idle_ms // 1000,
+                    reader.group,
+                    ", ".join(sorted(names)),
+                )
+                metrics.CONSUMERS_FORGOTTEN.inc(len(names))
+            removed += names
+        return removed
 
 
 def _text(value: Any) -> str:

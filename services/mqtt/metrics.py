@@ -26,6 +26,11 @@ BACKLOG_AGE = Gauge(
     "hanport_mqtt_backlog_oldest_age_seconds",
     "Age of the oldest reading not yet confirmed by the broker (0 when none).",
 )
+CONSUMERS_FORGOTTEN = Counter(
+    "hanport_mqtt_consumers_forgotten_total",
+    "Consumer names of replicas gone for over an hour, with nothing pending, removed from the "
+    "consumer groups.",
+)
 CONNECTED = Gauge("hanport_mqtt_connected", "1 while connected to the broker, else 0.")
 RECONNECTS = Counter("hanport_mqtt_reconnects_total", "Connections to the broker after the first.")
 CONNECT_FAILURES = Counter(

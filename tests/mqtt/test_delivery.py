@@ -9,8 +9,9 @@ import msgspec
 import pytest
 
 from services.mqtt import metrics
+from services.mqtt.bridge import Bridge
 from shared.reading import cozify_message, encode_cozify
-from shared.stream import connect
+from shared.stream import GroupReader, connect
 from tests.servers import MosquittoServer, RedisServer
 
 from .support import (
@@ -213,3 +214,36 @@ def test_hanport_mqtt_command_help(capsys: pytest.CaptureFixture[str]) -> None:
         main(["mqtt", "--help"])
     assert stopped.value.code == 0
     assert "HANPORT_MQTT_" in capsys.readouterr().out
+
+
+async def test_consumers_of_replicas_gone_for_good_are_forgotten(
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+) -> None:
+    """Only consumers that hold nothing and have not tried to read for the idle bound go; one
+    with a pending entry stays (deleting it would lose the entry), and so do live ones."""
+    stream = await writer(redis_server)
+    config = settings(redis_server, mosquitto_server, licence_keys, mqtt_raw_topic="raw/t")
+    bridge = Bridge(config, stream.redis)
+    await bridge.group.ensure_group()
+    for n in range(2):
+        await stream.add(reading(n))
+    gone_empty = GroupReader(stream, config.mqtt_group, "container-1f3a")
+    gone_pending = GroupReader(stream, config.mqtt_group, "container-77c0")
+    [(done, _)] = await gone_empty.new(count=1, block_ms=1)
+    await gone_empty.ack(done)
+    assert len(await gone_pending.new(count=1, block_ms=1)) == 1  # never acknowledged
+    await asyncio.sleep(0.2)  # let both age past the bound below (the bound is time itself)
+    for live in (bridge.group, GroupReader(stream, config.mqtt_group, "live-replica")):
+        await stream.add(reading(9))
+        [(entry_id, _)] = await live.new(count=1, block_ms=1)  # alive: just read one
+        await live.ack(entry_id)
+    before = metrics.CONSUMERS_FORGOTTEN._value.get()
+
+    assert await bridge.forget_gone_replicas(min_idle_ms=100) == ["container-1f3a"]
+
+    consumers = await stream.redis.xinfo_consumers(STREAM, "mqtt")
+    left = {c["name"].decode(): c["pending"] for c in consumers}
+    assert left == {"container-77c0": 1, "bridge-a": 0, "live-replica": 0}
+    assert metrics.CONSUMERS_FORGOTTEN._value.get() == before + 1
+    assert await bridge.forget_gone_replicas(min_idle_ms=3_600_000) == []
+    await stream.redis.aclose()
