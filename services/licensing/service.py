@@ -53,6 +53,9 @@ METER_TIME_SAVE_MS = 60_000
 # reading.
 FOLLOW_COUNT = 250
 FOLLOW_PAUSE_S = 0.1
+# How often the licence folder is looked at for files copied in, edited or removed by hand (the
+# API installs and removes at once; a hand-made change takes effect within this long).
+FOLDER_POLL_S = 5.0
 
 
 class LicensingService:
@@ -73,6 +76,7 @@ class LicensingService:
         self.licences: dict[str, Signed] = {}
         self.meter_id: str | None = None
         self.meter_ts = self.store.read_meter_time()
+        self._folder_seen: tuple[tuple[str, int, int], ...] = ()  # see _watch_folder
         self._saved_meter_ts = self.meter_ts
         self.states: dict[str, FeatureState] = {}
         self.redis_ok = False
@@ -90,6 +94,7 @@ class LicensingService:
 
     def load(self) -> None:
         """(Re)load every licence file; files that fail are logged, counted and skipped."""
+        self._folder_seen = self.store.fingerprint()
         loaded: dict[str, Signed] = {}
         for path in self.store.files():
             try:
@@ -131,6 +136,7 @@ class LicensingService:
             failure = LicenceError("storage", error)
             self.refused(failure)
             raise failure from None
+        self._folder_seen = self.store.fingerprint()  # our own change: nothing to reload
         self.licences[signed.id] = signed
         INSTALLED.set(len(self.licences))
         log.info(
@@ -147,6 +153,7 @@ class LicensingService:
     def remove(self, licence_id: str) -> bool:
         known = self.licences.pop(licence_id, None) is not None
         deleted = self.store.delete(licence_id)
+        self._folder_seen = self.store.fingerprint()
         if known or deleted:
             INSTALLED.set(len(self.licences))
             log.info("removed licence %s", licence_id)
@@ -326,10 +333,12 @@ class LicensingService:
                 await asyncio.sleep(backoff.next_delay())
         self.load()
         follower = asyncio.create_task(self._follow_meter_always())
+        watcher = asyncio.create_task(self._watch_folder())
         try:
             await self._publish_loop()
         finally:
             await stop(follower)
+            await stop(watcher)
             if self.meter_ts > self._saved_meter_ts:
                 self._save_meter_time()
 
@@ -352,6 +361,21 @@ class LicensingService:
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def _watch_folder(self) -> None:
+        """Reload the licences when their folder changed by hand (a file copied in over SSH or
+        by configuration management, edited or deleted), within FOLDER_POLL_S."""
+        while True:
+            await asyncio.sleep(FOLDER_POLL_S)
+            try:
+                changed = self.store.fingerprint() != self._folder_seen
+            except OSError as error:  # e.g. the folder's volume went away: try again later
+                log.warning("cannot look at the licence folder %s: %s", self.store.folder, error)
+                continue
+            if changed:
+                log.info("the licence folder %s changed; reloading", self.store.folder)
+                self.load()
+                self.wake()
 
     async def _follow_meter_always(self) -> None:
         """`_follow_meter`, restarted with backoff after any unexpected error (logged)."""

@@ -31,6 +31,18 @@ class LicenceStore:
             return []
         return sorted(p for p in self.folder.iterdir() if p.suffix == SUFFIX and p.is_file())
 
+    def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        """Name, modification time (ns) and size of every licence file: what changes when a file
+        is copied in, edited or removed by hand."""
+        marks = []
+        for path in self.files():
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # removed between the listing and the stat
+                continue
+            marks.append((path.name, stat.st_mtime_ns, stat.st_size))
+        return tuple(marks)
+
     def path_for(self, licence_id: str) -> Path:
         if not _SAFE_ID.match(licence_id):
             raise ValueError(f"licence id {licence_id!r} is not a safe file name")

@@ -182,6 +182,32 @@ async def test_install_grants_then_delete_removes(start: Start) -> None:
     assert response.status_code == 404 and response.json()["error"] == "not_found"
 
 
+async def test_a_licence_copied_into_the_folder_by_hand_takes_effect(
+    start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the API: a file copied in grants, a bad file is refused and counted, a file
+    deleted by hand withdraws; each within the folder poll (5 s; 0.05 s here)."""
+    monkeypatch.setattr("services.licensing.service.FOLDER_POLL_S", 0.05)
+    h = await start()
+    assert (await h.record("modbus"))["granted"] is False
+    h.folder.mkdir(parents=True, exist_ok=True)
+    copied = h.folder / "from-the-vendor.lic"
+    copied.write_bytes(issue(h.private, serial=SERIAL, features=["modbus"]))
+    await h.until(lambda: h.service.published["modbus"].granted)
+    assert (await h.record("modbus"))["granted"] is True
+
+    before = REFUSED.labels("wrong_serial")._value.get()
+    (h.folder / "someone-elses.lic").write_bytes(
+        issue(h.private, serial="HPOTHER0002", features=["mqtt"])
+    )
+    await h.until(lambda: REFUSED.labels("wrong_serial")._value.get() > before)
+    assert not h.service.published["mqtt"].granted and h.service.published["modbus"].granted
+
+    copied.unlink()
+    await h.until(lambda: not h.service.published["modbus"].granted)
+    assert (await h.record("modbus"))["granted"] is False
+
+
 def _edit(text: bytes, pattern: bytes, replacement: bytes) -> bytes:
     edited = re.sub(pattern, replacement, text, count=1)
     assert edited != text
