@@ -5,13 +5,19 @@ PYTEST_ARGS ?=
 
 .PHONY: install test lint format bench run clean
 
+SCHEMA := tests/stack/grafana_schema
+
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+# Grafana's dashboard types for the dashboard test (skipped where npm is missing)
+$(SCHEMA)/node_modules/.package-lock.json: $(SCHEMA)/package-lock.json
+	if command -v npm >/dev/null; then npm ci --prefix $(SCHEMA) --no-audit --no-fund --silent; fi
+
+install: $(VENV)/.installed $(SCHEMA)/node_modules/.package-lock.json
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
@@ -32,4 +38,4 @@ run: install
 	$(PY) -m services.run
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(SCHEMA)/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

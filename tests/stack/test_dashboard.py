@@ -1,20 +1,28 @@
-"""The provisioned Grafana dashboard: current with its generator, shaped as Grafana's dashboard
-schema expects, and every panel query names a metric a hanport service exports."""
+"""The provisioned Grafana dashboard: current with its generator, type-checked against the
+dashboard types Grafana publishes (@grafana/schema, with TypeScript), and every panel query
+names a metric a hanport service exports."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import re
+import shutil
+import subprocess
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.stack.compose import ROOT
 from tests.stack.metric_names import exported_metric_names
 
 GRAFANA = ROOT / "deploy" / "grafana"
+SCHEMA = Path(__file__).parent / "grafana_schema"  # `make install` runs `npm ci` there
+TSC = SCHEMA / "node_modules" / ".bin" / "tsc"
+DASHBOARD_TYPES = SCHEMA / "node_modules/@grafana/schema/dist/types/raw/dashboard/x/types.gen"
 PANEL_TYPES = {"row", "stat", "timeseries", "barchart", "gauge", "table", "bargauge"}
 
 
@@ -72,3 +80,28 @@ def test_every_query_names_an_exported_metric() -> None:
             assert names, target["expr"]
             missing += [f"{panel['title']}: {n}" for n in names if n not in known]
     assert missing == [], f"queries name metrics no service exports: {missing}"
+
+
+def typecheck(board: str, folder: Path) -> subprocess.CompletedProcess[str]:
+    """tsc on `const board: Dashboard = <the JSON>`: an object literal, so TypeScript checks
+    every field's type and refuses any field Grafana's schema does not have."""
+    check = folder / "check.ts"
+    check.write_text(
+        f'import type {{ Dashboard }} from "{DASHBOARD_TYPES}";\n'
+        f"export const board: Dashboard = {board};\n"
+    )
+    options = ["--noEmit", "--strict", "--skipLibCheck", "--target", "es2022"]
+    options += ["--module", "esnext", "--moduleResolution", "bundler"]
+    return subprocess.run(
+        [str(TSC), *options, str(check)], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_dashboard_type_checks_against_grafanas_published_schema(tmp_path: Path) -> None:
+    if not TSC.exists() or shutil.which("node") is None:
+        pytest.skip("Grafana's dashboard types are not installed (make install, with npm)")
+    text = (GRAFANA / "dashboards" / "hanport.json").read_text()
+    result = typecheck(text, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = typecheck(text.replace('"gridPos"', '"gridPosition"', 1), tmp_path)
+    assert broken.returncode != 0 and "gridPosition" in broken.stdout  # the check does bite
