@@ -160,6 +160,13 @@ def _lost(what: str, error: BaseException, backoff: Backoff) -> float:
     return delay
 
 
+def _opened(spec: SourceSpec, *, reopened: bool) -> None:
+    SOURCE_CONNECTED.set(1)
+    if reopened:
+        SOURCE_RECONNECTS.inc()
+    log.info("reading %s", spec.describe())
+
+
 @dataclass
 class SerialSource:
     """A serial port through pyserial; reopened with backoff when the adapter goes away."""
@@ -186,11 +193,8 @@ class SerialSource:
             except (serial.SerialException, OSError, ValueError) as error:
                 await asyncio.sleep(_lost(f"serial port {self.spec.path}", error, backoff))
                 continue
-            if not first:
-                SOURCE_RECONNECTS.inc()
+            _opened(self.spec, reopened=not first)
             first = False
-            log.info("reading %s", self.spec.describe())
-            SOURCE_CONNECTED.set(1)
             try:
                 async for data in self._read(port):
                     backoff.reset()
@@ -238,11 +242,8 @@ class TcpSource:
             except (OSError, TimeoutError) as error:
                 await asyncio.sleep(_lost(what, error, backoff))
                 continue
-            if not first:
-                SOURCE_RECONNECTS.inc()
+            _opened(self.spec, reopened=not first)
             first = False
-            log.info("reading %s", self.spec.describe())
-            SOURCE_CONNECTED.set(1)
             try:
                 while True:
                     try:
