@@ -368,14 +368,14 @@ class LicensingService:
         while True:
             await asyncio.sleep(FOLDER_POLL_S)
             try:
-                changed = self.store.fingerprint() != self._folder_seen
+                if self.store.fingerprint() == self._folder_seen:
+                    continue
+                log.info("the licence folder %s changed; reloading", self.store.folder)
+                self.load()
             except OSError as error:  # e.g. the folder's volume went away: try again later
                 log.warning("cannot look at the licence folder %s: %s", self.store.folder, error)
                 continue
-            if changed:
-                log.info("the licence folder %s changed; reloading", self.store.folder)
-                self.load()
-                self.wake()
+            self.wake()
 
     async def _follow_meter_always(self) -> None:
         """`_follow_meter`, restarted with backoff after any unexpected error (logged)."""
