@@ -31,6 +31,8 @@ class Confirmations:
         self.loop = asyncio.get_running_loop()
         self.window = window
         self.waiting: dict[int, asyncio.Future[None]] = {}
+        self.room = asyncio.Event()  # set whenever fewer than `window` are waiting
+        self.room.set()
         self.aiomqtt_on_publish = self.paho.on_publish  # aiomqtt's own publish() still works
         self.paho.on_publish = self._on_publish
 
@@ -54,20 +56,24 @@ class Confirmations:
     async def until_room(self) -> None:
         """Wait until fewer than `window` messages await confirmation (the caller bounds the
         wait: a connection that confirms nothing never makes room)."""
-        while self.waiting and self.full():
-            oldest = next(iter(self.waiting.values()))
-            await asyncio.wait([oldest])
+        while self.full():
+            self.room.clear()
+            await self.room.wait()
 
     def cancel(self) -> None:
         """The connection is gone: no confirmation will come for what is still waiting."""
         for future in self.waiting.values():
             future.cancel()
         self.waiting.clear()
+        self.room.set()
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, *args: Any) -> None:
         future = self.waiting.pop(mid, None)
         if future is None:
             if self.aiomqtt_on_publish is not None:
                 self.aiomqtt_on_publish(client, userdata, mid, *args)
-        elif not future.done():
-            future.set_result(None)
+        else:
+            if not future.done():
+                future.set_result(None)
+            if len(self.waiting) < self.window:
+                self.room.set()
