@@ -369,13 +369,18 @@ async def throughput_phase(
     pids["mosquitto"] = bench.mosquitto.proc.pid
     await asyncio.wait_for(source.connected.wait(), 30)
     steps: list[Step] = []
-    rate = 250.0
-    while rate <= 4 * GOAL_RATE:
+
+    async def tried(rate: float) -> Step:
+        """Offer `rate` for 10 s, then let every consumer catch up before the next step."""
         step = await offer(bench, source, rate, 10.0)
         steps.append(step)
         source.rate = 0.0
         await drain(bench, source)
-        if not step.kept_up:
+        return step
+
+    rate = 250.0
+    while rate <= 4 * GOAL_RATE:
+        if not (await tried(rate)).kept_up:
             break
         rate *= 2
     good = [s for s in steps if s.kept_up]
@@ -384,10 +389,7 @@ async def throughput_phase(
         low, high = good[-1].offered, steps[-1].offered
         rate = low + (high - low) / 8
         while rate < high:
-            step = await offer(bench, source, rate, 10.0)
-            steps.append(step)
-            source.rate = 0.0
-            await drain(bench, source)
+            step = await tried(rate)
             if not step.kept_up:
                 break
             good.append(step)
