@@ -229,6 +229,18 @@ READING_TIME = Metric(
     "hanport_meter_reading_timestamp_seconds", "The meter's time of the newest reading."
 )
 
+# every metric, in the order /metrics lists them
+METRICS = (
+    POWER,
+    REACTIVE_POWER,
+    VOLTAGE,
+    CURRENT,
+    ENERGY,
+    REACTIVE_ENERGY,
+    FREQUENCY,
+    READING_TIME,
+)
+
 # ---------------------------------------------------------------- the catalogue
 
 _ENERGY = HomeAssistant("energy", TOTAL_INCREASING)
@@ -374,6 +386,8 @@ def check(fields: Iterable[Field]) -> dict[str, Field]:
             raise FieldError(f"{where}: Reading.{field.key} has {size or 'no'} positions, the "
                              f"row says {len(field.positions)} ({field.positions})")  # fmt: skip
         series = field.gauge
+        if series and series.metric not in METRICS:
+            raise FieldError(f"{where}: its metric {series.metric.name} is not in METRICS")
         if series and len(series.labels) + bool(field.positions) != len(series.metric.labels):
             raise FieldError(f"{where}: {series.metric.name} has labels {series.metric.labels}, "
                              f"the row gives {series.labels} and phase: {bool(field.positions)}")  # fmt: skip
