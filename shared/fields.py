@@ -388,7 +388,9 @@ def check(fields: Iterable[Field]) -> dict[str, Field]:
         series = field.gauge
         if series and series.metric not in METRICS:
             raise FieldError(f"{where}: its metric {series.metric.name} is not in METRICS")
-        if series and len(series.labels) + bool(field.positions) != len(series.metric.labels):
+        if series and series.metric.labels != series.metric.labels[: len(series.labels)] + (
+            ("phase",) if field.positions else ()
+        ):
             raise FieldError(f"{where}: {series.metric.name} has labels {series.metric.labels}, "
                              f"the row gives {series.labels} and phase: {bool(field.positions)}")  # fmt: skip
         if field.key in by_key:
