@@ -111,7 +111,7 @@ def _gauges() -> list[Any]:
     for family in REGISTRY.collect():
         if family.name.startswith("hanport_meter_"):
             samples = sorted(
-                [s.name, sorted(s.labels.items()), None if math.isnan(s.value) else s.value]
+                _line([s.name, sorted(s.labels.items()), None if math.isnan(s.value) else s.value])
                 for s in family.samples
             )
             out.append([family.name, family.documentation, family.type, samples])
@@ -127,6 +127,15 @@ def meter_metrics() -> dict[str, Any]:
     return {"full": full, "partial": _gauges()}
 
 
+def _line(row: list[Any]) -> str:
+    """A row as one line of compact JSON (the golden files stay short)."""
+    return json.dumps(row, ensure_ascii=False)
+
+
+def _hex(words: list[int]) -> str:
+    return " ".join(f"{w:04x}" for w in words)
+
+
 def _value(value: Any) -> Any:
     return value.hex() if isinstance(value, bytes) else value
 
@@ -139,12 +148,12 @@ def modbus() -> dict[str, Any]:
     for model in (213, 203):
         for block in blocks(model):
             layout = [
-                [address, p.name, p.type.name, p.unit, p.doc, _value(p.source), p.factor,
-                 p.sf, p.exponent, p.measurement, p.live]
+                _line([address, p.name, p.type.name, p.unit, p.doc, _value(p.source), p.factor,
+                       p.sf, p.exponent, p.measurement, p.live])
                 for address, p in block.layout()
             ]  # fmt: skip
             words = {
-                name: encode(block, reading_values(reading, identity))
+                name: _hex(encode(block, reading_values(reading, identity)))
                 for name, reading in (("none", None), ("full", full_reading()),
                                       ("partial", partial_reading()))
             }  # fmt: skip
