@@ -43,7 +43,8 @@ A new consumer (an export's column names, an emulated device's table) adds an at
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import operator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -168,6 +169,14 @@ class Value:
         """This value in `reading` (None when the meter did not send it)."""
         value = getattr(reading, self.field.key)
         return value if self.index is None else value[self.index]
+
+
+def getter(value: Value) -> Callable[[Reading], Any]:
+    """`value.of` as a plain function, for loops that run once per reading (a third faster)."""
+    if value.index is None:
+        return operator.attrgetter(value.field.key)
+    key, index = value.field.key, value.index
+    return lambda reading: getattr(reading, key)[index]
 
 
 def values(fields: Iterable[Field]) -> tuple[Value, ...]:

@@ -14,7 +14,7 @@ import math
 
 from prometheus_client import Gauge
 
-from .fields import FIELDS, METRICS, Metric, Value, series_labels, showing, values
+from .fields import FIELDS, METRICS, Metric, Value, getter, series_labels, showing, values
 from .reading import Reading
 
 _SHOWN = showing("gauge", values(FIELDS))
@@ -37,8 +37,8 @@ def _series(value: Value) -> tuple[Gauge, tuple[str, ...], int]:
     return GAUGES[series.metric], series_labels(value)[1:], series.divisor
 
 
-# (value, gauge, label values, divisor): one row per series
-_TABLE = tuple((value, *_series(value)) for value in _SHOWN)
+# (value in a reading, gauge, label values, divisor): one row per series
+_TABLE = tuple((getter(value), *_series(value)) for value in _SHOWN)
 
 
 def _show(gauge: Gauge, label_values: tuple[str, ...], value: float | None) -> None:
@@ -54,6 +54,6 @@ def _show(gauge: Gauge, label_values: tuple[str, ...], value: float | None) -> N
 def observe(reading: Reading) -> None:
     """Set every gauge the reading has a value for; a value it lacks has no series (an older
     reading's value must not linger as if the meter still sent it)."""
-    for value, gauge, label_values, divisor in _TABLE:
-        number = value.of(reading)
+    for value_of, gauge, label_values, divisor in _TABLE:
+        number = value_of(reading)
         _show(gauge, label_values, number if number is None or divisor == 1 else number / divisor)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from shared.fields import FIELDS, showing, values
+from shared.fields import FIELDS, getter, showing, values
 from shared.fields import Value as CatalogueValue
 from shared.reading import Reading
 
@@ -190,7 +190,7 @@ LIVE = {
 
 
 # every value of the field catalogue (shared/fields.py) by its path: `ic`, `p[0]`, `meter_model`
-_READING_VALUES = tuple((value.path, value) for value in values(FIELDS))
+_READING_VALUES = tuple((value.path, getter(value)) for value in values(FIELDS))
 
 
 def reading_values(reading: Reading | None, identity: Identity) -> dict[str, Value]:
@@ -198,8 +198,8 @@ def reading_values(reading: Reading | None, identity: Identity) -> dict[str, Val
     values: dict[str, Value] = identity.values()
     if reading is None:
         return values
-    for path, value in _READING_VALUES:
-        values[path] = value.of(reading)
+    for path, value_of in _READING_VALUES:
+        values[path] = value_of(reading)
     for name, (how, names, _doc) in DERIVED.items():
         values[name] = how([values.get(n) for n in names])
     return values

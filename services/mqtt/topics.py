@@ -7,17 +7,19 @@ sub-topics are the values of the field catalogue (shared/fields.py) that have `t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from shared.fields import ELECTRICAL, OTHER, Value, showing, topic_path, totals_first
+from shared.fields import ELECTRICAL, OTHER, getter, showing, topic_path, totals_first
 from shared.reading import Reading
 
 from .settings import MqttSettings
 
 # sub-topic under the prefix -> the value it carries (units as in `Reading`: kWh, W, var, V, A):
 # the catalogue's electrical values (totals, then per phase), then the others
-SPLIT_TOPICS: tuple[tuple[str, Value], ...] = tuple(
-    (topic_path(value), value)
+SPLIT_TOPICS: tuple[tuple[str, Callable[[Reading], Any]], ...] = tuple(
+    (topic_path(value), getter(value))
     for value in showing("topic", totals_first(ELECTRICAL) + totals_first(OTHER))
 )
 
@@ -49,8 +51,8 @@ def _text(value: float | int | str) -> bytes:
 def split_messages(reading: Reading, prefix: str) -> list[tuple[str, bytes]]:
     """One message per value the reading carries (values the meter did not send are left out)."""
     out = []
-    for sub_topic, source in SPLIT_TOPICS:
-        value = source.of(reading)
+    for sub_topic, value_of in SPLIT_TOPICS:
+        value = value_of(reading)
         if value is not None:
             out.append((f"{prefix}/{sub_topic}", _text(value)))
     return out
