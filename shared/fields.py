@@ -16,7 +16,9 @@ how each interface shows it:
 An interface that is None does not show the value. `values(fields)` expands rows into `Value`s,
 one per number the meter sends (`p` gives p[0] total, p[1] L1, p[2] L2, p[3] L3), and each
 `Value` names itself for every consumer the same way: `path` (`p[1]`, the Cozify JSON path and
-the Modbus value name), `column` (`p_l1`, a flat name for exports), `phase` (`l1`).
+the Modbus value name), `column` (`p_l1`, a flat name for exports), `phase` (`l1`), `name` and
+`slug` (`Power L1`, `power_l1`); `value.of(reading)` (or `getter(value)` in per-reading loops)
+reads it. `showing(interface, values)` keeps those an interface shows.
 
 The table is checked when this module is imported (`check`): every key must be an attribute of
 `Reading` of the shape its positions say, and names that must be unique are. A misspelt row

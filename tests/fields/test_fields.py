@@ -10,6 +10,7 @@ import pytest
 from shared import fields
 from shared.fields import BY_KEY, FIELDS, Field, FieldError, Topic, check, values
 from shared.reading import COZIFY_KEYS
+from tests.fields.snapshot import full_reading
 
 
 def test_the_catalogue_covers_the_cozify_message() -> None:
@@ -56,3 +57,10 @@ def test_a_per_phase_row_expands_to_one_name_per_position() -> None:
     assert [(v.path, v.column, v.slug) for v in voltage][0] == ("u[0]", "u_l1", "voltage_l1")
     (energy,) = values([BY_KEY["ic"]])
     assert (energy.path, energy.column, energy.phase, energy.per_phase) == ("ic", "ic", None, False)
+
+
+def test_getter_reads_what_of_reads() -> None:
+    reading = full_reading()
+    for value in values(FIELDS):
+        assert fields.getter(value)(reading) == value.of(reading), value.path
+    assert [fields.getter(v)(reading) for v in values([BY_KEY["u"]])] == reading.u
