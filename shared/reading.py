@@ -8,7 +8,8 @@ power in W/var, voltage in V, current in A, times in milliseconds since the Unix
   and MQTT publishes, so clients written for Cozify work unchanged.
 
 Arrays follow Cozify: `p`, `pi`, `pe`, `r` are `[total, L1, L2, L3]`; `u`, `i` are `[L1, L2, L3]`.
-A value the meter did not send is `None` (JSON `null`), never 0.
+A value the meter did not send is `None` (JSON `null`), never 0. What each value is, and how each
+interface shows it, is the field catalogue in shared/fields.py (checked against `Reading`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Build the provisioned Grafana dashboard deploy/grafana/dashboards/hanport.json.
 
-Consumes the PANELS table below (title, kind, unit, width, PromQL queries with legends);
+Consumes the PANELS table below (title, kind, unit, width, PromQL queries with legends), whose
+meter panels name their metrics, labels and units through the field catalogue (shared/fields.py);
 produces the dashboard JSON in Grafana's schema (schemaVersion 39) that the `monitoring`
 profile provisions. tests/stack/test_dashboard.py checks that the file is current and that every
 query names a metric some hanport service exports.
@@ -14,41 +15,74 @@ import json
 from pathlib import Path
 from typing import Any
 
+from shared.fields import BY_KEY, Series
+
 OUT = Path(__file__).parent / "dashboards" / "hanport.json"
 DATASOURCE = {"type": "prometheus", "uid": "hanport-prometheus"}
 
-# (row title, [(panel title, kind, unit, width, [(expr, legend), ...]), ...])
+# Grafana's unit ids for the units of the reading (shared/reading.py)
+GRAFANA_UNITS = {"W": "watt", "var": "var", "V": "volt", "A": "amp", "kWh": "kwatth", "Hz": "hertz"}
+
+
+def _gauge(key: str) -> Series:
+    gauge = BY_KEY[key].gauge
+    if gauge is None:
+        raise ValueError(f"the reading's {key!r} has no Prometheus gauge (shared/fields.py)")
+    return gauge
+
+
+def metric(key: str) -> str:
+    """The Prometheus metric the reading's value `key` is a series of (all its series)."""
+    return _gauge(key).metric.name
+
+
+def series(key: str, phase: str) -> str:
+    """PromQL for the series of `key` in `phase`: `total`, `l1`, or a regex (`l[123]`)."""
+    gauge = _gauge(key)
+    fixed = zip(gauge.metric.labels, gauge.labels, strict=False)  # `phase` is the last label
+    matchers = [f'{name}="{value}"' for name, value in fixed]
+    matchers.append(f'phase=~"{phase}"' if "[" in phase else f'phase="{phase}"')
+    return f"{gauge.metric.name}{{{','.join(matchers)}}}"
+
+
+def unit(key: str) -> str:
+    """Grafana's unit id for the reading's value `key`."""
+    return GRAFANA_UNITS[BY_KEY[key].unit]
+
+
+# (row title, [(panel title, kind, unit, width, [(expr, legend), ...]), ...]): the meter's
+# metrics, labels and units come from the field catalogue (shared/fields.py)
 Query = tuple[str, str]
 Panel = tuple[str, str, str, int, list[Query]]
 PANELS: list[tuple[str, list[Panel]]] = [
     ("Meter", [
-        ("Net power now (import +)", "stat", "watt", 6, [
-            ('hanport_meter_power_watts{direction="net",phase="total"}', "net"),
+        ("Net power now (import +)", "stat", unit("p"), 6, [
+            (series("p", "total"), "net"),
         ]),
-        ("Import and export power", "timeseries", "watt", 18, [
-            ('hanport_meter_power_watts{direction="import",phase="total"}', "import"),
-            ('-hanport_meter_power_watts{direction="export",phase="total"}', "export"),
+        ("Import and export power", "timeseries", unit("pi"), 18, [
+            (series("pi", "total"), "import"),
+            ("-" + series("pe", "total"), "export"),
         ]),
-        ("Power per phase (net)", "timeseries", "watt", 8, [
-            ('hanport_meter_power_watts{direction="net",phase=~"l[123]"}', "{{phase}}"),
+        ("Power per phase (net)", "timeseries", unit("p"), 8, [
+            (series("p", "l[123]"), "{{phase}}"),
         ]),
-        ("Voltage per phase", "timeseries", "volt", 8, [
-            ("hanport_meter_voltage_volts", "{{phase}}"),
+        ("Voltage per phase", "timeseries", unit("u"), 8, [
+            (metric("u"), "{{phase}}"),
         ]),
-        ("Current per phase", "timeseries", "amp", 8, [
-            ("hanport_meter_current_amperes", "{{phase}}"),
+        ("Current per phase", "timeseries", unit("i"), 8, [
+            (metric("i"), "{{phase}}"),
         ]),
-        ("Energy per hour", "barchart", "kwatth", 12, [
-            ("delta(hanport_meter_energy_kilowatt_hours[1h])", "{{direction}}"),
+        ("Energy per hour", "barchart", unit("ic"), 12, [
+            (f"delta({metric('ic')}[1h])", "{{direction}}"),
         ]),
-        ("Energy per day", "barchart", "kwatth", 12, [
-            ("delta(hanport_meter_energy_kilowatt_hours[1d])", "{{direction}}"),
+        ("Energy per day", "barchart", unit("ic"), 12, [
+            (f"delta({metric('ic')}[1d])", "{{direction}}"),
         ]),
-        ("Energy registers", "stat", "kwatth", 12, [
-            ("hanport_meter_energy_kilowatt_hours", "{{direction}}"),
+        ("Energy registers", "stat", unit("ic"), 12, [
+            (metric("ic"), "{{direction}}"),
         ]),
-        ("Grid frequency", "timeseries", "hertz", 12, [
-            ("hanport_meter_frequency_hertz", "frequency"),
+        ("Grid frequency", "timeseries", unit("frequency"), 12, [
+            (metric("frequency"), "frequency"),
         ]),
     ]),
     ("Pipeline health", [

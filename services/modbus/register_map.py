@@ -9,7 +9,8 @@ Maps (docs/modbus.md is generated from these tables):
   203 (integer meter with scale factors), end model.
 - Eastron SDM630, input registers from 0 (float32, high word first), and its serial number at
   holding register 0xFC00.
-- hanport native map, holding registers from 1000: status, then every value of the Cozify message.
+- hanport native map, holding registers from 1000: status, then every value of the Cozify message;
+  its points are the `register` of the field catalogue's rows (shared/fields.py).
 
 A value the meter did not send is the type's "not implemented" value (float NaN, int16 0x8000,
 uint 0xFFFF..., acc32 0, string all zero bytes). Power is import-positive everywhere.
@@ -25,6 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from shared.fields import FIELDS, getter, showing, values
+from shared.fields import Value as CatalogueValue
 from shared.reading import Reading
 
 Space = Literal["holding", "input"]
@@ -179,8 +182,6 @@ DERIVED: dict[str, tuple[Callable[[Sequence[Value]], float | None], tuple[str, .
     "e_sum": (_total, ("ic", "ec"), "`ic + ec` (SDM630 total kWh)"),
     "re_sum": (_total, ("ric", "rec"), "`ric + rec` (SDM630 total kvarh)"),
 }
-SCALARS = ("ts", "received", "ic", "ec", "ric", "rec", "frequency", "meter_model", "meter_id")
-ARRAYS = ("p", "pi", "pe", "r", "u", "i")
 # Values computed when read (see RegisterStore): name -> what it is for the docs.
 LIVE = {
     "valid": "1 while the newest reading is younger than HANPORT_MODBUS_STALE_AFTER, else 0",
@@ -188,16 +189,17 @@ LIVE = {
 }
 
 
+# every value of the field catalogue (shared/fields.py) by its path: `ic`, `p[0]`, `meter_model`
+_READING_VALUES = tuple((value.path, getter(value)) for value in values(FIELDS))
+
+
 def reading_values(reading: Reading | None, identity: Identity) -> dict[str, Value]:
     """Every value a map can name: the reading's fields (`p[0]`...), derived values, identity."""
     values: dict[str, Value] = identity.values()
     if reading is None:
         return values
-    for key in SCALARS:
-        values[key] = getattr(reading, key)
-    for key in ARRAYS:
-        for index, value in enumerate(getattr(reading, key)):
-            values[f"{key}[{index}]"] = value
+    for path, value_of in _READING_VALUES:
+        values[path] = value_of(reading)
     for name, (how, names, _doc) in DERIVED.items():
         values[name] = how([values.get(n) for n in names])
     return values
@@ -523,33 +525,34 @@ SDM630_HOLDING = (
     _status("Serial number", UINT32, "serial32", "the reader's serial as uint32 (see below)"),
 )
 
+NATIVE_BASE = 1000
+REGISTER_TYPES = {t.name: t for t in (FLOAT32, FLOAT64, INT16, UINT16, UINT32, UINT64, ACC32)}
+
+
+def _native(value: CatalogueValue) -> Point:
+    """The native map's point of a catalogue value: `register` of its row gives type, address
+    (an array's values follow each other) and text (phases add ` total`, ` L1`...)."""
+    register = value.field.register
+    assert register is not None
+    kind = REGISTER_TYPES.get(register.type)
+    if kind is None:
+        raise ValueError(f"field {value.field.key!r} of shared/fields.py: register type "
+                         f"{register.type!r} is not one of {', '.join(REGISTER_TYPES)}")  # fmt: skip
+    phase = {None: "", "total": " total"}.get(value.phase, f" {str(value.phase).upper()}")
+    address = register.address + (value.index or 0) * kind.size
+    return Point(value.path, kind, value.path, value.field.unit, register.doc + phase,
+                 at=address - NATIVE_BASE, measurement=not register.status)  # fmt: skip
+
+
 NATIVE = (
     _status("map version", UINT16, 1, "layout version of this map"),
     _status("data valid", UINT16, "valid", LIVE["valid"]),
     _status("age", UINT32, "age", LIVE["age"], "s"),
-    _status("ts", UINT64, "ts", "the reading's time `ts` (meter clock)", "ms since 1970"),
-    Point("ic", FLOAT64, "ic", "kWh", "active energy imported"),
-    Point("ec", FLOAT64, "ec", "kWh", "active energy exported"),
-    Point("ric", FLOAT64, "ric", "kvarh", "reactive energy imported"),
-    Point("rec", FLOAT64, "rec", "kvarh", "reactive energy exported"),
-    *(
-        Point(f"{key}[{n}]", FLOAT32, f"{key}[{n}]", unit, f"{what} {phase}")
-        for key, unit, what in (
-            ("p", "W", "active power (import - export)"),
-            ("pi", "W", "active power imported"),
-            ("pe", "W", "active power exported"),
-            ("r", "var", "reactive power (import - export)"),
-        )
-        for n, phase in enumerate(("total", "L1", "L2", "L3"))
+    *sorted(
+        (_native(value) for value in showing("register", values(FIELDS))),
+        key=lambda point: point.at or 0,
     ),
-    *(
-        Point(f"{key}[{n}]", FLOAT32, f"{key}[{n}]", unit, f"{what} L{n + 1}")
-        for key, unit, what in (("u", "V", "voltage"), ("i", "A", "current"))
-        for n in range(3)
-    ),
-    Point("frequency", FLOAT32, "frequency", "Hz", "frequency (not in the Cozify message)"),
 )
-NATIVE_BASE = 1000
 
 
 def blocks(sunspec_model: int = 213) -> tuple[Block, ...]:
@@ -584,3 +587,27 @@ def blocks(sunspec_model: int = 213) -> tuple[Block, ...]:
             doc="hanport native map: status, then every value of the Cozify meter message.",
         ),
     )
+
+
+def check(points: Sequence[Point]) -> None:
+    """Raise ValueError when a point names a value no reading, derived value or identity has
+    (a misspelt source would otherwise be served as not implemented, silently)."""
+    known = {path for path, _value in _READING_VALUES} | set(DERIVED) | set(LIVE)
+    known |= set(Identity(serial="", version="").values())
+    for name, (_how, names, _doc) in DERIVED.items():
+        if not set(names) <= known:
+            raise ValueError(f"derived value {name!r} uses unknown {sorted(set(names) - known)}")
+    for point in points:
+        if isinstance(point.source, str) and point.source not in known:
+            raise ValueError(f"register point {point.name!r} names an unknown value "
+                             f"{point.source!r}: see reading_values()")  # fmt: skip
+
+
+def _check_every_block() -> None:
+    for model in METER_MODELS:
+        for block in blocks(model):
+            check(block.points)
+            block.layout()  # raises when two points overlap
+
+
+_check_every_block()  # at import: a wrong table stops the service at start, naming the point

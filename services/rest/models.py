@@ -1,5 +1,6 @@
 """The schemas the OpenAPI document shows, with examples. Answers on the hot paths are encoded
-with msgspec from `shared.reading`; tests check they match these schemas (schemathesis)."""
+with msgspec from `shared.reading`; tests check they match these schemas (schemathesis). The
+descriptions of a reading's values are those of the field catalogue (shared/fields.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.fields import BY_KEY
+
 Value = float | None
+
+
+def _about(key: str) -> str:
+    """The description of the reading's value `key`, from the field catalogue."""
+    return BY_KEY[key].description
+
+
 Four = Annotated[list[Value], Field(min_length=4, max_length=4, description="[total, L1, L2, L3]")]
 Three = Annotated[list[Value], Field(min_length=3, max_length=3, description="[L1, L2, L3]")]
 
@@ -33,17 +43,17 @@ class MeterMessage(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [METER_EXAMPLE]})
 
     type: Literal["HAN_METER_MESSAGE"]
-    ts: int = Field(description="Reading time, ms since the Unix epoch (meter clock if sent).")
-    ic: Value = Field(description="Imported active energy, kWh (1.8.0 or sum of tariffs).")
-    ec: Value = Field(description="Exported active energy, kWh (2.8.0 or sum of tariffs).")
-    ric: Value = Field(description="Imported reactive energy, kvarh.")
-    rec: Value = Field(description="Exported reactive energy, kvarh.")
-    p: Four = Field(description="Net active power pi - pe, W, [total, L1, L2, L3].")
-    pi: Four = Field(description="Imported active power, W, [total, L1, L2, L3].")
-    pe: Four = Field(description="Exported active power, W, [total, L1, L2, L3].")
-    r: Four = Field(description="Reactive power import - export, var, [total, L1, L2, L3].")
-    u: Three = Field(description="Voltage, V, [L1, L2, L3].")
-    i: Three = Field(description="Current, A, [L1, L2, L3].")
+    ts: int = Field(description=_about("ts"))
+    ic: Value = Field(description=_about("ic"))
+    ec: Value = Field(description=_about("ec"))
+    ric: Value = Field(description=_about("ric"))
+    rec: Value = Field(description=_about("rec"))
+    p: Four = Field(description=_about("p"))
+    pi: Four = Field(description=_about("pi"))
+    pe: Four = Field(description=_about("pe"))
+    r: Four = Field(description=_about("r"))
+    u: Three = Field(description=_about("u"))
+    i: Three = Field(description=_about("i"))
 
 
 class HistoryItem(MeterMessage):
@@ -74,8 +84,8 @@ class History(BaseModel):
 
 
 class Meter(BaseModel):
-    id: str | None = Field(description="Meter id (0-0:96.1.0 / 96.1.1) as sent.")
-    model: str | None = Field(description="Meter model / identification line.")
+    id: str | None = Field(description=_about("meter_id"))
+    model: str | None = Field(description=_about("meter_model"))
 
 
 class StateMessage(BaseModel):

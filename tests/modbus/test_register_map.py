@@ -3,6 +3,7 @@ encoder value by value, and docs/modbus.md against the tables."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import struct
@@ -19,10 +20,12 @@ from services.modbus.register_map import (
     Block,
     Identity,
     blocks,
+    check,
     encode,
     reading_values,
     serial32,
 )
+from shared.fields import FIELDS
 from tests.modbus.conftest import export_reading, import_reading
 
 MODELS = Path(sunspec2.__file__).parent / "models" / "json"
@@ -145,3 +148,19 @@ def test_docs_are_generated_from_the_tables() -> None:
             assert f"| {address} | 0x{address:04X} | {point.type.size} | {point.name} |" in (
                 docs.render()
             )
+
+
+def test_the_native_map_is_the_field_catalogue() -> None:
+    native = dict((point.name, address) for address, point in blocks()[3].layout())
+    for field in FIELDS:
+        if field.register:
+            first = f"{field.key}[0]" if field.positions else field.key
+            assert native[first] == field.register.address, field.key
+    assert native["frequency"] == 1068 and native["i[2]"] == 1066
+
+
+def test_a_point_naming_an_unknown_value_is_refused() -> None:
+    check(METER_213)  # the real table passes
+    typo = dataclasses.replace(METER_213[3], source="i[5]")
+    with pytest.raises(ValueError, match=r"point 'AphA' names an unknown value 'i\[5\]'"):
+        check((*METER_213, typo))

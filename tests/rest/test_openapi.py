@@ -23,7 +23,9 @@ from hypothesis.errors import Unsatisfiable
 from redis import Redis
 from schemathesis.generation.modes import GenerationMode
 
-from shared.reading import encode_reading
+from services.rest.models import MeterMessage
+from shared.fields import BY_KEY
+from shared.reading import COZIFY_KEYS, encode_reading
 from tests.rest.readings import sample_readings
 from tests.servers import RedisServer, free_port, running
 
@@ -97,3 +99,15 @@ def test_every_operation_matches_the_openapi_document(
             failures.append(f"{operation.method.upper()} {operation.path}: {error}")
     assert len(tested) >= 10, tested
     assert not failures, "\n\n".join(failures)
+
+
+def test_the_reading_models_are_the_field_catalogue() -> None:
+    """MeterMessage has exactly the Cozify keys, each with the catalogue's description and
+    as many positions as the catalogue's row."""
+    schema = MeterMessage.model_json_schema()
+    assert list(schema["properties"]) == ["type", *COZIFY_KEYS]
+    for key in COZIFY_KEYS:
+        field, described = BY_KEY[key], schema["properties"][key]
+        assert described["description"] == field.description, key
+        if field.positions:
+            assert described["minItems"] == described["maxItems"] == len(field.positions), key
