@@ -40,16 +40,16 @@ from .settings import RestSettings
 from .state import State
 
 STATIC = Path(__file__).parent / "static"
-# Swagger UI's own files (the swagger-ui-py package ships them), served at /docs/assets so the
+# Swagger UI's own files (the fastapi-offline package ships them), served at /docs/assets so the
 # interactive docs work on a box without Internet access. Found without importing the package.
 SWAGGER_ASSETS = "/docs/assets"
 
 
 def swagger_ui_files() -> Path:
-    spec = find_spec("swagger_ui")
+    spec = find_spec("fastapi_offline")
     if spec is None or spec.origin is None:
         raise RuntimeError(
-            "the swagger-ui-py package is missing: reinstall hanport (pip install .)"
+            "the fastapi-offline package is missing: reinstall hanport (pip install .)"
         )
     return Path(spec.origin).parent / "static"
 
@@ -554,7 +554,7 @@ async def docs() -> HTMLResponse:
         title="hanport REST - Swagger UI",
         swagger_js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
         swagger_css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
-        swagger_favicon_url=f"{SWAGGER_ASSETS}/favicon-32x32.png",
+        swagger_favicon_url=f"{SWAGGER_ASSETS}/favicon.png",
         swagger_ui_parameters={"validatorUrl": None},
     )
 
