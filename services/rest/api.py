@@ -171,8 +171,7 @@ METER_RESPONSES: dict[int | str, dict[str, Any]] = {
     **REFUSALS,
 }
 
-# One event of `/events` (OpenAPI's `itemSchema` of an event stream: each event's fields, with
-# `data` holding JSON). An event without its own `id` carries the last one sent (WHATWG SSE).
+# The `HAN_STATUS` message (`State.status()`): whether the readings can be trusted now.
 STATUS_MESSAGE: dict[str, Any] = {
     "type": "object",
     "required": ["type", "redis", "stale", "age", "stale_after", "id"],
@@ -188,6 +187,8 @@ STATUS_MESSAGE: dict[str, Any] = {
 
 
 def sse_event(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    """One event of `/events` as OpenAPI's `itemSchema` of an event stream describes it: its
+    fields, `data` holding JSON. (An event without its own `id` carries the last one sent.)"""
     return {
         "type": "object",
         "required": ["event", "data"],

@@ -187,3 +187,20 @@ def test_an_unknown_path_answers_the_documented_error_body(rest_process: str, pa
         "error": "not_found",
         "message": f"nothing at {path}: the endpoints are listed at /docs",
     }
+
+
+def test_no_parameter_is_documented_as_nullable(rest_process: str) -> None:
+    """A header or query value is text: an optional one is left out, never sent as `null`."""
+    document = httpx.get(f"{rest_process}/openapi.json").json()
+    parameters = [
+        (path, parameter["name"], parameter["schema"])
+        for path, operations in document["paths"].items()
+        for operation in operations.values()
+        for parameter in operation.get("parameters", [])
+    ]
+    assert len(parameters) >= 6
+    for path, name, schema in parameters:
+        assert "null" not in str(schema.get("type")), (path, name, schema)
+        assert {"type": "null"} not in schema.get("anyOf", []), (path, name, schema)
+    since = next(s for p, n, s in parameters if (p, n) == ("/meter/history", "since"))
+    assert since["type"] == "string" and since["pattern"].startswith("^")
