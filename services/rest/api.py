@@ -11,16 +11,20 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, version
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket
-from fastapi.responses import FileResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import BeforeValidator, Field
 from redis.asyncio import Redis
+from starlette.exceptions import HTTPException
 
 from shared.stream import REDIS_DOWN, ReadingStream
 
@@ -36,6 +40,21 @@ from .settings import RestSettings
 from .state import State
 
 STATIC = Path(__file__).parent / "static"
+# Swagger UI's own files (the fastapi-offline package ships them), served at /docs/assets so the
+# interactive docs work on a box without Internet access. Found without importing the package.
+SWAGGER_ASSETS = "/docs/assets"
+
+
+def swagger_ui_files() -> Path:
+    spec = find_spec("fastapi_offline")
+    if spec is None or spec.origin is None:
+        raise RuntimeError(
+            "the fastapi-offline package is missing: reinstall hanport (pip install .)"
+        )
+    return Path(spec.origin).parent / "static"
+
+
+SWAGGER_UI = swagger_ui_files()
 
 try:
     VERSION = version("hanport")
@@ -65,6 +84,31 @@ def json_response(body: bytes, status: int = 200) -> Response:
 
 def error(status: int, code: str, message: str) -> Response:
     return json_response(msgspec.json.encode({"error": code, "message": message}), status)
+
+
+# What an HTTP error Starlette raises (no route, wrong method) answers as `error`, and a message
+# saying what to do; other statuses use their reason phrase.
+HTTP_ERRORS: dict[int, tuple[str, str]] = {
+    404: ("not_found", "nothing at {path}: the endpoints are listed at /docs"),
+    405: ("method_not_allowed", "{method} is not allowed on {path}; allowed: {allow}"),
+}
+
+
+def http_error_answer(request: Request, exc: HTTPException) -> Response:
+    """Starlette's HTTP errors as the documented `{error, message}` body, keeping their headers
+    (`Allow` on a 405)."""
+    headers = dict(exc.headers or {})
+    code, template = HTTP_ERRORS.get(
+        exc.status_code, (HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_"), "{detail}")
+    )
+    message = template.format(
+        path=request.url.path,
+        method=request.method,
+        allow=headers.get("Allow", ""),
+        detail=exc.detail,
+    )
+    body = msgspec.json.encode({"error": code, "message": message})
+    return Response(body, exc.status_code, headers, media_type="application/json")
 
 
 def redis_unavailable(what: str) -> Response:
@@ -125,6 +169,47 @@ METER_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     503: {"model": models.StaleError, "description": "No reading yet, or the newest is stale."},
     **REFUSALS,
+}
+
+# The `HAN_STATUS` message (`State.status()`): whether the readings can be trusted now.
+STATUS_MESSAGE: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "redis", "stale", "age", "stale_after", "id"],
+    "properties": {
+        "type": {"const": "HAN_STATUS"},
+        "redis": {"type": "boolean", "description": "Whether Redis answered the last check."},
+        "stale": {"type": "boolean", "description": "Whether the newest reading is stale."},
+        "age": {"type": ["number", "null"], "description": "Seconds since it was received."},
+        "stale_after": {"type": "number", "description": "HANPORT_REST_STALE_AFTER."},
+        "id": {"type": ["string", "null"], "description": "Stream id of the newest reading."},
+    },
+}
+
+
+def sse_event(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    """One event of `/events` as OpenAPI's `itemSchema` of an event stream describes it: its
+    fields, `data` holding JSON. (An event without its own `id` carries the last one sent.)"""
+    return {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"const": name},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": data,
+            },
+            "id": {"type": "string", "pattern": ID_PATTERN},
+            "retry": {"type": "integer", "minimum": 0},
+        },
+    }
+
+
+SSE_EVENT: dict[str, Any] = {
+    "oneOf": [
+        sse_event("HAN_METER_MESSAGE", {"$ref": "#/components/schemas/MeterMessage"}),
+        sse_event("HAN_STATUS", STATUS_MESSAGE),
+    ]
 }
 
 # A time parameter: ms since the epoch (not negative) or an ISO 8601 date-time.
@@ -260,7 +345,7 @@ async def meter_history(
             "keepalive. Without Last-Event-ID the newest reading comes first.",
             "content": {
                 "text/event-stream": {
-                    "schema": {"type": "string"},
+                    "itemSchema": SSE_EVENT,
                     "example": 'id: 1764152400000-0\nevent: HAN_METER_MESSAGE\ndata: {"type":"HAN_METER_MESSAGE",...}\n\n',
                 }
             },
@@ -321,6 +406,21 @@ async def websocket(websocket: WebSocket) -> None:
         )
         return
     await websocket_feed(websocket, context.state)
+
+
+@router.get("/ws", include_in_schema=False)  # documented with the WebSocket (app.py)
+async def websocket_over_http() -> Response:
+    """`/ws` asked for without `Upgrade: websocket`: 426, saying how to connect."""
+    response = error(
+        426,
+        "upgrade_required",
+        "/ws is a WebSocket: connect with 'Upgrade: websocket' (for example "
+        "new WebSocket('ws://<host>:8080/ws') in a browser); /events serves the same "
+        "readings over plain HTTP",
+    )
+    response.headers["upgrade"] = "websocket"
+    response.headers["connection"] = "Upgrade"
+    return response
 
 
 @router.get(
@@ -443,6 +543,20 @@ async def reload_tokens(context: Admin) -> Response:
 async def page() -> FileResponse:
     return FileResponse(
         STATIC / "index.html", media_type="text/html", headers={"cache-control": "no-cache"}
+    )
+
+
+@router.get("/docs", include_in_schema=False)
+async def docs() -> HTMLResponse:
+    """Swagger UI for /openapi.json, every file from this service (nothing from the Internet;
+    no call to the online validator)."""
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="hanport REST - Swagger UI",
+        swagger_js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
+        swagger_favicon_url=f"{SWAGGER_ASSETS}/favicon.png",
+        swagger_ui_parameters={"validatorUrl": None},
     )
 
 

@@ -17,12 +17,22 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
 from shared.entitlements import Entitlements
 from shared.stream import ReadingStream, redis_client
 
-from .api import STATIC, VERSION, Context, Refused, router
+from .api import (
+    STATIC,
+    SWAGGER_ASSETS,
+    SWAGGER_UI,
+    VERSION,
+    Context,
+    Refused,
+    http_error_answer,
+    router,
+)
 from .auth import Tokens
 from .fastpath import FastPath
 from .follower import follow, learn_serial, supervise, watch
@@ -55,7 +65,17 @@ WS_OPERATION: dict[str, Any] = {
     "security": [{}, {"bearer": ["read"]}],
     "responses": {
         "101": {"description": "Switching to the WebSocket protocol."},
+        "401": {
+            "description": "A token is required (HANPORT_REST_READ_AUTH) and was missing "
+            "or unknown."
+        },
         "403": {"description": "No licence for 'rest' (commercial use) or token lacks 'read'."},
+        "426": {
+            "description": "A plain HTTP request (no `Upgrade: websocket`): connect as a "
+            "WebSocket.",
+            "headers": {"Upgrade": {"schema": {"type": "string", "enum": ["websocket"]}}},
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        },
     },
 }
 
@@ -74,6 +94,10 @@ def add_handlers(app: FastAPI) -> None:
         refusal = exc.refusal
         headers = {k.decode(): v.decode() for k, v in refusal.headers}
         return Response(refusal.body, refusal.status, headers, media_type="application/json")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return http_error_answer(request, exc)
 
     @app.exception_handler(BadParameter)
     async def bad_parameter(_request: Request, exc: BadParameter) -> Response:
@@ -116,8 +140,23 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
             "bearer": {"type": "http", "scheme": "bearer", "description": "HANPORT_REST_TOKENS"}
         }
         schema["paths"]["/ws"] = {"get": WS_OPERATION}
+        drop_null_parameters(schema)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def drop_null_parameters(schema: dict[str, Any]) -> None:
+    """An optional parameter is left out, never sent as `null` (a header or query value is
+    text): drop pydantic's `{"type": "null"}` branch from every parameter's schema."""
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                branches = parameter["schema"].get("anyOf")
+                if branches is not None:
+                    kept = [b for b in branches if b != {"type": "null"}]
+                    parameter["schema"]["anyOf"] = kept
+                    if len(kept) == 1:
+                        parameter["schema"].update(parameter["schema"].pop("anyOf")[0])
 
 
 def create_app(settings: RestSettings, tokens: Tokens | None = None) -> ASGIApp:
@@ -171,11 +210,12 @@ def create_app(settings: RestSettings, tokens: Tokens | None = None) -> ASGIApp:
         version=VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # api.py serves /docs with Swagger UI's files from this service
         redoc_url=None,
     )
     api.include_router(router)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
+    api.mount(SWAGGER_ASSETS, StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
     add_handlers(api)
     api.openapi = lambda: openapi_document(api)  # type: ignore[method-assign]
     api.state.rest_state = state

@@ -76,10 +76,11 @@ class Guard:
         return self.check(scope_needed, authorization, scope.get("query_string", b""))
 
     def _check_token(self, scope: str, token: str | None) -> Refusal | None:
+        """No valid token: 401 (with `WWW-Authenticate`); a valid one lacking `scope`: 403."""
         if not self.tokens:
             return _refusal(
-                403,
-                "forbidden",
+                401,
+                "unauthorized",
                 f"this needs a token with the '{scope}' scope and none is configured: "
                 "set HANPORT_REST_TOKENS or HANPORT_REST_TOKENS_FILE",
             )

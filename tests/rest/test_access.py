@@ -20,8 +20,9 @@ async def test_reads_are_open_by_default_and_admin_always_needs_a_token(
     await rest.add()
     assert (await rest.client.get("/meter")).status_code == 200
     refused = await rest.client.post("/admin/reload-tokens")
-    assert refused.status_code == 403
-    assert refused.json()["error"] == "forbidden"
+    assert refused.status_code == 401  # no token sent (none is configured either)
+    assert refused.headers["www-authenticate"] == 'Bearer realm="hanport"'
+    assert refused.json()["error"] == "unauthorized"
     assert "HANPORT_REST_TOKENS" in refused.json()["message"]
 
 
