@@ -12,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 SKIPS_AT_RUN = """
+import pytest
 
 def test_needs_a_tool():
     pytest.skip("the tool is not installed")
@@ -29,6 +30,7 @@ def test_passes():
 """
 
 SKIPS_AT_COLLECTION = """
+import pytest
 
 pytest.importorskip("no_such_module_anywhere")
 
