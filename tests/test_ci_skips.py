@@ -44,6 +44,7 @@ def run_pytest(folder: Path, ci: str | None) -> subprocess.CompletedProcess[str]
     if ci is not None:
         env["CI"] = ci
     env["PYTHONPATH"] = str(ROOT)
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only tests/conftest.py's hooks: a fast start
     command = [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p", "no:cacheprovider"]
     return subprocess.run(
         [*command, "-q", "-rA", "--rootdir", str(folder), str(folder)],
