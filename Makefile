@@ -2,6 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Two workers, each taking whole test files (tests start their own servers on free ports)
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
 
 .PHONY: install test lint format bench run clean
 
@@ -19,8 +21,10 @@ $(SCHEMA)/node_modules/.package-lock.json: $(SCHEMA)/package-lock.json
 
 install: $(VENV)/.installed $(SCHEMA)/node_modules/.package-lock.json
 
+# pytest exits 5 when it collected no tests: a failure here, said plainly
 test: install
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(PYTEST_PARALLEL) $(PYTEST_ARGS) || { status=$$?; \
+	  [ $$status -ne 5 ] || echo "make test: pytest collected no tests" >&2; exit $$status; }
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -2,7 +2,9 @@
 
 Each service subclasses `CommonSettings` with its own fields and loads it with `load_settings`,
 which turns a bad value into one line naming the variable, the value and what is allowed, and
-stops the service with exit code 2 instead of a traceback.
+stops the service with exit code 2 instead of a traceback. A field whose allowed values are a
+few integers is typed `Annotated[Literal[...], NUMBER_FROM_TEXT]`: an environment variable is
+always text, and pydantic matches `"1"` to no integer of a `Literal`.
 """
 
 from __future__ import annotations
@@ -11,10 +13,21 @@ import os
 import sys
 from typing import Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import BeforeValidator, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "HANPORT_"
+
+
+def _number_from_text(value: object) -> object:
+    """`"1"` (an environment variable's text) -> 1; anything else is left for the field's own
+    check, which names the allowed values."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return value
+
+
+NUMBER_FROM_TEXT = BeforeValidator(_number_from_text)
 
 
 class CommonSettings(BaseSettings):

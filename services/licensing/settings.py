@@ -33,7 +33,7 @@ class LicensingSettings(CommonSettings):
             "HANPORT_ADMIN_TOKEN_FILE", "HANPORT_LICENSING_ADMIN_TOKEN_FILE"
         ),
         description="File holding the admin token (a Docker secret); wins over "
-        "HANPORT_ADMIN_TOKEN.",
+        "HANPORT_ADMIN_TOKEN (also read as HANPORT_LICENSING_ADMIN_TOKEN_FILE).",
     )
     license_max_bytes: int = Field(
         16384, ge=512, le=16384, description="Largest licence upload accepted, in bytes."

@@ -5,11 +5,11 @@ Consumes environment variables; produces a validated `ModbusSettings`.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from shared.settings import CommonSettings
+from shared.settings import NUMBER_FROM_TEXT, CommonSettings
 
 
 class ModbusSettings(CommonSettings):
@@ -31,7 +31,7 @@ class ModbusSettings(CommonSettings):
         description="Answer only this unit id (1-247); unset: answer any unit id. Other ids get "
         "exception 0x0A (gateway path unavailable).",
     )
-    modbus_sunspec_model: Literal[213, 203] = Field(
+    modbus_sunspec_model: Annotated[Literal[213, 203], NUMBER_FROM_TEXT] = Field(
         213,
         description="SunSpec meter model at 40070: `213` (float32) or `203` (integers with scale "
         "factors).",

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from shared.settings import CommonSettings
+from shared.settings import NUMBER_FROM_TEXT, CommonSettings
 
 
 class MqttSettings(CommonSettings):
@@ -62,7 +62,9 @@ class MqttSettings(CommonSettings):
         description="Prefix of split topics and of the availability topic; default "
         "`hanport/<serial>`.",
     )
-    mqtt_qos: Literal[0, 1, 2] = Field(1, description="QoS of reading messages: 0, 1 or 2.")
+    mqtt_qos: Annotated[Literal[0, 1, 2], NUMBER_FROM_TEXT] = Field(
+        1, description="QoS of reading messages: 0, 1 or 2."
+    )
     mqtt_retain: bool = Field(False, description="Publish readings with the retain flag.")
     mqtt_min_interval: float = Field(
         0.0,
