@@ -58,7 +58,10 @@ class CommonSettings(BaseSettings):
         description="Log level: DEBUG, INFO, WARNING or ERROR.",
     )
     log_format: str = Field(
-        "json", pattern=r"^(json|text)$", description="Log lines as `json` or plain `text`."
+        "auto",
+        pattern=r"^(json|text|auto)$",
+        description="Log lines as `json`, plain `text`, or `auto`: text when stderr is a "
+        "terminal, JSON otherwise.",
     )
     use: Literal["consumer", "commercial"] = Field(
         "consumer", description="Declared use: `consumer` (REST free) or `commercial`."

@@ -113,13 +113,16 @@ def test_the_access_log_never_shows_a_token(
         assert line.replace('"', '\\"' if log_format == "json" else '"') in text, (line, text)
 
 
-# A child process that sets logging up as every service does (`auto`) and logs one line.
+# A child process that starts as every service does (settings from the environment, where
+# HANPORT_LOG_FORMAT is not set, so the default applies) and logs one line.
 LOG_ONE_LINE = """
 import logging
-from shared.log import setup_logging
-setup_logging("rest", "INFO", "auto")
+from services.rest.settings import RestSettings
+from shared.service import start
+start("rest", RestSettings, [], "REST.")
 logging.getLogger("services.rest").info("REST on %s:%d", "127.0.0.1", 8080)
 """
+DEFAULT_FORMAT = {k: v for k, v in os.environ.items() if k != "HANPORT_LOG_FORMAT"}
 TEXT_LINE = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} rest INFO REST on 127\.0\.0\.1:8080$"
 )
@@ -131,6 +134,7 @@ def test_logs_are_text_at_a_terminal(tmp_path: Path) -> None:
         child = subprocess.Popen(
             [sys.executable, "-c", LOG_ONE_LINE],
             cwd=ROOT,
+            env=DEFAULT_FORMAT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=terminal,
@@ -158,6 +162,7 @@ def test_logs_are_json_into_a_pipe() -> None:
     child = subprocess.run(
         [sys.executable, "-c", LOG_ONE_LINE],
         cwd=ROOT,
+        env=DEFAULT_FORMAT,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         timeout=TIMEOUT,
