@@ -34,6 +34,7 @@ from .metrics import (
     STREAM_ENTRIES,
 )
 from .reading import Reading, decode_reading, encode_reading
+from .stream_id import FIRST, entry_id_text
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +78,12 @@ async def connect(url: str, backoff: Backoff | None = None) -> Redis:
         return client
 
 
-def _id(raw: Any) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
 def parse_entries(entries: Any, bad: list[str] | None = None) -> list[Entry]:
     """Stream entries to (id, Reading); entries that do not decode are logged, counted, skipped
     (and their ids appended to `bad` when given)."""
     out: list[Entry] = []
     for raw_id, fields in entries:
-        entry_id = _id(raw_id)
+        entry_id = entry_id_text(raw_id)
         data = fields.get(READING_FIELD) if fields else None
         try:
             if data is None:
@@ -98,12 +95,6 @@ def parse_entries(entries: Any, bad: list[str] | None = None) -> list[Entry]:
             if bad is not None:
                 bad.append(entry_id)
     return out
-
-
-def id_after(entry_id: str) -> str:
-    """The smallest stream id greater than `entry_id`."""
-    ms, _, seq = entry_id.partition("-")
-    return f"{ms}-{int(seq or 0) + 1}"
 
 
 @dataclass
@@ -128,11 +119,11 @@ class ReadingStream:
             if "equal or smaller" in str(error):
                 raise DuplicateEntry(entry_id) from error
             raise
-        return _id(raw)
+        return entry_id_text(raw)
 
     async def last_id(self) -> str | None:
         entries = await self.redis.xrevrange(self.key, "+", "-", count=1)
-        return _id(entries[0][0]) if entries else None
+        return entry_id_text(entries[0][0]) if entries else None
 
     async def latest(self) -> Entry | None:
         """The newest reading, or None when the stream is empty."""
@@ -187,7 +178,7 @@ class ReadingStream:
                 REDIS_CONNECTED.set(1)
             for _key, raw_entries in response or ():
                 if raw_entries:
-                    last = _id(raw_entries[-1][0])
+                    last = entry_id_text(raw_entries[-1][0])
                 batch = parse_entries(raw_entries)
                 if batch:
                     STREAM_ENTRIES.inc(len(batch))
@@ -197,7 +188,7 @@ class ReadingStream:
     async def _resolve_latest_id(self, backoff: Backoff) -> str:
         while True:
             try:
-                return await self.last_id() or "0-0"
+                return await self.last_id() or FIRST
             except REDIS_DOWN as error:
                 await self._wait_for_redis(error, backoff)
 

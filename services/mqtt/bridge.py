@@ -32,6 +32,7 @@ from shared.log import redact_url
 from shared.metrics import REDIS_CONNECTED, REDIS_RECONNECTS, STREAM_ENTRIES
 from shared.reading import Reading, encode_cozify
 from shared.stream import BLOCK_MS, REDIS_DOWN, Entry, GroupReader, ReadingStream
+from shared.stream_id import FIRST, StreamId
 
 from . import metrics
 from .confirm import Confirmations
@@ -55,11 +56,6 @@ FORGET_EVERY_S = 300.0
 STOP_WAIT = 0.5  # seconds a stop waits for the session's tasks to end
 KINDS = ("reading", "split", "raw", "other")
 Sent = tuple["asyncio.Future[None] | None", str]  # a message's confirmation and its kind
-
-
-def id_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 class Pacer:
@@ -299,7 +295,7 @@ class Bridge:
 
     async def _deliver(self, out: Confirmations) -> None:
         last_id: str | None = await self._redis(self.stream.last_id)
-        backlog_end = id_key(last_id or "0-0")
+        backlog_end = StreamId.parse(last_id or FIRST)
         self.held.clear()
         await self._publish_pending(out)
         # entries held for the minimum interval are pending too: never take them from a live
@@ -340,7 +336,7 @@ class Bridge:
                 # pending entry (these `entries` are among them), oldest first
                 await self._publish_pending(out)
                 continue
-            paced = bool(entries) and id_key(entries[0][0]) <= backlog_end
+            paced = bool(entries) and StreamId.parse(entries[0][0]) <= backlog_end
             await self._handle(out, entries, paced=paced)
 
     async def _publish_pending(self, out: Confirmations) -> None:
@@ -361,7 +357,7 @@ class Bridge:
         self.held.update(entries)  # latest wins: publish the newest when the slot comes
         now = time.monotonic()
         if self.held and now >= self.next_slot:
-            newest = max(self.held, key=id_key)
+            newest = max(self.held, key=StreamId.parse)
             superseded = set(self.held) - {newest}
             await self._publish_entries(out, [(newest, self.held[newest])], paced=False)
             self._confirmed(*superseded)
@@ -529,7 +525,7 @@ class Bridge:
                     nxt = await self.redis.xrange(key, f"({after}", "+", count=1)
                     oldest = _text(nxt[0][0]) if nxt else None
                 metrics.BACKLOG.set(int(summary.get("pending") or 0) + lag)
-                age = time.time() - id_key(oldest)[0] / 1000 if oldest else 0.0
+                age = time.time() - StreamId.parse(oldest).ms / 1000 if oldest else 0.0
                 metrics.BACKLOG_AGE.set(max(0.0, age))
             except (*REDIS_DOWN, ResponseError) as error:
                 log.debug("backlog metrics unavailable: %s", error)

@@ -16,12 +16,9 @@ import msgspec
 from redis.asyncio import Redis
 
 from shared.reading import cozify_message
-from shared.stream import ReadingStream, id_after
+from shared.stream import ReadingStream
+from shared.stream_id import ID_PATTERN, StreamId, id_after
 
-from .state import id_key
-
-# At most 19 digits per part: always below 2**64, so every id that matches is a valid stream id.
-ID_PATTERN = r"^\d{1,19}(-\d{1,19})?$"
 ID = re.compile(ID_PATTERN)
 MAX_MS = 2**64 - 1
 
@@ -63,14 +60,14 @@ def bounds(
         low = id_after(parse_id("since", since))
     if start is not None:
         from_start = f"{to_ms(start)}-0"
-        if low == "-" or id_key(from_start) > id_key(low):
+        if low == "-" or StreamId.parse(from_start) > StreamId.parse(low):
             low = from_start
     high = "+" if end is None else f"{to_ms(end)}-{MAX_MS}"
     return low, high
 
 
 def empty(low: str, high: str) -> bool:
-    return low != "-" and high != "+" and id_key(low) > id_key(high)
+    return low != "-" and high != "+" and StreamId.parse(low) > StreamId.parse(high)
 
 
 _encoder = msgspec.json.Encoder()

@@ -14,14 +14,9 @@ from dataclasses import dataclass, field
 import msgspec
 
 from shared.reading import MESSAGE_TYPE, Reading, encode_cozify
+from shared.stream_id import StreamId
 
 from .metrics import SLOW_CLIENTS
-
-
-def id_key(entry_id: str) -> tuple[int, int]:
-    """A stream id as a sortable pair: `1700000000000-3` -> (1700000000000, 3)."""
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def sse_event(entry_id: str, body: bytes) -> bytes:
@@ -104,7 +99,7 @@ class State:
     def publish(self, entry_id: str, reading: Reading) -> Snapshot:
         """Make this the newest reading and hand it to every connected client."""
         snapshot = Snapshot.of(entry_id, reading)
-        if self.latest is None or id_key(entry_id) > id_key(self.latest.entry_id):
+        if self.latest is None or StreamId.parse(entry_id) > StreamId.parse(self.latest.entry_id):
             self.latest = snapshot
         self._fan_out(snapshot)
         return snapshot
