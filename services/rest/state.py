@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from shared.reading import MESSAGE_TYPE, Reading, encode_cozify
+from shared.stale import age_s, stale_reason
 from shared.stream_id import StreamId
 
 from .metrics import SLOW_CLIENTS
@@ -66,21 +67,13 @@ class State:
     # --- the newest reading -------------------------------------------------------------
     def age(self, now: float | None = None) -> float | None:
         """Seconds since the newest reading was received by ingest (None: no reading yet)."""
-        if self.latest is None:
-            return None
-        return max(0.0, (now or time.time()) - self.latest.reading.received / 1000)
+        return age_s(self.latest.reading if self.latest else None, now or None)
 
     def stale_reason(self, now: float | None = None) -> tuple[str, float | None] | None:
         """None when the newest reading is fresh, else (why, age in seconds)."""
-        age = self.age(now)
-        if age is None:
-            return ("no reading received yet", None)
-        if age > self.stale_after:
-            return (
-                f"the newest reading is {age:.1f} s old (limit {self.stale_after:g} s)",
-                round(age, 3),
-            )
-        return None
+        return stale_reason(
+            self.latest.reading if self.latest else None, self.stale_after, now or None
+        )
 
     def status(self) -> bytes:
         """The `HAN_STATUS` message: what the live page needs to say whether data is trustworthy."""
