@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .backoff import Backoff
@@ -57,20 +57,26 @@ def redis_client(url: str) -> Redis:
 
 
 async def connect(url: str, backoff: Backoff | None = None) -> Redis:
-    """A connected client; waits (with backoff, logging each failure) until Redis answers."""
+    """A connected client; waits (with backoff) until Redis answers PING. Any Redis error is
+    waited out, not only an unreachable server: still loading its data (`LOADING`), refusing
+    clients (`DENIED` in protected mode), a password required or wrong. One line per attempt
+    says which (the URL without its password)."""
     backoff = backoff or Backoff()
     client = redis_client(url)
     while True:
         try:
             await client.ping()
-        except REDIS_DOWN as error:
+        except (RedisError, *REDIS_DOWN) as error:
+            raise_if_cancelling(error)
             REDIS_CONNECTED.set(0)
             delay = backoff.next_delay()
             log.warning(
-                "Redis at %s is not reachable (%s); retrying in %.1f s",
+                "Redis at %s does not answer yet (%s: %s); retrying in %.1f s (attempt %d)",
                 redact_url(url),
+                type(error).__name__,
                 error,
                 delay,
+                backoff.attempts,
             )
             await asyncio.sleep(delay)
             continue
