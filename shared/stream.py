@@ -5,8 +5,10 @@ field `reading` holding `shared.reading.encode_reading` JSON. The ingest service
 itself (`<receive ms>-<seq>`), so a publish retried after a lost reply is refused by Redis as a
 duplicate instead of being stored twice.
 
-Interfaces either follow the stream on their own (`follow`, every replica sees every reading) or
-share a consumer group (`GroupReader`, every reading handled once by one replica).
+Interfaces either follow the stream on their own (`follow_batches`, through
+`shared.follow.Follower`: every replica sees every reading) or share a consumer group
+(`GroupReader`, every reading handled once by one replica; `ConsumerGroup` is the same for any
+stream, e.g. `shared.raw_stream.RawGroupReader`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 from redis.asyncio import Redis
@@ -44,6 +46,7 @@ BLOCK_MS = 5000
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 Entry = tuple[str, Reading]
+E = TypeVar("E")
 
 
 def redis_client(url: str) -> Redis:
@@ -228,14 +231,27 @@ return removed
 """
 
 
-@dataclass
-class GroupReader:
-    """A consumer in a Redis consumer group: each entry goes to one consumer, which acknowledges
-    it once handled. Unacknowledged entries stay pending and can be claimed after a crash."""
+class StreamKey(Protocol):
+    """A stream: the client and the key (`ReadingStream`, `shared.raw_stream.RawStream`)."""
 
-    stream: ReadingStream
+    redis: Redis
+    key: str
+
+
+@dataclass
+class ConsumerGroup(Generic[E]):
+    """A consumer in a Redis consumer group: each entry goes to one consumer, which acknowledges
+    it once handled. Unacknowledged entries stay pending and can be claimed after a crash.
+    Subclasses say how an entry's fields decode (`decode`); an entry that does not decode is
+    acknowledged at once (it would stay pending forever) and skipped."""
+
+    stream: StreamKey
     group: str
     consumer: str
+
+    def decode(self, raw_entries: Any, bad: list[str]) -> list[tuple[str, E]]:
+        """(id, value) of each entry of one reply; ids of entries that do not decode to `bad`."""
+        raise NotImplementedError
 
     async def ensure_group(self, start: str = "0") -> None:
         """Create the group (and the stream) if missing; `start` is where a new group begins."""
@@ -245,26 +261,26 @@ class GroupReader:
             if "BUSYGROUP" not in str(error):
                 raise
 
-    async def pending_mine(self, count: int = 100) -> list[Entry]:
+    async def pending_mine(self, count: int = 100) -> list[tuple[str, E]]:
         """Entries delivered to this consumer and not yet acknowledged, oldest first."""
         return await self._read("0", count, block=None)
 
-    async def pending_after(self, after: str, count: int = 100) -> list[Entry]:
+    async def pending_after(self, after: str, count: int = 100) -> list[tuple[str, E]]:
         """Like `pending_mine`, but only entries with ids greater than `after` (a cursor for
         walking a long pending list while some entries stay pending)."""
         return await self._read(after, count, block=None)
 
-    async def new(self, count: int = 100, block_ms: int = BLOCK_MS) -> list[Entry]:
+    async def new(self, count: int = 100, block_ms: int = BLOCK_MS) -> list[tuple[str, E]]:
         """Entries never delivered to any consumer of the group, oldest first."""
         return await self._read(">", count, block=block_ms)
 
-    async def claim_idle(self, min_idle_ms: int, count: int = 100) -> list[Entry]:
+    async def claim_idle(self, min_idle_ms: int, count: int = 100) -> list[tuple[str, E]]:
         """Take over entries other (dead) consumers left pending for `min_idle_ms` or longer."""
         result: Any = await self.stream.redis.xautoclaim(
             self.stream.key, self.group, self.consumer, min_idle_ms, "0-0", count=count
         )
         bad: list[str] = []
-        entries = parse_entries([e for e in result[1] if e and e[1] is not None], bad)
+        entries = self.decode([e for e in result[1] if e and e[1] is not None], bad)
         await self.ack(*bad)
         return entries
 
@@ -282,13 +298,20 @@ class GroupReader:
         if entry_ids:
             await self.stream.redis.xack(self.stream.key, self.group, *entry_ids)
 
-    async def _read(self, start: str, count: int, block: int | None) -> list[Entry]:
+    async def _read(self, start: str, count: int, block: int | None) -> list[tuple[str, E]]:
         response: Any = await self.stream.redis.xreadgroup(
             self.group, self.consumer, {self.stream.key: start}, count=count, block=block
         )
-        entries: list[Entry] = []
+        entries: list[tuple[str, E]] = []
         bad: list[str] = []
         for _key, raw_entries in response or ():
-            entries.extend(parse_entries(raw_entries, bad))
+            entries.extend(self.decode(raw_entries, bad))
         await self.ack(*bad)  # an entry that never decodes must not stay pending forever
         return entries
+
+
+class GroupReader(ConsumerGroup[Reading]):
+    """A consumer group on the readings stream."""
+
+    def decode(self, raw_entries: Any, bad: list[str]) -> list[Entry]:
+        return parse_entries(raw_entries, bad)

@@ -31,7 +31,7 @@ from shared.identity import reader_serial
 from shared.log import redact_url
 from shared.metrics import REDIS_CONNECTED, REDIS_RECONNECTS, STREAM_ENTRIES
 from shared.reading import Reading, encode_cozify
-from shared.stream import BLOCK_MS, REDIS_DOWN, Entry, GroupReader, ReadingStream
+from shared.stream import BLOCK_MS, REDIS_DOWN, ConsumerGroup, Entry, GroupReader, ReadingStream
 from shared.stream_id import FIRST, StreamId
 
 from . import metrics
@@ -534,10 +534,9 @@ class Bridge:
     async def forget_gone_replicas(self, min_idle_ms: int = FORGET_IDLE_MS) -> list[str]:
         """Remove from the readings (and raw) consumer groups every other consumer that holds no
         pending entry and has not tried to read for `min_idle_ms`; the names removed."""
-        groups = [self.group]
+        groups: list[ConsumerGroup[Any]] = [self.group]
         if self.raw is not None:
-            raw_stream = ReadingStream(self.redis, self.settings.raw_stream)
-            groups.append(GroupReader(raw_stream, self.raw.group, self.settings.mqtt_consumer))
+            groups.append(self.raw.reader)
         removed: list[str] = []
         for reader in groups:
             try:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import msgspec
 from redis.asyncio import Redis
 
+from shared.raw_stream import RAW_FIELD
 from shared.reading import cozify_message
 from shared.stream import ReadingStream
 from shared.stream_id import ID_PATTERN, StreamId, id_after
@@ -89,8 +90,8 @@ async def history(stream: ReadingStream, low: str, high: str, limit: int) -> byt
     )
 
 
-# The raw stream (services/ingest/publisher.py): fields `raw`, `result`, `received`.
-TELEGRAM_FIELDS = (b"raw", b"telegram")
+# The telegram's field of a raw-stream entry (`shared.raw_stream`; `telegram` in older ones).
+TELEGRAM_FIELDS = (RAW_FIELD, b"telegram")
 
 
 def _text(raw: bytes) -> str | None:
