@@ -27,7 +27,7 @@ from .entitlements import Decision, EntitlementSource, Feature
 log = logging.getLogger(__name__)
 
 # "refused": not granted when the gate looked (at start-up, or after a withdrawal it waits);
-# "granted": the work starts now; "withdrawn": the work was running and has been stopped.
+# "granted": the work starts now; "withdrawn": the grant went, the work is being stopped.
 Change = Literal["refused", "granted", "withdrawn"]
 Report = Callable[[Change, Decision], None]
 RETRY_S = 1.0  # after the entitlements failed to answer (they follow Redis themselves)
@@ -62,6 +62,9 @@ async def while_granted(
         lost = asyncio.ensure_future(entitlements.wait_until(feature, granted=False))
         try:
             done, _ = await asyncio.wait({working, lost}, return_when=asyncio.FIRST_COMPLETED)
+            if lost in done and lost.exception() is None:
+                decision = lost.result()
+                report("withdrawn", decision)
         finally:
             await stop(working)
             await stop(lost)
@@ -73,6 +76,3 @@ async def while_granted(
             log.warning("cannot follow the '%s' entitlement (%s); checking again", feature, error)
             await asyncio.sleep(RETRY_S)
             decision = entitlements.decide(feature)
-            continue
-        decision = lost.result()
-        report("withdrawn", decision)

@@ -85,7 +85,7 @@ def reporter(where: str) -> Report:
                 decision.reason,
             )
         elif change == "withdrawn":
-            log.warning("Modbus TCP port %s closed: %s", where, decision.reason)
+            log.warning("Modbus TCP port %s closing: %s", where, decision.reason)
 
     return report
 

@@ -26,19 +26,21 @@ from redis.exceptions import ResponseError
 
 from shared.backoff import Backoff
 from shared.cancellation import raise_if_cancelling
-from shared.entitlements import Entitlements
-from shared.identity import reader_serial
+from shared.entitlements import Entitlements, EntitlementSource
+from shared.gate import while_granted
+from shared.identity import SERIAL_KEY, reader_serial
 from shared.log import redact_url
 from shared.metrics import REDIS_CONNECTED, REDIS_RECONNECTS, STREAM_ENTRIES
 from shared.reading import Reading, encode_cozify
 from shared.stream import BLOCK_MS, REDIS_DOWN, ConsumerGroup, Entry, GroupReader, ReadingStream
 from shared.stream_id import FIRST, StreamId
+from shared.supervise import Fatal, Work, run_supervised
 
 from . import metrics
 from .confirm import Confirmations
 from .connection import OFFLINE, ONLINE, ConfigError, explain, make_client
 from .discovery import SENSORS, Sensor, discovery_messages, present_sensors
-from .licence import EntitlementSource, while_licensed
+from .licence import FEATURE, report
 from .raw import RawForwarder
 from .settings import MqttSettings
 from .topics import Topics, split_messages
@@ -128,12 +130,12 @@ class Bridge:
         self.serial = await self._redis(reader_serial, self.settings.serial, self.redis)
         self.topics = Topics.from_settings(self.settings, self.serial)
         await self._redis(self.group.ensure_group)
-        helpers = [asyncio.create_task(self._watch_backlog())]
+        works: dict[str, Work] = {"backlog and consumer housekeeping": self._watch_backlog}
         entitlements = self.entitlements
         if entitlements is None:
             real = Entitlements(self.redis, self.settings)
             await self._redis(real.refresh)  # decide on the installed licence, not on none yet
-            helpers.append(asyncio.create_task(real.run()))
+            works["entitlements"] = real.run
             entitlements = real
         log.info(
             "MQTT bridge %s: readings from %s (group %s) to %s on %s",
@@ -143,12 +145,11 @@ class Bridge:
             redact_url(self.settings.mqtt_url or ""),
             self.topics.data,
         )
-        try:
-            await while_licensed(entitlements, self._connected_forever)
-        finally:
-            for task in helpers:
-                task.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+        gated = entitlements
+        works["delivery"] = lambda: while_granted(
+            gated, FEATURE, self._connected_forever, report=report
+        )
+        await run_supervised(works)  # a Fatal error ends them all, and the service
 
     async def _connected_forever(self) -> None:
         """Connect, deliver until the connection ends, reconnect with backoff; forever."""
@@ -492,6 +493,14 @@ class Bridge:
                 await asyncio.sleep(backoff.next_delay())
                 continue
             except ResponseError as error:
+                raise_if_cancelling(error)
+                if "WRONGTYPE" in str(error):
+                    raise Fatal(
+                        f"Redis refused a command ({error}): a key the bridge uses "
+                        f"(HANPORT_STREAM '{self.settings.stream}', HANPORT_RAW_STREAM "
+                        f"'{self.settings.raw_stream}', {SERIAL_KEY}) holds another kind of "
+                        "value; delete that key or name other keys"
+                    ) from error
                 if "NOGROUP" not in str(error) or backoff.attempts > 5:
                     raise
                 log.warning("a consumer group is gone (Redis lost its data?); creating it again")
@@ -528,6 +537,7 @@ class Bridge:
                 age = time.time() - StreamId.parse(oldest).ms / 1000 if oldest else 0.0
                 metrics.BACKLOG_AGE.set(max(0.0, age))
             except (*REDIS_DOWN, ResponseError) as error:
+                raise_if_cancelling(error)  # a cancelled command is not an outage: stop
                 log.debug("backlog metrics unavailable: %s", error)
             await asyncio.sleep(every)
 
@@ -542,6 +552,7 @@ class Bridge:
             try:
                 names = await reader.forget_idle_consumers(min_idle_ms)
             except (*REDIS_DOWN, ResponseError) as error:  # tried again next time
+                raise_if_cancelling(error)
                 log.debug("could not look for gone replicas in %s: %s", reader.group, error)
                 continue
             if names:
