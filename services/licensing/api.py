@@ -27,6 +27,10 @@ from shared.licence import LicenceError
 from .decide import FeatureState
 from .service import LicensingService
 
+# Seconds the API waits at start-up for the service to read its licences (and Redis to answer
+# the serial), so its first answers show them; after that it answers anyway.
+STARTUP_WAIT_S = 5.0
+
 STATUS = {
     "too_large": 413,
     "malformed_json": 400,
@@ -77,6 +81,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(service.run()) if run_service else None
+        if task is not None:  # answer from the first request with the installed licences
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(service.loaded.wait(), STARTUP_WAIT_S)
         try:
             yield
         finally:

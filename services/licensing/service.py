@@ -78,6 +78,7 @@ class LicensingService:
         self._warned: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._evaluated = asyncio.Event()  # replaced by a fresh one after each evaluation
+        self.loaded = asyncio.Event()  # the serial is known and the licence files were read
         self.evaluations = 0
 
     # ------------------------------------------------------------ time and licences
@@ -326,6 +327,7 @@ class LicensingService:
                 log.warning("Redis is not reachable (%s); retrying", error)
                 await asyncio.sleep(backoff.next_delay())
         self.load()
+        self.loaded.set()
         follower = Follower(
             ReadingStream(self.redis, self.settings.stream), self._observe_entries, BACKGROUND
         )
