@@ -23,14 +23,13 @@ from services.licensing.api import create_app
 from services.licensing.metrics import FEATURE_EXPIRING, REFUSED
 from services.licensing.service import LicensingService
 from services.licensing.settings import LicensingSettings
+from services.licensing.signing import generate_keys, load_private_key
 from shared.entitlements import FEATURES, Entitlements, decode_record, record_key
 from shared.licence import (
     DAY_MS,
     Licence,
     canonical,
-    generate_keys,
     key_id,
-    load_private_key,
     load_public_keys,
     now_ms,
 )
