@@ -23,9 +23,10 @@ from typing import Any
 
 import aiomqtt
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from shared.backoff import Backoff
+from shared.cancellation import raise_if_cancelling
 from shared.entitlements import Entitlements, EntitlementSource
 from shared.gate import while_granted
 from shared.identity import reader_serial
@@ -84,11 +85,8 @@ class Bridge:
     # --- the whole life of the bridge -------------------------------------------------------
 
     async def run(self) -> None:
-        call = self.delivery.redis_call  # waits out Redis outages
-        serial = await call(reader_serial, self.settings.serial, self.redis)
-        topics = Topics.from_settings(self.settings, serial)
-        self.delivery.serial, self.delivery.topics = serial, topics
-        await call(self.group.ensure_group)
+        real = Entitlements(self.redis, self.settings) if self.entitlements is None else None
+        topics = await self._start_up(real)
         works: dict[str, Work] = {
             "backlog and consumer housekeeping": lambda: watch_backlog(
                 self.redis,
@@ -98,11 +96,10 @@ class Bridge:
             )
         }
         entitlements = self.entitlements
-        if entitlements is None:
-            real = Entitlements(self.redis, self.settings)
-            await call(real.refresh)  # decide on the installed licence, not on none yet
+        if real is not None:
             works["entitlements"] = real.run
             entitlements = real
+        assert entitlements is not None
         log.info(
             "MQTT bridge %s: readings from %s (group %s) to %s on %s",
             self.settings.mqtt_consumer,
@@ -116,6 +113,34 @@ class Bridge:
             gated, FEATURE, self._connected_forever, report=report
         )
         await run_supervised(works)  # a Fatal error ends them all, and the service
+
+    async def _start_up(self, entitlements: Entitlements | None) -> Topics:
+        """The serial, the topics, the consumer group and the installed licence (so the gate
+        decides on it, not on none yet); waits out any Redis error (an outage, or an error reply
+        such as NOPERM while an ACL is being set up), one line per attempt."""
+        backoff = Backoff()
+        while True:
+            try:
+                serial = await self.delivery.redis_call(
+                    reader_serial, self.settings.serial, self.redis
+                )
+                await self.delivery.redis_call(self.group.ensure_group)
+                if entitlements is not None:
+                    await self.delivery.redis_call(entitlements.refresh)
+                break
+            except RedisError as error:  # a Fatal one is not: it ends the service
+                raise_if_cancelling(error)
+                delay = backoff.next_delay()
+                log.warning(
+                    "cannot start: Redis answered %s: %s; retrying in %.1f s",
+                    type(error).__name__,
+                    error,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+        topics = Topics.from_settings(self.settings, serial)
+        self.delivery.serial, self.delivery.topics = serial, topics
+        return topics
 
     async def forget_gone_replicas(self, min_idle_ms: int = FORGET_IDLE_MS) -> list[str]:
         """Remove from the readings (and raw) consumer groups every other consumer that holds no
