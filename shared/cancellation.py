@@ -10,6 +10,7 @@ the error as an outage and reconnecting, or waiting out their next timer.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 
 def raise_if_cancelling(cause: BaseException | None = None) -> None:
@@ -20,7 +21,7 @@ def raise_if_cancelling(cause: BaseException | None = None) -> None:
         raise asyncio.CancelledError from cause
 
 
-async def stop(task: asyncio.Task[None], every: float = 0.5) -> None:
+async def stop(task: asyncio.Future[Any], every: float = 0.5) -> None:
     """Cancel `task` and wait for it to end, cancelling again every `every` seconds while it
     runs on (a cancel it lost)."""
     while not task.done():

@@ -29,7 +29,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -101,6 +101,14 @@ class Decision:
     reason: str
     until: int | None = None  # ms since the epoch; None: no expiry
     licence_id: str | None = None
+
+
+class EntitlementSource(Protocol):
+    """What an interface asks about its licence: `Entitlements`, or a stand-in in tests."""
+
+    def decide(self, feature: Feature) -> Decision: ...
+
+    async def wait_until(self, feature: Feature, granted: bool) -> Decision: ...
 
 
 class Entitlements:

@@ -7,16 +7,22 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from .cancellation import stop
 from .log import setup_logging
 from .settings import CommonSettings, load_settings
+from .supervise import Fatal
 
 log = logging.getLogger(__name__)
 
 S = TypeVar("S", bound=CommonSettings)
+# Seconds a stopping service may take after SIGTERM before the process simply exits (Docker
+# sends SIGKILL after 10 s).
+STOP_DEADLINE_S = 8.0
 
 
 def start(name: str, settings_cls: type[S], argv: list[str] | None, summary: str) -> S:
@@ -32,15 +38,42 @@ def start(name: str, settings_cls: type[S], argv: list[str] | None, summary: str
     return settings
 
 
-async def _until_signalled(main: Callable[[], Awaitable[None]]) -> None:
+async def _until_signalled(main: Callable[[], Awaitable[None]]) -> int:
+    """Run `main()`; its exit status: 0 when it returned or a signal stopped it, 1 when it
+    failed (a `Fatal` error is logged as its message, anything else with its traceback)."""
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(main())
+    stopping: list[asyncio.Task[None]] = []
+
+    def on_signal() -> None:
+        if not stopping:
+            stopping.append(asyncio.create_task(_stop_within(task, STOP_DEADLINE_S)))
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(sig, on_signal)
     try:
         await task
     except asyncio.CancelledError:
         log.info("stopped by signal")
+        return 0
+    except Fatal as error:
+        log.error("stopping: %s", error)
+        return 1
+    except Exception:
+        log.exception("stopping after an unexpected error")
+        return 1
+    return 0
+
+
+async def _stop_within(task: asyncio.Task[None], deadline: float) -> None:
+    """Stop `task` (cancelling again while it runs on); if it has not ended within `deadline`
+    s, end the process: a stop is never ignored."""
+    try:
+        await asyncio.wait_for(stop(task), deadline)
+    except TimeoutError:
+        log.error("did not stop within %.0f s of the signal; exiting now", deadline)
+        logging.shutdown()
+        os._exit(1)
 
 
 def freeze_startup_objects() -> None:
@@ -54,15 +87,14 @@ def freeze_startup_objects() -> None:
 
 
 def run(main: Callable[[], Awaitable[None]]) -> int:
-    """Run `main()` until it returns or the process is told to stop; returns an exit code."""
+    """Run `main()` until it returns or the process is told to stop (SIGTERM/SIGINT; a task
+    that ignores the stop ends the process after STOP_DEADLINE_S); returns the exit status."""
     freeze_startup_objects()
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        asyncio.run(_until_signalled(main))
-    else:
-        uvloop.run(_until_signalled(main))
-    return 0
+        return asyncio.run(_until_signalled(main))
+    return uvloop.run(_until_signalled(main))
 
 
 def serve_http(app: Any, host: str, port: int, **options: Any) -> int:

@@ -5,8 +5,10 @@ field `reading` holding `shared.reading.encode_reading` JSON. The ingest service
 itself (`<receive ms>-<seq>`), so a publish retried after a lost reply is refused by Redis as a
 duplicate instead of being stored twice.
 
-Interfaces either follow the stream on their own (`follow`, every replica sees every reading) or
-share a consumer group (`GroupReader`, every reading handled once by one replica).
+Interfaces either follow the stream on their own (`follow_batches`, through
+`shared.follow.Follower`: every replica sees every reading) or share a consumer group
+(`GroupReader`, every reading handled once by one replica; `ConsumerGroup` is the same for any
+stream, e.g. `shared.raw_stream.RawGroupReader`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .backoff import Backoff
@@ -34,6 +36,7 @@ from .metrics import (
     STREAM_ENTRIES,
 )
 from .reading import Reading, decode_reading, encode_reading
+from .stream_id import FIRST, entry_id_text
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ BLOCK_MS = 5000
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 Entry = tuple[str, Reading]
+E = TypeVar("E")
 
 
 def redis_client(url: str) -> Redis:
@@ -56,20 +60,26 @@ def redis_client(url: str) -> Redis:
 
 
 async def connect(url: str, backoff: Backoff | None = None) -> Redis:
-    """A connected client; waits (with backoff, logging each failure) until Redis answers."""
+    """A connected client; waits (with backoff) until Redis answers PING. Any Redis error is
+    waited out, not only an unreachable server: still loading its data (`LOADING`), refusing
+    clients (`DENIED` in protected mode), a password required or wrong. One line per attempt
+    says which (the URL without its password)."""
     backoff = backoff or Backoff()
     client = redis_client(url)
     while True:
         try:
             await client.ping()
-        except REDIS_DOWN as error:
+        except (RedisError, *REDIS_DOWN) as error:
+            raise_if_cancelling(error)
             REDIS_CONNECTED.set(0)
             delay = backoff.next_delay()
             log.warning(
-                "Redis at %s is not reachable (%s); retrying in %.1f s",
+                "Redis at %s does not answer yet (%s: %s); retrying in %.1f s (attempt %d)",
                 redact_url(url),
+                type(error).__name__,
                 error,
                 delay,
+                backoff.attempts,
             )
             await asyncio.sleep(delay)
             continue
@@ -77,16 +87,12 @@ async def connect(url: str, backoff: Backoff | None = None) -> Redis:
         return client
 
 
-def _id(raw: Any) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
 def parse_entries(entries: Any, bad: list[str] | None = None) -> list[Entry]:
     """Stream entries to (id, Reading); entries that do not decode are logged, counted, skipped
     (and their ids appended to `bad` when given)."""
     out: list[Entry] = []
     for raw_id, fields in entries:
-        entry_id = _id(raw_id)
+        entry_id = entry_id_text(raw_id)
         data = fields.get(READING_FIELD) if fields else None
         try:
             if data is None:
@@ -98,12 +104,6 @@ def parse_entries(entries: Any, bad: list[str] | None = None) -> list[Entry]:
             if bad is not None:
                 bad.append(entry_id)
     return out
-
-
-def id_after(entry_id: str) -> str:
-    """The smallest stream id greater than `entry_id`."""
-    ms, _, seq = entry_id.partition("-")
-    return f"{ms}-{int(seq or 0) + 1}"
 
 
 @dataclass
@@ -128,11 +128,11 @@ class ReadingStream:
             if "equal or smaller" in str(error):
                 raise DuplicateEntry(entry_id) from error
             raise
-        return _id(raw)
+        return entry_id_text(raw)
 
     async def last_id(self) -> str | None:
         entries = await self.redis.xrevrange(self.key, "+", "-", count=1)
-        return _id(entries[0][0]) if entries else None
+        return entry_id_text(entries[0][0]) if entries else None
 
     async def latest(self) -> Entry | None:
         """The newest reading, or None when the stream is empty."""
@@ -187,7 +187,7 @@ class ReadingStream:
                 REDIS_CONNECTED.set(1)
             for _key, raw_entries in response or ():
                 if raw_entries:
-                    last = _id(raw_entries[-1][0])
+                    last = entry_id_text(raw_entries[-1][0])
                 batch = parse_entries(raw_entries)
                 if batch:
                     STREAM_ENTRIES.inc(len(batch))
@@ -197,7 +197,7 @@ class ReadingStream:
     async def _resolve_latest_id(self, backoff: Backoff) -> str:
         while True:
             try:
-                return await self.last_id() or "0-0"
+                return await self.last_id() or FIRST
             except REDIS_DOWN as error:
                 await self._wait_for_redis(error, backoff)
 
@@ -231,14 +231,27 @@ return removed
 """
 
 
-@dataclass
-class GroupReader:
-    """A consumer in a Redis consumer group: each entry goes to one consumer, which acknowledges
-    it once handled. Unacknowledged entries stay pending and can be claimed after a crash."""
+class StreamKey(Protocol):
+    """A stream: the client and the key (`ReadingStream`, `shared.raw_stream.RawStream`)."""
 
-    stream: ReadingStream
+    redis: Redis
+    key: str
+
+
+@dataclass
+class ConsumerGroup(Generic[E]):
+    """A consumer in a Redis consumer group: each entry goes to one consumer, which acknowledges
+    it once handled. Unacknowledged entries stay pending and can be claimed after a crash.
+    Subclasses say how an entry's fields decode (`decode`); an entry that does not decode is
+    acknowledged at once (it would stay pending forever) and skipped."""
+
+    stream: StreamKey
     group: str
     consumer: str
+
+    def decode(self, raw_entries: Any, bad: list[str]) -> list[tuple[str, E]]:
+        """(id, value) of each entry of one reply; ids of entries that do not decode to `bad`."""
+        raise NotImplementedError
 
     async def ensure_group(self, start: str = "0") -> None:
         """Create the group (and the stream) if missing; `start` is where a new group begins."""
@@ -248,26 +261,26 @@ class GroupReader:
             if "BUSYGROUP" not in str(error):
                 raise
 
-    async def pending_mine(self, count: int = 100) -> list[Entry]:
+    async def pending_mine(self, count: int = 100) -> list[tuple[str, E]]:
         """Entries delivered to this consumer and not yet acknowledged, oldest first."""
         return await self._read("0", count, block=None)
 
-    async def pending_after(self, after: str, count: int = 100) -> list[Entry]:
+    async def pending_after(self, after: str, count: int = 100) -> list[tuple[str, E]]:
         """Like `pending_mine`, but only entries with ids greater than `after` (a cursor for
         walking a long pending list while some entries stay pending)."""
         return await self._read(after, count, block=None)
 
-    async def new(self, count: int = 100, block_ms: int = BLOCK_MS) -> list[Entry]:
+    async def new(self, count: int = 100, block_ms: int = BLOCK_MS) -> list[tuple[str, E]]:
         """Entries never delivered to any consumer of the group, oldest first."""
         return await self._read(">", count, block=block_ms)
 
-    async def claim_idle(self, min_idle_ms: int, count: int = 100) -> list[Entry]:
+    async def claim_idle(self, min_idle_ms: int, count: int = 100) -> list[tuple[str, E]]:
         """Take over entries other (dead) consumers left pending for `min_idle_ms` or longer."""
         result: Any = await self.stream.redis.xautoclaim(
             self.stream.key, self.group, self.consumer, min_idle_ms, "0-0", count=count
         )
         bad: list[str] = []
-        entries = parse_entries([e for e in result[1] if e and e[1] is not None], bad)
+        entries = self.decode([e for e in result[1] if e and e[1] is not None], bad)
         await self.ack(*bad)
         return entries
 
@@ -285,13 +298,20 @@ class GroupReader:
         if entry_ids:
             await self.stream.redis.xack(self.stream.key, self.group, *entry_ids)
 
-    async def _read(self, start: str, count: int, block: int | None) -> list[Entry]:
+    async def _read(self, start: str, count: int, block: int | None) -> list[tuple[str, E]]:
         response: Any = await self.stream.redis.xreadgroup(
             self.group, self.consumer, {self.stream.key: start}, count=count, block=block
         )
-        entries: list[Entry] = []
+        entries: list[tuple[str, E]] = []
         bad: list[str] = []
         for _key, raw_entries in response or ():
-            entries.extend(parse_entries(raw_entries, bad))
+            entries.extend(self.decode(raw_entries, bad))
         await self.ack(*bad)  # an entry that never decodes must not stay pending forever
         return entries
+
+
+class GroupReader(ConsumerGroup[Reading]):
+    """A consumer group on the readings stream."""
+
+    def decode(self, raw_entries: Any, bad: list[str]) -> list[Entry]:
+        return parse_entries(raw_entries, bad)

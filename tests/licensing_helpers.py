@@ -39,15 +39,13 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from services.licensing.publish import publish
+from services.licensing.signing import generate_keys, load_private_key, new_licence
 from shared.entitlements import FEATURES, Record
 from shared.licence import (
     FeatureName,
     Kind,
     Use,
-    generate_keys,
-    load_private_key,
     load_public_keys,
-    new_licence,
     now_ms,
     read_signed,
 )

@@ -25,7 +25,12 @@ from shared.entitlements import FEATURES
 from shared.licence import LicenceError
 
 from .decide import FeatureState
+from .running import run
 from .service import LicensingService
+
+# Seconds the API waits at start-up for the service to read its licences (and Redis to answer
+# the serial), so its first answers show them; after that it answers anyway.
+STARTUP_WAIT_S = 5.0
 
 STATUS = {
     "too_large": 413,
@@ -71,12 +76,16 @@ def status(service: LicensingService) -> dict[str, Any]:
 def create_app(
     service: LicensingService, admin_token: str | None, *, run_service: bool = True
 ) -> FastAPI:
-    """The API for `service`; with `run_service` its lifespan runs `service.run()` (tests that
+    """The API for `service`; with `run_service` its lifespan runs the service's loops
+    (`services.licensing.running.run`) (tests that
     drive the app through httpx's ASGI transport start the service themselves)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(service.run()) if run_service else None
+        task = asyncio.create_task(run(service)) if run_service else None
+        if task is not None:  # answer from the first request with the installed licences
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(service.loaded.wait(), STARTUP_WAIT_S)
         try:
             yield
         finally:

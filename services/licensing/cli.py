@@ -24,7 +24,6 @@ import msgspec
 
 from shared.licence import (
     ALL_FEATURES,
-    TRIAL_DAYS,
     FeatureName,
     KeyFileError,
     Kind,
@@ -33,13 +32,12 @@ from shared.licence import (
     Use,
     check,
     describe,
-    generate_keys,
-    load_private_key,
     load_public_keys,
-    new_licence,
     now_ms,
     read_signed,
 )
+
+from .signing import TRIAL_DAYS, generate_keys, load_private_key, new_licence
 
 
 def features(text: str) -> list[FeatureName]:

@@ -4,7 +4,8 @@ Consumes the licence folder, uploads (`install`/`remove`), the readings stream (
 meter time) and a clock; produces the per-feature records and change notifications in Redis
 (`services.licensing.publish`), metrics, and expiry warnings in the log. Re-evaluates when a
 licence is installed or removed, when the meter changes, and at every validity boundary (a
-timer, capped at `MAX_WAIT_S` in case the system clock jumps).
+timer, capped at `MAX_WAIT_S` in case the system clock jumps). The loops that drive it are in
+`services.licensing.running`.
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.backoff import Backoff
-from shared.cancellation import raise_if_cancelling, stop
 from shared.identity import SERIAL_KEY, new_serial
 from shared.licence import LicenceError, Signed, check, format_time, now_ms, read_signed
 from shared.reading import Reading
-from shared.stream import REDIS_DOWN, ReadingStream
+from shared.stream import REDIS_DOWN, Entry
 
 from .decide import WARN_BEFORE_MS, FeatureState, evaluate, next_boundary
 from .metrics import (
@@ -33,7 +32,6 @@ from .metrics import (
     FEATURE_EXPIRY,
     FEATURE_GRANTED,
     INSTALLED,
-    PUBLISH_FAILURES,
     REFUSED,
 )
 from .publish import publish
@@ -45,17 +43,6 @@ log = logging.getLogger(__name__)
 MAX_WAIT_S = 60.0
 WARN_EVERY_MS = 12 * 3_600_000
 METER_TIME_SAVE_MS = 60_000
-# Following the stream: up to FOLLOW_COUNT readings per XREAD, and a pause of FOLLOW_PAUSE_S
-# after a read that caught up, so at a high reading rate each XREAD brings many readings (the
-# service needs only the newest meter id and time; every reading is still seen). Noticing a new
-# meter or meter time takes at most that much longer. 250 rather than 1,000: at 9,000 readings/s
-# the larger batches raised the peak resident set from 73 to 78 MB, for 0.003 ms less CPU per
-# reading.
-FOLLOW_COUNT = 250
-FOLLOW_PAUSE_S = 0.1
-# How often the licence folder is looked at for files copied in, edited or removed by hand (the
-# API installs and removes at once; a hand-made change takes effect within this long).
-FOLDER_POLL_S = 5.0
 
 
 class LicensingService:
@@ -76,7 +63,7 @@ class LicensingService:
         self.licences: dict[str, Signed] = {}
         self.meter_id: str | None = None
         self.meter_ts = self.store.read_meter_time()
-        self._folder_seen: tuple[tuple[str, int, int], ...] = ()  # see _watch_folder
+        self._folder_seen: tuple[tuple[str, int, int], ...] = ()  # see folder_changed
         self._saved_meter_ts = self.meter_ts
         self.states: dict[str, FeatureState] = {}
         self.redis_ok = False
@@ -84,6 +71,7 @@ class LicensingService:
         self._warned: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._evaluated = asyncio.Event()  # replaced by a fresh one after each evaluation
+        self.loaded = asyncio.Event()  # the serial is known and the licence files were read
         self.evaluations = 0
 
     # ------------------------------------------------------------ time and licences
@@ -265,8 +253,7 @@ class LicensingService:
         try:
             await publish(self.redis, records, notify=changed)
         except (RedisError, *REDIS_DOWN):
-            self._published = None
-            self.redis_ok = False
+            self.publish_failed()
             raise
         self._published = states
         self.redis_ok = True
@@ -282,13 +269,6 @@ class LicensingService:
         """Wait until `predicate` holds after an evaluation or a reading (tests)."""
         while not predicate():
             await self._evaluated.wait()
-
-    def _delay_s(self) -> float:
-        now = self.now()
-        boundary = next_boundary(self.licences.values(), now)
-        if boundary is None:
-            return MAX_WAIT_S
-        return min(MAX_WAIT_S, (boundary - now) / 1000 + 0.005)
 
     # ------------------------------------------------------------ running
 
@@ -316,90 +296,39 @@ class LicensingService:
         self.serial = serial
         return serial
 
-    async def run(self) -> None:
-        """Until cancelled: load licences, resolve the serial, follow the meter, publish."""
-        try:
-            self.store.ensure()
-        except OSError as error:
-            log.error("cannot create the licence folder %s: %s", self.store.folder, error)
-        backoff = Backoff()
-        while True:
-            try:
-                await self.resolve_serial()
-                break
-            except (RedisError, *REDIS_DOWN) as error:
-                raise_if_cancelling(error)
-                log.warning("Redis is not reachable (%s); retrying", error)
-                await asyncio.sleep(backoff.next_delay())
-        self.load()
-        follower = asyncio.create_task(self._follow_meter_always())
-        watcher = asyncio.create_task(self._watch_folder())
-        try:
-            await self._publish_loop()
-        finally:
-            await stop(follower)
-            await stop(watcher)
-            if self.meter_ts > self._saved_meter_ts:
-                self._save_meter_time()
+    def observe_entries(self, batch: list[Entry]) -> None:
+        """A batch from the readings stream (`shared.follow.Follower`)."""
+        self.observe_batch([reading for _entry_id, reading in batch])
+        self._changed()
 
-    async def _publish_loop(self) -> None:
-        backoff = Backoff()
-        while True:
-            self._wake.clear()
-            try:
-                await self.reevaluate()
-                raise_if_cancelling()
-                backoff.reset()
-                delay = self._delay_s()
-            except (RedisError, *REDIS_DOWN) as error:
-                raise_if_cancelling(error)
-                PUBLISH_FAILURES.inc()
-                self.redis_ok = False
-                delay = backoff.next_delay()
-                log.warning(
-                    "cannot publish entitlements to Redis (%s); retrying in %.1f s", error, delay
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+    def folder_changed(self) -> bool:
+        """Whether the licence folder changed since the service last read or wrote it (by hand:
+        a file copied in, edited or deleted). Raises OSError when it cannot be looked at."""
+        return self.store.fingerprint() != self._folder_seen
 
-    async def _watch_folder(self) -> None:
-        """Reload the licences when their folder changed by hand (a file copied in over SSH or
-        by configuration management, edited or deleted), within FOLDER_POLL_S."""
-        while True:
-            await asyncio.sleep(FOLDER_POLL_S)
-            try:
-                if self.store.fingerprint() == self._folder_seen:
-                    continue
-                log.info("the licence folder %s changed; reloading", self.store.folder)
-                self.load()
-            except OSError as error:  # e.g. the folder's volume went away: try again later
-                log.warning("cannot look at the licence folder %s: %s", self.store.folder, error)
-                continue
-            self.wake()
+    def publish_failed(self) -> None:
+        self._published = None
+        self.redis_ok = False
 
-    async def _follow_meter_always(self) -> None:
-        """`_follow_meter`, restarted with backoff after any unexpected error (logged)."""
-        backoff = Backoff()
-        while True:
-            try:
-                await self._follow_meter()
-            except (RedisError, *REDIS_DOWN) as error:
-                raise_if_cancelling(error)
-                log.warning("following the readings stream failed (%s); retrying", error)
-            except Exception:
-                log.exception("following the readings stream failed; retrying")
-            await asyncio.sleep(backoff.next_delay())
+    def take_wake(self) -> None:
+        """Forget earlier `wake` calls: only later ones end `until_woken`."""
+        self._wake.clear()
 
-    async def _follow_meter(self) -> None:
-        stream = ReadingStream(self.redis, self.settings.stream)
-        latest = await stream.wait_latest()
-        after = "0-0"
-        if latest is not None:
-            after = latest[0]
-            self.observe(latest[1])
-        async for batch in stream.follow_batches(after, count=FOLLOW_COUNT):
-            self.observe_batch([reading for _entry_id, reading in batch])
-            self._changed()
-            if len(batch) < FOLLOW_COUNT:
-                # caught up: let readings gather so each XREAD brings many (see FOLLOW_PAUSE_S)
-                await asyncio.sleep(FOLLOW_PAUSE_S)
+    async def until_woken(self, within: float) -> None:
+        """Return after a `wake` call (licence installed or removed, meter changed) or after
+        `within` s."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), within)
+
+    def next_evaluation_s(self) -> float:
+        """Seconds until the next validity boundary of a licence (at most MAX_WAIT_S)."""
+        now = self.now()
+        boundary = next_boundary(self.licences.values(), now)
+        if boundary is None:
+            return MAX_WAIT_S
+        return min(MAX_WAIT_S, (boundary - now) / 1000 + 0.005)
+
+    def save_meter_time(self) -> None:
+        """Keep the newest meter time on the volume (if newer than the one kept)."""
+        if self.meter_ts > self._saved_meter_ts:
+            self._save_meter_time()

@@ -1,8 +1,8 @@
 """The Modbus service: follows the readings stream into the register store, and opens the TCP
 port only while a licence grants Modbus.
 
-Consumes the readings stream (`shared.stream.ReadingStream.follow_batches`, no polling: the
-newest reading of each XREAD's batch) and the `modbus` entitlement (`shared.entitlements`);
+Consumes the readings stream (`shared.follow.Follower`, no polling: the newest reading of each
+XREAD's batch) and the `modbus` entitlement (`shared.gate.while_granted`);
 produces a Modbus TCP server on HANPORT_MODBUS_HOST:HANPORT_MODBUS_PORT. Without the entitlement
 the port is closed (clients get "connection refused"), the log says why and
 `hanport_modbus_licensed` is 0; it opens as soon as a licence arrives and closes, dropping its
@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-from contextlib import suppress
 from importlib.metadata import PackageNotFoundError, version
-from typing import Protocol
 
 from redis.asyncio import Redis
 
 from shared.backoff import Backoff
-from shared.entitlements import Decision, Entitlements, Feature
-from shared.identity import reader_serial
+from shared.entitlements import Decision, Entitlements, EntitlementSource, Feature
+from shared.follow import NEWEST_ONLY, Follower
+from shared.gate import Change, Report, while_granted
+from shared.identity import wait_for_serial
 from shared.stream import ReadingStream
+from shared.supervise import Work, run_supervised
 
 from .metrics import DATA_AGE, LICENSED
 from .register_map import Identity, blocks
@@ -34,8 +34,6 @@ from .store import RegisterStore
 log = logging.getLogger(__name__)
 FEATURE: Feature = "modbus"
 STARTUP_GRACE_S = 3.0
-MIN_BATCH_INTERVAL_S = 0.01
-BATCH_COUNT = 100  # readings per XREAD at most
 
 
 class PortState:
@@ -49,14 +47,6 @@ class PortState:
     def set(self, is_open: bool) -> None:
         (self.closed if is_open else self.opened).clear()
         (self.opened if is_open else self.closed).set()
-
-
-class EntitlementSource(Protocol):
-    """What the service asks about its licence (`shared.entitlements.Entitlements`)."""
-
-    def decide(self, feature: Feature) -> Decision: ...
-
-    async def wait_until(self, feature: Feature, granted: bool) -> Decision: ...
 
 
 def hanport_version() -> str:
@@ -76,27 +66,28 @@ def make_store(settings: ModbusSettings, serial: str) -> RegisterStore:
     )
 
 
-async def follow_readings(stream: ReadingStream, store: RegisterStore) -> None:
-    """Put the newest reading into the store, then the newest of every batch as it arrives."""
-    latest = await stream.wait_latest()
-    after = "0-0"
-    if latest is not None:
-        after = latest[0]
-        store.update(latest[1])
-    loop = asyncio.get_running_loop()
-    last_batch = -math.inf
-    async for batch in stream.follow_batches(after, count=BATCH_COUNT):
-        # one XREAD's worth: only its newest reading is served, the others are superseded
-        store.update(batch[-1][1])
-        # At most one batch per MIN_BATCH_INTERVAL_S: at meter rates (1-10 readings/s) this
-        # never waits; at hundreds a second each XREAD then brings several (its cost is per
-        # XREAD, not per reading), and a new reading is served at most that much later. A full
-        # batch means more are waiting: read on at once, so the intake has no cap.
-        now = loop.time()
-        if len(batch) < BATCH_COUNT and now - last_batch < MIN_BATCH_INTERVAL_S:
-            await asyncio.sleep(MIN_BATCH_INTERVAL_S - (now - last_batch))
-            now = loop.time()
-        last_batch = now
+def follower(stream: ReadingStream, store: RegisterStore) -> Follower:
+    """The newest reading into the store, then the newest of every batch as it arrives (one
+    XREAD's worth: its other readings are superseded before any client could read them)."""
+    return Follower(stream, lambda batch: store.update(batch[-1][1]), NEWEST_ONLY)
+
+
+def reporter(where: str) -> Report:
+    """What the service says when the licence for the port changes."""
+
+    def report(change: Change, decision: Decision) -> None:
+        if change == "refused":
+            LICENSED.set(0)
+            log.warning(
+                "Modbus TCP port %s stays closed: %s. Install a licence that grants 'modbus' "
+                "(see docs/licensing.md); the port opens as soon as it arrives.",
+                where,
+                decision.reason,
+            )
+        elif change == "withdrawn":
+            log.warning("Modbus TCP port %s closing: %s", where, decision.reason)
+
+    return report
 
 
 async def serve_while_licensed(
@@ -105,39 +96,23 @@ async def serve_while_licensed(
     entitlements: EntitlementSource,
     state: PortState | None = None,
 ) -> None:
-    """The one place Modbus asks for its licence: the port is open exactly while it is granted."""
+    """The port is open exactly while a licence grants Modbus (`shared.gate.while_granted`)."""
     where = f"{settings.modbus_host}:{settings.modbus_port}"
-    state = state or PortState()
-    first = True
-    while True:
-        decision = entitlements.decide(FEATURE)
-        if not decision.granted and first:
-            # at start-up the entitlements may not have read Redis yet: give them a moment
-            with suppress(TimeoutError):
-                decision = await asyncio.wait_for(
-                    entitlements.wait_until(FEATURE, granted=True), STARTUP_GRACE_S
-                )
-        first = False
-        if not decision.granted:
-            LICENSED.set(0)
-            log.warning(
-                "Modbus TCP port %s stays closed: %s. Install a licence that grants 'modbus' "
-                "(see docs/licensing.md); the port opens as soon as it arrives.",
-                where,
-                decision.reason,
-            )
-            decision = await entitlements.wait_until(FEATURE, granted=True)
+    port = state or PortState()
+
+    async def serve() -> None:
         server = await _open(settings, store)
-        LICENSED.set(1)
-        state.set(True)
-        log.info("Modbus TCP listening on %s (%s)", where, decision.reason)
         try:
-            decision = await entitlements.wait_until(FEATURE, granted=False)
+            LICENSED.set(1)
+            port.set(True)
+            log.info("Modbus TCP listening on %s (%s)", where, entitlements.decide(FEATURE).reason)
+            await asyncio.Event().wait()  # until the licence goes (or the service stops)
         finally:
             await server.stop()
             LICENSED.set(0)
-            state.set(False)
-        log.warning("Modbus TCP port %s closed: %s", where, decision.reason)
+            port.set(False)
+
+    await while_granted(entitlements, FEATURE, serve, report=reporter(where), grace=STARTUP_GRACE_S)
 
 
 async def _open(settings: ModbusSettings, store: RegisterStore) -> HanportModbusServer:
@@ -170,20 +145,16 @@ async def run_service(
     state: PortState | None = None,
 ) -> None:
     """Run until cancelled. `entitlements` defaults to the real, signature-checking one."""
-    serial = await reader_serial(settings.serial, redis)
+    serial = await wait_for_serial(settings.serial, redis)
     store = store or make_store(settings, serial)
     DATA_AGE.set_function(lambda: float("nan") if (age := store.age()) is None else age)
-    tasks = [asyncio.create_task(follow_readings(ReadingStream(redis, settings.stream), store))]
+    works: dict[str, Work] = {
+        "stream follower": follower(ReadingStream(redis, settings.stream), store).run
+    }
     if entitlements is None:
         real = Entitlements(redis, settings)
-        tasks.append(asyncio.create_task(real.run()))
+        works["entitlements"] = real.run
         entitlements = real
-    tasks.append(asyncio.create_task(serve_while_licensed(settings, store, entitlements, state)))
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with suppress(asyncio.CancelledError):
-                await task
+    gated = entitlements
+    works["modbus port"] = lambda: serve_while_licensed(settings, store, gated, state)
+    await run_supervised(works)

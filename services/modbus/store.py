@@ -22,6 +22,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.simulator.simcore import SimCore
 
 from shared.reading import Reading
+from shared.stale import age_s, is_stale
 
 from .metrics import ENCODE_ERRORS
 from .register_map import Block, Identity, Value, encode, reading_values
@@ -132,13 +133,10 @@ class RegisterStore(SimCore):
 
     def age(self) -> float | None:
         """Seconds since the gateway received the newest reading (None: no reading yet)."""
-        if self.reading is None:
-            return None
-        return max(0.0, self.clock() - self.reading.received / 1000)
+        return age_s(self.reading, self.clock())
 
     def fresh(self) -> bool:
-        age = self.age()
-        return age is not None and age <= self.stale_after
+        return not is_stale(self.reading, self.stale_after, self.clock())
 
     def live_values(self) -> dict[str, Value]:
         age = self.age()

@@ -20,8 +20,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
+from shared.cancellation import stop
 from shared.entitlements import Entitlements
 from shared.stream import ReadingStream, redis_client
+from shared.supervise import run_supervised
 
 from .api import (
     STATIC,
@@ -35,7 +37,7 @@ from .api import (
 )
 from .auth import Tokens
 from .fastpath import FastPath
-from .follower import follow, learn_serial, supervise, watch
+from .follower import follower, learn_serial, watch
 from .guard import Guard
 from .history import BadParameter
 from .metrics import BAD_REQUESTS
@@ -177,19 +179,18 @@ def create_app(settings: RestSettings, tokens: Tokens | None = None) -> ASGIApp:
         entitlements = Entitlements(redis, settings)
         guard.entitlements = entitlements
         app.state.context = Context(settings, state, guard, redis, stream)
-        tasks = [
-            asyncio.create_task(supervise("stream follower", lambda: follow(stream, state))),
-            asyncio.create_task(
-                supervise(
-                    "Redis watcher",
-                    lambda: watch(redis, state, WATCH_INTERVAL, settings.rest_keepalive),
-                )
-            ),
-            asyncio.create_task(
-                supervise("serial", lambda: learn_serial(settings.serial, redis, state))
-            ),
-            asyncio.create_task(supervise("entitlements", entitlements.run)),
-        ]
+        background = asyncio.create_task(
+            run_supervised(
+                {
+                    "stream follower": follower(stream, state).run,
+                    "Redis watcher": lambda: watch(
+                        redis, state, WATCH_INTERVAL, settings.rest_keepalive
+                    ),
+                    "serial": lambda: learn_serial(settings.serial, redis, state),
+                    "entitlements": entitlements.run,
+                }
+            )
+        )
         # Answer from the first request on with the newest reading and, in commercial use, the
         # verified licence (when Redis answers quickly); after HANPORT_REST_STARTUP_WAIT, anyway.
         waits: list[Awaitable[object]] = [state.loaded.wait()]
@@ -200,9 +201,7 @@ def create_app(settings: RestSettings, tokens: Tokens | None = None) -> ASGIApp:
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await stop(background)
             await redis.aclose()
 
     api = FastAPI(

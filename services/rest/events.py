@@ -17,10 +17,11 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from shared.cancellation import raise_if_cancelling
-from shared.stream import REDIS_DOWN, ReadingStream, id_after
+from shared.stream import REDIS_DOWN, ReadingStream
+from shared.stream_id import BEFORE_ALL, StreamId, id_after
 
 from .metrics import SSE_CLIENTS, WS_CLIENTS
-from .state import Item, Snapshot, State, id_key
+from .state import Item, Snapshot, State
 
 PAGE = 500
 RETRY = b"retry: 2000\n\n"
@@ -44,12 +45,12 @@ async def sse_chunks(
     keepalive: float,
 ) -> AsyncIterator[bytes]:
     """The event stream: `first` (backlog or snapshot), the rest of the backlog, then live."""
-    last = id_key(resume_after) if resume_after else (-1, -1)
+    last = StreamId.parse(resume_after) if resume_after else BEFORE_ALL
     yield RETRY
     page = first
     while page:
         for snapshot in page:
-            key = id_key(snapshot.entry_id)
+            key = StreamId.parse(snapshot.entry_id)
             if key > last:
                 last = key
                 yield snapshot.event
@@ -77,7 +78,7 @@ async def sse_chunks(
             if isinstance(item, bytes):
                 chunk.append(status_event(item))
             else:
-                key = id_key(item.entry_id)
+                key = StreamId.parse(item.entry_id)
                 if key > last:
                     last = key
                     chunk.append(item.event)
@@ -141,10 +142,10 @@ async def websocket_feed(websocket: WebSocket, state: State) -> None:
     try:
         await websocket.accept()
         if state.latest is not None:
-            last = id_key(state.latest.entry_id)
+            last = StreamId.parse(state.latest.entry_id)
             await websocket.send_text(state.latest.body.decode())
         else:
-            last = (-1, -1)
+            last = BEFORE_ALL
 
         async def closed() -> None:
             with contextlib.suppress(WebSocketDisconnect):
@@ -163,8 +164,8 @@ async def websocket_feed(websocket: WebSocket, state: State) -> None:
                 if item is None:
                     await websocket.close(code=1013, reason="too slow: reconnect")
                     break
-                if isinstance(item, Snapshot) and id_key(item.entry_id) > last:
-                    last = id_key(item.entry_id)
+                if isinstance(item, Snapshot) and StreamId.parse(item.entry_id) > last:
+                    last = StreamId.parse(item.entry_id)
                     await websocket.send_text(item.body.decode())
         finally:
             watcher.cancel()

@@ -8,11 +8,12 @@ declares these two routes (same answers) so the OpenAPI document describes them 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import msgspec
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shared.stale import is_stale
 
 from .guard import Guard, Refusal
 from .metrics import METER_OK, METER_STALE
@@ -66,10 +67,7 @@ class FastPath:
             await send_refusal(send, refusal)
             return
         snapshot = self.state.latest
-        if (
-            snapshot is None
-            or time.time() - snapshot.reading.received / 1000 > self.state.stale_after
-        ):
+        if snapshot is None or is_stale(snapshot.reading, self.state.stale_after):
             body = stale_body(self.state) or b"{}"
             METER_STALE.inc()
             await send_json(send, 503, body)

@@ -1,6 +1,7 @@
-"""Background work of one replica: follow the readings stream into `State`, watch Redis
-reachability and freshness (telling SSE clients when either changes), learn the reader serial,
-and keep the entitlements current. Every loop survives Redis outages with backoff.
+"""Background work of one replica besides following the stream (`shared.follow.Follower` into
+`State.publish_batch`): watch Redis reachability and freshness (telling SSE clients when either
+changes) and learn the reader serial. Every loop survives Redis outages with backoff; all run
+under `shared.supervise` (services/rest/app.py).
 """
 
 from __future__ import annotations
@@ -8,49 +9,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
-from shared.backoff import Backoff
-from shared.identity import reader_serial
-from shared.metrics import LAST_READING_TS, REDIS_CONNECTED
+from shared.follow import EVERY_READING, Follower
+from shared.identity import wait_for_serial
+from shared.metrics import REDIS_CONNECTED
 from shared.stream import REDIS_DOWN, ReadingStream
 
 from .state import State
 
 log = logging.getLogger(__name__)
-HOT_GAP = 0.02  # s between XREADs under which readings count as arriving fast (> 50/s)
-FOLLOW_COUNT = 100  # readings per XREAD at most
-# While readings arrive fast, s to wait after each batch: at most this much added latency.
-BATCH_WAIT = 0.005
 
 
-async def follow(stream: ReadingStream, state: State, batch_wait: float = BATCH_WAIT) -> None:
-    """Load the newest reading, then every later one, forever (catching up after outages).
-
-    Readings come as the batches one XREAD returns. While they arrive fast (more than one per
-    XREAD, or XREADs less than HOT_GAP s apart) it waits `batch_wait` s after each batch, so the
-    next XREAD brings more at once: the per-XREAD cost (most of this service's CPU per reading)
-    is shared. A meter sending every second or slower never waits."""
-    if state.latest is not None:  # restarted after an error: resume exactly where it was
-        after = state.latest.entry_id
-    else:
-        latest = await stream.wait_latest()
-        after = "0-0"
-        if latest is not None:
-            after = latest[0]
-            state.publish(*latest)
-            LAST_READING_TS.set(latest[1].ts / 1000)
-    state.loaded.set()
-    previous = 0.0
-    async for batch in stream.follow_batches(after, count=FOLLOW_COUNT):
-        state.publish_batch(batch)
-        now = time.monotonic()
-        fast = len(batch) > 1 or now - previous < HOT_GAP
-        if batch_wait > 0 and fast and len(batch) < FOLLOW_COUNT:  # a full one: more is there
-            await asyncio.sleep(batch_wait)
-        previous = now
+def follower(stream: ReadingStream, state: State) -> Follower:
+    """Every reading into `state` (which encodes only what is served); `state.loaded` is set
+    once the newest reading was looked up."""
+    return Follower(stream, state.publish_batch, EVERY_READING, loaded=state.loaded)
 
 
 async def redis_answers(redis: Redis, within: float) -> bool:
@@ -94,27 +69,4 @@ async def watch(redis: Redis, state: State, interval: float, keepalive: float) -
 
 
 async def learn_serial(configured: str | None, redis: Redis, state: State) -> None:
-    backoff = Backoff()
-    while state.serial is None:
-        try:
-            state.serial = await reader_serial(configured, redis)
-        except REDIS_DOWN:
-            await asyncio.sleep(backoff.next_delay())
-
-
-async def supervise(name: str, work: Callable[[], Awaitable[None]]) -> None:
-    """Run `work` forever: an unexpected error is logged and the work restarted with backoff,
-    so no single failure takes the service down."""
-    backoff = Backoff()
-    while True:
-        started = time.monotonic()
-        try:
-            await work()
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s failed; restarting it", name)
-        if time.monotonic() - started > 60:
-            backoff.reset()
-        await asyncio.sleep(backoff.next_delay())
+    state.serial = await wait_for_serial(configured, redis)

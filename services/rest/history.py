@@ -15,13 +15,11 @@ from datetime import UTC, datetime
 import msgspec
 from redis.asyncio import Redis
 
+from shared.raw_stream import RAW_FIELD
 from shared.reading import cozify_message
-from shared.stream import ReadingStream, id_after
+from shared.stream import ReadingStream
+from shared.stream_id import ID_PATTERN, StreamId, id_after
 
-from .state import id_key
-
-# At most 19 digits per part: always below 2**64, so every id that matches is a valid stream id.
-ID_PATTERN = r"^\d{1,19}(-\d{1,19})?$"
 ID = re.compile(ID_PATTERN)
 MAX_MS = 2**64 - 1
 
@@ -63,14 +61,14 @@ def bounds(
         low = id_after(parse_id("since", since))
     if start is not None:
         from_start = f"{to_ms(start)}-0"
-        if low == "-" or id_key(from_start) > id_key(low):
+        if low == "-" or StreamId.parse(from_start) > StreamId.parse(low):
             low = from_start
     high = "+" if end is None else f"{to_ms(end)}-{MAX_MS}"
     return low, high
 
 
 def empty(low: str, high: str) -> bool:
-    return low != "-" and high != "+" and id_key(low) > id_key(high)
+    return low != "-" and high != "+" and StreamId.parse(low) > StreamId.parse(high)
 
 
 _encoder = msgspec.json.Encoder()
@@ -92,8 +90,8 @@ async def history(stream: ReadingStream, low: str, high: str, limit: int) -> byt
     )
 
 
-# The raw stream (services/ingest/publisher.py): fields `raw`, `result`, `received`.
-TELEGRAM_FIELDS = (b"raw", b"telegram")
+# The telegram's field of a raw-stream entry (`shared.raw_stream`; `telegram` in older ones).
+TELEGRAM_FIELDS = (RAW_FIELD, b"telegram")
 
 
 def _text(raw: bytes) -> str | None:

@@ -14,14 +14,10 @@ from dataclasses import dataclass, field
 import msgspec
 
 from shared.reading import MESSAGE_TYPE, Reading, encode_cozify
+from shared.stale import age_s, stale_reason
+from shared.stream_id import StreamId
 
 from .metrics import SLOW_CLIENTS
-
-
-def id_key(entry_id: str) -> tuple[int, int]:
-    """A stream id as a sortable pair: `1700000000000-3` -> (1700000000000, 3)."""
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def sse_event(entry_id: str, body: bytes) -> bytes:
@@ -71,21 +67,13 @@ class State:
     # --- the newest reading -------------------------------------------------------------
     def age(self, now: float | None = None) -> float | None:
         """Seconds since the newest reading was received by ingest (None: no reading yet)."""
-        if self.latest is None:
-            return None
-        return max(0.0, (now or time.time()) - self.latest.reading.received / 1000)
+        return age_s(self.latest.reading if self.latest else None, now or None)
 
     def stale_reason(self, now: float | None = None) -> tuple[str, float | None] | None:
         """None when the newest reading is fresh, else (why, age in seconds)."""
-        age = self.age(now)
-        if age is None:
-            return ("no reading received yet", None)
-        if age > self.stale_after:
-            return (
-                f"the newest reading is {age:.1f} s old (limit {self.stale_after:g} s)",
-                round(age, 3),
-            )
-        return None
+        return stale_reason(
+            self.latest.reading if self.latest else None, self.stale_after, now or None
+        )
 
     def status(self) -> bytes:
         """The `HAN_STATUS` message: what the live page needs to say whether data is trustworthy."""
@@ -104,7 +92,7 @@ class State:
     def publish(self, entry_id: str, reading: Reading) -> Snapshot:
         """Make this the newest reading and hand it to every connected client."""
         snapshot = Snapshot.of(entry_id, reading)
-        if self.latest is None or id_key(entry_id) > id_key(self.latest.entry_id):
+        if self.latest is None or StreamId.parse(entry_id) > StreamId.parse(self.latest.entry_id):
             self.latest = snapshot
         self._fan_out(snapshot)
         return snapshot

@@ -21,16 +21,16 @@ from redis.asyncio import Redis
 
 from services.licensing.api import create_app
 from services.licensing.metrics import FEATURE_EXPIRING, REFUSED
+from services.licensing.running import run
 from services.licensing.service import LicensingService
 from services.licensing.settings import LicensingSettings
+from services.licensing.signing import generate_keys, load_private_key
 from shared.entitlements import FEATURES, Entitlements, decode_record, record_key
 from shared.licence import (
     DAY_MS,
     Licence,
     canonical,
-    generate_keys,
     key_id,
-    load_private_key,
     load_public_keys,
     now_ms,
 )
@@ -118,7 +118,7 @@ async def start(redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[Star
             settings, service_clients[-1], load_public_keys(public), clock=clock
         )
         app = create_app(service, settings.admin_secret(), run_service=False)
-        tasks.append(asyncio.create_task(service.run()))
+        tasks.append(asyncio.create_task(run(service)))
         http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://licensing"
         )
@@ -187,7 +187,7 @@ async def test_a_licence_copied_into_the_folder_by_hand_takes_effect(
 ) -> None:
     """Without the API: a file copied in grants, a bad file is refused and counted, a file
     deleted by hand withdraws; each within the folder poll (5 s; 0.05 s here)."""
-    monkeypatch.setattr("services.licensing.service.FOLDER_POLL_S", 0.05)
+    monkeypatch.setattr("services.licensing.running.FOLDER_POLL_S", 0.05)
     h = await start()
     assert (await h.record("modbus"))["granted"] is False
     h.folder.mkdir(parents=True, exist_ok=True)
