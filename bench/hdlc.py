@@ -37,8 +37,8 @@ def sample(run: Callable[[], int], repeat: int = 1) -> float:
 def run() -> None:
     from han import autodecoder, hdlc
 
-    from services.ingest.decoder import Decoded
-    from services.ingest.dlms import DlmsDecoder
+    from services.ingest.codec.decoded import Decoded
+    from services.ingest.codec.dlms.decoder import DlmsDecoder
 
     corpus = frames()
     stream = b"".join(corpus) * 10

@@ -68,7 +68,7 @@ def check_values_agree(telegrams: list[bytes]) -> int:
     from dsmr_parser import telegram_specifications
     from dsmr_parser.parsers import TelegramParser
 
-    from services.ingest.p1 import parse_telegram
+    from services.ingest.codec.p1.parser import parse_telegram
 
     theirs = TelegramParser(telegram_specifications.SWEDEN, apply_checksum_validation=True)
     compared = 0
@@ -102,8 +102,9 @@ def p1_section() -> None:
     from dsmr_parser import telegram_specifications
     from dsmr_parser.parsers import TelegramParser
 
-    from services.ingest.decoder import Decoded
-    from services.ingest.p1 import P1Decoder, parse_telegram
+    from services.ingest.codec.decoded import Decoded
+    from services.ingest.codec.p1.decoder import P1Decoder
+    from services.ingest.codec.p1.parser import parse_telegram
 
     telegrams = p1_telegrams()
     texts = [t.decode("ascii") for t in telegrams]

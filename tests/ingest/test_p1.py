@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from services.ingest import p1
-from services.ingest.decoder import Decoded, DecodeError
-from services.ingest.p1 import P1Decoder, crc16, parse_telegram, parse_timestamp, timezone
+from services.ingest.codec.decoded import Decoded, DecodeError
+from services.ingest.codec.p1 import parser as p1
+from services.ingest.codec.p1.clock import parse_timestamp, timezone
+from services.ingest.codec.p1.decoder import P1Decoder
+from services.ingest.codec.p1.parser import crc16, parse_telegram
 from shared.reading import Reading
 
 P1_DIR = Path(__file__).parent.parent / "fixtures" / "p1"

@@ -20,12 +20,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.reading import encode_reading
 
-from .ciphering import load_keys
-from .decoder import Decoded, Decoder
-from .decoders import DecoderOptions, finish, make_decoder
-from .p1 import DEFAULT_TIMEZONE
+from ..codec.decoded import Decoded, Decoder
+from ..codec.factory import DecoderOptions, finish, make_decoder
+from ..codec.p1.clock import DEFAULT_TIMEZONE
+from ..meter_keys import load_keys
 
-_KEY_OPTIONS = (  # the settings `ciphering.load_keys` names, as this command's options
+_KEY_OPTIONS = (  # the settings `meter_keys.load_keys` names, as this command's options
     ("HANPORT_METER_AUTH_KEY_FILE", "--auth-key-file"),
     ("HANPORT_METER_AUTH_KEY", "--auth-key"),
     ("HANPORT_METER_KEY_FILE", "--key-file"),

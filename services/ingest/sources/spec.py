@@ -1,7 +1,5 @@
-"""Where meter bytes come from: `HANPORT_SOURCE` parsed into a `SourceSpec`, opened as a `Source`.
-
-Consumes a source text; produces an async stream of raw byte chunks (no decoding here, so any
-decoder, P1 or binary, can read any source):
+"""What `HANPORT_SOURCE` says: the text parsed into a `SourceSpec`, and the `Source` shape every
+source has (an async stream of raw byte chunks; no decoding, so any decoder reads any source):
 
     simulator                                    the built-in meter (default)
     serial:///dev/ttyUSB0?baud=115200&parity=N&bytesize=8&stopbits=1
@@ -9,40 +7,23 @@ decoder, P1 or binary, can read any source):
     tcp://host:port                              ser2net, network P1 dongles
     file:///path/capture.txt?pace=recorded|fast  replay a capture
 
-Serial and TCP sources never end: a lost port or connection is reopened with backoff (counted in
-`hanport_ingest_source_reconnects_total`). A file source ends after the last byte.
+`sources.open_source` opens a spec.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import re
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal, Protocol
 from urllib.parse import parse_qs, urlsplit
-from zoneinfo import ZoneInfo
 
 import serial
-
-from shared.backoff import Backoff
-from shared.cancellation import raise_if_cancelling
-
-from .metrics import SOURCE_CONNECTED, SOURCE_RECONNECTS
-from .p1 import DEFAULT_TIMEZONE, parse_timestamp, timezone
-from .simulator import MeterSimulator
-
-log = logging.getLogger(__name__)
 
 ALLOWED = (
     "simulator, serial:///dev/ttyUSB0?baud=115200&parity=N&bytesize=8&stopbits=1, "
     "a device path such as /dev/ttyUSB0, tcp://host:port, or file:///path?pace=recorded|fast"
 )
 PARITIES = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
-READ_SIZE = 65536
 
 
 @dataclass(frozen=True)
@@ -91,7 +72,7 @@ def parse_source(text: str) -> SourceSpec:
             raise ValueError(f"no device in {text!r}; expected {ALLOWED}")
         try:
             baud_text = _one(query, "baud", "115200")
-            baud = 0 if baud_text == "auto" else int(baud_text)  # 0: detect (detect.py)
+            baud = 0 if baud_text == "auto" else int(baud_text)  # 0: detect (line_settings.py)
             bytesize = int(_one(query, "bytesize", "8"))
             stopbits = float(_one(query, "stopbits", "1"))
         except ValueError:
@@ -129,199 +110,3 @@ class Source(Protocol):
     def chunks(self) -> AsyncIterator[bytes]:
         """Raw bytes as they arrive, for ever (a file: until its end)."""
         ...
-
-
-@dataclass
-class SimulatorSource:
-    """The built-in meter: one telegram every `interval` seconds, stamped with the wall clock."""
-
-    spec: SourceSpec
-    interval: float = 1.0
-    tz: ZoneInfo | str = DEFAULT_TIMEZONE
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        simulator = MeterSimulator(tz=self.tz)
-        SOURCE_CONNECTED.set(1)
-        start = time.monotonic()
-        tick = 0
-        while True:
-            yield simulator.telegram(int(time.time() * 1000))
-            tick += 1
-            await asyncio.sleep(max(0.0, start + tick * self.interval - time.monotonic()))
-
-
-def _lost(what: str, error: BaseException, backoff: Backoff) -> float:
-    SOURCE_CONNECTED.set(0)
-    delay = backoff.next_delay()
-    if backoff.attempts == 1:
-        log.warning("%s: %s; reopening with backoff", what, error or type(error).__name__)
-    else:
-        log.info("%s still unavailable (%s); next try in %.1f s", what, error, delay)
-    return delay
-
-
-def _opened(spec: SourceSpec, *, reopened: bool) -> None:
-    SOURCE_CONNECTED.set(1)
-    if reopened:
-        SOURCE_RECONNECTS.inc()
-    log.info("reading %s", spec.describe())
-
-
-@dataclass
-class SerialSource:
-    """A serial port through pyserial; reopened with backoff when the adapter goes away."""
-
-    spec: SourceSpec
-
-    def open(self) -> serial.Serial:
-        spec = self.spec
-        return serial.Serial(
-            spec.path,
-            baudrate=spec.baud,
-            bytesize=spec.bytesize,
-            parity=PARITIES[spec.parity],
-            stopbits=spec.stopbits,
-            timeout=0,  # non-blocking: the event loop says when there is something to read
-        )
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        backoff = Backoff()
-        first = True
-        while True:
-            try:
-                port = self.open()
-            except (serial.SerialException, OSError, ValueError) as error:
-                await asyncio.sleep(_lost(f"serial port {self.spec.path}", error, backoff))
-                continue
-            _opened(self.spec, reopened=not first)
-            first = False
-            try:
-                async for data in self._read(port):
-                    backoff.reset()
-                    yield data
-            except (serial.SerialException, OSError) as error:
-                await asyncio.sleep(_lost(f"serial port {self.spec.path}", error, backoff))
-            finally:
-                port.close()
-
-    async def _read(self, port: serial.Serial) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        readable = asyncio.Event()
-        fd = port.fileno()
-        loop.add_reader(fd, readable.set)
-        try:
-            while True:
-                await readable.wait()
-                readable.clear()
-                data = port.read(max(port.in_waiting, 1))
-                if data:
-                    yield data
-        finally:
-            loop.remove_reader(fd)
-
-
-@dataclass
-class TcpSource:
-    """A TCP byte stream (ser2net, network P1 dongles); reconnects with backoff, and also when
-    nothing arrives for `idle_timeout` seconds (a silently dead connection)."""
-
-    spec: SourceSpec
-    idle_timeout: float = 60.0
-    connect_timeout: float = 10.0
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        backoff = Backoff()
-        first = True
-        what = f"tcp source {self.spec.host}:{self.spec.port}"
-        while True:
-            try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(self.spec.host, self.spec.port),
-                    self.connect_timeout,
-                )
-            except (OSError, TimeoutError) as error:
-                await asyncio.sleep(_lost(what, error, backoff))
-                continue
-            _opened(self.spec, reopened=not first)
-            first = False
-            try:
-                while True:
-                    try:
-                        data = await asyncio.wait_for(reader.read(READ_SIZE), self.idle_timeout)
-                    except TimeoutError:
-                        raise ConnectionError(
-                            f"nothing received for {self.idle_timeout:g} s"
-                        ) from None
-                    raise_if_cancelling()  # wait_for (3.11) can drop a cancel that meets data
-                    if not data:
-                        raise ConnectionError("closed by the other end")
-                    backoff.reset()
-                    yield data
-            except (OSError, ConnectionError) as error:
-                await asyncio.sleep(_lost(what, error, backoff))
-            finally:
-                writer.close()
-
-
-_CLOCK = re.compile(rb"0-0:1\.0\.0\(([^)\r\n]*)\)")
-_TELEGRAM_START = re.compile(rb"(?:^|\n)/")
-
-
-@dataclass
-class FileSource:
-    """A capture replayed as fast as possible or at its recorded pace: the gaps between the
-    meter clocks of successive telegrams (`default_gap` seconds when a telegram has none)."""
-
-    spec: SourceSpec
-    tz: ZoneInfo | str = DEFAULT_TIMEZONE
-    default_gap: float = 1.0
-    max_gap: float = 60.0
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        try:
-            data = await asyncio.to_thread(Path(self.spec.path).read_bytes)
-        except OSError as error:
-            log.error("cannot read the capture %s: %s", self.spec.path, error.strerror or error)
-            return
-        SOURCE_CONNECTED.set(1)
-        if self.spec.pace == "fast":
-            for start in range(0, len(data), READ_SIZE):
-                yield data[start : start + READ_SIZE]
-            return
-        zone = timezone(self.tz) if isinstance(self.tz, str) else self.tz
-        starts = [m.end() - 1 for m in _TELEGRAM_START.finditer(data)] or [0]
-        if starts[0] != 0:
-            starts.insert(0, 0)
-        previous: int | None = None
-        for index, start in enumerate(starts):
-            piece = data[start : starts[index + 1] if index + 1 < len(starts) else len(data)]
-            clock = _CLOCK.search(piece)
-            moment = parse_timestamp(clock.group(1).decode("latin-1"), zone) if clock else None
-            if index:
-                gap = self.default_gap
-                if moment is not None and previous is not None:
-                    gap = min(max((moment - previous) / 1000, 0.0), self.max_gap)
-                await asyncio.sleep(gap)
-            previous = moment
-            yield piece
-
-
-def open_source(
-    spec: SourceSpec,
-    *,
-    simulator_interval: float = 1.0,
-    tz: ZoneInfo | str = DEFAULT_TIMEZONE,
-    idle_timeout: float = 60.0,
-) -> Source:
-    """The source for `spec`."""
-    if spec.kind == "serial" and spec.baud == 0:
-        from .detect import AutoSerialSource
-
-        return AutoSerialSource(spec)
-    if spec.kind == "serial":
-        return SerialSource(spec)
-    if spec.kind == "tcp":
-        return TcpSource(spec, idle_timeout=idle_timeout)
-    if spec.kind == "file":
-        return FileSource(spec, tz=tz)
-    return SimulatorSource(spec, interval=simulator_interval, tz=tz)

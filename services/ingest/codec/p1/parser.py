@@ -1,10 +1,8 @@
 """The P1 (DSMR 2.2-5.0.2, e-MUCS, Luxembourg Smarty, Nordic SESKO/Swedish) telegram parser.
 
-Consumes bytes from a meter's P1 port; produces `Reading`s (through `ReadingBuilder`) and
-`DecodeError`s. Pure functions (`parse_telegram`, `parse_timestamp`, `crc16`) do the work;
-`P1Decoder` is the incremental decoder the service feeds: it finds telegrams (`/` ... `!CRC`)
-in a byte stream, skips noise between them, reports cut-off and over-long telegrams, and keeps
-at most `max_size` bytes of a pending telegram.
+Consumes one telegram's bytes (`/` ... `!CRC`); produces a `Reading` (through `ReadingBuilder`)
+or raises `DecodeError`. `parse_telegram` reads a whole telegram, `parse_frame` one already cut
+out of a stream by `decoder.P1Decoder`.
 
 Speed: one regex pass over the telegram's text and a per-(code, unit) slot cache; CRC-16/ARC in C
 (`fastcrc`).
@@ -14,8 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime
-from functools import lru_cache
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -23,12 +19,10 @@ from fastcrc import crc16 as _crc16
 
 from shared.reading import CrcStatus, Reading
 
-from .assemble import ReadingBuilder, Slot, numeric_slot
-from .decoder import Decoded, DecodeError
-from .obis import Kind, describe, normalise_text_code
-
-DEFAULT_TIMEZONE = "Europe/Helsinki"
-MAX_TELEGRAM_BYTES = 16384
+from ..decoded import DecodeError
+from ..obis import Kind, describe, normalise_text_code
+from ..reading_builder import ReadingBuilder, Slot, numeric_slot
+from .clock import DEFAULT_TIMEZONE, parse_timestamp, timezone
 
 # One data line: code, first value, its unit (after `*`), then the rest of the line: more
 # "(...)" groups on M-Bus and log lines. Lines of other shapes are not matched.
@@ -41,15 +35,7 @@ _OLD_GAS = re.compile(
     re.M,
 )
 _HEX = frozenset(b"0123456789ABCDEFabcdef")
-_CRC_DIGITS = re.compile(rb"[0-9A-Fa-f]{0,4}")
 _TRAILER = re.compile(rb"([0-9A-Fa-f]{0,4})[\r\n\t \x00]*\Z")
-
-# Meter clock formats seen in the wild, tried in order: (pattern, century added to the year).
-_TIME_FORMATS: tuple[tuple[re.Pattern[str], int], ...] = (
-    (re.compile(r"(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)([SW]?)"), 2000),  # DSMR YYMMDDhhmmssX
-    (re.compile(r"(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)([SW]?)"), 0),  # YYYYMMDDhhmmssX
-    (re.compile(r"(\d{4})-?(\d\d)-?(\d\d)[ T](\d\d):(\d\d):(\d\d)()"), 0),  # 20240111 09:35:00
-)
 
 # M-Bus sub-meter registers (0-n:...): which `SubMeter` field each one fills.
 _MBUS_FIELDS = {"24.1.0": "device_type", "96.1.0": "id", "96.1.1": "id"}
@@ -71,58 +57,6 @@ def _slot(code: str, unit: str) -> Slot | None:
 def crc16(data: bytes) -> int:
     """CRC-16/ARC (poly 0xA001 reflected, init 0) as P1 telegrams carry it."""
     return int(_crc16.arc(data))
-
-
-@lru_cache(maxsize=16)
-def timezone(name: str) -> ZoneInfo:
-    """The zone meter clocks are read in; raises `ZoneInfoNotFoundError` for unknown names."""
-    return ZoneInfo(name)
-
-
-_HOURS: dict[tuple[str, str, ZoneInfo], int | None] = {}
-
-
-def parse_timestamp(text: str, tz: ZoneInfo) -> int | None:
-    """Meter clock text to ms since the epoch, or None when it is no time we know.
-
-    `S` (summer) / `W` (winter) settle the hour that repeats when clocks go back."""
-    if len(text) == 13 and text[:12].isdigit():  # DSMR: the hour's start cached, then arithmetic
-        key = (text[:8], text[12], tz)
-        start = _HOURS.get(key)
-        if start is None:
-            if len(_HOURS) > 1024:
-                _HOURS.clear()
-            start = _HOURS[key] = _parse_timestamp(text[:8] + "0000" + text[12], tz)
-            if start is None:
-                return None
-        minutes, seconds = int(text[8:10]), int(text[10:12])
-        if minutes > 59 or seconds > 59:
-            return None
-        return start + minutes * 60_000 + seconds * 1000
-    return _parse_timestamp(text, tz)
-
-
-def _parse_timestamp(text: str, tz: ZoneInfo) -> int | None:
-    for pattern, century in _TIME_FORMATS:
-        match = pattern.fullmatch(text)
-        if match is None:
-            continue
-        y, mo, d, h, mi, s, flag = match.groups()
-        try:
-            moment = datetime(
-                int(y) + century,
-                int(mo),
-                int(d),
-                int(h),
-                int(mi),
-                int(s),
-                tzinfo=tz,
-                fold=1 if flag == "W" else 0,
-            )
-        except ValueError:
-            return None
-        return int(moment.timestamp()) * 1000
-    return None
 
 
 def _number(text: str) -> float | None:
@@ -493,158 +427,3 @@ def parse_telegram(
         check_crc=check_crc,
         offset=start,
     )
-
-
-class P1Decoder:
-    """Incremental P1 decoder (the `decoder.Decoder` protocol).
-
-    Feed it bytes as they arrive; it answers each telegram it completed as `Decoded`, or as a
-    `DecodeError` (`crc_error`, `parse_error`, `truncated`, `overflow`). Bytes outside telegrams
-    (line noise, NULs) are skipped and counted in `skipped`. Once a meter has sent a CRC, a
-    telegram from it without one is refused: a damaged trailer must not pass as "no CRC"."""
-
-    protocol = "p1"
-
-    def __init__(
-        self,
-        *,
-        check_crc: bool = True,
-        tz: ZoneInfo | str = DEFAULT_TIMEZONE,
-        max_size: int = MAX_TELEGRAM_BYTES,
-    ) -> None:
-        self.check_crc = check_crc
-        self.tz = timezone(tz) if isinstance(tz, str) else tz
-        self.max_size = max_size
-        self.skipped = 0
-        self.sends_crc = False
-        self._buffer = b""  # immutable: slices of it are single copies
-        self._pos = 0  # where unread bytes start in _buffer (dropped after each call)
-        self._offset = 0  # input offset of _buffer[0]
-
-    def feed(self, data: bytes, received_ms: int) -> list[Decoded | DecodeError]:
-        self._buffer = self._buffer + bytes(data) if self._buffer else bytes(data)
-        return self._scan(received_ms, final=False)
-
-    def flush(self, received_ms: int) -> list[Decoded | DecodeError]:
-        """End of input: complete a telegram waiting for more CRC digits, report a cut-off one."""
-        out = self._scan(received_ms, final=True)
-        buffer = self._buffer
-        if buffer:
-            start = buffer.find(b"/")
-            self.skipped += len(buffer) if start < 0 else start
-            if start >= 0:
-                out.append(
-                    DecodeError(
-                        "truncated",
-                        "input ends inside a telegram",
-                        offset=self._offset + start,
-                        raw=bytes(buffer[start:]),
-                    )
-                )
-            self._offset += len(buffer)
-            self._buffer = b""
-        return out
-
-    def _error(self, reason: Any, message: str, start: int, stop: int) -> DecodeError:
-        self._pos = stop
-        return DecodeError(
-            reason, message, offset=self._offset + start, raw=bytes(self._buffer[start:stop])
-        )
-
-    def _scan(self, received_ms: int, *, final: bool) -> list[Decoded | DecodeError]:
-        out: list[Decoded | DecodeError] = []
-        buffer = self._buffer
-        size = len(buffer)
-        try:
-            while self._pos < size:
-                start = buffer.find(b"/", self._pos)
-                if start < 0:
-                    self.skipped += size - self._pos
-                    self._pos = size
-                    break
-                self.skipped += start - self._pos
-                self._pos = start
-                end = buffer.find(b"!", start + 1)
-                limit = end if end >= 0 else size
-                # No '/' in a telegram after its header line: one there starts the next telegram.
-                header_end = buffer.find(b"\n", start + 1, limit)
-                restart = buffer.find(b"/", header_end, limit) if header_end > 0 else -1
-                if restart > 0:
-                    out.append(
-                        self._error(
-                            "truncated",
-                            "telegram cut off: a new one starts before '!'",
-                            start,
-                            restart,
-                        )
-                    )
-                    continue
-                if end < 0:
-                    if size - start > self.max_size:
-                        cut = buffer.find(b"/", start + 1)
-                        out.append(
-                            self._error(
-                                "overflow",
-                                f"no '!' within {self.max_size} bytes: not a P1 telegram or no end",
-                                start,
-                                cut if cut > 0 else size,
-                            )
-                        )
-                        continue
-                    break
-                # The trailer: up to 4 hex CRC digits right after '!', then a line end.
-                first = end + 1
-                stop = _CRC_DIGITS.match(buffer, first).end()  # type: ignore[union-attr]
-                if stop == size and stop - first < 4 and not final:
-                    break  # wait for the rest of the CRC (or the line end saying there is none)
-                if stop - first < 4 and stop < size and buffer[stop] not in b"\r\n":
-                    out.append(
-                        self._error(
-                            "parse_error",
-                            f"{bytes(buffer[first : stop + 1])!r} after '!' is not a CRC",
-                            start,
-                            stop,
-                        )
-                    )
-                    continue
-                out.append(self._complete(start, end, first, stop, received_ms))
-        finally:
-            if self._pos:
-                self._buffer = buffer[self._pos :]
-                self._offset += self._pos
-                self._pos = 0
-        return out
-
-    def _complete(
-        self, start: int, end: int, first: int, stop: int, received_ms: int
-    ) -> Decoded | DecodeError:
-        buffer = self._buffer
-        frame = buffer[start : end + 1]
-        crc = buffer[first:stop]
-        offset = self._offset + start
-        self._pos = stop + 2 if buffer[stop : stop + 2] == b"\r\n" else stop
-        if frame[-2] != 0x0A:
-            return DecodeError(
-                "parse_error", "'!' is not at the start of a line", offset=offset, raw=frame + crc
-            )
-        if crc:
-            self.sends_crc = True
-        elif self.sends_crc and self.check_crc:
-            return DecodeError(
-                "crc_error",
-                "telegram without CRC from a meter that sends one (damaged trailer)",
-                offset=offset,
-                raw=frame,
-            )
-        try:
-            reading = parse_frame(
-                frame,
-                crc,
-                received_ms=received_ms,
-                tz=self.tz,
-                check_crc=self.check_crc,
-                offset=offset,
-            )
-        except DecodeError as error:
-            return error
-        return Decoded((reading, buffer[start:stop]))
