@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.reading import encode_reading
+from shared.reading import encode_reading as encode
 
 from ..codec.decoded import Decoded, Decoder
 from ..codec.factory import DecoderOptions, finish, make_decoder
@@ -77,18 +77,21 @@ def from_hex(text: bytes) -> bytes:
 
 
 def decode_file(name: str, data: bytes, decoder: Decoder) -> tuple[int, int]:
-    """Print the readings of one capture; returns (decoded, failed)."""
+    """Print the readings of one capture; returns (decoded, failed). The whole capture is
+    decoded in one call (each frame once) and its readings written in one batch."""
     received = int(time.time() * 1000)
-    decoded = failed = 0
-    out = sys.stdout.buffer
-    for item in [*decoder.feed(data, received), *finish(decoder, received)]:
-        if isinstance(item, Decoded):
-            out.write(encode_reading(item.reading) + b"\n")
-            decoded += 1
-        else:
+    items = decoder.feed(data, received)
+    items += finish(decoder, received)
+    lines = [encode(item.reading) for item in items if isinstance(item, Decoded)]
+    decoded = len(lines)
+    failed = len(items) - decoded
+    if lines:
+        lines.append(b"")
+        sys.stdout.buffer.write(b"\n".join(lines))
+        sys.stdout.buffer.flush()
+    for item in items:
+        if not isinstance(item, Decoded):
             print(f"{name}: byte {item.offset}: {item.reason}: {item}", file=sys.stderr)
-            failed += 1
-    out.flush()
     if decoded == 0 and failed == 0:
         print(f"{name}: byte 0: no telegram or frame found", file=sys.stderr)
         failed = 1

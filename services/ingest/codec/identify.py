@@ -22,6 +22,7 @@ from .decoded import Decoded, DecodeError, Decoder
 log = logging.getLogger(__name__)
 
 NewDecoder = Callable[[str], Decoder]
+PROBE_PIECE = 4096  # bytes probed at a time
 PROTOCOLS = ("p1", "hdlc", "mbus", "dlms")
 SIGNATURES: dict[str, re.Pattern[bytes]] = {
     "p1": re.compile(rb"/[A-Za-z]{3}[0-9]"),
@@ -43,41 +44,54 @@ def candidates(sample: bytes) -> list[str]:
 
 class Prober:
     """Feeds a growing sample to a decoder per signature found; `feed` answers the protocol
-    once one of them decodes a valid frame."""
+    once one of them decodes a valid frame. That decoder has then read every byte, and what it
+    answered is kept: `adopt` hands both over, so nothing is decoded twice."""
 
     def __init__(self, new_decoder: NewDecoder) -> None:
         self.new_decoder = new_decoder
         self._sample = bytearray()
-        self._decoders: dict[str, Decoder] = {}
+        self._decoders: dict[str, tuple[Decoder, list[Decoded | DecodeError]]] = {}
 
     @property
     def sample(self) -> bytes:
-        """Every byte fed so far: feed it to the real decoder first, so nothing is lost."""
+        """Every byte fed so far."""
         return bytes(self._sample)
 
-    def feed(self, data: bytes) -> str | None:
+    def feed(self, data: bytes, received_ms: int = 0) -> str | None:
         self._sample += data
+        found: str | None = None
         for name in candidates(bytes(self._sample)):
-            decoder = self._decoders.get(name)
-            if decoder is None:
-                decoder = self._decoders[name] = self.new_decoder(name)
-                chunk = bytes(self._sample)
-            else:
+            if name in self._decoders:
+                decoder, answered = self._decoders[name]
                 chunk = data
-            for item in decoder.feed(chunk, 0):
-                proof = _P1_PROOF if name == "p1" else _PROOF
-                if isinstance(item, Decoded) or (
-                    isinstance(item, DecodeError) and item.reason in proof
-                ):
-                    return name
-        return None
+            else:
+                decoder, answered = self._decoders[name] = (self.new_decoder(name), [])
+                chunk = bytes(self._sample)
+            items = decoder.feed(chunk, received_ms)
+            answered += items
+            proof = _P1_PROOF if name == "p1" else _PROOF
+            if found is None and any(
+                isinstance(item, Decoded) or item.reason in proof for item in items
+            ):
+                found = name
+                break
+        return found
+
+    def adopt(self, name: str) -> tuple[Decoder, list[Decoded | DecodeError]]:
+        """The decoder that read the sample as `name` (made now if there was none, and fed the
+        sample), and everything it answered so far."""
+        if name not in self._decoders:
+            decoder = self.new_decoder(name)
+            self._decoders[name] = (decoder, decoder.feed(self.sample, 0))
+        return self._decoders[name]
 
 
 class AutoDecoder:
     """A `decoded.Decoder` that first finds the protocol, then delegates to its decoder.
 
-    `factory(protocol)` makes the real decoder (with the service's options). Nothing is lost:
-    the bytes held while detecting are fed to it first. Without any valid frame in `max_sample`
+    `factory(protocol)` makes the decoders (with the service's options). Nothing is lost and
+    nothing is read twice: the decoder that found the protocol goes on reading, and what it
+    answered while detecting is answered first. Without any valid frame in `max_sample`
     bytes, it reports one `parse_error` saying what to check and starts over."""
 
     def __init__(
@@ -100,25 +114,30 @@ class AutoDecoder:
     def feed(self, data: bytes, received_ms: int) -> list[Decoded | DecodeError]:
         if self.decoder is not None:
             return self.decoder.feed(data, received_ms)
-        found = self._prober.feed(data)
-        if found is None:
+        # A big chunk (a whole capture) is probed a piece at a time: detection reads only the
+        # bytes up to the first valid frame, and the rest goes straight to the decoder it found.
+        out: list[Decoded | DecodeError] = []
+        for start in range(0, len(data), PROBE_PIECE):
+            found = self._prober.feed(data[start : start + PROBE_PIECE], received_ms)
+            if found is not None:
+                log.info("meter speaks %s", found)
+                self.protocol = found
+                self.decoder, answered = self._prober.adopt(found)
+                rest = data[start + PROBE_PIECE :]
+                return out + answered + (self.decoder.feed(rest, received_ms) if rest else [])
             held = len(self._prober.sample)
-            if held <= self.max_sample:
-                return []
-            self._prober = Prober(self.factory)
-            offset, self._offset = self._offset, self._offset + held
-            return [
-                DecodeError(
-                    "parse_error",
-                    f"no P1 telegram, HDLC, M-Bus or DLMS frame in {held} bytes: check the "
-                    "port's line settings (serial://...?baud=auto finds them) and the wiring",
-                    offset=offset,
+            if held > self.max_sample:
+                self._prober = Prober(self.factory)
+                offset, self._offset = self._offset, self._offset + held
+                out.append(
+                    DecodeError(
+                        "parse_error",
+                        f"no P1 telegram, HDLC, M-Bus or DLMS frame in {held} bytes: check the "
+                        "port's line settings (serial://...?baud=auto finds them) and the wiring",
+                        offset=offset,
+                    )
                 )
-            ]
-        log.info("meter speaks %s", found)
-        self.protocol = found
-        self.decoder = self.factory(found)
-        return self.decoder.feed(self._prober.sample, received_ms)
+        return out
 
     def flush(self, received_ms: int) -> list[Decoded | DecodeError]:
         """End of input. Still undecided: the protocol whose signature came first reads what
@@ -129,7 +148,6 @@ class AutoDecoder:
             found = candidates(sample)
             if not found:
                 return []
-            self.decoder = self.factory(found[0])
-            out = self.decoder.feed(sample, received_ms)
+            self.decoder, out = self._prober.adopt(found[0])
         flush = getattr(self.decoder, "flush", None)
         return out + (list(flush(received_ms)) if flush is not None else [])

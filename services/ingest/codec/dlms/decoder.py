@@ -19,7 +19,7 @@ from shared.reading import CrcStatus
 
 from ..decoded import Decoded, DecodeError
 from ..obis import UnitError
-from ..p1.parser import parse_telegram
+from ..p1.parser import P1Parser
 from . import axdr, ciphering, cosem
 from . import list_layouts as layouts
 from .ciphering import Keys
@@ -56,6 +56,8 @@ class DlmsDecoder:
         self._mbus_segments = MbusSegments()
         self._raw = RawApduFramer()
         self._blocks = cosem.BlockTransfer()
+        # P1 telegrams inside decrypted APDUs (Luxembourg Smarty), with their learnt layouts
+        self.p1 = P1Parser() if self.zone is None else P1Parser(tz=self.zone)
         # List shapes seen, by APDU length (Aidon alternates lists 1, 2 and 3), replayed while
         # their bytes outside the changing values match.
         self._plans: dict[int, list[Plan]] = {}
@@ -158,10 +160,7 @@ class DlmsDecoder:
             if ciphered.security & 0x10:
                 crc = "ok"
             if plain[:1] == b"/":
-                if self.zone is None:
-                    reading = parse_telegram(plain, received_ms=received_ms)
-                else:
-                    reading = parse_telegram(plain, received_ms=received_ms, tz=self.zone)
+                reading = self.p1.parse_telegram(plain, received_ms)
                 reading.protocol = "smarty" if self.framing == "apdu" else self.protocol
                 return [Decoded((reading, raw))]
             try:

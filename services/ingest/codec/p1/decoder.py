@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from ..decoded import Decoded, DecodeError
 from .clock import DEFAULT_TIMEZONE, timezone
-from .parser import parse_frame
+from .parser import P1Parser
 
 MAX_TELEGRAM_BYTES = 16384
 _CRC_DIGITS = re.compile(rb"[0-9A-Fa-f]{0,4}")
@@ -38,6 +38,7 @@ class P1Decoder:
     ) -> None:
         self.check_crc = check_crc
         self.tz = timezone(tz) if isinstance(tz, str) else tz
+        self.parser = P1Parser(tz=self.tz, check_crc=check_crc)
         self.max_size = max_size
         self.skipped = 0
         self.sends_crc = False
@@ -161,14 +162,7 @@ class P1Decoder:
                 raw=frame,
             )
         try:
-            reading = parse_frame(
-                frame,
-                crc,
-                received_ms=received_ms,
-                tz=self.tz,
-                check_crc=self.check_crc,
-                offset=offset,
-            )
+            reading = self.parser.parse_frame(frame, crc, received_ms, offset)
         except DecodeError as error:
             return error
         return Decoded((reading, buffer[start:stop]))

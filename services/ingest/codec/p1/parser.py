@@ -1,18 +1,22 @@
 """The P1 (DSMR 2.2-5.0.2, e-MUCS, Luxembourg Smarty, Nordic SESKO/Swedish) telegram parser.
 
-Consumes one telegram's bytes (`/` ... `!CRC`); produces a `Reading` (through `ReadingBuilder`)
-or raises `DecodeError`. `parse_telegram` reads a whole telegram, `parse_frame` one already cut
-out of a stream by `decoder.P1Decoder`.
+Consumes one telegram's bytes (`/` ... `!CRC`); produces a `Reading` or raises `DecodeError`.
 
-Speed: one regex pass over the telegram's text and a per-(code, unit) slot cache; CRC-16/ARC in C
-(`fastcrc`).
+`P1Parser` reads a meter's telegrams two ways, to the same reading:
+- line by line (`_generic`): any telegram, each data line applied as `lines.decide` says;
+- through a compiled layout (`layout.Layout`): one regex match and generated straight-line code.
+A layout is compiled for a telegram shape (header, codes, units, groups per line) only when the
+parser has seen that shape twice, so a one-off telegram costs no compilation. A parser keeps up
+to `MAX_LAYOUTS` layouts (a meter may alternate shapes, e.g. a text message line coming and
+going) and counts what it did in `compiled`, `fast` and `generic`. All of it belongs to the
+parser instance: one per byte stream (`decoder.P1Decoder` holds one).
+
+`parse_telegram` reads one telegram with a fresh parser (tests, tools).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from fastcrc import crc16 as _crc16
@@ -20,38 +24,25 @@ from fastcrc import crc16 as _crc16
 from shared.reading import CrcStatus, Reading
 
 from ..decoded import DecodeError
-from ..obis import Kind, describe, normalise_text_code
-from ..reading_builder import ReadingBuilder, Slot, numeric_slot
+from ..reading_builder import ReadingBuilder
 from .clock import DEFAULT_TIMEZONE, parse_timestamp, timezone
+from .layout import Layout, Shape, compile_layout
+from .lines import Does, decide, device_type, extra, number, split_group
 
 # One data line: code, first value, its unit (after `*`), then the rest of the line: more
 # "(...)" groups on M-Bus and log lines. Lines of other shapes are not matched.
 _LINE = re.compile(r"\n(\d[^()\r\n]*)\(([^*()\r\n]*)\*?([^()\r\n]*)\)([^\r\n]*)")
-_CODE = re.compile(r"\d{1,3}-\d{1,3}:\d{1,3}\.\d{1,3}\.\d{1,3}")
 _GROUP = re.compile(r"\(([^()\r\n]*)\)")
 # DSMR 2.2/3.0 gas: `0-1:24.3.0(ts)(08)(60)(1)(0-1:24.2.1)(m3)` with the value on the next line.
 _OLD_GAS = re.compile(
     r"^0-(\d{1,2}):24\.3\.0\(([^()]*)\)(?:\([^()\r\n]*\))*?\(([^()\r\n]*)\)\r?\n\(([^()\r\n]*)\)",
     re.M,
 )
-_HEX = frozenset(b"0123456789ABCDEFabcdef")
 _TRAILER = re.compile(rb"([0-9A-Fa-f]{0,4})[\r\n\t \x00]*\Z")
 
-# M-Bus sub-meter registers (0-n:...): which `SubMeter` field each one fills.
-_MBUS_FIELDS = {"24.1.0": "device_type", "96.1.0": "id", "96.1.1": "id"}
-_MBUS_READINGS = ("24.2.1", "24.2.3", "24.2.2")  # (timestamp)(value*unit)
-
-
-_SLOTS: dict[tuple[str, str], Slot | None] = {}
-_UNKNOWN = Slot("", "", 0, 0.0)
-
-
-def _slot(code: str, unit: str) -> Slot | None:
-    """`numeric_slot` memoised in a plain dict (cheaper to probe than `lru_cache`), bounded."""
-    if len(_SLOTS) > 4096:
-        _SLOTS.clear()
-    slot = _SLOTS[(code, unit)] = numeric_slot(code, unit or None)
-    return slot
+MAX_LAYOUTS = 8  # compiled layouts per parser (a meter alternating shapes keeps each)
+MAX_SHAPES = 256  # telegram shapes counted while waiting for a second sighting
+RETRY_EVERY = 256  # a shape that made no layout is tried again every this many sightings
 
 
 def crc16(data: bytes) -> int:
@@ -59,32 +50,13 @@ def crc16(data: bytes) -> int:
     return int(_crc16.arc(data))
 
 
-def _number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _value(text: str, unit: str | None) -> Any:
-    """An extra register as kept in `Reading.extras`: the text as sent, or value and unit."""
-    if unit is None:
-        return text
-    number = _number(text)
-    return {"value": text if number is None else number, "unit": unit}
-
-
-def _split_group(group: str) -> tuple[str, str | None]:
-    value, star, unit = group.partition("*")
-    return value, (unit if star else None)
-
-
-def _check_crc(frame: bytes, sent: bytes, check: bool, offset: int | None) -> CrcStatus:
+def check_crc(frame: bytes, sent: bytes, check: bool, offset: int | None) -> CrcStatus:
+    """The CRC status of a telegram; raises `DecodeError("crc_error")` when it does not match."""
     if not sent:
         return "absent"
     if not check:
         return "unchecked"
-    computed = crc16(frame)
+    computed = _crc16.arc(frame)
     if int(sent, 16) != computed:
         raise DecodeError(
             "crc_error",
@@ -97,45 +69,102 @@ def _check_crc(frame: bytes, sent: bytes, check: bool, offset: int | None) -> Cr
     return "ok"
 
 
-def parse_frame(
-    frame: bytes,
-    crc: bytes,
+class P1Parser:
+    """Parses the telegrams of one meter (one byte stream), learning its telegram layouts."""
+
+    def __init__(self, *, tz: ZoneInfo | str = DEFAULT_TIMEZONE, check_crc: bool = True) -> None:
+        self.tz = timezone(tz) if isinstance(tz, str) else tz
+        self.check_crc = check_crc
+        self.layouts: dict[str, list[Layout]] = {}  # by header, oldest first
+        self._order: list[Layout] = []  # every layout kept, oldest first
+        self.sightings: dict[Shape, int] = {}  # shapes read line by line, and how often
+        self.compiled = 0  # layouts compiled
+        self.fast = 0  # telegrams read through a layout
+        self.generic = 0  # telegrams read line by line
+
+    def parse_frame(
+        self, frame: bytes, crc: bytes, received_ms: int, offset: int | None = None
+    ) -> Reading:
+        """One telegram: `frame` from `/` through `!` (or to its end when a decrypted telegram
+        has no `!` line), `crc` the hex digits sent after `!` (b"" when none)."""
+        status = check_crc(frame, crc, self.check_crc, offset)
+        text = frame.decode("latin-1")
+        header_end = text.find("\n")
+        if header_end < 0 or text[:1] != "/":
+            raise DecodeError(
+                "parse_error", "no header line starting with '/'", offset=offset, raw=frame + crc
+            )
+        model = text[1:header_end].rstrip("\r")
+        known = self.layouts.get(model)
+        if known is not None:
+            for layout in known:
+                match = layout.pattern.fullmatch(text, header_end)
+                if match is None:
+                    continue
+                try:
+                    reading = layout.read(match.groups(), received_ms, self.tz, status, model)
+                except (ValueError, OverflowError):  # a value that is no number: read by line
+                    break
+                self.fast += 1
+                return reading
+        builder = ReadingBuilder(received=received_ms, protocol="p1")
+        meter_time, shape = _generic(builder, text, header_end, self.tz, offset, frame + crc)
+        self.generic += 1
+        self._sighted((model, *shape), text, header_end)
+        ts = parse_timestamp(meter_time, self.tz) if meter_time is not None else None
+        return builder.build(ts=ts, crc=status, meter_model=model)
+
+    def parse_telegram(self, telegram: bytes, received_ms: int) -> Reading:
+        """One complete telegram (`/` through `!CRC`, trailing line end optional).
+
+        A telegram whose end is known by other means (decrypted from a DLMS frame) may lack the
+        `!` line; it is accepted with `crc="absent"`. Raises `DecodeError`."""
+        start = telegram.find(b"/")
+        if start < 0:
+            raise DecodeError("parse_error", "no '/' starting a telegram", offset=0, raw=telegram)
+        end = telegram.rfind(b"!")
+        if end < start:
+            return self.parse_frame(telegram[start:], b"", received_ms)
+        trailer = _TRAILER.match(telegram, end + 1)
+        if trailer is None:
+            raise DecodeError(
+                "parse_error",
+                f"{telegram[end + 1 : end + 9]!r} after '!' is not a CRC and a line end",
+                offset=end,
+                raw=telegram,
+            )
+        return self.parse_frame(telegram[start : end + 1], trailer.group(1), received_ms, start)
+
+    def _sighted(self, shape: Shape, text: str, header_end: int) -> None:
+        """Count a shape read line by line; compile its layout on the second sighting (and, if
+        that made none, every `RETRY_EVERY`th: an odd line may have been passing)."""
+        sightings = self.sightings
+        count = sightings.get(shape, 0) + 1
+        if len(sightings) >= MAX_SHAPES and count == 1:
+            sightings.clear()  # many one-off shapes: forget them rather than grow
+        sightings[shape] = count
+        if count != 2 and count % RETRY_EVERY != 0:
+            return
+        layout = compile_layout(shape, text, header_end)
+        if layout is None:
+            return
+        self.compiled += 1
+        self._order = [k for k in self._order if k.shape != shape][-(MAX_LAYOUTS - 1) :]
+        self._order.append(layout)
+        self.layouts = {}
+        for kept in self._order:
+            self.layouts.setdefault(kept.shape[0], []).append(kept)
+
+
+def parse_telegram(
+    telegram: bytes,
     *,
     received_ms: int,
-    tz: ZoneInfo,
+    tz: ZoneInfo | str = DEFAULT_TIMEZONE,
     check_crc: bool = True,
-    offset: int | None = None,
 ) -> Reading:
-    """One telegram: `frame` from `/` through `!` (or to its end when a decrypted telegram has no
-    `!` line), `crc` the hex digits sent after `!` (b"" when none). Raises `DecodeError`."""
-    status = _check_crc(frame, crc, check_crc, offset)
-    text = frame.decode("latin-1")
-    header_end = text.find("\n")
-    if not text.startswith("/") or header_end < 0:
-        raise DecodeError(
-            "parse_error", "no header line starting with '/'", offset=offset, raw=frame + crc
-        )
-    model = text[1:header_end].rstrip("\r")
-    builder = ReadingBuilder(received=received_ms, protocol="p1")
-    layout = _LAYOUTS.get(model, _UNLEARNT)
-    meter_time: str | None = None
-    done = False
-    if layout is not None and layout is not _UNLEARNT:
-        match = layout.pattern.fullmatch(text, header_end)
-        if match is not None:
-            try:
-                meter_time = layout.fill(
-                    match.groups(), builder.arrays, builder.tariffs, builder.scalars, builder.extras
-                )
-                done = True
-            except ValueError:  # a value that is no number: let the general path judge it
-                builder = ReadingBuilder(received=received_ms, protocol="p1")
-    if not done:
-        meter_time = _generic(builder, text, header_end, tz, offset, frame + crc)
-        if layout is not None or _retry_due(model):  # new meter, or its telegrams changed
-            _learn(model, text, header_end)
-    ts = parse_timestamp(meter_time, tz) if meter_time is not None else None
-    return builder.build(ts=ts, crc=status, meter_model=model)
+    """One complete telegram read by a fresh `P1Parser` (see `P1Parser.parse_telegram`)."""
+    return P1Parser(tz=tz, check_crc=check_crc).parse_telegram(telegram, received_ms)
 
 
 def _generic(
@@ -145,60 +174,62 @@ def _generic(
     tz: ZoneInfo,
     offset: int | None,
     raw: bytes,
-) -> str | None:
-    """Every data line, one at a time, whatever its shape; returns the meter time as sent."""
+) -> tuple[str | None, tuple[tuple[str, str, int], ...]]:
+    """Every data line, one at a time, whatever its shape. Returns the meter time as sent and
+    the telegram's shape: (code, unit, groups) of each line."""
     arrays, tariffs, scalars = builder.arrays, builder.tariffs, builder.scalars
     extras = builder.extras
     meter_time: str | None = None
     secondary_id: str | None = None
-    registers = 0
+    shape: list[tuple[str, str, int]] = []
     for code, value, unit, rest in _LINE.findall(text, header_end):
-        registers += 1
-        if rest:
-            if _CODE.fullmatch(code) is None:
-                registers -= 1
-            else:
-                _multi(builder, code, value, unit or None, rest, tz)
-            continue
-        slot = _SLOTS.get((code, unit), _UNKNOWN)
-        if slot is _UNKNOWN:
-            slot = _slot(code, unit)
-        if slot is not None:
-            target, key, position, factor = slot
+        groups = [value + ("*" + unit if unit else ""), *_GROUP.findall(rest)] if rest else None
+        count = len(groups) if groups is not None else 1
+        line = decide(code, unit, count)
+        does = line.does
+        if does is Does.NOT_DATA:
+            continue  # noise the CRC did not catch, or CRC checking is off
+        shape.append((code, unit, count))
+        if does is Does.ARRAY or does is Does.TARIFF or does is Does.COUNT or does is Does.SCALAR:
             try:
-                number = float(value)
+                figure = float(value)
             except ValueError:
-                extras[code] = _value(value, unit or None)
+                extras[code] = extra(value, unit or None)
                 continue
-            if factor != 1.0:
-                number = round(number * factor, 6)
-            if target == "arrays":
-                arrays[key][position] = number
-            elif target == "tariffs":
-                tariffs[key] = number
-            elif target == "counts":
-                scalars[key] = int(number)
+            if line.factor != 1.0:
+                figure = round(figure * line.factor, 6)
+            if does is Does.ARRAY:
+                arrays[line.key][line.position] = figure
+            elif does is Does.TARIFF:
+                tariffs[line.key] = figure
+            elif does is Does.COUNT:
+                scalars[line.key] = int(figure)
             else:
-                scalars[key] = number
-            continue
-        if _CODE.fullmatch(code) is None:
-            registers -= 1
-            continue  # not an OBIS line: noise the CRC did not catch, or CRC checking is off
-        if code.startswith("0-0:"):
-            if code == "0-0:1.0.0":
-                meter_time = value
-                scalars["meter_time"] = value
-                continue
-            if code == "0-0:96.1.1":  # equipment id; 96.1.0 wins when a meter sends both
-                secondary_id = value
-                continue
-        elif code[0] == "0":
-            if _mbus(builder, code, value, unit):
-                continue
-        else:
-            code = normalise_text_code(code)
-        _fallback(builder, code, value, unit or None)
-    if registers == 0:
+                scalars[line.key] = figure
+        elif does is Does.METER_TIME:
+            meter_time = scalars["meter_time"] = value
+        elif does is Does.TEXT:
+            scalars[line.key] = value
+        elif does is Does.EXTRA:
+            extras[line.key] = extra(value, unit or None)
+        elif does is Does.SECONDARY_ID:
+            secondary_id = value
+        elif does is Does.MBUS_TYPE:
+            builder.submeter(line.position, device_type=device_type(value))
+        elif does is Does.MBUS_ID:
+            builder.submeter(line.position, id=value)
+        elif does is Does.MBUS_READING:
+            assert groups is not None
+            reading, reading_unit = split_group(groups[1])
+            builder.submeter(
+                line.position,
+                value=number(reading),
+                unit=reading_unit,
+                ts=parse_timestamp(groups[0], tz),
+            )
+        else:  # Does.GROUPS
+            extras[line.key] = groups
+    if not shape:
         raise DecodeError(
             "parse_error", "telegram holds no OBIS data lines", offset=offset, raw=raw
         )
@@ -209,221 +240,15 @@ def _generic(
             scalars["meter_id"] = secondary_id
     if "0-1:24.3.0" in text or ":24.3.0(" in text:
         _old_gas(builder, text, tz)
-    return meter_time
-
-
-class _Layout(NamedTuple):
-    """A meter's telegram shape, learnt from its first telegram: one regex capturing every value
-    and a generated function storing them, so later telegrams skip the line-by-line path."""
-
-    pattern: re.Pattern[str]
-    fill: Callable[[tuple[str, ...], Any, Any, Any, Any], str | None]
-
-
-_LAYOUTS: dict[str, _Layout | None] = {}  # None: this meter's telegrams need the general path
-_UNLEARNT: Any = object()
-# A line the layout path handles: code, value, optional unit; nothing else on the line.
-_SIMPLE = re.compile(
-    r"(\d{1,3}-\d{1,3}:\d{1,3}\.\d{1,3}\.\d{1,3})\(([^*()\r\n]*)(?:\*([A-Za-z0-9]+))?\)\r?"
-)
-_VALUE = r"([^*()\r\n]*)"
-_KILO_3 = re.compile(r"\d+\.\d{3}")
-_KILO_3_VALUE = r"(\d+\.\d{3})"
-
-
-def _statement(
-    code: str, unit: str | None, sample: str, index: int, phases: dict[str, set[int]]
-) -> tuple[str, str] | None:
-    """The generated line storing value `g[index]` of register `code` and the regex capturing
-    it, or None when the register needs the general path (M-Bus, several ids, codes read as
-    another code). Array values go to locals `<field>_<position>`, noted in `phases`, made into
-    lists at the end. `sample` is the value as this telegram sent it."""
-    statement = _store(code, unit, sample, index, phases)
-    if statement is None:
-        return None
-    if _KILO_3.fullmatch(sample) and "replace" in statement:
-        return statement, _KILO_3_VALUE
-    return statement, _VALUE
-
-
-def _store(
-    code: str, unit: str | None, sample: str, index: int, phases: dict[str, set[int]]
-) -> str | None:
-    value = f"g[{index}]"
-    slot = numeric_slot(code, unit)
-    if slot is not None:
-        number = f"float({value})"
-        if slot.factor == 1000.0 and _KILO_3.fullmatch(sample):
-            # kW with 3 decimals to W: move the point (exact; equal to round(x * 1000, 6))
-            number = f"float({value}.replace('.', ''))"
-        elif slot.factor != 1.0:
-            number = f"round({number} * {slot.factor!r}, 6)"
-        if slot.target == "arrays":
-            phases.setdefault(slot.key, set()).add(slot.position)
-            return f"{slot.key}_{slot.position} = {number}"
-        if slot.target == "tariffs":
-            return f"tariffs[{slot.key!r}] = {number}"
-        if slot.target == "counts":
-            return f"scalars[{slot.key!r}] = int({number})"
-        return f"scalars[{slot.key!r}] = {number}"
-    if code == "0-0:1.0.0":
-        return f"meter_time = scalars['meter_time'] = {value}"
-    if code == "0-0:96.1.1" or not code.startswith(("0-0:", "1-0:")):
-        return None
-    register = describe(code)
-    if register is None:
-        return f"extras[{code!r}] = _value({value}, {unit!r})"
-    if register.kind in (Kind.TEXT, Kind.TIME):
-        return f"scalars[{register.field!r}] = {value}"
-    return None  # a numeric register with a unit that does not fit
-
-
-_REFUSALS: dict[str, int] = {}
-
-
-def _retry_due(model: str) -> bool:
-    """For a meter whose telegram made no layout: try again every 256th telegram (an odd line,
-    such as an occasional text message, should not cost the fast path for ever)."""
-    count = _REFUSALS[model] = _REFUSALS.get(model, 0) + 1
-    if len(_REFUSALS) > 64:
-        _REFUSALS.clear()
-    return count % 256 == 0
-
-
-def _learn(model: str, text: str, header_end: int) -> None:
-    """Make (or refuse: None) the layout for this header from a telegram that parsed."""
-    if len(_LAYOUTS) > 64:
-        _LAYOUTS.clear()
-    _LAYOUTS[model] = None
-    end = text.rfind("!")
-    if end < 0:
-        end = len(text)
-    pattern = ["\n"]
-    statements = ["meter_time = None"]
-    phases: dict[str, set[int]] = {}
-    lines = text[header_end + 1 : end].split("\n")
-    last = lines.pop()  # what precedes '!' on its line: nothing in a well-formed telegram
-    for line in lines:
-        if line in ("", "\r"):
-            pattern.append(re.escape(line) + "\n")
-            continue
-        match = _SIMPLE.fullmatch(line)
-        if match is None:
-            return
-        code, sample, unit = match.groups()
-        made = _statement(code, unit, sample, len(statements) - 1, phases)
-        if made is None:
-            return
-        statement, capture = made
-        statements.append(statement)
-        head = line[: match.start(2)]
-        tail = line[match.end(2) :]
-        pattern.append(re.escape(head) + capture + re.escape(tail) + "\n")
-    if len(statements) == 1:
-        return
-    pattern.append(re.escape(last + text[end:]))
-    for field, positions in phases.items():
-        size = len(ReadingBuilder(received=0, protocol="p1").arrays[field])
-        items = ", ".join(f"{field}_{n}" if n in positions else "None" for n in range(size))
-        statements.append(f"arrays[{field!r}] = [{items}]")
-    source = "def fill(g, arrays, tariffs, scalars, extras):\n"
-    source += "".join(f"    {line}\n" for line in statements) + "    return meter_time\n"
-    namespace: dict[str, Any] = {"_value": _value}
-    exec(compile(source, f"<p1 layout {model!r}>", "exec"), namespace)
-    _LAYOUTS[model] = _Layout(re.compile("".join(pattern), re.S), namespace["fill"])
-
-
-def _fallback(builder: ReadingBuilder, code: str, value: str, unit: str | None) -> None:
-    """A line the slot cache could not place: text registers, unknown codes, odd units."""
-    register = describe(code)
-    if register is None:
-        builder.extras[code] = _value(value, unit)
-    elif register.kind in (Kind.TEXT, Kind.TIME):
-        builder.scalars[register.field] = value
-    else:  # a known numeric register with a unit that does not fit: keep it as sent
-        builder.extras[code] = _value(value, unit)
-
-
-def _mbus(builder: ReadingBuilder, code: str, value: str, unit: str | None) -> bool:
-    """`0-n:24.1.0` device type and `0-n:96.1.0` id of M-Bus device n; True when handled."""
-    channel_text, _, register = code[2:].partition(":")
-    channel = int(channel_text)
-    if channel == 0:
-        return False
-    field = _MBUS_FIELDS.get(register)
-    if field is None:
-        return False
-    if field == "device_type":
-        number = _number(value)
-        builder.submeter(channel, device_type=int(number) if number is not None else None)
-    else:
-        builder.submeter(channel, id=value)
-    return True
-
-
-def _multi(
-    builder: ReadingBuilder, code: str, value: str, unit: str | None, rest: str, tz: ZoneInfo
-) -> None:
-    """Lines with several groups: M-Bus readings `0-n:24.2.1(ts)(value*unit)`, else extras."""
-    groups = [value + ("*" + unit if unit else ""), *_GROUP.findall(rest)]
-    channel_text, _, register = code[2:].partition(":")
-    if code[0] == "0" and register in _MBUS_READINGS and len(groups) == 2:
-        reading, reading_unit = _split_group(groups[1])
-        builder.submeter(
-            int(channel_text),
-            value=_number(reading),
-            unit=reading_unit,
-            ts=parse_timestamp(groups[0], tz),
-        )
-        return
-    builder.extras[code] = groups
+    return meter_time, tuple(shape)
 
 
 def _old_gas(builder: ReadingBuilder, text: str, tz: ZoneInfo) -> None:
     for channel, stamp, unit, value in _OLD_GAS.findall(text):
         builder.submeter(
             int(channel),
-            value=_number(value),
+            value=number(value),
             unit=unit or None,
             ts=parse_timestamp(stamp, tz),
         )
         builder.extras.pop(f"0-{channel}:24.3.0", None)
-
-
-def parse_telegram(
-    telegram: bytes,
-    *,
-    received_ms: int,
-    tz: ZoneInfo | str = DEFAULT_TIMEZONE,
-    check_crc: bool = True,
-) -> Reading:
-    """One complete telegram (`/` through `!CRC`, trailing line end optional) to a `Reading`.
-
-    A telegram whose end is known by other means (decrypted from a DLMS frame) may lack the `!`
-    line; it is accepted with `crc="absent"`. Raises `DecodeError`."""
-    zone = timezone(tz) if isinstance(tz, str) else tz
-    start = telegram.find(b"/")
-    if start < 0:
-        raise DecodeError("parse_error", "no '/' starting a telegram", offset=0, raw=telegram)
-    end = telegram.rfind(b"!")
-    if end < start:
-        return parse_frame(
-            telegram[start:], b"", received_ms=received_ms, tz=zone, check_crc=check_crc
-        )
-    trailer = _TRAILER.match(telegram, end + 1)
-    if trailer is None:
-        raise DecodeError(
-            "parse_error",
-            f"{telegram[end + 1 : end + 9]!r} after '!' is not a CRC and a line end",
-            offset=end,
-            raw=telegram,
-        )
-    crc = trailer.group(1)
-    return parse_frame(
-        telegram[start : end + 1],
-        crc,
-        received_ms=received_ms,
-        tz=zone,
-        check_crc=check_crc,
-        offset=start,
-    )
