@@ -31,6 +31,7 @@ _KEY_OPTIONS = (  # the settings `meter_keys.load_keys` names, as this command's
     ("HANPORT_METER_KEY_FILE", "--key-file"),
     ("HANPORT_METER_KEY", "--key"),
 )
+PIECE = 256 * 1024  # bytes of a capture decoded and written at a time
 _HEX_NOISE = re.compile(rb"#[^\n]*|0x|[\s:,-]")
 
 
@@ -77,21 +78,26 @@ def from_hex(text: bytes) -> bytes:
 
 
 def decode_file(name: str, data: bytes, decoder: Decoder) -> tuple[int, int]:
-    """Print the readings of one capture; returns (decoded, failed). The whole capture is
-    decoded in one call (each frame once) and its readings written in one batch."""
+    """Print the readings of one capture; returns (decoded, failed). Each frame is decoded once;
+    the capture goes to the decoder a piece at a time and each piece's readings are written in
+    one batch, so a long capture never holds all its readings in memory."""
     received = int(time.time() * 1000)
-    items = decoder.feed(data, received)
-    items += finish(decoder, received)
-    lines = [encode(item.reading) for item in items if isinstance(item, Decoded)]
-    decoded = len(lines)
-    failed = len(items) - decoded
-    if lines:
-        lines.append(b"")
-        sys.stdout.buffer.write(b"\n".join(lines))
-        sys.stdout.buffer.flush()
-    for item in items:
-        if not isinstance(item, Decoded):
-            print(f"{name}: byte {item.offset}: {item.reason}: {item}", file=sys.stderr)
+    decoded = failed = 0
+    for start in range(0, len(data) + 1, PIECE):
+        last = start + PIECE > len(data)
+        items = decoder.feed(data[start : start + PIECE], received)
+        if last:
+            items += finish(decoder, received)
+        lines = [encode(item.reading) for item in items if isinstance(item, Decoded)]
+        decoded += len(lines)
+        failed += len(items) - len(lines)
+        if lines:
+            lines.append(b"")
+            sys.stdout.buffer.write(b"\n".join(lines))
+        for item in items:
+            if not isinstance(item, Decoded):
+                print(f"{name}: byte {item.offset}: {item.reason}: {item}", file=sys.stderr)
+    sys.stdout.buffer.flush()
     if decoded == 0 and failed == 0:
         print(f"{name}: byte 0: no telegram or frame found", file=sys.stderr)
         failed = 1

@@ -74,7 +74,7 @@ class _Code:
         self.arrays: dict[str, set[int]] = {}
         self.scalars: set[str] = set()
         self.submeters: dict[int, set[str]] = {}
-        self.tariffs = False
+        self.tariffs: list[str] = []  # tariff keys in the order the dict gets them
         self.meter_time = False
         self.secondary = False
         self.groups = 0  # capture groups used so far
@@ -98,7 +98,8 @@ class _Code:
             self.arrays.setdefault(key, set()).add(position)
             emit(f"a_{key}_{position} = {figure}")
         elif does is Does.TARIFF:
-            self.tariffs = True
+            if key not in self.tariffs:
+                self.tariffs.append(key)
             emit(f"tariffs[{key!r}] = {figure}")
         elif does is Does.COUNT:
             self.scalars.add(key)
@@ -142,10 +143,9 @@ class _Code:
         for field, prefix in _TOTALS:
             if field in self.scalars:
                 totals[field] = f"s_{field}"
-            elif self.tariffs:
-                totals[field] = f"_sum([v for k, v in tariffs.items() if k.startswith({prefix!r})])"
-            else:
-                totals[field] = "None"
+            else:  # the sum of its tariffs, in the order `ReadingBuilder.build` adds them
+                summed = [f"tariffs[{k!r}]" for k in self.tariffs if k.startswith(prefix)]
+                totals[field] = f"round(sum([{', '.join(summed)}]), 6)" if summed else "None"
         if self.meter_time:
             body.append("ts = _timestamp(s_meter_time, tz)")
             body.append("if ts is None:\n        ts = received")
@@ -244,8 +244,10 @@ def _line(code: _Code, line: str) -> str | None:
         regex += _ANY * len(more)
         rest_values = [code.capture() for _ in more]
         code.statements.append(f"extras[{spec.key!r}] = [{', '.join([first, *rest_values])}]")
+    elif spec.does is Does.EXTRA and not unit:
+        code.statements.append(f"extras[{spec.key!r}] = {value}")  # = _extra(value, None)
     elif spec.does is Does.EXTRA:
-        code.statements.append(f"extras[{spec.key!r}] = _extra({value}, {unit or None!r})")
+        code.statements.append(f"extras[{spec.key!r}] = _extra({value}, {unit!r})")
     else:
         code.line(spec.does, spec.key, spec.position, spec.factor, value)
     return regex + re.escape(cr)
