@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from services.ingest.codec.decoded import Decoded, DecodeError
-from services.ingest.codec.p1 import parser as p1
 from services.ingest.codec.p1.clock import parse_timestamp, timezone
 from services.ingest.codec.p1.decoder import P1Decoder
 from services.ingest.codec.p1.parser import P1Parser, crc16, parse_telegram
@@ -511,10 +510,13 @@ def test_header_only_telegram_is_a_parse_error() -> None:
 def test_layout_cache_falls_back_when_a_value_is_not_a_number() -> None:
     body = "1-0:1.8.0(1.000*kWh)\r\n1-0:32.7.0(230.1*V)\r\n"
     header = "/LAY5 layout test"
-    first = parse_telegram(telegram(body, header), received_ms=0)
-    assert p1 is not None
-    odd = parse_telegram(telegram(body.replace("230.1", "23x.1"), header), received_ms=0)
+    parser = P1Parser()
+    first = parser.parse_telegram(telegram(body, header), 0)
+    assert parser.parse_telegram(telegram(body, header), 0) == first
+    assert parser.compiled == 1 and list(parser.layouts) == ["LAY5 layout test"]
+    odd = parser.parse_telegram(telegram(body.replace("230.1", "23x.1"), header), 0)
     assert first.u[0] == 230.1
     assert odd.u[0] is None and odd.extras["1-0:32.7.0"] == {"value": "23x.1", "unit": "V"}
-    again = parse_telegram(telegram(body, header), received_ms=0)
-    assert again == first
+    assert (parser.fast, parser.generic) == (0, 3)  # the odd one was read line by line
+    again = parser.parse_telegram(telegram(body, header), 0)
+    assert again == first and parser.fast == 1
