@@ -15,7 +15,7 @@ every telegram are checked to agree. Then the same through `hanport decode` as a
 against a dsmr_parser process, start-up subtracted (N telegrams against a handful), in CPU
 seconds of each process (the machine may be shared).
 
-    python -m bench.parse            (or `python -m bench parse`)
+    python -m bench.parse [p1] [p1-process] [hdlc]      (or all of it: `python -m bench parse`)
 
 Sections are a list (`SECTIONS`): another protocol's benchmark adds a `Section` there.
 """
@@ -408,12 +408,12 @@ SECTIONS: list[Section] = [
 ]
 
 
-def main(argv: list[str] | None = None) -> None:
-    names = argv if argv is not None else sys.argv[1:]
+def main(names: list[str] | None = None) -> None:
+    """Every section, or the ones named (`python -m bench.parse p1 hdlc`)."""
     for section in SECTIONS:
         if not names or section.name in names:
             section.run()
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
