@@ -95,7 +95,7 @@ async def wait_until(what: str, check: Callable[[], Awaitable[bool]]) -> None:
 
 # --- ingest ---------------------------------------------------------------------------------------
 def telegrams(count: int) -> list[bytes]:
-    from services.ingest.simulator import MeterSimulator
+    from services.ingest.sources.simulated_meter import MeterSimulator
 
     return MeterSimulator().telegrams(count, int(time.time() * 1000) - count * 1000)
 

@@ -50,8 +50,8 @@ from pymodbus.client import AsyncModbusTcpClient
 from redis.asyncio import Redis
 
 from bench.common import cpu_seconds
-from services.ingest.p1 import crc16
-from services.ingest.simulator import MeterSimulator
+from services.ingest.codec.p1.parser import crc16
+from services.ingest.sources.simulated_meter import MeterSimulator
 from shared.reading import encode_reading
 from tests.licensing_helpers import issue, make_keys
 from tests.readings import simulated_readings

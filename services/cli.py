@@ -21,8 +21,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "mqtt": ("services.mqtt.__main__", "main", "publish readings to an MQTT broker"),
     "modbus": ("services.modbus.__main__", "main", "serve readings over Modbus TCP"),
     "licensing": ("services.licensing.__main__", "main", "decide which interfaces are licensed"),
-    "decode": ("services.ingest.decode", "main", "decode captures to JSON readings"),
-    "simulate": ("services.ingest.simulate", "main", "write simulated meter telegrams"),
+    "decode": ("services.ingest.cli.decode", "main", "decode captures to JSON readings"),
+    "simulate": ("services.ingest.cli.simulate", "main", "write simulated meter telegrams"),
     "license": ("services.licensing.cli", "main", "keygen, issue, trial, verify, show licences"),
 }
 

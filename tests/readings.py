@@ -7,9 +7,9 @@ decoded by the real P1 decoder. Deterministic for a given seed and start time.
 
 from __future__ import annotations
 
-from services.ingest.decoder import Decoded
-from services.ingest.p1 import P1Decoder
-from services.ingest.simulator import MeterSimulator
+from services.ingest.codec.decoded import Decoded
+from services.ingest.codec.p1.decoder import P1Decoder
+from services.ingest.sources.simulated_meter import MeterSimulator
 from shared.reading import Reading
 
 START_MS = 1_717_236_000_000  # 2024-06-01 10:00 UTC (13:00 in Helsinki: solar export)

@@ -3,8 +3,13 @@ reading to the readings stream (and raw telegrams to the raw stream) through Red
 
     hanport ingest          (= python -m services.ingest)
 
-Consumes meter bytes; produces stream entries (docs/streams.md) and Prometheus metrics on
-`HANPORT_METRICS_PORT` (default 9101).
+Consumes the meter's bytes from a serial port, TCP, a capture file or the built-in simulator
+(`sources/`): P1 telegrams, or DLMS/COSEM frames in HDLC, M-Bus or bare (encrypted with the
+meter's keys or not), decoded by `codec/` (`HANPORT_METER_PROTOCOL`, found by itself when `auto`).
+Produces one `Reading` per telegram on the readings stream and every telegram's raw bytes with
+its result on the raw stream (docs/streams.md), and Prometheus metrics on
+`HANPORT_METRICS_PORT` (default 9101). The layers: `codec/` (pure protocol code), `sources/`
+(where bytes come from), `publisher` (Redis), `cli/` (`hanport decode`, `hanport simulate`).
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ from shared import meter_metrics
 from shared.metrics import serve_metrics
 from shared.service import run, start
 
-from .decoder import Decoded, DecodeError, Decoder
-from .decoders import finish, make_decoder
-from .metrics import BYTES_READ, DECODE_SECONDS, SKIPPED_BYTES, TELEGRAMS
+from .codec.decoded import Decoded, DecodeError, Decoder
+from .codec.factory import finish, make_decoder
+from .metrics import BYTES_READ, DECODE_SECONDS, PROTOCOL_DETECTED, SKIPPED_BYTES, TELEGRAMS
 from .publisher import Publisher
 from .settings import IngestSettings
-from .sources import Source, open_source
+from .sources import open_source
+from .sources.spec import Source
 
 log = logging.getLogger("services.ingest")
 DRAIN_SECONDS = 30.0
@@ -87,6 +93,7 @@ async def ingest(source: Source, new_decoder: Callable[[], Decoder], publisher: 
     decoder = new_decoder()
     skipped = 0
     received = int(time.time() * 1000)
+    protocol = decoder.protocol
     async for chunk in source.chunks():
         received = int(time.time() * 1000)
         BYTES_READ.inc(len(chunk))
@@ -99,11 +106,15 @@ async def ingest(source: Source, new_decoder: Callable[[], Decoder], publisher: 
             )
             TELEGRAMS.labels("decoder_error").inc()
             decoder, skipped = new_decoder(), 0
+            protocol = decoder.protocol
             continue
         if items:
             per_item = (time.perf_counter() - started) / len(items)
             for _ in items:
                 DECODE_SECONDS.observe(per_item)
+        if decoder.protocol != protocol:  # `auto` found what the meter speaks
+            protocol = decoder.protocol
+            PROTOCOL_DETECTED.labels(protocol).set(1)
         handle(items, publisher, received, name)
         if source.spec.pace == "fast":  # a capture can wait for Redis; a live meter cannot
             await publisher.wait_for_room()

@@ -39,3 +39,18 @@ SOURCE_RECONNECTS = Counter(
     "Times the meter source (serial port, TCP) was lost and is being reopened.",
 )
 SOURCE_CONNECTED = Gauge("hanport_ingest_source_connected", "1 while the meter source is open.")
+PROTOCOL_DETECTED = Gauge(
+    "hanport_ingest_protocol_detected",
+    "1 for the protocol automatic detection found on the meter port.",
+    ["protocol"],
+)
+LINE_PROBES = Counter(
+    "hanport_ingest_line_probes_total",
+    "Line settings tried by baud=auto detection, by result (found, nothing).",
+    ["setting", "result"],
+)
+LINE_DETECTED = Gauge(
+    "hanport_ingest_line_detected",
+    "1 for the line settings and protocol that auto-detection found.",
+    ["setting", "protocol"],
+)

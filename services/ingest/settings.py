@@ -15,9 +15,10 @@ from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_valid
 
 from shared.settings import CommonSettings
 
-from .ciphering import Keys, load_keys
-from .decoders import DecoderOptions
-from .sources import SourceSpec, parse_source
+from .codec.dlms.ciphering import Keys
+from .codec.factory import DecoderOptions
+from .meter_keys import load_keys
+from .sources.spec import SourceSpec, parse_source
 
 
 class IngestSettings(CommonSettings):

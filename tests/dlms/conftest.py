@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.ingest.ciphering import Keys
+from services.ingest.codec.dlms.ciphering import Keys
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 

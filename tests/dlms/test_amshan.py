@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.ingest.decoder import Decoded
-from services.ingest.dlms import DlmsDecoder
+from services.ingest.codec.decoded import Decoded
+from services.ingest.codec.dlms.decoder import DlmsDecoder
 from shared.reading import Reading
 
 from .conftest import HDLC_FILES, frame

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from services.ingest import axdr
+from services.ingest.codec.dlms import axdr
 
 
 @pytest.mark.parametrize(

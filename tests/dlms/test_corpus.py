@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.ingest.decoder import Decoded, DecodeError
-from services.ingest.dlms import DlmsDecoder
+from services.ingest.codec.decoded import Decoded, DecodeError
+from services.ingest.codec.dlms.decoder import DlmsDecoder
 from shared.reading import Reading
 
 from .conftest import HDLC_FILES, KEYS, frame
@@ -129,7 +129,7 @@ def test_missing_key_names_the_meter() -> None:
 
 
 def test_wrong_key_without_tag_is_a_key_error() -> None:
-    from services.ingest.ciphering import Keys
+    from services.ingest.codec.dlms.ciphering import Keys
 
     wrong = Keys(bytes(16))
     out = DlmsDecoder("apdu", keys=wrong).feed(
@@ -158,7 +158,7 @@ def test_smarty_inner_p1_crc_is_checked() -> None:
     the P1 parser inside must refuse it."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    from services.ingest.ciphering import SMARTY_AUTH_KEY, decrypt, parse
+    from services.ingest.codec.dlms.ciphering import SMARTY_AUTH_KEY, decrypt, parse
 
     name = "encrypted/smarty_lu_gcm.bin"
     keys = KEYS[name]

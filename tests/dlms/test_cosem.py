@@ -7,11 +7,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.ingest.cosem import to_epoch_ms
-from services.ingest.decoder import Decoded
-from services.ingest.decoders import DecoderOptions, make_decoder
-from services.ingest.detect import AutoDecoder
-from services.ingest.dlms import DlmsDecoder
+from services.ingest.codec.decoded import Decoded
+from services.ingest.codec.dlms.cosem import to_epoch_ms
+from services.ingest.codec.dlms.decoder import DlmsDecoder
+from services.ingest.codec.factory import DecoderOptions, make_decoder
+from services.ingest.codec.identify import AutoDecoder
 
 from .conftest import frame
 from .frames import mbus_segments

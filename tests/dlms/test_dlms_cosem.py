@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.ingest.ciphering import SMARTY_AUTH_KEY, decrypt, parse
+from services.ingest.codec.dlms.ciphering import SMARTY_AUTH_KEY, decrypt, parse
 
 from .conftest import KEYS, frame
 

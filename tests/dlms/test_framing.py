@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.ingest.decoder import Decoded, DecodeError
-from services.ingest.dlms import DlmsDecoder
-from services.ingest.hdlc import HdlcFramer
+from services.ingest.codec.decoded import Decoded, DecodeError
+from services.ingest.codec.dlms.decoder import DlmsDecoder
+from services.ingest.codec.dlms.hdlc import HdlcFramer
 
 from .conftest import KEYS, frame
 from .frames import gbt, hdlc, hdlc_segments, mbus_segments

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from services.ingest.ciphering import Keys, load_keys
+from services.ingest.codec.dlms.ciphering import Keys
+from services.ingest.meter_keys import load_keys
 
 KEY = "34743677397A24432646294A404E6352"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.ingest.decoder import Decoded, DecodeError
-from services.ingest.dlms import DlmsDecoder
-from services.ingest.layouts import LayoutError, list_items
+from services.ingest.codec.decoded import Decoded, DecodeError
+from services.ingest.codec.dlms.decoder import DlmsDecoder
+from services.ingest.codec.dlms.list_layouts import LayoutError, list_items
 
 from .frames import hdlc
 

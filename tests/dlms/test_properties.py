@@ -7,9 +7,9 @@ from fastcrc import crc16
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.ingest.ciphering import Keys
-from services.ingest.decoder import Decoded, DecodeError
-from services.ingest.dlms import DlmsDecoder
+from services.ingest.codec.decoded import Decoded, DecodeError
+from services.ingest.codec.dlms.ciphering import Keys
+from services.ingest.codec.dlms.decoder import DlmsDecoder
 
 from .conftest import HDLC_FILES, KEYS, frame
 
@@ -98,8 +98,8 @@ def test_replayed_shape_gives_the_same_reading_as_a_fresh_decode(
 ) -> None:
     """Frames of a shape already seen are read from their leaf offsets; changing the values
     (numbers, clocks) must give exactly what a decoder seeing the frame first gives."""
-    from services.ingest.cosem import parse_notification
-    from services.ingest.dlms_plan import Plan
+    from services.ingest.codec.dlms.cosem import parse_notification
+    from services.ingest.codec.dlms.plan import Plan
 
     from .frames import hdlc
 

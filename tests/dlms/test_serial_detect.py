@@ -12,9 +12,10 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import REGISTRY
 
-from services.ingest.decoder import Decoded
-from services.ingest.detect import LineSetting, Prober, detect_line, sample_serial
-from services.ingest.dlms import DlmsDecoder
+from services.ingest.codec.decoded import Decoded
+from services.ingest.codec.dlms.decoder import DlmsDecoder
+from services.ingest.sources.line_settings import LineSetting, detect_line, sample_serial
+from services.ingest.sources.line_settings import PortProber as Prober
 from shared.stream import ReadingStream, connect
 from tests.servers import RedisServer
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from services.ingest import detect
 from services.ingest.__main__ import serve
 from services.ingest.settings import IngestSettings
+from services.ingest.sources import line_settings as detect
 from shared.stream import ReadingStream, connect
 from tests.servers import RedisServer
 

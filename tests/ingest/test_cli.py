@@ -9,8 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from services.ingest.decoder import Decoded
-from services.ingest.p1 import P1Decoder, parse_telegram
+from services.ingest.codec.decoded import Decoded
+from services.ingest.codec.p1.decoder import P1Decoder
+from services.ingest.codec.p1.parser import parse_telegram
 from shared.reading import decode_reading
 from tests.servers import free_port
 

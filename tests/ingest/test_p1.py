@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from services.ingest import p1
-from services.ingest.decoder import Decoded, DecodeError
-from services.ingest.p1 import P1Decoder, crc16, parse_telegram, parse_timestamp, timezone
+from services.ingest.codec.decoded import Decoded, DecodeError
+from services.ingest.codec.p1.clock import parse_timestamp, timezone
+from services.ingest.codec.p1.decoder import P1Decoder
+from services.ingest.codec.p1.parser import P1Parser, crc16, parse_telegram
 from shared.reading import Reading
 
 P1_DIR = Path(__file__).parent.parent / "fixtures" / "p1"
@@ -187,6 +188,49 @@ EXPECTED: dict[str, tuple[str, dict[str, Any]]] = {
             "crc": "absent",
         },
     ),
+    "isk5_nl_two_mbus.txt": (  # DSMR 5 NL: gas on M-Bus channel 2, power-failure log
+        "Europe/Amsterdam",
+        {
+            "ts": utc_ms(2020, 4, 26, 20, 33, 25),  # 22:33:25 S (UTC+2)
+            "ic": 2375.582,
+            "ec": 0.0,
+            "tariffs": {"1.8.1": 2130.115, "1.8.2": 245.467, "2.8.1": 0.0, "2.8.2": 0.0},
+            "pi": [111.0, 56.0, 0.0, 55.0],
+            "u": [229.9, 229.2, 222.9],
+            "i": [0.0, 0.0, 1.0],
+            "meter_id": "4530303434303037333832323436303139",
+            "power_failures": 5,
+            "long_power_failures": 3,
+            "crc": "ok",
+        },
+    ),
+    "flu5_be_v171.txt": (  # Fluvius BE: 1-0:1.6.0 peak with its time, gas and water M-Bus
+        "Europe/Brussels",
+        {
+            "ts": utc_ms(2023, 11, 2, 11, 15, 48),  # 12:15:48 W (UTC+1)
+            "ic": 571.562,
+            "ec": 0.005,
+            "pi": [338.0, 47.0, 179.0, 111.0],
+            "u": [232.9, 228.1, 228.1],
+            "i": [0.27, 0.88, 0.52],
+            "meter_id": "3153414733313030373231333236",
+            "tariff": "0001",
+            "crc": "ok",
+        },
+    ),
+    "kfm5_nl_dsmr42.txt": (  # DSMR 4.2 NL (Kaifa): no voltages, currents in whole A
+        "Europe/Amsterdam",
+        {
+            "ts": utc_ms(2016, 11, 13, 19, 57, 57),  # 20:57:57 W (UTC+1)
+            "ic": 3016.829,
+            "pi": [2027.0, 170.0, 1247.0, 209.0],
+            "u": [None, None, None],
+            "i": [0.0, 6.0, 2.0],
+            "power_failures": 15,
+            "long_power_failures": 7,
+            "crc": "ok",
+        },
+    ),
 }
 CRC_MISMATCH = {
     "elgama_gh1177.txt": ("Europe/Vilnius", {"ic": 12345.035, "pi": [278.0, None, None, None]}),
@@ -216,8 +260,13 @@ def test_corpus_telegram_values(name: str) -> None:
     assert reading.protocol == "p1"
     if reading.meter_time is None:
         assert reading.ts == 123  # no meter clock: the receive time
-    # The learnt-layout path (second telegram of a meter) gives the very same reading.
-    assert parse_telegram(load(name), received_ms=123, tz=zone) == reading
+    # A meter's parser reads its second telegram line by line too, and compiles its layout;
+    # the third goes through the layout and gives the very same reading.
+    parser = P1Parser(tz=zone)
+    readings = [parser.parse_telegram(load(name), 123) for _ in range(3)]
+    assert readings == [reading] * 3
+    if name not in ("sagemcom_at_decrypted.txt",):
+        assert (parser.generic, parser.compiled, parser.fast) == (2, 1, 1), name
 
 
 @pytest.mark.parametrize("name", sorted(set(EXPECTED) - {"sagemcom_at_decrypted.txt"}))
@@ -461,10 +510,13 @@ def test_header_only_telegram_is_a_parse_error() -> None:
 def test_layout_cache_falls_back_when_a_value_is_not_a_number() -> None:
     body = "1-0:1.8.0(1.000*kWh)\r\n1-0:32.7.0(230.1*V)\r\n"
     header = "/LAY5 layout test"
-    first = parse_telegram(telegram(body, header), received_ms=0)
-    assert p1._LAYOUTS.get("LAY5 layout test") is not None
-    odd = parse_telegram(telegram(body.replace("230.1", "23x.1"), header), received_ms=0)
+    parser = P1Parser()
+    first = parser.parse_telegram(telegram(body, header), 0)
+    assert parser.parse_telegram(telegram(body, header), 0) == first
+    assert parser.compiled == 1 and list(parser.layouts) == ["LAY5 layout test"]
+    odd = parser.parse_telegram(telegram(body.replace("230.1", "23x.1"), header), 0)
     assert first.u[0] == 230.1
     assert odd.u[0] is None and odd.extras["1-0:32.7.0"] == {"value": "23x.1", "unit": "V"}
-    again = parse_telegram(telegram(body, header), received_ms=0)
-    assert again == first
+    assert (parser.fast, parser.generic) == (0, 3)  # the odd one was read line by line
+    again = parser.parse_telegram(telegram(body, header), 0)
+    assert again == first and parser.fast == 1

@@ -10,8 +10,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.ingest.decoder import Decoded, DecodeError
-from services.ingest.p1 import P1Decoder, parse_telegram
+from services.ingest.codec.decoded import Decoded, DecodeError
+from services.ingest.codec.p1.decoder import P1Decoder
+from services.ingest.codec.p1.parser import parse_telegram
 from shared.reading import Reading
 
 P1_DIR = Path(__file__).parent.parent / "fixtures" / "p1"

@@ -11,7 +11,7 @@ import pytest
 from dsmr_parser import telegram_specifications
 from dsmr_parser.parsers import TelegramParser
 
-from services.ingest.p1 import crc16, parse_telegram
+from services.ingest.codec.p1.parser import crc16, parse_telegram
 
 
 def with_crc(lines: list[str]) -> bytes:

@@ -17,12 +17,13 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from services.ingest.__main__ import serve
-from services.ingest.decoder import Decoded, DecodeError
+from services.ingest.codec.decoded import Decoded, DecodeError
+from services.ingest.codec.p1.parser import parse_telegram
 from services.ingest.metrics import SOURCE_CONNECTED
-from services.ingest.p1 import parse_telegram
 from services.ingest.publisher import Pending, Publisher
 from services.ingest.settings import IngestSettings
-from services.ingest.sources import SimulatorSource, parse_source
+from services.ingest.sources.simulator import SimulatorSource
+from services.ingest.sources.spec import parse_source
 from shared.reading import Reading, decode_reading
 from shared.settings import load_settings
 from shared.stream import ReadingStream
@@ -394,7 +395,7 @@ async def test_a_failing_decoder_does_not_stop_the_service(
     redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from services.ingest import __main__ as service
-    from services.ingest.p1 import P1Decoder
+    from services.ingest.codec.p1.decoder import P1Decoder
 
     made: list[P1Decoder] = []
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.ingest.p1 import parse_telegram
-from services.ingest.simulator import MeterSimulator
+from services.ingest.codec.p1.parser import parse_telegram
+from services.ingest.sources.simulated_meter import MeterSimulator
 from tests.readings import START_MS, simulated_readings, simulated_telegrams
 
 HOUR_MS = 3_600_000

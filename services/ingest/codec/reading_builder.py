@@ -19,7 +19,8 @@ from .obis import DEFAULT_UNITS, UNIT_FACTORS, Kind, convert, describe, normalis
 _TOTALS = {"ic": "1.8.", "ec": "2.8.", "ric": "3.8.", "rec": "4.8."}
 
 
-def _sum(values: list[float | None]) -> float | None:
+def sum_present(values: list[float | None]) -> float | None:
+    """The sum of the values present (6 decimals), None when none is."""
     present = [v for v in values if v is not None]
     return round(sum(present), 6) if present else None
 
@@ -36,8 +37,8 @@ def _whole_difference(plus: float, minus: float) -> float:
     return difference if difference.is_integer() else round(difference, 6)
 
 
-def _differences(plus: list[float | None], minus: list[float | None]) -> list[float | None]:
-    """`_difference` element by element, faster when no value is missing (the usual case)."""
+def differences(plus: list[float | None], minus: list[float | None]) -> list[float | None]:
+    """`plus - minus` element by element (None where neither is present), faster when no value is missing (the usual case)."""
     if None in plus or None in minus:
         return [_difference(a, b) for a, b in zip(plus, minus, strict=True)]
     return list(map(_whole_difference, plus, minus))  # type: ignore[arg-type]
@@ -142,16 +143,16 @@ class ReadingBuilder:
         if tariffs:
             for n, prefix in enumerate(_TOTALS.values()):
                 if totals[n] is None:
-                    totals[n] = _sum([v for k, v in tariffs.items() if k.startswith(prefix)])
+                    totals[n] = sum_present([v for k, v in tariffs.items() if k.startswith(prefix)])
         pi, pe, qi, qe = arrays["pi"], arrays["pe"], arrays["qi"], arrays["qe"]
         if pi[0] is None:
-            pi[0] = _sum(pi[1:])
+            pi[0] = sum_present(pi[1:])
         if pe[0] is None:
-            pe[0] = _sum(pe[1:])
+            pe[0] = sum_present(pe[1:])
         if qi[0] is None:
-            qi[0] = _sum(qi[1:])
+            qi[0] = sum_present(qi[1:])
         if qe[0] is None:
-            qe[0] = _sum(qe[1:])
+            qe[0] = sum_present(qe[1:])
         return Reading(
             ts=ts if ts is not None else self.received,
             received=self.received,
@@ -159,10 +160,10 @@ class ReadingBuilder:
             ec=totals[1],
             ric=totals[2],
             rec=totals[3],
-            p=_differences(pi, pe),
+            p=differences(pi, pe),
             pi=pi,
             pe=pe,
-            r=_differences(qi, qe),
+            r=differences(qi, qe),
             u=arrays["u"],
             i=arrays["i"],
             meter_id=get("meter_id"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .decoder import DecodeError
+from ..decoded import DecodeError
 
 START = 0x68
 STOP = 0x16

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from fastcrc import crc16
 
-from .decoder import DecodeError
+from ..decoded import DecodeError
 
 FLAG = 0x7E
 LLC_HEADERS = (b"\xe6\xe7\x00", b"\xe6\xe6\x00")

@@ -15,9 +15,10 @@ from zoneinfo import ZoneInfo
 
 from shared.reading import CrcStatus, Reading
 
-from . import axdr, cosem, layouts
-from .assemble import ReadingBuilder, Slot, numeric_slot
-from .obis import UnitError
+from ..obis import UnitError
+from ..reading_builder import ReadingBuilder, Slot, numeric_slot
+from . import axdr, cosem
+from . import list_layouts as layouts
 
 _CLOCKS = (layouts.CLOCK, "0-1:1.0.0")  # Kamstrup sends its clock on channel 1
 _MODEL_CODES = ("0-0:96.1.7", "1-0:96.1.1")  # meter type (Aidon, Kaifa; Kamstrup)
@@ -54,20 +55,7 @@ class _Bytes(bytes):
 
 
 _MARKERS: dict[type, type] = {int: _Int, float: _Float, bytes: _Bytes}
-_SLOTS: dict[tuple[str, str | None], Slot | None] = {}
 _POWERS = [10**n for n in range(129)]  # int8 scalers: -128..127
-
-
-def _slot(code: str, unit: str | None) -> Slot | None:
-    """`assemble.numeric_slot`, memoised in a plain dict (bounded)."""
-    key = (code, unit)
-    try:
-        return _SLOTS[key]
-    except KeyError:
-        slot = numeric_slot(code, unit)
-        if len(_SLOTS) < 4096:
-            _SLOTS[key] = slot
-        return slot
 
 
 def text(value: Any) -> Any:
@@ -171,7 +159,7 @@ class Plan:
         if code in _EXTRAS:
             return Op(EXTRA, leaf, const, code, target, unit, scaler, None)
         if isinstance(value, int | float) and not isinstance(value, bool):
-            slot = _slot(target, unit)
+            slot = numeric_slot(target, unit)
             if slot is not None:
                 return Op(SLOT, leaf, const, code, target, unit, scaler, slot)
         return Op(ADD, leaf, const, code, target, unit, scaler, None)

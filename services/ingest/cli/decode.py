@@ -18,19 +18,20 @@ import time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.reading import encode_reading
+from shared.reading import encode_reading as encode
 
-from .ciphering import load_keys
-from .decoder import Decoded, Decoder
-from .decoders import DecoderOptions, finish, make_decoder
-from .p1 import DEFAULT_TIMEZONE
+from ..codec.decoded import Decoded, Decoder
+from ..codec.factory import DecoderOptions, finish, make_decoder
+from ..codec.p1.clock import DEFAULT_TIMEZONE
+from ..meter_keys import load_keys
 
-_KEY_OPTIONS = (  # the settings `ciphering.load_keys` names, as this command's options
+_KEY_OPTIONS = (  # the settings `meter_keys.load_keys` names, as this command's options
     ("HANPORT_METER_AUTH_KEY_FILE", "--auth-key-file"),
     ("HANPORT_METER_AUTH_KEY", "--auth-key"),
     ("HANPORT_METER_KEY_FILE", "--key-file"),
     ("HANPORT_METER_KEY", "--key"),
 )
+PIECE = 256 * 1024  # bytes of a capture decoded and written at a time
 _HEX_NOISE = re.compile(rb"#[^\n]*|0x|[\s:,-]")
 
 
@@ -77,18 +78,26 @@ def from_hex(text: bytes) -> bytes:
 
 
 def decode_file(name: str, data: bytes, decoder: Decoder) -> tuple[int, int]:
-    """Print the readings of one capture; returns (decoded, failed)."""
+    """Print the readings of one capture; returns (decoded, failed). Each frame is decoded once;
+    the capture goes to the decoder a piece at a time and each piece's readings are written in
+    one batch, so a long capture never holds all its readings in memory."""
     received = int(time.time() * 1000)
     decoded = failed = 0
-    out = sys.stdout.buffer
-    for item in [*decoder.feed(data, received), *finish(decoder, received)]:
-        if isinstance(item, Decoded):
-            out.write(encode_reading(item.reading) + b"\n")
-            decoded += 1
-        else:
-            print(f"{name}: byte {item.offset}: {item.reason}: {item}", file=sys.stderr)
-            failed += 1
-    out.flush()
+    for start in range(0, len(data) + 1, PIECE):
+        last = start + PIECE > len(data)
+        items = decoder.feed(data[start : start + PIECE], received)
+        if last:
+            items += finish(decoder, received)
+        lines = [encode(item.reading) for item in items if isinstance(item, Decoded)]
+        decoded += len(lines)
+        failed += len(items) - len(lines)
+        if lines:
+            lines.append(b"")
+            sys.stdout.buffer.write(b"\n".join(lines))
+        for item in items:
+            if not isinstance(item, Decoded):
+                print(f"{name}: byte {item.offset}: {item.reason}: {item}", file=sys.stderr)
+    sys.stdout.buffer.flush()
     if decoded == 0 and failed == 0:
         print(f"{name}: byte 0: no telegram or frame found", file=sys.stderr)
         failed = 1

@@ -1,9 +1,9 @@
 """What every protocol decoder in the ingest service looks like, and the errors it may report.
 
 A decoder is incremental: the source hands it bytes as they arrive, it answers the readings and
-the errors found so far, keeping any partial frame for the next call. P1 (`p1.py`) and the
-binary DLMS decoders (HDLC, M-Bus) all have this shape, so the service and `hanport decode`
-treat every protocol alike.
+the errors found so far, keeping any partial frame for the next call. P1 (`p1/decoder.py`)
+and the binary DLMS decoder (`dlms/decoder.py`: HDLC, M-Bus, bare APDUs) have this shape, so
+the service and `hanport decode` treat every protocol alike.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ from typing import NamedTuple
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from ..decoded import DecodeError
 from . import axdr
-from .decoder import DecodeError
 
 TAG = 0xDB
 TAG_LENGTH = 12
@@ -35,44 +35,6 @@ class Keys(NamedTuple):
             f"Keys(encryption={'set' if self.encryption else None}, "
             f"authentication={'set' if self.authentication else None})"
         )
-
-
-def read_key(name: str, value: str | None, file: str | None) -> bytes | None:
-    """A 16-byte key from hex text `value` or from the file `file` names (hex inside);
-    `ValueError` naming the setting, never showing the key, when it is not 32 hex digits."""
-    if value and file:
-        raise ValueError(f"set either {name} or {name}_FILE, not both")
-    source = name
-    if file:
-        source = f"{name}_FILE ({file})"
-        try:
-            with open(file, encoding="ascii", errors="replace") as handle:
-                value = handle.read()
-        except OSError as error:
-            raise ValueError(f"{source}: cannot read the key file: {error.strerror}") from None
-    if not value:
-        return None
-    text = "".join(value.split()).removeprefix("0x").removeprefix("0X")
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        raise ValueError(f"{source}: not hexadecimal; expected 32 hex digits") from None
-    if len(key) != 16:
-        raise ValueError(f"{source}: {len(key)} bytes; expected 16 (32 hex digits)")
-    return key
-
-
-def load_keys(
-    key: str | None = None,
-    key_file: str | None = None,
-    auth_key: str | None = None,
-    auth_key_file: str | None = None,
-) -> Keys:
-    """The meter's keys from the HANPORT_METER_KEY / _AUTH_KEY settings or their _FILE forms."""
-    return Keys(
-        read_key("HANPORT_METER_KEY", key, key_file),
-        read_key("HANPORT_METER_AUTH_KEY", auth_key, auth_key_file),
-    )
 
 
 class Ciphered(NamedTuple):

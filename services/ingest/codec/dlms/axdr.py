@@ -107,7 +107,10 @@ def decode(data: bytes, pos: int = 0, depth: int = 0) -> tuple[Any, int]:
         raw = data[pos : pos + size]
         if tag == _OCTETS:
             return bytes(raw), pos + size
-        return bytes(raw).decode("utf-8" if tag == 0x0C else "latin-1"), pos + size
+        try:
+            return bytes(raw).decode("utf-8" if tag == 0x0C else "latin-1"), pos + size
+        except UnicodeDecodeError:
+            raise AxdrError(f"UTF-8 string at byte {pos} is not UTF-8") from None
     fixed_size = _OCTETS_FIXED.get(tag)
     if fixed_size is not None:
         if pos + fixed_size > end:

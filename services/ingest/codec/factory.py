@@ -1,18 +1,25 @@
-"""Which decoder reads a meter's bytes: the one place that chooses, for the service and for
-`hanport decode` alike. Consumes `DecoderOptions`; produces a `decoder.Decoder`.
+"""Which decoder reads a meter's bytes: the one place that makes decoders, for the service,
+`hanport decode` and protocol detection alike. Consumes `DecoderOptions`; produces a
+`decoded.Decoder`.
 
 Protocols: `p1`, the binary DLMS ones (`hdlc`, `mbus`, `dlms` = bare general-glo-ciphering
-APDUs, see `dlms.py`), and `auto`, which finds the protocol from the first valid frame
-(`detect.AutoDecoder`). Encrypted meters need `keys`.
+APDUs, see `dlms/decoder.py`), and `auto`, which finds the protocol from the first valid frame
+(`identify.AutoDecoder`). Encrypted meters need `keys`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .ciphering import Keys
-from .decoder import Decoded, DecodeError, Decoder
-from .p1 import DEFAULT_TIMEZONE, MAX_TELEGRAM_BYTES, P1Decoder
+from .decoded import Decoded, DecodeError, Decoder
+from .dlms.ciphering import Keys
+from .dlms.decoder import DlmsDecoder
+from .identify import AutoDecoder
+from .p1.clock import DEFAULT_TIMEZONE
+from .p1.decoder import MAX_TELEGRAM_BYTES, P1Decoder
+
+PROTOCOLS = ("auto", "p1", "hdlc", "mbus", "dlms")
+_FRAMINGS = {"hdlc": "hdlc", "mbus": "mbus", "dlms": "apdu"}  # DLMS protocol -> its framing
 
 
 @dataclass(frozen=True)
@@ -30,19 +37,12 @@ def make_decoder(options: DecoderOptions) -> Decoder:
         return P1Decoder(
             check_crc=options.check_crc, tz=options.timezone, max_size=options.max_size
         )
-    if options.protocol in ("hdlc", "mbus", "dlms"):
-        from .detect import make_decoder as make_binary
-
-        return make_binary(options.protocol, keys=options.keys, tz=options.timezone)
+    framing = _FRAMINGS.get(options.protocol)
+    if framing is not None:
+        return DlmsDecoder(framing, keys=options.keys, tz=options.timezone)  # type: ignore[arg-type]
     if options.protocol == "auto":
-        from .detect import AutoDecoder
-
-        return AutoDecoder(
-            lambda found: make_decoder(replace(options, protocol=found)), keys=options.keys
-        )
-    raise ValueError(
-        f"unknown protocol {options.protocol!r}; expected auto, p1, hdlc, mbus or dlms"
-    )
+        return AutoDecoder(lambda found: make_decoder(replace(options, protocol=found)))
+    raise ValueError(f"unknown protocol {options.protocol!r}; expected {', '.join(PROTOCOLS)}")
 
 
 def finish(decoder: Decoder, received_ms: int) -> list[Decoded | DecodeError]:

@@ -20,8 +20,8 @@ import tty
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from .p1 import DEFAULT_TIMEZONE
-from .simulator import MeterSimulator
+from ..codec.p1.clock import DEFAULT_TIMEZONE
+from ..sources.simulated_meter import MeterSimulator
 
 Sink = Callable[[bytes], None]
 

@@ -15,9 +15,10 @@ Unknown shapes raise `LayoutError`.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, NamedTuple
 
-from .obis import obis_key
+from ..obis import obis_key
 
 CLOCK = "0-0:1.0.0"
 
@@ -178,19 +179,17 @@ def scaled(value: Any, scaler: int) -> Any:
     return value * 10**scaler if scaler > 0 else value / 10**-scaler
 
 
-_CODES: dict[bytes, str] = {}
-
-
 def _code(raw: Any) -> str | None:
-    """The OBIS code of a 6-byte octet string (memoised: meters repeat the same few)."""
+    """The OBIS code of a 6-byte octet string."""
     if type(raw) is not bytes or len(raw) != 6:
         return None
-    code = _CODES.get(raw)
-    if code is None:
-        code = obis_key(raw[0], raw[1], raw[2], raw[3], raw[4])
-        if len(_CODES) < 4096:
-            _CODES[raw] = code
-    return code
+    return _obis_text(raw)
+
+
+@lru_cache(maxsize=4096)
+def _obis_text(raw: bytes) -> str:
+    """Memoised (meters repeat the same few codes): a pure function of the six bytes."""
+    return obis_key(raw[0], raw[1], raw[2], raw[3], raw[4])
 
 
 def _scaler_unit(code: str, element: list[Any]) -> tuple[int, str | None]:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from .p1 import DEFAULT_TIMEZONE, crc16, timezone
+from ..codec.p1.clock import DEFAULT_TIMEZONE, timezone
+from ..codec.p1.parser import crc16
 
 HEADER = "/HAN5\\hanport-simulator"
 METER_ID = "HANPORTSIM0001"

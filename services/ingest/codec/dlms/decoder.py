@@ -1,11 +1,11 @@
 """The incremental decoder for binary meters: HDLC, M-Bus or raw DLMS APDU bytes in, `Reading`s out.
 
-`DlmsDecoder` implements `decoder.Decoder` for DLMS/COSEM meters: it frames the byte stream
+`DlmsDecoder` implements `codec.decoded.Decoder` for DLMS/COSEM meters: it frames the byte stream
 (`hdlc.HdlcFramer` + `hdlc.Segments`, `mbus.MbusFramer` + `mbus.MbusSegments`, or raw
-general-glo-ciphering APDUs), joins general block transfers, decrypts (`ciphering`), and turns
-each data notification into a reading with a `dlms_plan.Plan` (A-XDR + list layout, compiled
+general-glo-ciphering APDUs, `raw_apdu`), joins general block transfers, decrypts (`ciphering`), and turns
+each data notification into a reading with a `plan.Plan` (A-XDR + list layout, compiled
 once per list shape and replayed for the meter's next frames of that shape).
-A P1 telegram found inside a decrypted APDU (Luxembourg Smarty) goes to `p1.parse_telegram`,
+A P1 telegram found inside a decrypted APDU (Luxembourg Smarty) goes to the P1 parser,
 which checks its own CRC. Every failure is a `DecodeError`; nothing else escapes `feed`.
 """
 
@@ -17,74 +17,23 @@ from zoneinfo import ZoneInfo
 
 from shared.reading import CrcStatus
 
-from . import axdr, ciphering, cosem, layouts
+from ..decoded import Decoded, DecodeError
+from ..obis import UnitError
+from ..p1.parser import P1Parser
+from . import axdr, ciphering, cosem
+from . import list_layouts as layouts
 from .ciphering import Keys
-from .decoder import Decoded, DecodeError
-from .dlms_plan import Plan
 from .hdlc import HdlcFramer, Segments
 from .mbus import MbusFramer, MbusSegments
-from .obis import UnitError
+from .plan import Plan
+from .raw_apdu import RawApduFramer
 
 log = logging.getLogger(__name__)
 
 Framing = Literal["hdlc", "mbus", "apdu"]
 PROTOCOLS: dict[str, str] = {"hdlc": "hdlc", "mbus": "mbus", "apdu": "dlms"}
-MAX_RAW_APDU = 4096
 MAX_PLANS = 4  # list shapes kept per APDU length
 MAX_LENGTHS = 16  # APDU lengths with kept shapes
-
-
-class RawApduFramer:
-    """General-glo-ciphering APDUs sent bare on the line (`DB 08 ...`), delimited by their
-    own length. There is no checksum, so the decoder says whether a candidate was one: `accept`
-    drops it, `reject` looks again from its second byte, so garbage that looked like a start
-    (and swallowed the next frame's first bytes) never costs that frame."""
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self._base = 0
-        self._end = 0  # end of the candidate `next` answered
-
-    @property
-    def pending(self) -> int:
-        return len(self._buf) if len(self._buf) > 1 else 0
-
-    def feed(self, data: bytes) -> None:
-        self._buf += data
-
-    def _drop(self, count: int) -> None:
-        del self._buf[:count]
-        self._base += count
-
-    def next(self) -> tuple[bytes, int] | None:
-        """The next candidate APDU and its offset, or None until more bytes arrive."""
-        buf = self._buf
-        while True:
-            start = buf.find(b"\xdb\x08")
-            if start < 0:
-                self._drop(max(len(buf) - 1, 0))
-                return None
-            self._drop(start)
-            try:
-                size, body = axdr.read_length(buf, 10)
-            except axdr.AxdrError:
-                if len(buf) < 15:
-                    return None
-                self._drop(1)
-                continue
-            if size > MAX_RAW_APDU or size < 5:
-                self._drop(1)
-                continue
-            if body + size > len(buf):
-                return None
-            self._end = body + size
-            return bytes(buf[: self._end]), self._base
-
-    def accept(self) -> None:
-        self._drop(self._end)
-
-    def reject(self) -> None:
-        self._drop(1)
 
 
 class DlmsDecoder:
@@ -107,6 +56,8 @@ class DlmsDecoder:
         self._mbus_segments = MbusSegments()
         self._raw = RawApduFramer()
         self._blocks = cosem.BlockTransfer()
+        # P1 telegrams inside decrypted APDUs (Luxembourg Smarty), with their learnt layouts
+        self.p1 = P1Parser() if self.zone is None else P1Parser(tz=self.zone)
         # List shapes seen, by APDU length (Aidon alternates lists 1, 2 and 3), replayed while
         # their bytes outside the changing values match.
         self._plans: dict[int, list[Plan]] = {}
@@ -209,12 +160,7 @@ class DlmsDecoder:
             if ciphered.security & 0x10:
                 crc = "ok"
             if plain[:1] == b"/":
-                from .p1 import parse_telegram
-
-                if self.zone is None:
-                    reading = parse_telegram(plain, received_ms=received_ms)
-                else:
-                    reading = parse_telegram(plain, received_ms=received_ms, tz=self.zone)
+                reading = self.p1.parse_telegram(plain, received_ms)
                 reading.protocol = "smarty" if self.framing == "apdu" else self.protocol
                 return [Decoded((reading, raw))]
             try:
