@@ -67,9 +67,11 @@ class FieldError(ValueError):
 
 @dataclass(frozen=True)
 class HomeAssistant:
-    """A Home Assistant sensor per value (name and object id come from the field's name)."""
+    """A Home Assistant sensor per value (name and entity id come from the field's name).
+    `device_class` None: no device class (Home Assistant before 2025.6 refuses a config whose
+    device class it does not know, so only those of the oldest version supported are used)."""
 
-    device_class: str
+    device_class: str | None
     state_class: str
     per_phase: bool = True  # False: only the total of an array gets a sensor
 
@@ -255,7 +257,9 @@ METRICS = (
 # ---------------------------------------------------------------- the catalogue
 
 _ENERGY = HomeAssistant("energy", TOTAL_INCREASING)
-_REACTIVE_ENERGY = HomeAssistant("reactive_energy", TOTAL_INCREASING)
+# `reactive_energy` is a device class only since Home Assistant 2025.6, which refuses it before:
+# reactive counters go without one (unit kvarh, total_increasing), which every version takes
+_REACTIVE_ENERGY = HomeAssistant(None, TOTAL_INCREASING)
 _POWER = HomeAssistant("power", MEASUREMENT)
 
 # energy registers, power, voltage and current: the measurements of the Cozify message
