@@ -20,7 +20,9 @@ async def test_default_client_id_is_unique_per_bridge_on_one_host() -> None:
     one, two = (MqttSettings(mqtt_url="mqtt://broker", mqtt_consumer="box") for _ in range(2))
     ids = {make_client(one, TOPICS).identifier, make_client(two, TOPICS).identifier}
     assert len(ids) == 2
-    assert all(id_.startswith("hanport-box-") and len(id_) == len("hanport-box-") + 6 for id_ in ids)
+    assert all(
+        id_.startswith("hanport-box-") and len(id_) == len("hanport-box-") + 6 for id_ in ids
+    )
     given = MqttSettings(mqtt_url="mqtt://broker", mqtt_consumer="box", mqtt_client_id="mine")
     assert make_client(given, TOPICS).identifier == "mine"
 
@@ -30,24 +32,35 @@ async def test_two_bridges_on_one_host_stay_connected(
 ) -> None:
     """Two meters read on one host: two streams, two topic trees, one host name."""
     first, second = (
-        settings(redis_server, mosquitto_server, licence_keys, stream=f"meter-{n}:readings",
-                 mqtt_topic=f"meter{n}/data", mqtt_topic_prefix=f"meter{n}")  # fmt: skip
+        settings(
+            redis_server,
+            mosquitto_server,
+            licence_keys,
+            stream=f"meter-{n}:readings",
+            mqtt_topic=f"meter{n}/data",
+            mqtt_topic_prefix=f"meter{n}",
+        )  # fmt: skip
         for n in (1, 2)
     )
     assert first.mqtt_consumer == second.mqtt_consumer
     streams = [ReadingStream(await connect(redis_server.url), s.stream) for s in (first, second)]
     topics = ["meter1/data", "meter2/data", "meter1/availability", "meter2/availability"]
-    async with Subscriber(mosquitto_server, topics) as sub:
-        async with running_bridge(first), running_bridge(second):
-            await sub.wait_for(lambda _m: len(sub.on("meter1/availability")) > 0
-                               and len(sub.on("meter2/availability")) > 0)  # fmt: skip
-            reconnects = metrics.RECONNECTS._value.get()
-            for n in range(20):
-                await streams[0].add(reading(n))
-                await streams[1].add(reading(n))
-            await sub.wait_count("meter1/data", 20)
-            await sub.wait_count("meter2/data", 20)
-            # neither was disconnected: no last will `offline`, no reconnect
-            for availability in ("meter1/availability", "meter2/availability"):
-                assert [m.payload for m in sub.on(availability)] == [b"online"]
-            assert metrics.RECONNECTS._value.get() == reconnects
+    async with (
+        Subscriber(mosquitto_server, topics) as sub,
+        running_bridge(first),
+        running_bridge(second),
+    ):
+        await sub.wait_for(lambda _m: len(sub.on("meter1/availability")) > 0
+                           and len(sub.on("meter2/availability")) > 0)  # fmt: skip
+        reconnects = metrics.RECONNECTS._value.get()
+        for n in range(20):
+            await streams[0].add(reading(n))
+            await streams[1].add(reading(n))
+        await sub.wait_count("meter1/data", 20)
+        await sub.wait_count("meter2/data", 20)
+        # neither was disconnected: no last will `offline`, no reconnect
+        for availability in ("meter1/availability", "meter2/availability"):
+            assert [m.payload for m in sub.on(availability)] == [b"online"]
+        assert metrics.RECONNECTS._value.get() == reconnects
+    for stream in streams:
+        await stream.redis.aclose()
