@@ -17,13 +17,17 @@ TOPICS = Topics(data="d", prefix="p", availability="p/availability", raw=None)
 
 
 async def test_default_client_id_is_unique_per_bridge_on_one_host() -> None:
-    one, two = (MqttSettings(mqtt_url="mqtt://broker", mqtt_consumer="box") for _ in range(2))
+    one, two = (
+        MqttSettings.model_validate({"mqtt_url": "mqtt://b", "mqtt_consumer": "box"}) for _ in "12"
+    )
     ids = {make_client(one, TOPICS).identifier, make_client(two, TOPICS).identifier}
     assert len(ids) == 2
     assert all(
         id_.startswith("hanport-box-") and len(id_) == len("hanport-box-") + 6 for id_ in ids
     )
-    given = MqttSettings(mqtt_url="mqtt://broker", mqtt_consumer="box", mqtt_client_id="mine")
+    given = MqttSettings.model_validate(
+        {"mqtt_url": "mqtt://b", "mqtt_consumer": "box", "mqtt_client_id": "mine"}
+    )
     assert make_client(given, TOPICS).identifier == "mine"
 
 
