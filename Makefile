@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install test lint format bench run clean
+.PHONY: install clients test lint format bench run clean
 
 SCHEMA := tests/stack/grafana_schema
 
@@ -19,7 +19,12 @@ $(SCHEMA)/node_modules/.package-lock.json: $(SCHEMA)/package-lock.json
 
 install: $(VENV)/.installed $(SCHEMA)/node_modules/.package-lock.json
 
-test: install
+# other people's client code (Home Assistant, openWB's pymodbus) in venvs of their own, cached
+# under ~/.cache/hanport-test-clients (tests/clients/venvs.py): slow once, instant after
+clients: install
+	$(PY) -m tests.clients.venvs
+
+test: install clients
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: install

@@ -50,6 +50,7 @@ def home_assistant_answer(client: Client, messages: list[tuple[str, str]]) -> di
     return answer
 
 
+@pytest.mark.timeout(900)  # the first run makes the venv (about a minute, more on a cold pip cache)
 @pytest.mark.parametrize("client", [HOME_ASSISTANT_OLDEST, HOME_ASSISTANT_NEWEST],
                          ids=lambda client: client.name)  # fmt: skip
 def test_home_assistant_takes_every_config_without_a_warning(client: Client) -> None:
@@ -68,6 +69,7 @@ def test_home_assistant_takes_every_config_without_a_warning(client: Client) -> 
         assert result["entity_id"] == result["generated_entity_id"], result
 
 
+@pytest.mark.timeout(900)
 def test_the_check_sees_a_refused_config() -> None:
     """The check is not blind: Home Assistant before 2025.6 refuses the `reactive_energy`
     device class hanport published before (2 of the 23 configs of a full meter)."""

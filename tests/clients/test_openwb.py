@@ -54,6 +54,7 @@ async def openwb_reads(port: int) -> dict[str, Any]:
     return state
 
 
+@pytest.mark.timeout(300)  # the first run makes the pymodbus 2.5.3 venv
 @pytest.mark.parametrize("name", ["kamstrup_em001.hex", "aidon_gh1119.hex"])
 async def test_openwb_reads_the_total_of_a_meter_without_phase_powers(
     start_modbus: StartModbus, name: str

@@ -5,7 +5,7 @@ outside the repository so only the first run pays for the install.
 returns the venv's python, creating it under `cache_root()/<name>` when it is missing or was made
 for other requirements (a marker file holds what it was made for; a lock keeps two test processes
 from building the same venv at once). `python -m tests.clients.venvs` provisions them all and
-prints how long each took (`make clients`).
+prints how long each took (`make clients`, run by `make test`).
 
     HANPORT_TEST_CLIENTS_CACHE   where the venvs live (default ~/.cache/hanport-test-clients)
     HANPORT_TEST_PYTHON313       a Python 3.13 interpreter, when `python3.13` is not on PATH
@@ -109,7 +109,7 @@ def find_python(version: str) -> str:
     raise ClientSetupError(
         f"no Python {version} found (tried HANPORT_TEST_PYTHON{version.replace('.', '')}, "
         f"python{version} on PATH, {pyenv}/versions/{version}.*): the client tests need it; "
-        f"install it (Debian: apt-get install python{version}; or pyenv install {version}) or "
+        f"install it (Debian 13: apt-get install python{version}-venv; or pyenv install {version}) or "
         f"point HANPORT_TEST_PYTHON{version.replace('.', '')} at one"
     )
 
@@ -170,9 +170,15 @@ def _run(client: Client, step: list[str]) -> str:
 
 
 def main() -> int:
+    """Provision every client; one that cannot be made is reported, not fatal: its tests fail
+    with the same message, and the others still run."""
     for client in CLIENTS:
         start = time.monotonic()
-        python = provision(client)
+        try:
+            python = provision(client)
+        except ClientSetupError as error:
+            print(f"{client.name}: not made, its tests will fail: {error}", file=sys.stderr)
+            continue
         print(f"{client.name}: {python} ({time.monotonic() - start:.1f} s)")
     return 0
 
