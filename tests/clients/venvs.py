@@ -46,7 +46,7 @@ class Client:
 
 # Home Assistant's dependencies that its MQTT sensor platform and discovery never import (audio,
 # images, Bluetooth, the database, voice, its installer): installing homeassistant with all of
-# them took over 5 minutes and was still backtracking through Bluetooth sdists when stopped
+# them was still backtracking through Bluetooth sdists after more than 4 minutes when stopped
 HOME_ASSISTANT_UNUSED = (
     "numpy", "pillow", "pyturbojpeg", "pymicro-vad", "pyspeex-noise", "ha-ffmpeg", "mutagen",
     "home-assistant-intents", "hassil", "home-assistant-bluetooth", "uv", "zeroconf",
