@@ -30,11 +30,12 @@ How to add a field
    and have the decoders fill it (services/ingest/obis.py maps OBIS codes to keys).
 2. Add a `Field` row to `ELECTRICAL` (the values of the Cozify message) or `OTHER` below, with
    `positions` for an array. Give it only the interfaces that should show it:
-   `home_assistant=HomeAssistant(device_class, state_class)` for a Home Assistant sensor,
+   `home_assistant=HomeAssistant(device_class, state_class)` for a Home Assistant sensor (a
+   device class Home Assistant 2025.1 knows, or None: tests/clients checks with its code),
    `topic=Topic("sub/topic")` for a split topic, `gauge=Series(METRIC, (label values...))` for a
    Prometheus series (new metrics are `Metric` constants here), `register=Register(type,
-   address, text)` for the Modbus native map (a free address after the last one: clients
-   address registers by number, so existing ones never move).
+   address, text)` for the Modbus native map (a free address after the last one of the map in
+   docs/modbus.md: clients address registers by number, so existing ones never move).
 3. Regenerate what is generated: `python -m services.modbus.docs` (docs/modbus.md),
    `python deploy/grafana/dashboard.py` when a panel uses it, and the golden files of the
    interfaces that changed on purpose (`python -m tests.fields.snapshot`, then read the diff).
