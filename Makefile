@@ -5,7 +5,7 @@ PYTEST_ARGS ?=
 # Two workers, each taking whole test files (tests start their own servers on free ports)
 PYTEST_PARALLEL ?= -n 2 --dist loadfile
 
-.PHONY: install test lint format bench run clean
+.PHONY: install clients test lint format bench run clean
 
 SCHEMA := tests/stack/grafana_schema
 
@@ -21,8 +21,13 @@ $(SCHEMA)/node_modules/.package-lock.json: $(SCHEMA)/package-lock.json
 
 install: $(VENV)/.installed $(SCHEMA)/node_modules/.package-lock.json
 
+# other people's client code (Home Assistant, openWB's pymodbus) in venvs of their own, cached
+# under ~/.cache/hanport-test-clients (tests/clients/venvs.py): slow once, instant after
+clients: install
+	$(PY) -m tests.clients.venvs
+
 # pytest exits 5 when it collected no tests: a failure here, said plainly
-test: install
+test: install clients
 	$(PY) -m pytest -q $(PYTEST_PARALLEL) $(PYTEST_ARGS) || { status=$$?; \
 	  [ $$status -ne 5 ] || echo "make test: pytest collected no tests" >&2; exit $$status; }
 

@@ -30,11 +30,12 @@ How to add a field
    and have the decoders fill it (services/ingest/obis.py maps OBIS codes to keys).
 2. Add a `Field` row to `ELECTRICAL` (the values of the Cozify message) or `OTHER` below, with
    `positions` for an array. Give it only the interfaces that should show it:
-   `home_assistant=HomeAssistant(device_class, state_class)` for a Home Assistant sensor,
+   `home_assistant=HomeAssistant(device_class, state_class)` for a Home Assistant sensor (a
+   device class Home Assistant 2025.1 knows, or None: tests/clients checks with its code),
    `topic=Topic("sub/topic")` for a split topic, `gauge=Series(METRIC, (label values...))` for a
    Prometheus series (new metrics are `Metric` constants here), `register=Register(type,
-   address, text)` for the Modbus native map (a free address after the last one: clients
-   address registers by number, so existing ones never move).
+   address, text)` for the Modbus native map (a free address after the last one of the map in
+   docs/modbus.md: clients address registers by number, so existing ones never move).
 3. Regenerate what is generated: `python -m services.modbus.docs` (docs/modbus.md),
    `python deploy/grafana/dashboard.py` when a panel uses it, and the golden files of the
    interfaces that changed on purpose (`python -m tests.fields.snapshot`, then read the diff).
@@ -67,9 +68,11 @@ class FieldError(ValueError):
 
 @dataclass(frozen=True)
 class HomeAssistant:
-    """A Home Assistant sensor per value (name and object id come from the field's name)."""
+    """A Home Assistant sensor per value (name and entity id come from the field's name).
+    `device_class` None: no device class (Home Assistant before 2025.6 refuses a config whose
+    device class it does not know, so only those of the oldest version supported are used)."""
 
-    device_class: str
+    device_class: str | None
     state_class: str
     per_phase: bool = True  # False: only the total of an array gets a sensor
 
@@ -255,7 +258,9 @@ METRICS = (
 # ---------------------------------------------------------------- the catalogue
 
 _ENERGY = HomeAssistant("energy", TOTAL_INCREASING)
-_REACTIVE_ENERGY = HomeAssistant("reactive_energy", TOTAL_INCREASING)
+# `reactive_energy` is a device class only since Home Assistant 2025.6, which refuses it before:
+# reactive counters go without one (unit kvarh, total_increasing), which every version takes
+_REACTIVE_ENERGY = HomeAssistant(None, TOTAL_INCREASING)
 _POWER = HomeAssistant("power", MEASUREMENT)
 
 # energy registers, power, voltage and current: the measurements of the Cozify message

@@ -66,6 +66,45 @@ a test fails when it is out of date.
   (readings superseded in between are never encoded: a block is encoded on the first read after
   a new reading).
 
+## Meters that send only a total
+
+Many meters (Kamstrup, Aidon, Kaifa lists without phase powers) send the total active power but
+no power per phase, and a single-phase meter sends only L1. The SDM630 map then serves each
+missing phase power as an estimate so that the three add up to the total: what the total leaves
+after the phases the meter sent, shared among the missing phases in proportion to their U x I
+(their voltage times current, as sent), or in equal shares when no missing phase has both (a
+single-phase meter's L2 and L3 get 0 W). Without a total nothing is estimated (NaN stays NaN).
+Clients that add the phase powers up (openWB takes its power as the sum of 0x0C, 0x0E, 0x10)
+thus get the meter's total instead of NaN; the shares themselves are estimates (U x I is the
+apparent power, and a meter's currents carry no sign), so do not balance phases on them. The
+native map's register 1070 ("phase powers estimated") is 1 while the SDM630 phase powers are
+estimated, 0 while they are the meter's. The native map and SunSpec serve only what the meter
+sends (NaN per phase).
+
+## Values the meter does not send: what clients do
+
+Power factor, phase angle and frequency are NaN unless the meter sends them (most HAN meters
+send none of them):
+
+- **openWB 2.x** (SDM630 module, openWB/core `packages/modules/common/sdm.py`) reads the power
+  factors (0x1E-0x22) and the frequency (0x46) and passes NaN on as is (its check `frequency >
+  100` is false for NaN); neither enters its power or energy arithmetic, and its meter check
+  looks only at the voltages.
+- **evcc** (template `eastron-sdm72v2_630`, `meter/mbmd.go`) reads the total power 0x34 (not the
+  sum of the phases), import and export energy, currents, voltages and phase powers, and no power
+  factor or frequency; it turns a NaN register into 0 (`meter/mbmd.go` "silence NaN reading
+  errors by assuming zero", and `util/modbus/register.go` for its generic Modbus plugin).
+
+## Clients tried
+
+| client | version | what was checked |
+|---|---|---|
+| openWB SDM630 module | openWB/core 2.x (commit 3039a21, August 2026) with the pymodbus it pins, 2.5.3 | its read sequence and arithmetic (serial at 0xFC00; 0x00 x 18, 0x1E x 6, 0x46 x 6; power = sum of the phase powers; frequency > 100 divided by 10; kWh x 1000), written out again in `tests/clients/openwb_sdm630_read.py` as openWB's module is not on the package index, against the service fed real Kamstrup and Aidon captures without phase powers: its power is the meter's total (it was NaN), voltages, currents, energies and serial as sent, power factors and frequency NaN |
+| evcc | source of August 2026 (commit b29b49e) | read, not run: how its SDM630 template and Modbus code treat NaN (above) |
+| pymodbus | 3.16 (hanport's test dependency) | every map (`tests/modbus/test_server.py`) |
+| pysunspec2 (SunSpec Alliance) | 1.3 (hanport's test dependency) | a SunSpec scan finds the models and computes the values |
+| mbpoll | 1.0 (Debian) | reads the SDM630 floats |
+
 ## Unit id
 
 By default every unit id is answered (SunSpec scanners probe 1, 126, 200, 240). With

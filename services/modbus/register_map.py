@@ -174,6 +174,44 @@ def _mean(values: Sequence[Value]) -> float | None:
     return sum(present) / len(present) if present else None
 
 
+def _float(value: Value) -> float | None:
+    """The value as a float; None when it is not a finite number."""
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _volt_amperes(u: Value, i: Value) -> float:
+    voltage, current = _float(u), _float(i)
+    return voltage * current if voltage is not None and current is not None else 0.0
+
+
+def phase_powers(values: Sequence[Value]) -> tuple[list[float | None], bool]:
+    """The three phase powers of `values` (`p[0]` to `p[3]`, `u[0]` to `u[2]`, `i[0]` to `i[2]`,
+    the order of `_PHASE_INPUTS`) such that they add up to the total, and whether any is an
+    estimate. A phase the meter did not send gets a share of what the total leaves, in
+    proportion to its U x I (equal shares when no missing phase has both); with no total, or
+    every phase sent, they are as sent. Clients that add the phases (openWB) get the total."""
+    total, phases = _float(values[0]), [_float(v) for v in values[1:4]]
+    missing = [k for k, v in enumerate(phases) if v is None]
+    if total is None or not missing:
+        return phases, False
+    rest = total - sum(v for v in phases if v is not None)
+    weights = [_volt_amperes(values[4 + k], values[7 + k]) for k in missing]
+    whole = sum(weights)
+    for k, weight in zip(missing, weights, strict=True):
+        phases[k] = rest * (weight / whole if whole > 0 else 1 / len(missing))
+    return phases, True
+
+
+def _phase_power(phase: int) -> Callable[[Sequence[Value]], float | None]:
+    return lambda values: phase_powers(values)[0][phase]
+
+
+def _estimated(values: Sequence[Value]) -> float:
+    return 1.0 if phase_powers(values)[1] else 0.0
+
+
+_PHASE_INPUTS = ("p[0]", "p[1]", "p[2]", "p[3]", "u[0]", "u[1]", "u[2]", "i[0]", "i[1]", "i[2]")
+
 # Derived values: name -> (how, from which values, what it is for the docs).
 DERIVED: dict[str, tuple[Callable[[Sequence[Value]], float | None], tuple[str, ...], str]] = {
     "i_sum": (_total, ("i[0]", "i[1]", "i[2]"), "sum of the phase currents `i`"),
@@ -181,6 +219,21 @@ DERIVED: dict[str, tuple[Callable[[Sequence[Value]], float | None], tuple[str, .
     "u_avg": (_mean, ("u[0]", "u[1]", "u[2]"), "mean of the phase voltages `u`"),
     "e_sum": (_total, ("ic", "ec"), "`ic + ec` (SDM630 total kWh)"),
     "re_sum": (_total, ("ric", "rec"), "`ric + rec` (SDM630 total kvarh)"),
+    **{
+        f"p_l{k + 1}_sdm": (
+            _phase_power(k),
+            _PHASE_INPUTS,
+            f"`p[{k + 1}]`; when the meter does not send it, L{k + 1}'s share of `p[0]` "
+            '(estimated, see "Meters that send only a total")',
+        )
+        for k in range(3)
+    },
+    "p_estimated": (
+        _estimated,
+        _PHASE_INPUTS,
+        "1 while the SDM630 phase powers (0x0C-0x10) are estimated from `p[0]` because the "
+        "meter does not send them, 0 while they are the meter's",
+    ),
 }
 # Values computed when read (see RegisterStore): name -> what it is for the docs.
 LIVE = {
@@ -469,9 +522,9 @@ SDM630_INPUT = (
     _sdm(0x06, "Phase 1 current", "i[0]", "A"),
     _sdm(0x08, "Phase 2 current", "i[1]", "A"),
     _sdm(0x0A, "Phase 3 current", "i[2]", "A"),
-    _sdm(0x0C, "Phase 1 power", "p[1]", "W"),
-    _sdm(0x0E, "Phase 2 power", "p[2]", "W"),
-    _sdm(0x10, "Phase 3 power", "p[3]", "W"),
+    _sdm(0x0C, "Phase 1 power", "p_l1_sdm", "W"),
+    _sdm(0x0E, "Phase 2 power", "p_l2_sdm", "W"),
+    _sdm(0x10, "Phase 3 power", "p_l3_sdm", "W"),
     _sdm(0x12, "Phase 1 volt amps", _NI, "VA"),
     _sdm(0x14, "Phase 2 volt amps", _NI, "VA"),
     _sdm(0x16, "Phase 3 volt amps", _NI, "VA"),
@@ -552,6 +605,14 @@ NATIVE = (
         (_native(value) for value in showing("register", values(FIELDS))),
         key=lambda point: point.at or 0,
     ),
+    Point(
+        "phase powers estimated",
+        UINT16,
+        "p_estimated",
+        "",
+        DERIVED["p_estimated"][2],
+        at=1070 - NATIVE_BASE,
+    ),  # fmt: skip
 )
 
 

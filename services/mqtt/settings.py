@@ -6,12 +6,13 @@ Consumes environment variables; produces a validated `MqttSettings`. The bridge 
 
 from __future__ import annotations
 
+import secrets
 import socket
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from shared.settings import NUMBER_FROM_TEXT, CommonSettings
 
@@ -34,7 +35,9 @@ class MqttSettings(CommonSettings):
     )
     mqtt_client_id: str | None = Field(
         None,
-        description="MQTT client id; default `hanport-<consumer>`, unique per replica.",
+        description="MQTT client id; default `hanport-<consumer>-<6 random hex digits>`, new at "
+        "each start, so two bridges on one host never share one (the broker would disconnect "
+        "the first when the second connects).",
     )
     mqtt_keepalive: int = Field(60, ge=5, le=65535, description="Keepalive in seconds.")
     mqtt_protocol: Literal["3.1.1", "5"] = Field(
@@ -117,6 +120,12 @@ class MqttSettings(CommonSettings):
         10.0, gt=0, description="Seconds to wait for the broker to confirm a message."
     )
 
+    @model_validator(mode="after")
+    def _unique_client_id(self) -> MqttSettings:
+        if not self.mqtt_client_id:
+            self.mqtt_client_id = default_client_id(self.mqtt_consumer)
+        return self
+
     @field_validator("mqtt_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
@@ -140,3 +149,12 @@ class MqttSettings(CommonSettings):
         if self.mqtt_password_file is not None:
             return self.mqtt_password_file.read_text().strip()
         return self.mqtt_password.get_secret_value() if self.mqtt_password else None
+
+
+def default_client_id(consumer: str) -> str:
+    """`hanport-<consumer>-<6 random hex digits>`: the consumer (the host name by default) says
+    which box, the random part which bridge, as two bridges on one host (host networking, or
+    one per meter) share the host name. A new id at each start costs nothing: the bridge's
+    sessions are clean (delivery rests on the Redis group and the broker's acknowledgements,
+    never on a session the broker keeps)."""
+    return f"hanport-{consumer}-{secrets.token_hex(3)}"

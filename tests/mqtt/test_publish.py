@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from services.mqtt import metrics
-from services.mqtt.discovery import software_version
+from services.mqtt.discovery import SUPPORT_URL, software_version
 from shared.reading import Reading, encode_cozify
 from tests.readings import simulated_readings, simulated_telegrams
 from tests.servers import MosquittoServer, RedisServer
@@ -66,7 +66,7 @@ async def test_home_assistant_discovery_field_by_field(
     assert energy == {
         "name": "Energy import",
         "unique_id": f"{NODE}_energy_import",
-        "object_id": f"{NODE}_energy_import",
+        "default_entity_id": f"sensor.{NODE}_energy_import",
         "state_topic": DATA,
         "value_template": "{{ value_json.ic }}",
         "device_class": "energy",
@@ -84,6 +84,7 @@ async def test_home_assistant_discovery_field_by_field(
             "serial_number": SERIAL,
             "sw_version": software_version(),
         },
+        "origin": {"name": "hanport", "sw_version": software_version(), "support_url": SUPPORT_URL},
     }
     power = found[f"homeassistant/sensor/{NODE}/power/config"]
     assert (power["device_class"], power["state_class"], power["unit_of_measurement"]) == (

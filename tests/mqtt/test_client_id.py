@@ -1,0 +1,70 @@
+"""Two bridges on one host (same host name, so the same consumer name) get different MQTT client
+ids by default, so the broker keeps both connected instead of disconnecting one whenever the
+other connects."""
+
+from __future__ import annotations
+
+from services.mqtt import metrics
+from services.mqtt.connection import make_client
+from services.mqtt.settings import MqttSettings
+from services.mqtt.topics import Topics
+from shared.stream import ReadingStream, connect
+from tests.servers import MosquittoServer, RedisServer
+
+from .support import Subscriber, reading, running_bridge, settings
+
+TOPICS = Topics(data="d", prefix="p", availability="p/availability", raw=None)
+
+
+async def test_default_client_id_is_unique_per_bridge_on_one_host() -> None:
+    one, two = (
+        MqttSettings.model_validate({"mqtt_url": "mqtt://b", "mqtt_consumer": "box"}) for _ in "12"
+    )
+    ids = {make_client(one, TOPICS).identifier, make_client(two, TOPICS).identifier}
+    assert len(ids) == 2
+    assert all(
+        id_.startswith("hanport-box-") and len(id_) == len("hanport-box-") + 6 for id_ in ids
+    )
+    given = MqttSettings.model_validate(
+        {"mqtt_url": "mqtt://b", "mqtt_consumer": "box", "mqtt_client_id": "mine"}
+    )
+    assert make_client(given, TOPICS).identifier == "mine"
+
+
+async def test_two_bridges_on_one_host_stay_connected(
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+) -> None:
+    """Two meters read on one host: two streams, two topic trees, one host name."""
+    first, second = (
+        settings(
+            redis_server,
+            mosquitto_server,
+            licence_keys,
+            stream=f"meter-{n}:readings",
+            mqtt_topic=f"meter{n}/data",
+            mqtt_topic_prefix=f"meter{n}",
+        )  # fmt: skip
+        for n in (1, 2)
+    )
+    assert first.mqtt_consumer == second.mqtt_consumer
+    streams = [ReadingStream(await connect(redis_server.url), s.stream) for s in (first, second)]
+    topics = ["meter1/data", "meter2/data", "meter1/availability", "meter2/availability"]
+    async with (
+        Subscriber(mosquitto_server, topics) as sub,
+        running_bridge(first),
+        running_bridge(second),
+    ):
+        await sub.wait_for(lambda _m: len(sub.on("meter1/availability")) > 0
+                           and len(sub.on("meter2/availability")) > 0)  # fmt: skip
+        reconnects = metrics.RECONNECTS._value.get()
+        for n in range(20):
+            await streams[0].add(reading(n))
+            await streams[1].add(reading(n))
+        await sub.wait_count("meter1/data", 20)
+        await sub.wait_count("meter2/data", 20)
+        # neither was disconnected: no last will `offline`, no reconnect
+        for availability in ("meter1/availability", "meter2/availability"):
+            assert [m.payload for m in sub.on(availability)] == [b"online"]
+        assert metrics.RECONNECTS._value.get() == reconnects
+    for stream in streams:
+        await stream.redis.aclose()
