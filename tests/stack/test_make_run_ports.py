@@ -1,0 +1,104 @@
+"""`make run` next to other software: a port something else listens on (a listening socket the
+test opens) stops it before anything starts, with one line naming the variable that moves the
+port and a free port to move it to; two services wanting one port, and a bad port value, too.
+Plus the pure port planning of services/run.py."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.run import Port, RunSettings, bindable, metrics_ports, port_problems
+from tests.stack.test_make_run import moved_ports, user_environment
+
+VARIABLES = {
+    "HANPORT_REST_PORT": "rest",
+    "HANPORT_LICENSING_PORT": "licensing",
+    "HANPORT_MODBUS_PORT": "modbus",
+    "HANPORT_INGEST_METRICS_PORT": "ingest",
+    "HANPORT_MQTT_METRICS_PORT": "mqtt",
+    "HANPORT_MODBUS_METRICS_PORT": "modbus",
+}
+
+
+def run_once(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.run"],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("variable", VARIABLES)
+def test_a_taken_port_is_named_with_the_variable_that_moves_it(
+    tmp_path: Path, variable: str
+) -> None:
+    ports = moved_ports()
+    env = user_environment(tmp_path)
+    env.update({name: str(port) for name, port in ports.items()})
+    with socket.socket() as other_software:
+        other_software.bind(("127.0.0.1", ports[variable]))
+        other_software.listen()
+        result = run_once(env, tmp_path)
+    lines = (result.stdout + result.stderr).splitlines()
+    assert result.returncode == 2, lines
+    taken = ports[variable]
+    start = f"hanport run: port {taken} ({VARIABLES[variable]}) is taken: set {variable}="
+    assert len(lines) == 2 and lines[0].startswith(start), lines
+    assert lines[1] == "hanport run: nothing started"
+    suggested = int(lines[0].removeprefix(start))
+    assert suggested > taken and suggested not in ports.values()
+    assert bindable("0.0.0.0", suggested)
+    assert not (tmp_path / "data").exists()  # no Redis was started
+
+
+def test_two_services_on_one_port_are_named(tmp_path: Path) -> None:
+    ports = moved_ports()
+    ports["HANPORT_MODBUS_METRICS_PORT"] = ports["HANPORT_MQTT_METRICS_PORT"]
+    env = user_environment(tmp_path)
+    env.update({name: str(port) for name, port in ports.items()})
+    result = run_once(env, tmp_path)
+    port = ports["HANPORT_MQTT_METRICS_PORT"]
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        f"hanport run: port {port} is wanted by both mqtt (HANPORT_MQTT_METRICS_PORT) and "
+        "modbus (HANPORT_MODBUS_METRICS_PORT): set HANPORT_MODBUS_METRICS_PORT="
+    ), result.stderr
+
+
+def test_a_bad_port_value_is_one_line(tmp_path: Path) -> None:
+    env = user_environment(tmp_path)
+    env["HANPORT_MQTT_METRICS_PORT"] = "99999"
+    result = run_once(env, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("hanport: bad setting HANPORT_MQTT_METRICS_PORT='99999'")
+    assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
+
+
+def test_port_problems_suggest_the_next_free_port() -> None:
+    taken = {8080, 8081}
+    ports = [
+        Port("rest", "HANPORT_REST_PORT", "0.0.0.0", 8080),
+        Port("ingest", "HANPORT_INGEST_METRICS_PORT", "0.0.0.0", 8082),
+        Port("mqtt", "HANPORT_MQTT_METRICS_PORT", "0.0.0.0", 9102),
+    ]
+    problems = port_problems(ports, lambda _host, port: port not in taken)
+    # 8081 is taken and 8082 is ingest's: REST goes to 8083
+    assert problems == ["port 8080 (rest) is taken: set HANPORT_REST_PORT=8083"]
+    assert port_problems(ports[1:], lambda _host, _port: True) == []
+
+
+def test_metrics_ports_one_per_service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env
+    defaults = {"ingest": 9101, "mqtt": 9102, "modbus": 9103}
+    for name in [*VARIABLES, "HANPORT_METRICS_PORT"]:
+        monkeypatch.delenv(name, raising=False)
+    assert metrics_ports(RunSettings(), defaults) == defaults
+    monkeypatch.setenv("HANPORT_METRICS_PORT", "9200")  # one value for all: not used
+    monkeypatch.setenv("HANPORT_MQTT_METRICS_PORT", "9300")
+    assert metrics_ports(RunSettings(), defaults) == {"ingest": 9101, "mqtt": 9300, "modbus": 9103}
+    monkeypatch.setenv("HANPORT_METRICS_PORT", "0")  # 0 still turns them all off
+    assert metrics_ports(RunSettings(), defaults) == {"ingest": 0, "mqtt": 9300, "modbus": 0}
