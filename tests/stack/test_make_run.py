@@ -71,6 +71,14 @@ def first_reading(port: int, run: subprocess.Popen[bytes], log: Path) -> dict[st
     raise AssertionError(f"no reading on REST from make run:\n{log.read_text()}")
 
 
+def first_entry_id(client: redis.Redis) -> bytes:
+    entries = client.xrange("hanport:readings", count=1)
+    assert isinstance(entries, list) and entries, entries
+    entry_id = entries[0][0]
+    assert isinstance(entry_id, bytes)
+    return entry_id
+
+
 def ctrl_c(run: subprocess.Popen[bytes], log: Path) -> str:
     os.killpg(run.pid, signal.SIGINT)  # Ctrl-C: the whole foreground process group
     assert run.wait(timeout=30) == 0, log.read_text()
@@ -117,7 +125,7 @@ def test_make_run_uses_its_own_redis_and_keeps_its_data(tmp_path: Path) -> None:
         parent = Path(f"/proc/{info['process_id']}/stat").read_text().split(") ")[1].split()[1]
         assert int(parent) == run.pid
         assert client.config_get("dir")["dir"] == str(folder)
-        first_id = client.xrange("hanport:readings", count=1)[0][0]
+        first_id = first_entry_id(client)
         client.close()
 
         text = ctrl_c(run, log)
@@ -131,7 +139,7 @@ def test_make_run_uses_its_own_redis_and_keeps_its_data(tmp_path: Path) -> None:
         own = re.search(r"started redis-server on port (\d+)", log.read_text())
         assert own is not None
         client = redis.Redis(port=int(own.group(1)))
-        assert client.xrange("hanport:readings", count=1)[0][0] == first_id
+        assert first_entry_id(client) == first_id
         client.close()
         ctrl_c(run, log)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from services.run import Port, RunSettings, bindable, metrics_ports, port_problems
+from shared.settings import load_settings
 from tests.stack.test_make_run import moved_ports, user_environment
 
 VARIABLES = {
@@ -96,9 +97,17 @@ def test_metrics_ports_one_per_service(monkeypatch: pytest.MonkeyPatch, tmp_path
     defaults = {"ingest": 9101, "mqtt": 9102, "modbus": 9103}
     for name in [*VARIABLES, "HANPORT_METRICS_PORT"]:
         monkeypatch.delenv(name, raising=False)
-    assert metrics_ports(RunSettings(), defaults) == defaults
+    assert metrics_ports(load_settings(RunSettings), defaults) == defaults
     monkeypatch.setenv("HANPORT_METRICS_PORT", "9200")  # one value for all: not used
     monkeypatch.setenv("HANPORT_MQTT_METRICS_PORT", "9300")
-    assert metrics_ports(RunSettings(), defaults) == {"ingest": 9101, "mqtt": 9300, "modbus": 9103}
+    assert metrics_ports(load_settings(RunSettings), defaults) == {
+        "ingest": 9101,
+        "mqtt": 9300,
+        "modbus": 9103,
+    }
     monkeypatch.setenv("HANPORT_METRICS_PORT", "0")  # 0 still turns them all off
-    assert metrics_ports(RunSettings(), defaults) == {"ingest": 0, "mqtt": 9300, "modbus": 0}
+    assert metrics_ports(load_settings(RunSettings), defaults) == {
+        "ingest": 0,
+        "mqtt": 9300,
+        "modbus": 0,
+    }
