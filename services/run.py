@@ -282,12 +282,20 @@ def stop(procs: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
             proc.wait()
 
 
-def mqtt_look(mqtt_url: str | None) -> str:
+def mqtt_look(mqtt: CommonSettings) -> str:
+    """The mosquitto_sub line that shows what the bridge publishes (no password printed)."""
+    mqtt_url = getattr(mqtt, "mqtt_url", None)
     if not mqtt_url:
         return "off (set HANPORT_MQTT_URL to your broker; needs a licence)"
     url = urlsplit(mqtt_url)
     port = url.port or (8883 if url.scheme == "mqtts" else 1883)
-    return f"mosquitto_sub -h {url.hostname} -p {port} -t 'hanport/+/data' -v   (needs a licence)"
+    user = getattr(mqtt, "mqtt_username", None)
+    login = f" -u {user} -P <password>" if user else ""
+    tls = " --capath /etc/ssl/certs" if url.scheme == "mqtts" else ""
+    return (
+        f"mosquitto_sub -h {url.hostname} -p {port}{login}{tls} -t 'hanport/+/data' -v"
+        "   (needs a licence)"
+    )
 
 
 def look_values(
@@ -297,7 +305,7 @@ def look_values(
     values: dict[str, object] = {
         "redis_cli": f"-u {redact_url(redis_url)}",
         "stream": settings["ingest"].stream,
-        "mqtt": mqtt_look(getattr(settings["mqtt"], "mqtt_url", None)),
+        "mqtt": mqtt_look(settings["mqtt"]),
     }
     for service in SERVICES:
         for field in service.ports:
