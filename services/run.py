@@ -40,6 +40,7 @@ from shared.settings import ENV_PREFIX, CommonSettings, load_settings
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "")
 DATA_HOME = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "hanport"
 STOP_SECONDS = 10.0
+READY_SECONDS = 30.0
 PORT_SEARCH = 100  # how far above a taken port to look for a free one to suggest
 
 
@@ -47,14 +48,16 @@ PORT_SEARCH = 100  # how far above a taken port to look for a free one to sugges
 class Service:
     """One child process: `python -m <module>`; the settings fields of the ports it listens on
     (`<x>_port`, its address in `<x>_host`); whether it serves /metrics on a port of its own;
-    and what to tell the user once it runs (`{name}` fields filled in by `look_values`; a line
-    naming a port that is off is left out)."""
+    what to tell the user once it runs (`{name}` fields filled in by `look_values`; a line
+    naming a port that is off is left out); and which of its ports stay closed until a licence
+    allows them."""
 
     name: str
     module: str
     ports: tuple[str, ...] = ()
     metrics: bool = False
     look: tuple[str, ...] = ()
+    opened_when_licensed: tuple[str, ...] = ()
 
 
 SERVICES: list[Service] = [
@@ -99,6 +102,7 @@ SERVICES: list[Service] = [
         "modbus",
         "services.modbus",
         ports=("modbus_port",),
+        opened_when_licensed=("modbus_port",),
         metrics=True,
         look=(
             "Modbus TCP:      mbpoll -m tcp -p {modbus_port} -a 1 -0 -r 0 -c 9 -t 3:float -B -1 "
@@ -132,6 +136,7 @@ class Port:
     variable: str
     host: str
     number: int
+    licensed: bool = False  # opened only once a licence allows it
 
 
 def variable(field: str) -> str:
@@ -156,7 +161,9 @@ def planned_ports(settings: dict[str, CommonSettings], metrics: dict[str, int]) 
         chosen = settings[service.name]
         for field in service.ports:
             host = str(getattr(chosen, field.replace("_port", "_host"), "0.0.0.0"))
-            ports.append(Port(service.name, variable(field), host, int(getattr(chosen, field))))
+            number = int(getattr(chosen, field))
+            licensed = field in service.opened_when_licensed
+            ports.append(Port(service.name, variable(field), host, number, licensed))
         if service.metrics and metrics[service.name]:
             # prometheus_client's start_http_server listens on every address
             name = variable(f"{service.name}_metrics_port")
@@ -326,6 +333,34 @@ def where_to_look(values: dict[str, object]) -> list[str]:
     return lines
 
 
+def exit_status(children: list[tuple[str, subprocess.Popen[bytes]]]) -> int | None:
+    """None while every child runs; else says which one exited and returns a failing status."""
+    for name, proc in children:
+        code = proc.poll()
+        if code is not None:
+            print(f"hanport run: {name} exited with status {code}; stopping", flush=True)
+            return code or 1
+    return None
+
+
+def wait_until_listening(
+    ports: list[Port], children: list[tuple[str, subprocess.Popen[bytes]]]
+) -> int | None:
+    """Wait (at most READY_SECONDS) until every port answers, so that the where-to-look lines
+    come after the services' start-up log lines; a child's exit status if one exits first."""
+    deadline = time.monotonic() + READY_SECONDS
+    waiting = [port for port in ports if not port.licensed]
+    while waiting and time.monotonic() < deadline:
+        exited = exit_status(children)
+        if exited is not None:
+            return exited
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}
+        waiting = [p for p in waiting if not reachable(host.get(p.host, p.host), p.number, 0.2)]
+        if waiting:
+            time.sleep(0.1)
+    return None
+
+
 def _terminate(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -340,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         if service.metrics
     }
     metrics = metrics_ports(run_settings, defaults)
-    problems = port_problems(planned_ports(settings, metrics), bindable)
+    ports = planned_ports(settings, metrics)
+    problems = port_problems(ports, bindable)
     if problems:
         for problem in problems:
             print(f"hanport run: {problem}", file=sys.stderr)
@@ -355,13 +391,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     signal.signal(signal.SIGTERM, _terminate)
     with data_folder(DATA_HOME / "redis") as folder:
-        return run_stack(run_settings, settings, metrics, folder)
+        return run_stack(run_settings, settings, metrics, ports, folder)
 
 
 def run_stack(
     run_settings: RunSettings,
     settings: dict[str, CommonSettings],
     metrics: dict[str, int],
+    ports: list[Port],
     folder: Path,
 ) -> int:
     """Redis (its own, or the configured one), then every service, until Ctrl-C or a child
@@ -376,12 +413,16 @@ def run_stack(
             port = free_loopback_port()
             redis_url = f"redis://127.0.0.1:{port}/0"
             redis = start_redis(port, folder)
-            print(f"hanport run: started redis-server on port {port} (data in {folder})")
+            print(
+                f"hanport run: started redis-server on port {port} (data in {folder})", flush=True
+            )
         elif reachable(host, port):
             print(f"hanport run: using the Redis at {redact_url(redis_url)}")
         elif host in LOCAL_HOSTS:
             redis = start_redis(port, folder)
-            print(f"hanport run: started redis-server on port {port} (data in {folder})")
+            print(
+                f"hanport run: started redis-server on port {port} (data in {folder})", flush=True
+            )
         else:
             print(
                 f"hanport run: {redact_url(redis_url)} does not answer yet; "
@@ -402,18 +443,17 @@ def run_stack(
                 env["HANPORT_LICENSE_DIR"] = licences
             command = [sys.executable, "-m", service.module]
             children.append((service.name, subprocess.Popen(command, env=env)))
-            print(f"hanport run: started {service.name} (pid {children[-1][1].pid})")
+            print(f"hanport run: started {service.name} (pid {children[-1][1].pid})", flush=True)
+        exited = wait_until_listening(ports, children)
+        if exited is not None:
+            return exited
         print("\nWhere to look:")
         for line in where_to_look(look_values(settings, metrics, redis_url)):
             print(f"  {line}")
         print("\nCtrl-C stops everything.\n", flush=True)
-        while True:
-            for name, proc in children:
-                code = proc.poll()
-                if code is not None:
-                    print(f"hanport run: {name} exited with status {code}; stopping", flush=True)
-                    return code or 1
+        while (exited := exit_status(children)) is None:
             time.sleep(0.5)
+        return exited
     except KeyboardInterrupt:
         print("\nhanport run: stopping", flush=True)
     finally:

@@ -5,11 +5,15 @@ where-to-look lines, and a clean stop of everything on Ctrl-C."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
 import re
+import select
 import signal
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -160,3 +164,68 @@ def test_make_run_uses_the_redis_in_hanport_redis_url(
         assert client.xlen("hanport:readings") > 0
         client.close()
         ctrl_c(run, log)
+
+
+class Terminal:
+    """A pseudo-terminal: what `make run` writes to it, and keys typed into it."""
+
+    def __init__(self) -> None:
+        self.controller, self.terminal = pty.openpty()
+        self.output = b""
+
+    def become_controlling(self) -> None:
+        """In the child, after setsid: this terminal is its controlling terminal, so Ctrl-C
+        typed into it interrupts the child's whole process group, as in a shell."""
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    def read_until(self, text: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.output:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.controller], [], [], max(0, left))
+            if not ready:
+                raise AssertionError(f"no {text!r} after {timeout} s:\n{self.text()}")
+            try:
+                chunk = os.read(self.controller, 65536)
+            except OSError:  # every process closed the terminal (Linux reports EIO)
+                chunk = b""
+            if not chunk:
+                raise AssertionError(f"the terminal closed before {text!r}:\n{self.text()}")
+            self.output += chunk
+        return self.text()
+
+    def text(self) -> str:
+        return self.output.decode(errors="replace").replace("\r\n", "\n")
+
+
+def test_make_run_in_a_terminal_stops_on_ctrl_c(tmp_path: Path) -> None:
+    ports = moved_ports()
+    env = user_environment(tmp_path)
+    env.update({name: str(port) for name, port in ports.items()}, TERM="xterm")
+    screen = Terminal()
+    run = subprocess.Popen(
+        [sys.executable, "-m", "services.run"],
+        cwd=tmp_path, env=env, stdin=screen.terminal, stdout=screen.terminal,
+        stderr=screen.terminal, start_new_session=True, preexec_fn=screen.become_controlling,
+    )  # fmt: skip
+    os.close(screen.terminal)
+    try:
+        text = screen.read_until("Ctrl-C stops everything.")
+        rest = ports["HANPORT_REST_PORT"]
+        assert f"  live page:       http://localhost:{rest}/\n" in text
+        first_reading(rest, run, tmp_path / "none.log")
+        # at a terminal the services log plain text lines, not JSON
+        text = screen.read_until("Uvicorn running on")
+        assert not any(line.startswith("{") for line in text.splitlines()), text
+
+        os.write(screen.controller, b"\x03")  # Ctrl-C
+        text = screen.read_until("hanport run: stopping")
+        assert run.wait(timeout=30) == 0, screen.text()
+        for port in ports.values():
+            wait_for_port_closed(port, timeout=10)
+        assert "Traceback" not in screen.text(), screen.text()
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+        os.close(screen.controller)
