@@ -171,34 +171,55 @@ def planned_ports(settings: dict[str, CommonSettings], metrics: dict[str, int]) 
     return ports
 
 
-def bindable(host: str, port: int) -> bool:
-    """Could a server listen on host:port now? (SO_REUSEADDR, as uvicorn and prometheus_client
-    set it, so a port a stopped run left in TIME_WAIT counts as free.)"""
+@dataclass(frozen=True)
+class Refusal:
+    """Why a port cannot be listened on, and whether moving the port helps (else the address
+    is wrong)."""
+
+    reason: str
+    move_port: bool = True
+
+
+REFUSALS = {
+    errno.EADDRINUSE: Refusal("is taken"),
+    errno.EACCES: Refusal("needs root (ports below 1024)"),
+    errno.EADDRNOTAVAIL: Refusal("cannot be opened: its address is not this machine's", False),
+}
+
+
+def why_not(host: str, port: int) -> Refusal | None:
+    """Why a server could not listen on host:port now (None: it could). SO_REUSEADDR, as
+    uvicorn and prometheus_client set it, so a port a stopped run left in TIME_WAIT is free."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:
-            if error.errno in (errno.EADDRINUSE, errno.EACCES):
-                return False
-            raise
-    return True
+            return REFUSALS.get(error.errno or 0, Refusal(f"cannot be opened ({error.strerror})"))
+    return None
 
 
-def port_problems(ports: list[Port], free: Callable[[str, int], bool]) -> list[str]:
-    """One line per port that cannot be had (taken by other software, or wanted twice), each
-    naming the variable that moves it and a free port to move it to."""
+def port_problems(ports: list[Port], refused: Callable[[str, int], Refusal | None]) -> list[str]:
+    """One line per port that cannot be had (taken by other software, wanted twice, or on an
+    address not this machine's), each naming the variable to change and, for a port, a free
+    one to move it to."""
     wanted = {port.number for port in ports}
     problems = []
     seen: dict[int, Port] = {}
 
     def suggestion(port: Port) -> str:
         for candidate in range(port.number + 1, min(port.number + PORT_SEARCH, 65536)):
-            if candidate not in wanted and free(port.host, candidate):
+            if candidate not in wanted and refused(port.host, candidate) is None:
                 wanted.add(candidate)
                 return f"set {port.variable}={candidate}"
         return f"set {port.variable} to a free port"
+
+    def fix(port: Port, refusal: Refusal) -> str:
+        if refusal.move_port:
+            return suggestion(port)
+        host = port.variable.removesuffix("_PORT") + "_HOST"
+        return f"set {host} to one of this machine's addresses (0.0.0.0: every one)"
 
     for port in ports:
         if port.number in seen:
@@ -207,8 +228,10 @@ def port_problems(ports: list[Port], free: Callable[[str, int], bool]) -> list[s
                 f"port {port.number} is wanted by both {first.service} ({first.variable}) and "
                 f"{port.service} ({port.variable}): {suggestion(port)}"
             )
-        elif not free(port.host, port.number):
-            problems.append(f"port {port.number} ({port.service}) is taken: {suggestion(port)}")
+        elif (refusal := refused(port.host, port.number)) is not None:
+            problems.append(
+                f"port {port.number} ({port.service}) {refusal.reason}: {fix(port, refusal)}"
+            )
         seen.setdefault(port.number, port)
     return problems
 
@@ -376,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     metrics = metrics_ports(run_settings, defaults)
     ports = planned_ports(settings, metrics)
-    problems = port_problems(ports, bindable)
+    problems = port_problems(ports, why_not)
     if problems:
         for problem in problems:
             print(f"hanport run: {problem}", file=sys.stderr)

@@ -5,6 +5,7 @@ Plus the pure port planning of services/run.py."""
 
 from __future__ import annotations
 
+import errno
 import socket
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from services.run import Port, RunSettings, bindable, metrics_ports, port_problems
+from services.run import REFUSALS, Port, RunSettings, metrics_ports, port_problems, why_not
 from shared.settings import load_settings
 from tests.stack.test_make_run import moved_ports, user_environment
 
@@ -52,7 +53,7 @@ def test_a_taken_port_is_named_with_the_variable_that_moves_it(
     assert lines[1] == "hanport run: nothing started"
     suggested = int(lines[0].removeprefix(start))
     assert suggested > taken and suggested not in ports.values()
-    assert bindable("0.0.0.0", suggested)
+    assert why_not("0.0.0.0", suggested) is None
     assert not (tmp_path / "data").exists()  # no Redis was started
 
 
@@ -86,10 +87,25 @@ def test_port_problems_suggest_the_next_free_port() -> None:
         Port("ingest", "HANPORT_INGEST_METRICS_PORT", "0.0.0.0", 8082),
         Port("mqtt", "HANPORT_MQTT_METRICS_PORT", "0.0.0.0", 9102),
     ]
-    problems = port_problems(ports, lambda _host, port: port not in taken)
+    problems = port_problems(
+        ports, lambda _host, port: REFUSALS[errno.EADDRINUSE] if port in taken else None
+    )
     # 8081 is taken and 8082 is ingest's: REST goes to 8083
     assert problems == ["port 8080 (rest) is taken: set HANPORT_REST_PORT=8083"]
-    assert port_problems(ports[1:], lambda _host, _port: True) == []
+    assert port_problems(ports[1:], lambda _host, _port: None) == []
+
+
+def test_a_port_on_an_address_of_another_machine_is_one_line(tmp_path: Path) -> None:
+    env = user_environment(tmp_path)
+    env.update({name: str(port) for name, port in moved_ports().items()})
+    env["HANPORT_REST_HOST"] = "192.0.2.1"  # TEST-NET-1: never an address of this machine
+    result = run_once(env, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0].endswith(
+        "(rest) cannot be opened: its address is not this machine's: set HANPORT_REST_HOST to "
+        "one of this machine's addresses (0.0.0.0: every one)"
+    ), result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_metrics_ports_one_per_service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
