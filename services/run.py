@@ -467,14 +467,15 @@ def run_stack(
             command = [sys.executable, "-m", service.module]
             children.append((service.name, subprocess.Popen(command, env=env)))
             print(f"hanport run: started {service.name} (pid {children[-1][1].pid})", flush=True)
-        exited = wait_until_listening(ports, children)
+        watched = children + ([("redis-server", redis)] if redis is not None else [])
+        exited = wait_until_listening(ports, watched)
         if exited is not None:
             return exited
         print("\nWhere to look:")
         for line in where_to_look(look_values(settings, metrics, redis_url)):
             print(f"  {line}")
         print("\nCtrl-C stops everything.\n", flush=True)
-        while (exited := exit_status(children)) is None:
+        while (exited := exit_status(watched)) is None:
             time.sleep(0.5)
         return exited
     except KeyboardInterrupt:

@@ -75,6 +75,14 @@ def first_reading(port: int, run: subprocess.Popen[bytes], log: Path) -> dict[st
     raise AssertionError(f"no reading on REST from make run:\n{log.read_text()}")
 
 
+def wait_for_text(log: Path, text: str, run: subprocess.Popen[bytes], timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while text not in (written := log.read_text()):
+        assert run.poll() is None and time.monotonic() < deadline, f"no {text!r}:\n{written}"
+        time.sleep(0.1)
+    return written
+
+
 def first_entry_id(client: redis.Redis) -> bytes:
     entries = client.xrange("hanport:readings", count=1)
     assert isinstance(entries, list) and entries, entries
@@ -99,7 +107,7 @@ def test_make_run_uses_its_own_redis_and_keeps_its_data(tmp_path: Path) -> None:
     with make_run(env, tmp_path) as (run, log):
         meter = first_reading(ports["HANPORT_REST_PORT"], run, log)
         assert meter["type"] == "HAN_METER_MESSAGE"
-        text = log.read_text()
+        text = wait_for_text(log, "Ctrl-C stops everything.", run)
         for name in SERVICES:
             assert f"hanport run: started {name} (pid " in text, text
         assert "would give every service the same port; each gets its own instead" in text
@@ -144,8 +152,14 @@ def test_make_run_uses_its_own_redis_and_keeps_its_data(tmp_path: Path) -> None:
         assert own is not None
         client = redis.Redis(port=int(own.group(1)))
         assert first_entry_id(client) == first_id
+        # its Redis going away stops the run, saying so
+        client.shutdown()
         client.close()
-        ctrl_c(run, log)
+        assert run.wait(timeout=30) == 1
+        text = log.read_text()
+        assert "hanport run: redis-server exited with status 0; stopping" in text, text
+        for port in ports.values():
+            wait_for_port_closed(port, timeout=10)
 
 
 def test_make_run_uses_the_redis_in_hanport_redis_url(
@@ -157,7 +171,7 @@ def test_make_run_uses_the_redis_in_hanport_redis_url(
     env["HANPORT_REDIS_URL"] = redis_server.url
     with make_run(env, tmp_path) as (run, log):
         first_reading(ports["HANPORT_REST_PORT"], run, log)
-        text = log.read_text()
+        text = wait_for_text(log, "Ctrl-C stops everything.", run)
         assert f"hanport run: using the Redis at {redis_server.url}\n" in text
         assert "started redis-server" not in text
         client = redis.Redis(port=redis_server.port)

@@ -6,6 +6,7 @@ Plus the pure port planning of services/run.py."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import socket
 import subprocess
 import sys
@@ -127,3 +128,18 @@ def test_metrics_ports_one_per_service(monkeypatch: pytest.MonkeyPatch, tmp_path
         "mqtt": 9300,
         "modbus": 0,
     }
+
+
+def test_a_second_make_run_on_the_same_data_is_one_line(tmp_path: Path) -> None:
+    env = user_environment(tmp_path)
+    env.update({name: str(port) for name, port in moved_ports().items()})
+    folder = tmp_path / "data" / "hanport" / "redis"
+    folder.mkdir(parents=True)
+    with (folder / "run.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as the first `make run` holds it
+        result = run_once(env, tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"hanport run: another `make run` uses {folder}; stop it first "
+        "(or give this one its own folder with XDG_DATA_HOME)\n"
+    )
