@@ -195,9 +195,9 @@ def render_env(classes: dict[str, type[CommonSettings]]) -> str:
         "# An empty or commented-out value means the default shown. compose.yaml fixes the",
         "# in-container addresses (Redis URL, ports); the host side is set at the end.",
         "#",
-        "# A real meter instead of the simulator (USB adapter):",
+        "# A real meter instead of the simulator (USB adapter; the line settings are detected):",
         "#   HANPORT_DEVICE=/dev/ttyUSB0",
-        "#   HANPORT_SOURCE=serial:///dev/ttyUSB0?baud=115200",
+        "#   HANPORT_SOURCE=/dev/ttyUSB0",
         "# or a network P1 dongle / ser2net:  HANPORT_SOURCE=tcp://192.168.1.50:2000",
         "",
     ]
