@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from services.ingest.dlms import DlmsDecoder
+from services.ingest.codec.dlms.decoder import DlmsDecoder
 from services.modbus.register_map import serial32
 from shared.reading import Reading
 from tests.clients.venvs import OPENWB_PYMODBUS, provision
