@@ -24,6 +24,12 @@ STREAM_BAD_ENTRIES = Counter(
 LAST_READING_TS = Gauge(
     "hanport_last_reading_timestamp_seconds", "Meter time of the newest reading this service saw."
 )
+HTTP_DROPPED = Counter(
+    "hanport_http_connections_dropped_total",
+    "HTTP connections closed before a whole request arrived, by reason (request_timeout: too "
+    "slow; head_too_large: request line and headers too long). See shared/http_limits.py.",
+    ["reason"],
+)
 
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> None:

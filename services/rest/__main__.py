@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 import sys
 
+from shared.http_limits import GuardedHttpProtocol
 from shared.log import redact_url
 from shared.service import serve_http, start
 
 from .app import create_app
 from .auth import TokenError, Tokens
-from .protocol import GuardedHttpProtocol
 from .settings import RestSettings
 
 log = logging.getLogger("services.rest")

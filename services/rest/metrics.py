@@ -19,12 +19,6 @@ REFUSED = Counter(
 BAD_REQUESTS = Counter(
     "hanport_rest_bad_requests_total", "Requests answered 422 because of bad parameters."
 )
-DROPPED = Counter(
-    "hanport_rest_connections_dropped_total",
-    "HTTP connections closed before a whole request arrived, by reason (request_timeout: not "
-    "within HANPORT_REST_REQUEST_TIMEOUT; head_too_large: over HANPORT_REST_MAX_HEAD_BYTES).",
-    ["reason"],
-)
 SSE_CLIENTS = Gauge("hanport_rest_sse_clients", "Connected /events clients.")
 WS_CLIENTS = Gauge("hanport_rest_ws_clients", "Connected /ws clients.")
 SLOW_CLIENTS = Counter(

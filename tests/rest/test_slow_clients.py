@@ -50,7 +50,7 @@ def rest_port(redis_server: RedisServer, tmp_path: Path) -> Iterator[int]:
 
 def dropped(port: int, reason: str) -> float:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    prefix = f'hanport_rest_connections_dropped_total{{reason="{reason}"}} '
+    prefix = f'hanport_http_connections_dropped_total{{reason="{reason}"}} '
     return sum(float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix))
 
 

@@ -1,4 +1,5 @@
-"""uvicorn's HTTP/1.1 protocol (httptools) with limits on how a request arrives.
+"""uvicorn's HTTP/1.1 protocol (httptools) with limits on how a request arrives, for the
+services that serve HTTP (`shared.service.serve_http(..., http=GuardedHttpProtocol.limited(...))`).
 
 uvicorn waits for ever for a request that never completes: a client that opens a connection and
 sends nothing, or trickles its headers a byte at a time (slowloris), keeps a socket and a file
@@ -6,7 +7,7 @@ descriptor as long as it likes, and the parser keeps every byte of a head that n
 each request must arrive whole (request line, headers and body) within `request_timeout` seconds
 of its first byte (or of the connection opening), and its head within `max_head_bytes`;
 otherwise the connection is closed (a head too large is answered 431 first). Both are counted in
-`hanport_rest_connections_dropped_total{reason}` and logged at most once a minute. WebSocket and
+`hanport_http_connections_dropped_total{reason}` and logged at most once a minute. WebSocket and
 SSE streams are not affected: the deadline ends when their request has arrived.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .metrics import DROPPED
+from .metrics import HTTP_DROPPED
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class Warnings:
         self.next_at: dict[str, float] = {}
 
     def __call__(self, reason: str, message: str) -> None:
-        DROPPED.labels(reason).inc()
+        HTTP_DROPPED.labels(reason).inc()
         self.counts[reason] = self.counts.get(reason, 0) + 1
         now = time.monotonic()
         if now >= self.next_at.get(reason, 0.0):
