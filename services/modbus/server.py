@@ -114,6 +114,8 @@ class Connection(ServerRequestHandler):
         self.reading = True
         self.eof = False
         self.worker: asyncio.Task[None] | None = None
+        self.last_request = self.loop.time()  # when the last complete request was answered
+        self.idle_timer: asyncio.TimerHandle | None = None
         self.counted = False
 
     # ------------------------------------------------------------ asyncio's protocol
@@ -124,6 +126,10 @@ class Connection(ServerRequestHandler):
         CLIENTS.inc()
         self._transport.set_write_buffer_limits(high=self.limits.write_buffer)
         self.worker = self.loop.create_task(self._serve())
+        self.last_request = self.loop.time()
+        self.idle_timer = self.loop.call_at(
+            self.last_request + self.limits.idle_timeout, self._check_idle
+        )
 
     def callback_disconnected(self, exc: Exception | None) -> None:
         super().callback_disconnected(exc)
@@ -175,6 +181,9 @@ class Connection(ServerRequestHandler):
             CLIENTS.dec()
         if self.worker is not None and self.worker is not asyncio.current_task():
             self.worker.cancel()
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
 
     def _finish(self) -> None:
         """Close after the answers already written, but never wait for them longer than the
@@ -187,34 +196,42 @@ class Connection(ServerRequestHandler):
     # ------------------------------------------------------------ the frames, one at a time
 
     async def _serve(self) -> None:
-        """Answer the inbox's frames in order until the connection ends or idles too long."""
-        loop = self.loop
-        deadline = loop.time() + self.limits.idle_timeout
+        """Answer the inbox's frames in order until the connection ends."""
         answered = 0
-        try:
-            while not self.is_closing:
-                frame = self._next_frame()
-                if frame is None:
-                    if self.is_closing:
-                        return
-                    if self.eof:
-                        self._finish()
-                        return
-                    self.arrived.clear()
-                    self._flow()
-                    async with asyncio.timeout_at(deadline):
-                        await self.arrived.wait()
-                    continue
-                await self._handle(frame)
-                deadline = loop.time() + self.limits.idle_timeout
-                answered += 1
-                if not self.writable.is_set():
-                    async with asyncio.timeout_at(deadline):
-                        await self.writable.wait()
-                elif answered % FAIR_SHARE == 0:
-                    await asyncio.sleep(0)
-        except TimeoutError:
-            self._timed_out()
+        while not self.is_closing:
+            frame = self._next_frame()
+            if frame is None:
+                if self.is_closing:
+                    return
+                if self.eof:
+                    self._finish()
+                    return
+                self.arrived.clear()
+                self._flow()
+                await self.arrived.wait()
+                continue
+            await self._handle(frame)
+            self.last_request = self.loop.time()
+            answered += 1
+            if not self.writable.is_set():
+                await self.writable.wait()
+            elif answered % FAIR_SHARE == 0:
+                await asyncio.sleep(0)
+
+    def _check_idle(self) -> None:
+        """Drop the connection once it has gone `idle_timeout` without a complete request (one
+        timer per timeout period, moved on lazily: none is set per request)."""
+        due = self.last_request + self.limits.idle_timeout
+        if self.loop.time() < due:
+            self.idle_timer = self.loop.call_at(due, self._check_idle)
+            return
+        self.idle_timer = None
+        TIMED_OUT.inc()
+        self.server.timeouts()
+        transport = self._transport
+        self.close()
+        if transport:
+            transport.abort()
 
     def _next_frame(self) -> bytes | None:
         """The inbox's first complete frame, taken out of it; None while it is incomplete (or
@@ -231,14 +248,6 @@ class Connection(ServerRequestHandler):
         frame = bytes(self.inbox[:size])
         del self.inbox[:size]
         return frame
-
-    def _timed_out(self) -> None:
-        TIMED_OUT.inc()
-        self.server.timeouts()
-        transport = self._transport
-        self.close()
-        if transport:
-            transport.abort()
 
     def _malformed(self, protocol: int, length: int) -> None:
         MALFORMED.inc()
