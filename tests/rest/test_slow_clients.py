@@ -6,6 +6,7 @@ both are counted, and streams (SSE) and ordinary requests are not affected."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import socket
 import subprocess
@@ -123,4 +124,16 @@ def test_streams_and_keep_alive_requests_outlive_the_request_timeout(rest_port: 
             received += chunk
         assert received.startswith(b"HTTP/1.1 200 ")
         assert received.count(b"event: ") >= 3
+    # a keep-alive connection idle for longer than the request timeout (but not the 5 s
+    # keep-alive timeout) between two requests is still served
+    connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=5)
+    try:
+        for _ in range(2):
+            connection.request("GET", "/healthz")
+            response = connection.getresponse()
+            assert response.status == 200
+            response.read()
+            time.sleep(1.5)
+    finally:
+        connection.close()
     assert dropped(rest_port, "request_timeout") == 0
