@@ -24,10 +24,19 @@ STREAM_BAD_ENTRIES = Counter(
 LAST_READING_TS = Gauge(
     "hanport_last_reading_timestamp_seconds", "Meter time of the newest reading this service saw."
 )
+HTTP_DROPPED = Counter(
+    "hanport_http_connections_dropped_total",
+    "HTTP connections closed before a whole request arrived, by reason (request_timeout: too "
+    "slow; head_too_large: request line and headers too long). See shared/http_limits.py.",
+    ["reason"],
+)
 
 
-def serve_metrics(port: int) -> None:
-    """Serve /metrics on `port` in a background thread (0: do not serve)."""
+def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
+    """Serve /metrics on `host`:`port` in a background thread (port 0: do not serve).
+
+    Loopback unless told otherwise: the metrics carry live readings (power, energy) and have no
+    authentication, so they must not reach the LAN by default (docs/security.md)."""
     if port:
-        start_http_server(port)
-        log.info("metrics on :%d/metrics", port)
+        start_http_server(port, addr=host)
+        log.info("metrics on %s:%d/metrics", host, port)

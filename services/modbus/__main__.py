@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         argv,
         "Serve the newest meter reading over Modbus TCP (SunSpec, SDM630, native maps).",
     )
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
 
     async def service() -> None:
         log.info("following %s on %s", settings.stream, redact_url(settings.redis_url))

@@ -131,6 +131,17 @@ A malformed MBAP header (protocol id other than 0, or a length outside 2..254) c
 connection only; other clients are not affected. A packet may carry several requests; each is
 answered in order.
 
+## Connections
+
+Each connection's requests are answered one at a time, in order. A client that does not read its
+answers is not read from either (its answers wait in a 16 KiB buffer) until it does, so a client
+that pipelines requests costs the server a bounded amount of memory. At most
+HANPORT_MODBUS_MAX_CLIENTS (128) clients are connected at once: further connections are closed as
+soon as they are accepted. A connection that completes no request for HANPORT_MODBUS_IDLE_TIMEOUT
+seconds (60; silent, sending a frame too slowly, or not reading its answers) is dropped. Raise it
+for a master that polls less often than once a minute. Both are counted and logged at most once a
+minute; docs/security.md has the measurements.
+
 ## Licence
 
 Modbus needs an activation licence (`docs/licensing.md`). Without one the port is **closed**:
@@ -140,11 +151,14 @@ restart, and closes (dropping connected clients) when the licence is removed or 
 
 ## Metrics
 
-On `:9103/metrics` (HANPORT_METRICS_PORT):
+On `127.0.0.1:9103/metrics` (HANPORT_METRICS_HOST, HANPORT_METRICS_PORT; compose listens on its
+private network for Prometheus):
 `hanport_modbus_requests_total{{function,result}}` (result `ok` or the exception name),
 `hanport_modbus_exceptions_total{{code}}`, `hanport_modbus_clients`,
 `hanport_modbus_data_age_seconds`, `hanport_modbus_licensed`,
-`hanport_modbus_malformed_frames_total`, `hanport_modbus_encode_errors_total`, plus the shared
+`hanport_modbus_malformed_frames_total`, `hanport_modbus_encode_errors_total`,
+`hanport_modbus_connections_refused_total` (over HANPORT_MODBUS_MAX_CLIENTS),
+`hanport_modbus_connections_timed_out_total` (HANPORT_MODBUS_IDLE_TIMEOUT), plus the shared
 Redis/stream metrics.
 """
 

@@ -18,6 +18,15 @@ MALFORMED = Counter(
     "hanport_modbus_malformed_frames_total",
     "Connections closed because a frame's MBAP header was malformed.",
 )
+REFUSED = Counter(
+    "hanport_modbus_connections_refused_total",
+    "Connections closed on arrival because HANPORT_MODBUS_MAX_CLIENTS clients were connected.",
+)
+TIMED_OUT = Counter(
+    "hanport_modbus_connections_timed_out_total",
+    "Connections dropped after HANPORT_MODBUS_IDLE_TIMEOUT seconds without a complete request "
+    "(silent, sending a frame too slowly, or not reading the answers).",
+)
 CLIENTS = Gauge("hanport_modbus_clients", "Modbus TCP clients connected now.")
 DATA_AGE = Gauge(
     "hanport_modbus_data_age_seconds",

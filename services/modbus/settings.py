@@ -18,6 +18,13 @@ class ModbusSettings(CommonSettings):
     metrics_port: int = Field(
         9103, ge=0, le=65535, description="Prometheus /metrics port (0 turns it off)."
     )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address /metrics listens on: loopback by default, since the metrics carry "
+        "live readings without authentication (compose sets 0.0.0.0 for Prometheus on its "
+        "private network; see docs/security.md).",
+    )
     modbus_host: str = Field(
         "0.0.0.0", min_length=1, description="Address the Modbus TCP server listens on."
     )
@@ -41,4 +48,17 @@ class ModbusSettings(CommonSettings):
         gt=0,
         description="Seconds after which the newest reading is stale: measurement registers then "
         "answer exception 0x0B (gateway target device failed to respond).",
+    )
+    modbus_max_clients: int = Field(
+        128,
+        ge=1,
+        le=10000,
+        description="Most Modbus TCP clients connected at once; more are refused (counted in "
+        "`hanport_modbus_connections_refused_total`).",
+    )
+    modbus_idle_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a Modbus TCP connection may go without a complete request (silent, "
+        "sending a frame too slowly, or not reading its answers) before it is dropped.",
     )

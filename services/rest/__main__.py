@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from shared.http_limits import GuardedHttpProtocol
 from shared.log import redact_url
 from shared.service import serve_http, start
 
@@ -47,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         access_log=settings.rest_access_log,
         proxy_headers=True,
         timeout_graceful_shutdown=2,  # open SSE/WebSocket streams never end on their own
+        # uvicorn waits for ever for a request's head: this protocol gives it a deadline and a size
+        http=GuardedHttpProtocol.limited(
+            settings.rest_request_timeout, settings.rest_max_head_bytes
+        ),
+        timeout_keep_alive=5,  # seconds an idle keep-alive connection stays open
+        limit_concurrency=settings.rest_max_connections,
     )
 
 

@@ -53,3 +53,22 @@ class RestSettings(CommonSettings):
     )
     rest_reader_name: str = Field("hanport", description="The reader's name in `/han`.")
     rest_access_log: bool = Field(False, description="Log every HTTP request (uvicorn access log).")
+    rest_request_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client has to send a whole request (line, headers, body) from "
+        "its first byte or from opening the connection; slower connections are closed "
+        "(slowloris). Idle keep-alive connections close after 5 s.",
+    )
+    rest_max_head_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="Largest request head (request line and headers) in bytes; a larger one is "
+        "answered 431 and its connection closed.",
+    )
+    rest_max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Connections and requests in progress at once (SSE and WebSocket clients "
+        "included) before new requests are answered 503.",
+    )
