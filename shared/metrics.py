@@ -8,6 +8,8 @@ calling `serve_metrics`.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 
 from prometheus_client import Counter, Gauge, start_http_server
 
@@ -38,5 +40,13 @@ def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
     Loopback unless told otherwise: the metrics carry live readings (power, energy) and have no
     authentication, so they must not reach the LAN by default (docs/security.md)."""
     if port:
-        start_http_server(port, addr=host)
+        try:
+            start_http_server(port, addr=host)
+        except OSError as error:
+            print(
+                f"hanport: cannot serve /metrics on {host}:{port} ({os.strerror(error.errno) if error.errno else error}): "
+                "set HANPORT_METRICS_PORT to a free port (0 turns /metrics off)",
+                file=sys.stderr,
+            )
+            raise SystemExit(2) from None
         log.info("metrics on %s:%d/metrics", host, port)

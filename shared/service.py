@@ -9,6 +9,8 @@ import gc
 import logging
 import os
 import signal
+import socket
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -97,10 +99,28 @@ def run(main: Callable[[], Awaitable[None]]) -> int:
     return uvloop.run(_until_signalled(main))
 
 
-def serve_http(app: Any, host: str, port: int, **options: Any) -> int:
+def refuse_taken_port(host: str, port: int, setting: str) -> None:
+    """Exit 2 with one line naming `setting` when `host`:`port` cannot be listened on (taken,
+    or an address this machine does not have), instead of a server library's traceback."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        print(
+            f"hanport: cannot listen on {host}:{port} ({os.strerror(error.errno) if error.errno else error}): "
+            f"set {setting} to a free port",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+
+
+def serve_http(app: Any, host: str, port: int, *, setting: str, **options: Any) -> int:
     """Serve an ASGI app with uvicorn (uvloop, httptools, no access log, no server header)
-    until SIGTERM/SIGINT; `options` add to or override uvicorn's settings."""
+    until SIGTERM/SIGINT; `setting` names the variable that moves the port (a taken port is one
+    line and exit 2); `options` add to or override uvicorn's settings."""
     import uvicorn
+
+    refuse_taken_port(host, port, setting)
 
     config = uvicorn.Config(
         app,

@@ -72,6 +72,13 @@ class CommonSettings(BaseSettings):
     metrics_port: int = Field(
         9100, ge=0, le=65535, description="Prometheus /metrics port (0 turns it off)."
     )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address /metrics listens on: loopback by default, since the metrics carry "
+        "live readings without authentication (compose sets 0.0.0.0 for Prometheus on its "
+        "private network; see docs/security.md).",
+    )
 
 
 S = TypeVar("S", bound=BaseSettings)

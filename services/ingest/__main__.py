@@ -126,7 +126,7 @@ async def ingest(source: Source, new_decoder: Callable[[], Decoder], publisher: 
 
 
 async def serve(settings: IngestSettings) -> None:
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
     publisher = Publisher(
         settings.redis_url,
         settings.stream,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from shared.http_limits import GuardedHttpProtocol
 from shared.licence import KeyFileError, load_public_keys
 from shared.log import redact_url
 from shared.service import serve_http, start
@@ -14,6 +15,10 @@ from shared.stream import redis_client
 from .api import create_app
 from .service import LicensingService
 from .settings import LicensingSettings
+
+# The admin API's requests are small: a whole request within 10 s, its head within 64 KiB
+REQUEST_TIMEOUT_S = 10.0
+MAX_HEAD_BYTES = 64 * 1024
 
 log = logging.getLogger("services.licensing")
 
@@ -46,7 +51,14 @@ def main(argv: list[str] | None = None) -> int:
         settings.license_dir,
         redact_url(settings.redis_url),
     )
-    return serve_http(create_app(service, token), settings.licensing_host, settings.licensing_port)
+    return serve_http(
+        create_app(service, token),
+        settings.licensing_host,
+        settings.licensing_port,
+        setting="HANPORT_LICENSING_PORT",
+        # uvicorn waits for ever for a request's head: this protocol gives it a deadline and a size
+        http=GuardedHttpProtocol.limited(REQUEST_TIMEOUT_S, MAX_HEAD_BYTES),
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from shared.supervise import Work, run_supervised
 
 from .metrics import DATA_AGE, LICENSED
 from .register_map import Identity, blocks
-from .server import HanportModbusServer
+from .server import HanportModbusServer, Limits
 from .settings import ModbusSettings
 from .store import RegisterStore
 
@@ -118,7 +118,9 @@ async def serve_while_licensed(
 async def _open(settings: ModbusSettings, store: RegisterStore) -> HanportModbusServer:
     backoff = Backoff(maximum=30.0)
     while True:
-        server = HanportModbusServer(store, settings.modbus_host, settings.modbus_port)
+        server = HanportModbusServer(
+            store, settings.modbus_host, settings.modbus_port, limits=Limits.of(settings)
+        )
         try:
             await server.start()
             return server

@@ -18,13 +18,6 @@ class ModbusSettings(CommonSettings):
     metrics_port: int = Field(
         9103, ge=0, le=65535, description="Prometheus /metrics port (0 turns it off)."
     )
-    metrics_host: str = Field(
-        "127.0.0.1",
-        min_length=1,
-        description="Address /metrics listens on: loopback by default, since the metrics carry "
-        "live readings without authentication (compose sets 0.0.0.0 for Prometheus on its "
-        "private network; see docs/security.md).",
-    )
     modbus_host: str = Field(
         "0.0.0.0", min_length=1, description="Address the Modbus TCP server listens on."
     )

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         argv,
         "Publish every reading to an MQTT broker (HANPORT_MQTT_*, docs/mqtt.md).",
     )
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
     return run(lambda: serve(settings))
 
 

@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         create_app(settings, tokens),
         settings.rest_host,
         settings.rest_port,
+        setting="HANPORT_REST_PORT",
         ws="websockets-sansio",
         access_log=settings.rest_access_log,
         proxy_headers=True,

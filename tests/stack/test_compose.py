@@ -15,7 +15,11 @@ from tests.stack.compose import COMPOSE, HANPORT_SERVICES, ROOT, resolved_config
 
 PROFILES = ("broker", "monitoring")
 # settings a service inherits but does not use: rest and licensing serve /metrics on their port
-UNUSED = {"rest": {"HANPORT_METRICS_PORT"}, "licensing": {"HANPORT_METRICS_PORT"}}
+# REST and licensing serve /metrics on their own HTTP port
+UNUSED = {
+    "rest": {"HANPORT_METRICS_PORT", "HANPORT_METRICS_HOST"},
+    "licensing": {"HANPORT_METRICS_PORT", "HANPORT_METRICS_HOST"},
+}
 
 
 @pytest.fixture
