@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import aiomqtt
@@ -36,7 +37,7 @@ from shared.supervise import Work, run_supervised
 
 from . import metrics
 from .confirm import Confirmations
-from .connection import OFFLINE, ONLINE, ConfigError, explain, make_client
+from .connection import OFFLINE, ONLINE, ConfigError, explain, lost_hint, make_client
 from .delivery import ConnectionLost, Delivery
 from .discovery import SENSORS
 from .housekeeping import FORGET_IDLE_MS, forget_gone_replicas, watch_backlog
@@ -80,6 +81,7 @@ class Bridge:
         )
         self.delivery = Delivery(settings, self.stream, self.group, self.raw)
         self.connected_once = False
+        self.connected_at = 0.0  # time.monotonic() of the last accepted connection
         self.last_failure: str | None = None
 
     # --- the whole life of the bridge -------------------------------------------------------
@@ -171,8 +173,13 @@ class Bridge:
                 if connected:
                     log.warning(
                         "lost the broker connection (%s); reconnecting, unconfirmed readings "
-                        "stay pending and are published again",
+                        "stay pending and are published again%s",
                         error,
+                        lost_hint(
+                            error,
+                            time.monotonic() - self.connected_at,
+                            self.settings.mqtt_client_id or "",
+                        ),
                     )
                 else:
                     self._connect_failed(error)
@@ -185,6 +192,7 @@ class Bridge:
 
     def _on_connected(self) -> None:
         metrics.CONNECTED.set(1)
+        self.connected_at = time.monotonic()
         if self.connected_once:
             metrics.RECONNECTS.inc()
         self.connected_once = True

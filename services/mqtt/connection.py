@@ -129,6 +129,26 @@ FAILURES: tuple[tuple[str, str, bool | None, str], ...] = (
 )  # fmt: skip
 
 
+# A connection the broker ends this soon after it was accepted, or with MQTT 5's "session taken
+# over" (code 142), is most likely another client connecting with the same client id: brokers
+# drop the older one. Mosquitto 2.0 tells an MQTT 3.1.1 client nothing more than that it was
+# disconnected, so the time is the only clue.
+TAKEN_OVER = re.compile(r"session taken over|\[code:142\]", re.IGNORECASE)
+TAKEN_OVER_WITHIN_S = 10.0
+
+
+def lost_hint(error: BaseException, connected_for_s: float, client_id: str) -> str:
+    """What to add to "lost the broker connection" when the cause may be a duplicate client id
+    ("" otherwise)."""
+    if TAKEN_OVER.search(str(error)) or connected_for_s < TAKEN_OVER_WITHIN_S:
+        return (
+            f"; the broker dropped it {connected_for_s:.1f} s after connecting: if another "
+            f"client uses client id {client_id!r}, give each bridge its own "
+            "HANPORT_MQTT_CLIENT_ID (or leave it unset for a unique one)"
+        )
+    return ""
+
+
 def explain(error: BaseException, settings: MqttSettings) -> tuple[str, str]:
     """(reason, one clear line) for a failed connection; never contains the password."""
     host, port, tls = broker_address(settings)

@@ -4,8 +4,11 @@ other connects."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from services.mqtt import metrics
-from services.mqtt.connection import make_client
+from services.mqtt.connection import lost_hint, make_client
 from services.mqtt.settings import MqttSettings
 from services.mqtt.topics import Topics
 from shared.stream import ReadingStream, connect
@@ -68,3 +71,50 @@ async def test_two_bridges_on_one_host_stay_connected(
         assert metrics.RECONNECTS._value.get() == reconnects
     for stream in streams:
         await stream.redis.aclose()
+
+
+def test_lost_hint_names_the_client_id_when_dropped_soon_or_taken_over() -> None:
+    soon = lost_hint(ConnectionError("Disconnected during message iteration"), 0.4, "box")
+    assert "client id 'box'" in soon and "HANPORT_MQTT_CLIENT_ID" in soon
+    taken = lost_hint(ConnectionError("Session taken over [code:142]"), 3600.0, "box")
+    assert "HANPORT_MQTT_CLIENT_ID" in taken
+    assert lost_hint(ConnectionError("Disconnected during message iteration"), 3600.0, "b") == ""
+
+
+class SaysWhy(logging.Handler):
+    """Sets `seen` at the first "lost the broker connection" line that names the client id."""
+
+    def __init__(self, client_id: str) -> None:
+        super().__init__(logging.WARNING)
+        self.client_id, self.seen = client_id, asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if "lost the broker connection" in text and f"client id {self.client_id!r}" in text:
+            self.seen.set()
+
+
+async def test_two_bridges_with_one_client_id_say_why_they_drop(
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+) -> None:
+    """Set by hand to the same id, two bridges knock each other off: the log says why."""
+    first, second = (
+        settings(
+            redis_server,
+            mosquitto_server,
+            licence_keys,
+            stream=f"meter-{n}:readings",
+            mqtt_topic=f"meter{n}/data",
+            mqtt_topic_prefix=f"meter{n}",
+            mqtt_client_id="same-id",
+        )  # fmt: skip
+        for n in (1, 2)
+    )
+    says_why = SaysWhy("same-id")
+    logger = logging.getLogger("services.mqtt.bridge")
+    logger.addHandler(says_why)
+    try:
+        async with running_bridge(first), running_bridge(second):
+            await asyncio.wait_for(says_why.seen.wait(), 30)
+    finally:
+        logger.removeHandler(says_why)
