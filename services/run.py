@@ -29,6 +29,8 @@ LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "")
 LOCAL_LICENCES = os.path.join(
     os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "hanport", "licences"
 )
+# licences and the reader serial: kept across runs, beside the user's other data
+LICENCES = os.environ.get("HANPORT_LICENSE_DIR", LOCAL_LICENCES)
 STOP_SECONDS = 10.0
 
 
@@ -55,8 +57,6 @@ SERVICES: list[Service] = [
     Service(
         "licensing",
         "services.licensing",
-        # licences and the generated serial: kept across runs, beside the user's other data
-        env={"HANPORT_LICENSE_DIR": os.environ.get("HANPORT_LICENSE_DIR", LOCAL_LICENCES)},
         look=("licences:        curl -s localhost:8090/license   (install: docs/licensing.md)",),
     ),
     Service(
@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                 "the services will keep retrying"
             )
         for service in SERVICES:
-            env = {**os.environ, **service.env}
+            # every service reads the serial where licensing keeps it (docs/licensing.md)
+            env = {"HANPORT_LICENSE_DIR": LICENCES, **os.environ, **service.env}
             command = [sys.executable, "-m", service.module]
             children.append((service.name, subprocess.Popen(command, env=env)))
             print(f"hanport run: started {service.name} (pid {children[-1][1].pid})")

@@ -35,6 +35,7 @@ STARTUP_WAIT_S = 5.0
 STATUS = {
     "too_large": 413,
     "malformed_json": 400,
+    "too_deep": 400,
     "malformed_base64": 400,
     "malformed": 400,
     "unauthorized": 401,

@@ -21,8 +21,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.identity import SERIAL_KEY, new_serial
-from shared.licence import LicenceError, Signed, check, format_time, now_ms, read_signed
+from shared.identity import choose_serial
+from shared.licence import (
+    KeyFileError,
+    LicenceError,
+    Signed,
+    check,
+    format_time,
+    load_local_keys,
+    now_ms,
+    read_signed,
+)
 from shared.reading import Reading
 from shared.stream import REDIS_DOWN, Entry
 
@@ -57,6 +66,7 @@ class LicensingService:
         self.settings = settings
         self.redis = redis
         self.keys = keys
+        self.local_keys: dict[str, Ed25519PublicKey] = {}  # the box's own, from the folder
         self.clock = clock
         self.store = LicenceStore(settings.license_dir)
         self.serial: str | None = settings.serial
@@ -80,13 +90,22 @@ class LicensingService:
         """System clock or meter time, whichever is later (rollback protection)."""
         return max(self.clock(), self.meter_ts)
 
+    def load_local_keys(self) -> None:
+        """The box's own public keys (`hanport license self-activate`) from the folder."""
+        try:
+            self.local_keys = load_local_keys(self.store.folder)
+        except KeyFileError as error:
+            log.warning("ignoring the box's own licence key: %s", error)
+            self.local_keys = {}
+
     def load(self) -> None:
         """(Re)load every licence file; files that fail are logged, counted and skipped."""
         self._folder_seen = self.store.fingerprint()
+        self.load_local_keys()
         loaded: dict[str, Signed] = {}
         for path in self.store.files():
             try:
-                signed = read_signed(path.read_bytes(), self.keys)
+                signed = read_signed(path.read_bytes(), self.keys, self.local_keys)
                 # serial and use now; the validity window at each evaluation
                 start = signed.licence.not_before_ms
                 check(signed.licence, serial=self.serial, use=self.settings.use, now=start)
@@ -107,7 +126,7 @@ class LicensingService:
         """Verify an uploaded licence fully (now, for this reader and meter), then keep it.
         Raises LicenceError (counted, logged) and changes nothing when it is refused."""
         try:
-            signed = read_signed(text, self.keys)
+            signed = read_signed(text, self.keys, self.local_keys)
             check(
                 signed.licence,
                 serial=self.serial,
@@ -251,7 +270,7 @@ class LicensingService:
         records = {feature: state.record(feature, updated) for feature, state in states.items()}
         changed = states != self._published
         try:
-            await publish(self.redis, records, notify=changed)
+            await publish(self.redis, records, notify=changed, serial=self.serial)
         except (RedisError, *REDIS_DOWN):
             self.publish_failed()
             raise
@@ -272,15 +291,26 @@ class LicensingService:
 
     # ------------------------------------------------------------ running
 
-    async def resolve_serial(self) -> str:
-        """Configured, else the one on the volume, else the one in Redis, else a new one; kept
-        on the volume and in Redis (`hanport:serial`) so every service agrees."""
+    def licensed_serials(self) -> list[str]:
+        """The serials the licence files in the folder name (signature checked, nothing else)."""
+        serials = []
+        for path in self.store.files():
+            try:
+                serials.append(read_signed(path.read_bytes(), self.keys, self.local_keys).licence)
+            except (LicenceError, OSError):
+                continue
+        return [licence.serial for licence in serials]
+
+    def establish_serial(self) -> str:
+        """The reader's one serial (`shared.identity.choose_serial`: configured, else kept in the
+        folder, else named by the installed licences, else new), kept in the folder. Never
+        taken from Redis: anyone who can write Redis could choose it. Published to Redis with
+        every evaluation (`reevaluate`)."""
+        self.load_local_keys()
         stored = self.store.read_serial()
-        serial = self.settings.serial or stored
-        if serial is None:
-            existing = await self.redis.get(SERIAL_KEY)
-            serial = existing.decode() if isinstance(existing, bytes) else existing
-            serial = serial or new_serial()
+        licensed = [] if self.settings.serial or stored else self.licensed_serials()
+        serial, source = choose_serial(self.settings.serial, stored, licensed)
+        log.info("reader serial %s (%s)", serial, source)
         if not self.settings.serial and stored != serial:
             try:
                 self.store.write_serial(serial)
@@ -292,7 +322,6 @@ class LicensingService:
                     self.store.folder,
                     error,
                 )
-        await self.redis.set(SERIAL_KEY, serial)
         self.serial = serial
         return serial
 

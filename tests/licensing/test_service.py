@@ -452,12 +452,15 @@ async def test_generated_serial_is_kept_on_the_volume_and_in_redis(
             license_public_keys=str(public),
             _env_file=None,  # type: ignore[call-arg]
         )
-        first = await LicensingService(settings, redis, {}).resolve_serial()
+        service = LicensingService(settings, redis, {})
+        first = service.establish_serial()
+        await service.reevaluate()
         assert (tmp_path / "vol" / "serial").read_text().strip() == first
         assert await redis.get("hanport:serial") == first.encode()
         await redis.flushall()  # Redis lost its data: the volume still knows
-        second = await LicensingService(settings, redis, {}).resolve_serial()
-        assert second == first
+        again = LicensingService(settings, redis, {})
+        assert again.establish_serial() == first
+        await again.reevaluate()
         assert await redis.get("hanport:serial") == first.encode()
     finally:
         await redis.aclose()
