@@ -522,3 +522,37 @@ def test_observe_batch_takes_the_newest_meter_and_the_latest_time(tmp_path: Path
     assert (service.meter_id, service.meter_ts) == ("B", 9000)
     service.observe_batch([Reading(ts=6000, received=4, meter_id=None)])  # an older time, no id
     assert (service.meter_id, service.meter_ts) == ("B", 9000)
+
+
+# ---------------------------------------------------------------- malformed beyond parsing
+
+# 3 KB of nesting: the JSON parser recursed into a RecursionError (a 500, an ended folder
+# watch, a broken entitlement task in every interface)
+NESTED = b'{"licence": ' + b"[" * 1500 + b"]" * 1500 + b', "signature": "x"}'
+
+
+async def test_a_deeply_nested_upload_is_a_counted_refusal(start: Start) -> None:
+    h = await start()
+    before = refused("too_deep")
+    response = await h.put(NESTED)
+    assert response.status_code == 400
+    assert response.json()["error"] == "too_deep"
+    assert "nests deeper than 8 levels" in response.json()["detail"]
+    assert refused("too_deep") == before + 1
+    # the service goes on: a valid licence installs
+    good = issue(h.private, serial=SERIAL, features=["modbus"])
+    assert (await h.put(good)).status_code == 201
+
+
+async def test_a_deeply_nested_file_is_refused_and_the_folder_watch_goes_on(
+    start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("services.licensing.running.FOLDER_POLL_S", 0.05)
+    h = await start()
+    h.folder.mkdir(parents=True, exist_ok=True)
+    before = refused("too_deep")
+    (h.folder / "nested.lic").write_bytes(NESTED)
+    await h.until(lambda: refused("too_deep") > before)
+    (h.folder / "good.lic").write_bytes(issue(h.private, serial=SERIAL, features=["modbus"]))
+    await h.until(lambda: h.service.published.get("modbus") is not None and h.service.published["modbus"].granted)
+    assert (await h.record("modbus"))["granted"] is True
