@@ -20,11 +20,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from redis.asyncio import Redis
 
 from services.licensing.api import create_app
+from services.licensing.cli import main as license_cli
 from services.licensing.metrics import FEATURE_EXPIRING, REFUSED
 from services.licensing.running import run
 from services.licensing.service import LicensingService
 from services.licensing.settings import LicensingSettings
-from services.licensing.signing import generate_keys, load_private_key
+from services.licensing.signing import generate_keys, load_private_key, new_licence
 from shared.entitlements import FEATURES, Entitlements, decode_record, record_key
 from shared.licence import (
     DAY_MS,
@@ -554,5 +555,35 @@ async def test_a_deeply_nested_file_is_refused_and_the_folder_watch_goes_on(
     (h.folder / "nested.lic").write_bytes(NESTED)
     await h.until(lambda: refused("too_deep") > before)
     (h.folder / "good.lic").write_bytes(issue(h.private, serial=SERIAL, features=["modbus"]))
-    await h.until(lambda: h.service.published.get("modbus") is not None and h.service.published["modbus"].granted)
+    await h.until(
+        lambda: (
+            h.service.published.get("modbus") is not None and h.service.published["modbus"].granted
+        )
+    )
     assert (await h.record("modbus"))["granted"] is True
+
+
+async def test_a_commercial_licence_signed_with_the_box_key_is_refused(
+    start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hanport license self-activate` made the box's own key; a commercial licence signed with
+    it (by anyone with a shell on the box) is refused on upload and in the folder."""
+    monkeypatch.setattr("services.licensing.running.FOLDER_POLL_S", 0.05)
+    h = await start(use="commercial")
+    monkeypatch.chdir(h.folder.parent)
+    monkeypatch.setenv("HANPORT_LICENSE_DIR", str(h.folder))
+    monkeypatch.setenv("HANPORT_SERIAL", SERIAL)
+    assert license_cli(["self-activate"]) == 0  # a consumer activation: nothing in commercial use
+    await h.until(lambda: bool(h.service.local_keys))
+    box_key = load_private_key(next((h.folder / "local-keys").glob("*.key")))
+    forged = new_licence(
+        box_key, serial=SERIAL, use="commercial", kind="full", features=["rest", "mqtt", "modbus"]
+    )
+    before = refused("local_key_scope")
+    response = await h.put(forged)
+    assert response.status_code == 422
+    assert response.json()["error"] == "local_key_scope"
+    assert refused("local_key_scope") == before + 1
+    (h.folder / "forged.lic").write_bytes(forged)
+    await h.until(lambda: refused("local_key_scope") == before + 2)
+    assert not any(state.granted for state in h.service.preview().values())

@@ -54,7 +54,7 @@ async def test_han_state_message(rest: RestUnderTest) -> None:
     # the serial the licensing service establishes (REST waits for it, never makes one up)
     await rest.redis.set("hanport:serial", "HPTEST0001")
     async with asyncio.timeout(10):
-        while rest.state.serial is None:
+        while rest.state.serial is None:  # noqa: ASYNC110 - no event marks it
             await asyncio.sleep(0.05)
     body = (await rest.client.get("/han")).json()
     latest = rest.state.latest
