@@ -70,6 +70,8 @@ REASONS: dict[str, str] = {
     "consumer_in_commercial": "licence {detail} is for consumer use and this deployment declares "
     "commercial use (HANPORT_USE); a commercial licence or trial is needed",
     "unauthorized": "installing or removing a licence needs the admin token ({detail})",
+    "too_many_attempts": "too many wrong admin tokens from this address ({detail}); wait and "
+    "try again with the right one",
     "not_found": "no installed licence has id {detail}",
     "storage": "cannot store the licence ({detail}); make HANPORT_LICENSE_DIR a writable volume",
 }

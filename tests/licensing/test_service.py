@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from redis.asyncio import Redis
 
 from services.licensing.api import create_app
+from services.licensing.attempts import FailedAttempts
 from services.licensing.cli import main as license_cli
 from services.licensing.metrics import FEATURE_EXPIRING, REFUSED
 from services.licensing.running import run
@@ -587,3 +588,48 @@ async def test_a_commercial_licence_signed_with_the_box_key_is_refused(
     (h.folder / "forged.lic").write_bytes(forged)
     await h.until(lambda: refused("local_key_scope") == before + 2)
     assert not any(state.granted for state in h.service.preview().values())
+
+
+# ---------------------------------------------------------------- guessing the admin token
+
+
+async def test_guessing_the_admin_token_is_slowed_and_summarised(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It could be guessed at 4,471 tries/s, each writing a warning line: now 5 tries per
+    minute per client, then 429 (even for the right token), and one summary line."""
+    h = await start()
+    good = issue(h.private, serial=SERIAL, features=["modbus"])
+    wrong = {"Authorization": "Bearer not-the-token-at-all"}
+    before = (refused("unauthorized"), refused("too_many_attempts"))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        answers = [(await h.put(good, wrong)).status_code for _ in range(50)]
+        right = await h.put(good)
+    assert answers == [401] * 5 + [429] * 45
+    assert right.status_code == 429 and right.json()["error"] == "too_many_attempts"
+    assert 1 <= int(right.headers["Retry-After"]) <= 60
+    assert (refused("unauthorized"), refused("too_many_attempts")) == (
+        before[0] + 5,
+        before[1] + 46,
+    )
+    lines = [r.getMessage() for r in caplog.records if "admin request" in r.getMessage()]
+    assert len(lines) == 1 and "127.0.0.1" in lines[0]
+    assert "not-the-token" not in caplog.text
+
+
+def test_failed_attempts_are_per_client_and_leave_the_window() -> None:
+    now = [1000.0]
+    attempts = FailedAttempts(limit=3, window_s=60.0, clock=lambda: now[0])
+    for _ in range(3):
+        assert attempts.wait_s("10.0.0.1") is None
+        attempts.failed("10.0.0.1")
+    assert attempts.wait_s("10.0.0.1") == 60.0
+    assert attempts.wait_s("10.0.0.2") is None  # another client is not held up
+    now[0] += 30
+    assert attempts.wait_s("10.0.0.1") == 30.0
+    now[0] += 30.5
+    assert attempts.wait_s("10.0.0.1") is None  # the failures left the window
+    attempts.failed("10.0.0.1")
+    attempts.succeeded("10.0.0.1")
+    assert attempts.wait_s("10.0.0.1") is None
