@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from shared.identity import choose_serial
 from shared.licence import (
@@ -43,7 +43,7 @@ from .metrics import (
     INSTALLED,
     REFUSED,
 )
-from .publish import publish
+from .publish import TIME_FLOOR_KEY, parse_floor, publish
 from .settings import LicensingSettings
 from .store import LicenceStore
 
@@ -73,6 +73,10 @@ class LicensingService:
         self.licences: dict[str, Signed] = {}
         self.meter_id: str | None = None
         self.meter_ts = self.store.read_meter_time()
+        # the highest time judged by (system clock or meter), kept in the folder and in Redis:
+        # deleting one of them does not let a clock turned back revive an expired licence
+        self.floor = self.meter_ts
+        self._floor_restored = False  # the one in Redis is read at the first evaluation
         self._folder_seen: tuple[tuple[str, int, int], ...] = ()  # see folder_changed
         self._saved_meter_ts = self.meter_ts
         self.states: dict[str, FeatureState] = {}
@@ -87,8 +91,9 @@ class LicensingService:
     # ------------------------------------------------------------ time and licences
 
     def now(self) -> int:
-        """System clock or meter time, whichever is later (rollback protection)."""
-        return max(self.clock(), self.meter_ts)
+        """System clock, meter time or the highest time judged by before, whichever is later
+        (rollback protection)."""
+        return max(self.clock(), self.meter_ts, self.floor)
 
     def load_local_keys(self) -> None:
         """The box's own public keys (`hanport license self-activate`) from the folder."""
@@ -182,7 +187,8 @@ class LicensingService:
             boundary = next_boundary(self.licences.values(), self.now())
             self.meter_ts = reading.ts
             changed = changed or (boundary is not None and self.now() >= boundary)
-            if self.meter_ts - self._saved_meter_ts >= METER_TIME_SAVE_MS:
+            self.floor = max(self.floor, self.meter_ts)
+            if self.floor - self._saved_meter_ts >= METER_TIME_SAVE_MS:
                 self._save_meter_time()
         if changed:
             self.wake()
@@ -199,8 +205,8 @@ class LicensingService:
 
     def _save_meter_time(self) -> None:
         try:
-            self.store.write_meter_time(self.meter_ts)
-            self._saved_meter_ts = self.meter_ts
+            self.store.write_meter_time(self.floor)
+            self._saved_meter_ts = self.floor
         except OSError as error:
             log.warning("cannot save the meter time floor: %s", error)
 
@@ -265,20 +271,36 @@ class LicensingService:
 
     async def reevaluate(self) -> dict[str, FeatureState]:
         """Evaluate now and write the records (notifying only on change). Raises REDIS_DOWN."""
-        states = self._decide()
-        updated = now_ms()
-        records = {feature: state.record(feature, updated) for feature, state in states.items()}
-        changed = states != self._published
         try:
-            await publish(self.redis, records, notify=changed, serial=self.serial)
+            if not self._floor_restored:
+                self.floor = max(self.floor, await self._kept_floor())
+                self._floor_restored = True
+            self.floor = max(self.floor, self.now())
+            states = self._decide()
+            updated = now_ms()
+            records = {f: state.record(f, updated) for f, state in states.items()}
+            changed = states != self._published
+            await publish(
+                self.redis, records, notify=changed, serial=self.serial, time_floor=self.floor
+            )
         except (RedisError, *REDIS_DOWN):
             self.publish_failed()
             raise
+        if self.floor - self._saved_meter_ts >= METER_TIME_SAVE_MS:
+            self._save_meter_time()
         self._published = states
         self.redis_ok = True
         self.evaluations += 1
         self._changed()
         return states
+
+    async def _kept_floor(self) -> int:
+        """The time floor kept in Redis (0 when none, or the key holds something else)."""
+        try:
+            return parse_floor(await self.redis.get(TIME_FLOOR_KEY))
+        except ResponseError as error:  # e.g. WRONGTYPE: SET replaces it at the next publish
+            log.warning("cannot read the time floor %s in Redis: %s", TIME_FLOOR_KEY, error)
+            return 0
 
     def _changed(self) -> None:
         evaluated, self._evaluated = self._evaluated, asyncio.Event()
@@ -358,6 +380,7 @@ class LicensingService:
         return min(MAX_WAIT_S, (boundary - now) / 1000 + 0.005)
 
     def save_meter_time(self) -> None:
-        """Keep the newest meter time on the volume (if newer than the one kept)."""
-        if self.meter_ts > self._saved_meter_ts:
+        """Keep the time floor on the volume (if newer than the one kept)."""
+        self.floor = max(self.floor, self.meter_ts)
+        if self.floor > self._saved_meter_ts:
             self._save_meter_time()

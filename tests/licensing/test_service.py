@@ -633,3 +633,33 @@ def test_failed_attempts_are_per_client_and_leave_the_window() -> None:
     attempts.failed("10.0.0.1")
     attempts.succeeded("10.0.0.1")
     assert attempts.wait_s("10.0.0.1") is None
+
+
+async def test_deleting_the_time_file_does_not_revive_an_expired_trial(start: Start) -> None:
+    """No meter clock; the system clock turned back and `meter-time` deleted: the time floor
+    kept in Redis still ends the trial (and the file does when Redis lost it); only both gone
+    revive it, the documented limit."""
+    t0 = now_ms() - 30 * DAY_MS
+    h = await start(use="commercial", clock_ms=t0)
+    trial = issue(
+        h.private, serial=SERIAL, features=["modbus"], use="commercial", kind="trial", now=t0
+    )
+    assert (await h.put(trial)).status_code == 201
+    expired_at = t0 + 22 * DAY_MS
+    h.clock.ms = expired_at  # the trial is over, with no reading ever seen
+    await h.service.reevaluate()
+    assert not h.service.states["modbus"].granted
+    h.service.save_meter_time()  # as at a stop
+    rolled_back = t0 + DAY_MS
+
+    (h.folder / "meter-time").unlink()
+    again = await start(use="commercial", clock_ms=rolled_back, folder=h.folder)
+    assert again.service.now() >= expired_at
+    assert not again.service.states["modbus"].granted
+    assert "expired" in (await again.record("modbus"))["reason"]
+
+    await h.redis.delete("hanport:license:time-floor")  # the other copy, now in the folder again
+    again.service.save_meter_time()
+    third = await start(use="commercial", clock_ms=rolled_back, folder=h.folder)
+    assert third.service.now() >= expired_at
+    assert not third.service.states["modbus"].granted
