@@ -124,8 +124,9 @@ async def wait_for_serial(configured: str | None, folder: Path | None, redis: Re
         if not told:
             told = True
             log.info(
-                "waiting for the licensing service to establish the reader serial in %s "
-                "(or set HANPORT_SERIAL)",
+                "waiting for the licensing service to establish the reader serial in %s (give "
+                "this service the licensing service's HANPORT_LICENSE_DIR, read-only, or set "
+                "HANPORT_SERIAL)",
                 source(configured, folder),
             )
         await asyncio.sleep(POLL_S)
