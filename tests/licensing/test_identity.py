@@ -157,6 +157,11 @@ async def test_every_service_waits_for_the_serial_licensing_establishes(
             return await modbus_serves(modbus_port)
 
         assert await eventually(modbus_open, LIMIT + SLACK) < LIMIT + SLACK
+
+        async def rest_knows() -> bool:  # REST looks every 0.5 s
+            return (await rest.get("/han")).json()["serial"] is not None
+
+        await eventually(rest_knows, LIMIT)
         assert (await rest.get("/han")).json()["serial"] == SERIAL
         assert (folder / "serial").read_text().strip() == SERIAL
         assert await redis.get(SERIAL_KEY) == SERIAL.encode()
