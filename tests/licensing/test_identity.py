@@ -33,7 +33,8 @@ from shared.settings import CommonSettings
 from shared.stream import ReadingStream, connect
 from tests.licensing.test_interfaces import LIMIT, SLACK, Processes, eventually
 from tests.licensing_helpers import issue, make_keys
-from tests.servers import RedisServer, free_port
+from tests.mqtt.support import Subscriber, reading
+from tests.servers import MosquittoServer, RedisServer, free_port
 
 SERIAL = "HPTEST0001"
 OTHER = "HPOTHER0001"  # another reader, with a genuine licence of its own
@@ -203,6 +204,39 @@ async def test_a_waiting_service_takes_the_folder_serial_not_the_one_in_redis(
     assert not done  # the folder is there: only its serial counts
     (folder / "serial").write_text(f"{SERIAL}\n")
     assert await asyncio.wait_for(waiting, WAIT) == SERIAL
+
+
+async def test_the_mqtt_bridge_publishes_only_under_the_established_serial(
+    redis_server: RedisServer,
+    mosquitto_server: MosquittoServer,
+    redis: Redis,
+    procs: Processes,
+    tmp_path: Path,
+) -> None:
+    """The same restart as above for MQTT: the bridge made a serial up before licensing came,
+    and Home Assistant saw a new device. Now every topic it publishes (discovery included)
+    names the one serial."""
+    private, public = make_keys(tmp_path)
+    folder = tmp_path / "licences"
+    folder.mkdir()
+    (folder / "activation.lic").write_bytes(issue(private, serial=SERIAL, features=["mqtt"]))
+    env = common_env(redis_server.url, public, folder, "consumer")
+    metrics = free_port()
+    mqtt_env = {
+        **env,
+        "HANPORT_MQTT_URL": mosquitto_server.url,
+        "HANPORT_METRICS_PORT": str(metrics),
+    }
+    async with Subscriber(mosquitto_server, ["#"]) as seen:
+        procs.start("services.mqtt", mqtt_env, metrics)
+        await ReadingStream(redis, "hanport:readings").add(reading(1))
+        start_licensing(procs, env)
+        await seen.wait_for(lambda _m: bool(seen.on(f"hanport/{SERIAL}/data")), WAIT)
+        await seen.wait_for(lambda _m: bool(seen.on("homeassistant/#")), WAIT)
+        topics = {str(m.topic) for m in seen.messages}
+        named = {s.upper() for t in topics for s in re.findall(r"hp[a-z0-9]+", t, re.I)}
+        assert named == {SERIAL}  # in data, availability and discovery topics alike
+        assert await redis.get(SERIAL_KEY) == SERIAL.encode()
 
 
 # ---------------------------------------------------------------- item: no bypass through Redis
