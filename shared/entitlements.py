@@ -69,6 +69,7 @@ FEATURES: tuple[Feature, ...] = ("rest", "mqtt", "modbus")
 RECORD_PREFIX = "hanport:license:feature:"
 CHANNEL = "hanport:license:changed"
 MAX_WAIT_S = 60.0  # re-check at least this often, in case the system clock jumps
+MAX_OTHER_SERIALS_LOGGED = 16  # distinct foreign values of hanport:serial logged, then quiet
 # a record carries a licence file as a JSON string (escaping can grow it) and a few short fields
 MAX_RECORD_BYTES = 4 * MAX_LICENCE_BYTES
 
@@ -277,7 +278,11 @@ class Entitlements:
         if stored is None or self.serial is None:
             return
         serial = stored.decode() if isinstance(stored, bytes) else stored
-        if serial != self.serial and serial not in self._other_serials:
+        if (
+            serial != self.serial
+            and serial not in self._other_serials
+            and len(self._other_serials) < MAX_OTHER_SERIALS_LOGGED
+        ):
             self._other_serials.add(serial)
             ENTITLEMENT_REFUSED.labels("serial_changed").inc()
             log.warning(

@@ -333,7 +333,7 @@ class LicensingService:
         licensed = [] if self.settings.serial or stored else self.licensed_serials()
         serial, source = choose_serial(self.settings.serial, stored, licensed)
         log.info("reader serial %s (%s)", serial, source)
-        if not self.settings.serial and stored != serial:
+        if stored != serial:  # also a configured one: the other services read it here
             try:
                 self.store.write_serial(serial)
                 log.info("reader serial %s kept in %s", serial, self.store.folder)

@@ -335,3 +335,21 @@ async def test_a_process_keeps_the_serial_it_learned_from_redis(
         await asyncio.wait_for(entitlements.wait_until("mqtt", granted=True), WAIT)
     finally:
         await stop(task)
+
+
+async def test_a_configured_serial_is_written_where_the_other_services_read_it(
+    redis: Redis, tmp_path: Path
+) -> None:
+    """HANPORT_SERIAL set for licensing only, a stale `serial` file from before: the folder then
+    says what licensing uses, so the other services agree with it."""
+    folder = tmp_path / "licences"
+    folder.mkdir()
+    (folder / "serial").write_text("HPOLD0000001\n")
+    settings = LicensingSettings(
+        redis_url="unused",
+        serial=SERIAL,
+        license_dir=folder,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    assert LicensingService(settings, redis, {}).establish_serial() == SERIAL
+    assert await wait_for_serial(None, folder, redis) == SERIAL
