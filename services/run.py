@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"hanport run: {redact_url(settings.redis_url)} does not answer yet; "
                 "the services will keep retrying"
             )
+        os.makedirs(LICENCES, exist_ok=True)  # so no service takes the serial from Redis
         for service in SERVICES:
             # every service reads the serial where licensing keeps it (docs/licensing.md)
             env = {"HANPORT_LICENSE_DIR": LICENCES, **os.environ, **service.env}
