@@ -23,7 +23,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "licensing": ("services.licensing.__main__", "main", "decide which interfaces are licensed"),
     "decode": ("services.ingest.cli.decode", "main", "decode captures to JSON readings"),
     "simulate": ("services.ingest.cli.simulate", "main", "write simulated meter telegrams"),
-    "license": ("services.licensing.cli", "main", "keygen, issue, trial, verify, show licences"),
+    "license": (
+        "services.licensing.cli",
+        "main",
+        "keygen, issue, trial, verify, show, self-activate",
+    ),
 }
 
 

@@ -453,17 +453,17 @@ def run_stack(
             )
         licensing = settings["licensing"]
         licences = str(
-            getattr(licensing, "license_dir", "")
+            licensing.license_dir
             if "license_dir" in licensing.model_fields_set
             else DATA_HOME / "licences"
         )
+        os.makedirs(licences, exist_ok=True)  # so no service takes the serial from Redis
         for service in SERVICES:
-            env = {**os.environ, "HANPORT_REDIS_URL": redis_url}
+            # every service reads the serial where licensing keeps it (docs/licensing.md);
+            # licences and the generated serial are kept across runs, beside the user's data
+            env = {**os.environ, "HANPORT_REDIS_URL": redis_url, "HANPORT_LICENSE_DIR": licences}
             if service.metrics:
                 env["HANPORT_METRICS_PORT"] = str(metrics[service.name])
-            if service.name == "licensing":
-                # licences and the generated serial: kept across runs, beside the user's data
-                env["HANPORT_LICENSE_DIR"] = licences
             command = [sys.executable, "-m", service.module]
             children.append((service.name, subprocess.Popen(command, env=env)))
             print(f"hanport run: started {service.name} (pid {children[-1][1].pid})", flush=True)

@@ -7,6 +7,12 @@ verifies that licence itself with the trusted public keys (`HANPORT_LICENSE_PUBL
 signature, the reader serial, the declared use, the validity window and the meter. A record
 written into Redis by hand grants nothing.
 
+The serial licences are checked against is this process's own: `HANPORT_SERIAL`, or the one the
+licensing service established (`shared.identity`), learned once and kept for the life of the
+process. Changing `hanport:serial` in Redis afterwards changes nothing here (it is logged).
+Licences signed with the box's own key (`hanport license self-activate`, public key in
+`HANPORT_LICENSE_DIR/local-keys`) are trusted for consumer activations of MQTT and Modbus only.
+
 When the licensing service or Redis is away, the last verified licences keep granting until
 their own expiry and never beyond: `decide` checks the window on every call, and a timer wakes
 waiters at each expiry boundary. Time is the larger of the system clock and the newest meter
@@ -39,12 +45,15 @@ from redis.exceptions import ResponseError
 
 from .backoff import Backoff
 from .cancellation import raise_if_cancelling, stop
-from .identity import SERIAL_KEY, reader_serial
+from .identity import SERIAL_KEY, reader_serial, wait_for_serial
 from .licence import (
+    MAX_LICENCE_BYTES,
     KeyFileError,
     LicenceError,
     Signed,
     check,
+    decode_bounded,
+    load_local_keys,
     load_public_keys,
     now_ms,
     read_signed,
@@ -60,6 +69,9 @@ FEATURES: tuple[Feature, ...] = ("rest", "mqtt", "modbus")
 RECORD_PREFIX = "hanport:license:feature:"
 CHANNEL = "hanport:license:changed"
 MAX_WAIT_S = 60.0  # re-check at least this often, in case the system clock jumps
+MAX_OTHER_SERIALS_LOGGED = 16  # distinct foreign values of hanport:serial logged, then quiet
+# a record carries a licence file as a JSON string (escaping can grow it) and a few short fields
+MAX_RECORD_BYTES = 4 * MAX_LICENCE_BYTES
 
 ENTITLEMENT_REFUSED = Counter(
     "hanport_entitlement_refused_total",
@@ -92,7 +104,10 @@ def encode_record(record: Record) -> bytes:
 
 
 def decode_record(data: bytes | str) -> Record:
-    return msgspec.json.decode(data, type=Record)
+    """Raises LicenceError (too_large, too_deep, malformed_json, malformed) for anything else."""
+    return decode_bounded(
+        data.encode() if isinstance(data, str) else data, Record, MAX_RECORD_BYTES
+    )
 
 
 @dataclass(frozen=True)
@@ -128,12 +143,15 @@ class Entitlements:
         self.redis = redis
         self.settings = settings
         self.clock = clock or now_ms
-        self.serial: str | None = settings.serial
+        self.serial: str | None = settings.serial  # pinned once known; see the docstring
+        self.folder = settings.license_dir
+        self.local_keys: dict[str, Ed25519PublicKey] = {}
+        self._other_serials: set[str] = set()
         self._changed = asyncio.Event()  # replaced by a fresh one at each change
         self._wake = asyncio.Event()
         self._held: dict[str, Signed] = {}
         self._reasons: dict[str, str] = {}
-        self._seen: dict[str, tuple[bytes, str | None]] = {}
+        self._seen: dict[str, tuple[bytes, str | None, frozenset[str]]] = {}
         self._meter_ts = 0
         self._meter_id: str | None = None
         self._key_problem = ""
@@ -210,7 +228,7 @@ class Entitlements:
 
     async def _follow(self, backoff: Backoff) -> None:
         if self.serial is None:
-            self.serial = await reader_serial(None, self.redis)
+            self._pin(await wait_for_serial(None, self.folder, self.redis))
         pubsub = self.redis.pubsub()
         try:
             await pubsub.subscribe(CHANNEL)
@@ -229,13 +247,13 @@ class Entitlements:
 
     async def refresh(self) -> None:
         """Read the records (and the newest meter reading) from Redis and verify them."""
+        if self.serial is None:  # e.g. refresh() called before run(): one look, no waiting
+            found = await reader_serial(None, self.folder, self.redis)
+            if found is not None:
+                self._pin(found)
         *raw, stored_serial = await self.redis.mget([*map(record_key, FEATURES), SERIAL_KEY])
-        if self.settings.serial is None and stored_serial:
-            serial = stored_serial.decode() if isinstance(stored_serial, bytes) else stored_serial
-            if serial != self.serial:  # the licensing service restored it from its volume
-                log.info("reader serial is %s", serial)
-                self.serial = serial
-                self._seen.clear()
+        self._note_serial(stored_serial)
+        self._load_local_keys()
         try:
             latest = await ReadingStream(self.redis, self.settings.stream).latest()
         except ResponseError as error:  # e.g. WRONGTYPE: judge by the system clock alone
@@ -250,17 +268,52 @@ class Entitlements:
             self._take(feature, data)
         self._notify()
 
+    def _pin(self, serial: str) -> None:
+        """Keep `serial` for the life of this process."""
+        self.serial = serial
+        self._seen.clear()
+
+    def _note_serial(self, stored: bytes | str | None) -> None:
+        """Log (once per value) a serial in Redis that is not this process's: it is ignored."""
+        if stored is None or self.serial is None:
+            return
+        serial = stored.decode() if isinstance(stored, bytes) else stored
+        if (
+            serial != self.serial
+            and serial not in self._other_serials
+            and len(self._other_serials) < MAX_OTHER_SERIALS_LOGGED
+        ):
+            self._other_serials.add(serial)
+            ENTITLEMENT_REFUSED.labels("serial_changed").inc()
+            log.warning(
+                "%s in Redis says %s, but this process's reader serial is %s (from %s); "
+                "licences are still checked against %s. Restart the service if the serial "
+                "really changed",
+                SERIAL_KEY,
+                serial,
+                self.serial,
+                "HANPORT_SERIAL" if self.settings.serial else "the licensing service",
+                self.serial,
+            )
+
+    def _load_local_keys(self) -> None:
+        try:
+            self.local_keys = load_local_keys(self.folder)
+        except KeyFileError as error:
+            log.warning("ignoring the box's own licence key: %s", error)
+            self.local_keys = {}
+
     def _take(self, feature: str, data: bytes | str) -> None:
         data = data.encode() if isinstance(data, str) else data
-        seen = (data, self._meter_id)
+        seen = (data, self._meter_id, frozenset(self.local_keys))
         if self._seen.get(feature) == seen:
             return
         self._seen[feature] = seen
         self._held.pop(feature, None)
         try:
             record = decode_record(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            self._refuse(feature, "malformed", f"record is not valid ({error})")
+        except LicenceError as error:
+            self._refuse(feature, error.reason, f"record is not valid ({error})")
             return
         if not record.granted:
             self._reasons[feature] = record.reason
@@ -270,8 +323,12 @@ class Entitlements:
         if record.licence is None:
             self._refuse(feature, "malformed", "record carries no signed licence")
             return
+        if self.serial is None:  # no serial to bind the licence to: nothing is granted yet
+            self._seen.pop(feature, None)
+            self._reasons[feature] = "the reader serial is not known yet"
+            return
         try:
-            signed = read_signed(record.licence.encode(), self.keys)
+            signed = read_signed(record.licence.encode(), self.keys, self.local_keys)
             # a licence that starts later is held (decide() waits for its start); an expired
             # one is refused now
             check(

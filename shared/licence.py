@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
@@ -38,14 +38,23 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 Use = Literal["consumer", "commercial"]
 Kind = Literal["activation", "trial", "full"]
 FeatureName = Literal["rest", "mqtt", "modbus"]
+T = TypeVar("T")
 ALL_FEATURES: tuple[FeatureName, ...] = ("rest", "mqtt", "modbus")
 DAY_MS = 86_400_000
 MAX_LICENCE_BYTES = 16_384
+# A licence file nests 3 deep (document, licence, features); anything deeper is refused before
+# it is parsed (a parser recursing through thousands of brackets raises RecursionError).
+MAX_DEPTH = 8
+# What a box-local key (`hanport license self-activate`) may sign: a consumer activation of
+# these features for this box's serial, nothing commercial.
+LOCAL_KEY_FEATURES: frozenset[str] = frozenset({"mqtt", "modbus"})
 
 # reason code -> what it means and what to do (one table, walked by `LicenceError`)
 REASONS: dict[str, str] = {
     "too_large": "the licence is larger than {limit} bytes; upload the licence file itself",
     "malformed_json": "the licence is not valid JSON ({detail}); upload the file as issued",
+    "too_deep": "the licence nests deeper than {limit} levels ({detail}); upload the file as "
+    "issued",
     "malformed_base64": "the signature is not valid base64 ({detail}); upload the file as issued",
     "malformed": "the licence is missing or has bad fields ({detail}); ask the vendor for a new one",
     "unknown_key": "licence is signed with key {detail}, which this deployment does not trust; "
@@ -56,9 +65,13 @@ REASONS: dict[str, str] = {
     "not_yet_valid": "the licence is not valid before {detail}; install it then",
     "wrong_serial": "the licence is for reader {detail}; ask for one for this reader's serial",
     "wrong_meter": "the licence is bound to meter {detail}; ask for one for this meter",
+    "local_key_scope": "licence {detail} is signed with this box's own key, which may only sign "
+    "a consumer activation of mqtt/modbus; a commercial licence comes from the vendor",
     "consumer_in_commercial": "licence {detail} is for consumer use and this deployment declares "
     "commercial use (HANPORT_USE); a commercial licence or trial is needed",
     "unauthorized": "installing or removing a licence needs the admin token ({detail})",
+    "too_many_attempts": "too many wrong admin tokens from this address ({detail}); wait and "
+    "try again with the right one",
     "not_found": "no installed licence has id {detail}",
     "storage": "cannot store the licence ({detail}); make HANPORT_LICENSE_DIR a writable volume",
 }
@@ -173,6 +186,20 @@ def load_public_keys(location: str | Path | None) -> dict[str, Ed25519PublicKey]
     return {key_id(key): key for key in map(load_public_key, files)}
 
 
+LOCAL_KEYS_DIR = "local-keys"  # in HANPORT_LICENSE_DIR: the box's own key pair
+
+
+def load_local_keys(licence_dir: Path) -> dict[str, Ed25519PublicKey]:
+    """The box-local public keys (`hanport license self-activate`) in the licence folder, by key
+    id; none when the folder has none. They are trusted only for consumer activations."""
+    folder = licence_dir / LOCAL_KEYS_DIR
+    try:
+        files = sorted(p for p in folder.iterdir() if p.suffix == ".pub" and p.is_file())
+    except OSError:  # no such folder (no self-activation), or not readable here
+        return {}
+    return {key_id(key): key for key in map(load_public_key, files)}
+
+
 # ---------------------------------------------------------------- verify
 
 
@@ -180,19 +207,60 @@ def canonical(licence: dict[str, Any]) -> bytes:
     return json.dumps(licence, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def read_signed(text: bytes, keys: dict[str, Ed25519PublicKey]) -> Signed:
-    """Parse a licence file and check its signature with the trusted `keys`.
+def nesting_depth(text: bytes) -> int:
+    """How deep JSON text nests (brackets outside strings), found without parsing it; stops
+    counting past MAX_DEPTH."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                break
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
-    Raises LicenceError: too_large, malformed_json, malformed_base64, unknown_key,
-    bad_signature, malformed (bad or missing fields)."""
-    if len(text) > MAX_LICENCE_BYTES:
-        raise LicenceError("too_large", len(text), limit=MAX_LICENCE_BYTES)
+
+def decode_bounded(text: bytes, kind: type[T], limit: int = MAX_LICENCE_BYTES) -> T:
+    """`msgspec.json.decode(text, type=kind)` for untrusted text: refuses what is larger than
+    `limit` bytes or nests deeper than MAX_DEPTH before parsing, and turns anything the parser
+    raises into a LicenceError (too_large, too_deep, malformed_json, malformed)."""
+    if len(text) > limit:
+        raise LicenceError("too_large", len(text), limit=limit)
+    depth = nesting_depth(text)
+    if depth > MAX_DEPTH:
+        raise LicenceError("too_deep", f"more than {MAX_DEPTH}", limit=MAX_DEPTH)
     try:
-        document = msgspec.json.decode(text, type=_File)
+        return msgspec.json.decode(text, type=kind)
     except msgspec.ValidationError as error:
         raise LicenceError("malformed", error) from None
-    except msgspec.DecodeError as error:
+    except (msgspec.DecodeError, RecursionError, ValueError, TypeError) as error:
         raise LicenceError("malformed_json", error) from None
+
+
+def read_signed(
+    text: bytes,
+    keys: dict[str, Ed25519PublicKey],
+    local_keys: dict[str, Ed25519PublicKey] | None = None,
+) -> Signed:
+    """Parse a licence file and check its signature with the trusted vendor `keys`, or with a
+    box-local key from `local_keys` (then the licence must be a consumer activation of
+    LOCAL_KEY_FEATURES).
+
+    Raises LicenceError: too_large, too_deep, malformed_json, malformed_base64, unknown_key,
+    bad_signature, malformed (bad or missing fields), local_key_scope."""
+    document = decode_bounded(text, _File)
     try:
         signature = base64.b64decode(document.signature, validate=True)
     except (binascii.Error, ValueError) as error:
@@ -200,18 +268,27 @@ def read_signed(text: bytes, keys: dict[str, Ed25519PublicKey]) -> Signed:
     kid = document.licence.get("key_id")
     if not isinstance(kid, str):
         raise LicenceError("malformed", "no key_id")
-    public = keys.get(kid)
+    local = kid not in keys and kid in (local_keys or {})
+    public = (local_keys or {}).get(kid) if local else keys.get(kid)
     if public is None:
         raise LicenceError("unknown_key", kid)
     try:
         public.verify(signature, canonical(document.licence))
     except InvalidSignature:
         raise LicenceError("bad_signature", f"key {kid}") from None
+    except (ValueError, TypeError, RecursionError) as error:  # e.g. a lone surrogate
+        raise LicenceError("malformed", error) from None
     try:
         licence = msgspec.convert(document.licence, Licence)
         licence.not_before_ms, licence.expires_ms  # noqa: B018 - the times must parse
-    except (msgspec.ValidationError, ValueError) as error:
+    except (msgspec.ValidationError, ValueError, TypeError) as error:
         raise LicenceError("malformed", error) from None
+    if local and not (
+        licence.use == "consumer"
+        and licence.kind == "activation"
+        and set(licence.features) <= LOCAL_KEY_FEATURES
+    ):
+        raise LicenceError("local_key_scope", licence.id)
     return Signed(licence, text)
 
 

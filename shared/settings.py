@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Literal, TypeVar
 
 from pydantic import BeforeValidator, Field, ValidationError
@@ -50,7 +51,15 @@ class CommonSettings(BaseSettings):
         "hanport:raw", min_length=1, description="Stream of raw telegrams kept for support."
     )
     serial: str | None = Field(
-        None, description="The reader's serial; generated once and kept in Redis when unset."
+        None,
+        description="The reader's serial; unset: the licensing service generates it once and "
+        "keeps it in HANPORT_LICENSE_DIR, and the other services read it there.",
+    )
+    license_dir: Path = Field(
+        Path("/data/licences"),
+        description="Folder of installed licences (`*.lic`), the reader's serial and the box's "
+        "own key; the licensing service writes it (keep it on a volume), the other services "
+        "read it (mount it read-only).",
     )
     log_level: str = Field(
         "INFO",

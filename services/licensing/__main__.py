@@ -13,6 +13,7 @@ from shared.service import serve_http, start
 from shared.stream import redis_client
 
 from .api import create_app
+from .attempts import MIN_TOKEN_CHARS
 from .service import LicensingService
 from .settings import LicensingSettings
 
@@ -34,6 +35,14 @@ def main(argv: list[str] | None = None) -> int:
         token = settings.admin_secret()
     except OSError as error:
         print(f"hanport: cannot read HANPORT_ADMIN_TOKEN_FILE: {error}", file=sys.stderr)
+        return 2
+    if token is not None and len(token) < MIN_TOKEN_CHARS:
+        print(
+            f"hanport: the admin token (HANPORT_ADMIN_TOKEN or HANPORT_ADMIN_TOKEN_FILE) has "
+            f"{len(token)} characters; use at least {MIN_TOKEN_CHARS} (e.g. `openssl rand -hex "
+            "16`)",
+            file=sys.stderr,
+        )
         return 2
     if not keys:
         log.warning(

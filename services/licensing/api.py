@@ -4,8 +4,10 @@
 Consumes HTTP requests and a running `LicensingService`; produces JSON. Every refusal is JSON
 `{"error": <reason code>, "detail": <what is wrong and what to do>}` with a fitting status, and is
 counted in `hanport_license_refused_total{reason}`. The admin token is compared in constant time
-and never logged; an upload larger than `HANPORT_LICENSE_MAX_BYTES` is refused before it is read
-in full.
+and never logged; a client that sent a wrong token 5 times within 60 s is answered 429 without
+its token being looked at (`services.licensing.attempts`), and failures are logged as one
+summary line per minute. An upload larger than `HANPORT_LICENSE_MAX_BYTES` is refused before it
+is read in full.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from shared.cancellation import stop
 from shared.entitlements import FEATURES
 from shared.licence import LicenceError
 
+from .attempts import FailedAttempts
 from .decide import FeatureState
+from .metrics import REFUSED
 from .running import run
 from .service import LicensingService
 
@@ -35,16 +39,20 @@ STARTUP_WAIT_S = 5.0
 STATUS = {
     "too_large": 413,
     "malformed_json": 400,
+    "too_deep": 400,
     "malformed_base64": 400,
     "malformed": 400,
     "unauthorized": 401,
+    "too_many_attempts": 429,
     "not_found": 404,
     "storage": 500,
 }  # every other reason: 422 (a well-formed licence that does not hold here)
 
 
-def refusal(error: LicenceError) -> JSONResponse:
+def refusal(error: LicenceError, retry_after: float | None = None) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if error.reason == "unauthorized" else None
+    if retry_after is not None:
+        headers = {"Retry-After": str(max(1, round(retry_after)))}
     return JSONResponse(
         {"error": error.reason, "detail": str(error)},
         status_code=STATUS.get(error.reason, 422),
@@ -74,11 +82,16 @@ def status(service: LicensingService) -> dict[str, Any]:
 
 
 def create_app(
-    service: LicensingService, admin_token: str | None, *, run_service: bool = True
+    service: LicensingService,
+    admin_token: str | None,
+    *,
+    run_service: bool = True,
+    attempts: FailedAttempts | None = None,
 ) -> FastAPI:
     """The API for `service`; with `run_service` its lifespan runs the service's loops
     (`services.licensing.running.run`) (tests that
     drive the app through httpx's ASGI transport start the service themselves)."""
+    attempts = attempts or FailedAttempts()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -96,7 +109,7 @@ def create_app(
     app = FastAPI(title="hanport licensing", docs_url=None, redoc_url=None, lifespan=lifespan)
     limit = service.settings.license_max_bytes
 
-    def authorize(request: Request) -> None:
+    def check_token(request: Request) -> None:
         if admin_token is None:
             raise LicenceError("unauthorized", "none is configured: set HANPORT_ADMIN_TOKEN")
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
@@ -104,6 +117,24 @@ def create_app(
             raise LicenceError("unauthorized", "send 'Authorization: Bearer <token>'")
         if not hmac.compare_digest(given.strip().encode(), admin_token.encode()):
             raise LicenceError("unauthorized", "the token given is not the admin token")
+
+    def authorize(request: Request) -> JSONResponse | None:
+        """None when the request carries the admin token; else the refusal to answer (counted;
+        logged only as the per-minute summary)."""
+        client = request.client.host if request.client else "unknown"
+        wait = attempts.wait_s(client)
+        if wait is not None:
+            REFUSED.labels("too_many_attempts").inc()
+            detail = f"{attempts.limit} wrong tokens within {attempts.window_s:.0f} s"
+            return refusal(LicenceError("too_many_attempts", detail), retry_after=wait)
+        try:
+            check_token(request)
+        except LicenceError as error:
+            REFUSED.labels(error.reason).inc()
+            attempts.failed(client)
+            return refusal(error)
+        attempts.succeeded(client)
+        return None
 
     async def body(request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -122,8 +153,9 @@ def create_app(
 
     @app.put("/license", status_code=201, response_model=None)
     async def put_license(request: Request) -> dict[str, Any] | JSONResponse:
+        if (refused := authorize(request)) is not None:
+            return refused
         try:
-            authorize(request)
             text = await body(request)
         except LicenceError as error:
             service.refused(error)
@@ -136,8 +168,9 @@ def create_app(
 
     @app.delete("/license/{licence_id}", response_model=None)
     async def delete_license(licence_id: str, request: Request) -> dict[str, Any] | JSONResponse:
+        if (refused := authorize(request)) is not None:
+            return refused
         try:
-            authorize(request)
             if not service.remove(licence_id):
                 raise LicenceError("not_found", licence_id)
         except LicenceError as error:

@@ -7,9 +7,16 @@
     hanport license trial --key PRIVATE_KEY --serial S [--licensee NAME] --out FILE
     hanport license verify --public-key FILE_OR_DIR [--serial S] [--use U] [--meter-id M] LICENCE
     hanport license show LICENCE
+    hanport license self-activate [--dir HANPORT_LICENSE_DIR]     (on the box itself)
 
 Consumes key files and licence files; produces them (and a readable description). `verify`
 exits 0 when the licence is valid now, 1 with the reason otherwise.
+
+`self-activate` is for a box someone built themselves: it makes the box's own key pair (once,
+in `HANPORT_LICENSE_DIR/local-keys`) and signs a consumer activation of MQTT and Modbus for this
+box's serial into the licence folder, where the licensing service picks it up within 5 s. A key
+made there is trusted for nothing more (`shared.licence.LOCAL_KEY_FEATURES`): commercial use
+needs a licence from the vendor.
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ from typing import cast
 
 import msgspec
 
+from shared.identity import read_serial_file
 from shared.licence import (
     ALL_FEATURES,
+    LOCAL_KEYS_DIR,
     FeatureName,
     KeyFileError,
     Kind,
@@ -36,8 +45,10 @@ from shared.licence import (
     now_ms,
     read_signed,
 )
+from shared.settings import CommonSettings, load_settings
 
 from .signing import TRIAL_DAYS, generate_keys, load_private_key, new_licence
+from .store import LicenceStore
 
 
 def features(text: str) -> list[FeatureName]:
@@ -126,6 +137,36 @@ def show(args: argparse.Namespace) -> int:
     return 0
 
 
+def self_activate(args: argparse.Namespace) -> int:
+    settings = load_settings(CommonSettings)
+    folder = Path(args.dir) if args.dir else settings.license_dir
+    serial = settings.serial or read_serial_file(folder)
+    if serial is None:
+        print(
+            f"hanport license self-activate: no reader serial in {folder} yet; start the "
+            "licensing service once (it establishes the serial there), set HANPORT_SERIAL, or "
+            "name the folder with --dir",
+            file=sys.stderr,
+        )
+        return 1
+    keys = folder / LOCAL_KEYS_DIR
+    existing = sorted(keys.glob("hanport-*.key")) if keys.is_dir() else []
+    private = existing[0] if existing else generate_keys(keys)[0]
+    text = new_licence(
+        load_private_key(private),
+        serial=serial,
+        use="consumer",
+        kind="activation",
+        features=("mqtt", "modbus"),
+        licensee="self-activated",
+    )
+    signed = read_signed(text, {}, load_public_keys(private.with_suffix(".pub")))
+    path = LicenceStore(folder).save(signed.id, text)
+    print(f"wrote {path}: consumer activation of mqtt, modbus for reader {serial}")
+    print(f"signed with this box's own key {private} (trusted for consumer activations only)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="hanport license", description="The vendor's licence tools.")
     sub = top.add_subparsers(dest="command", required=True)
@@ -160,6 +201,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--meter-id", help="also require this meter (for meter-bound licences)")
     p.add_argument("licence")
     p.set_defaults(run=verify)
+
+    p = sub.add_parser(
+        "self-activate",
+        help="on a box you built: activate MQTT and Modbus for consumer use with the box's own key",
+    )
+    p.add_argument("--dir", help="the licence folder (default: HANPORT_LICENSE_DIR)")
+    p.set_defaults(run=self_activate)
 
     p = sub.add_parser("show", help="print a licence in readable form")
     p.add_argument("licence")

@@ -28,21 +28,13 @@ FOLDER_POLL_S = 5.0
 
 
 async def run(service: LicensingService) -> None:
-    """Until cancelled: resolve the serial, load the licences, then publish the entitlements,
-    follow the meter and watch the folder."""
+    """Until cancelled: establish the serial, load the licences, then publish the entitlements
+    (and the serial), follow the meter and watch the folder."""
     try:
         service.store.ensure()
     except OSError as error:
         log.error("cannot create the licence folder %s: %s", service.store.folder, error)
-    backoff = Backoff()
-    while True:
-        try:
-            await service.resolve_serial()
-            break
-        except (RedisError, *REDIS_DOWN) as error:
-            raise_if_cancelling(error)
-            log.warning("Redis is not reachable (%s); retrying", error)
-            await asyncio.sleep(backoff.next_delay())
+    service.establish_serial()
     service.load()
     service.loaded.set()
     stream = ReadingStream(service.redis, service.settings.stream)

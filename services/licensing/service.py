@@ -19,10 +19,19 @@ from collections.abc import Callable, Sequence
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
-from shared.identity import SERIAL_KEY, new_serial
-from shared.licence import LicenceError, Signed, check, format_time, now_ms, read_signed
+from shared.identity import choose_serial
+from shared.licence import (
+    KeyFileError,
+    LicenceError,
+    Signed,
+    check,
+    format_time,
+    load_local_keys,
+    now_ms,
+    read_signed,
+)
 from shared.reading import Reading
 from shared.stream import REDIS_DOWN, Entry
 
@@ -34,7 +43,7 @@ from .metrics import (
     INSTALLED,
     REFUSED,
 )
-from .publish import publish
+from .publish import TIME_FLOOR_KEY, parse_floor, publish
 from .settings import LicensingSettings
 from .store import LicenceStore
 
@@ -57,12 +66,17 @@ class LicensingService:
         self.settings = settings
         self.redis = redis
         self.keys = keys
+        self.local_keys: dict[str, Ed25519PublicKey] = {}  # the box's own, from the folder
         self.clock = clock
         self.store = LicenceStore(settings.license_dir)
         self.serial: str | None = settings.serial
         self.licences: dict[str, Signed] = {}
         self.meter_id: str | None = None
         self.meter_ts = self.store.read_meter_time()
+        # the highest time judged by (system clock or meter), kept in the folder and in Redis:
+        # deleting one of them does not let a clock turned back revive an expired licence
+        self.floor = self.meter_ts
+        self._floor_restored = False  # the one in Redis is read at the first evaluation
         self._folder_seen: tuple[tuple[str, int, int], ...] = ()  # see folder_changed
         self._saved_meter_ts = self.meter_ts
         self.states: dict[str, FeatureState] = {}
@@ -77,16 +91,26 @@ class LicensingService:
     # ------------------------------------------------------------ time and licences
 
     def now(self) -> int:
-        """System clock or meter time, whichever is later (rollback protection)."""
-        return max(self.clock(), self.meter_ts)
+        """System clock, meter time or the highest time judged by before, whichever is later
+        (rollback protection)."""
+        return max(self.clock(), self.meter_ts, self.floor)
+
+    def load_local_keys(self) -> None:
+        """The box's own public keys (`hanport license self-activate`) from the folder."""
+        try:
+            self.local_keys = load_local_keys(self.store.folder)
+        except KeyFileError as error:
+            log.warning("ignoring the box's own licence key: %s", error)
+            self.local_keys = {}
 
     def load(self) -> None:
         """(Re)load every licence file; files that fail are logged, counted and skipped."""
         self._folder_seen = self.store.fingerprint()
+        self.load_local_keys()
         loaded: dict[str, Signed] = {}
         for path in self.store.files():
             try:
-                signed = read_signed(path.read_bytes(), self.keys)
+                signed = read_signed(path.read_bytes(), self.keys, self.local_keys)
                 # serial and use now; the validity window at each evaluation
                 start = signed.licence.not_before_ms
                 check(signed.licence, serial=self.serial, use=self.settings.use, now=start)
@@ -107,7 +131,7 @@ class LicensingService:
         """Verify an uploaded licence fully (now, for this reader and meter), then keep it.
         Raises LicenceError (counted, logged) and changes nothing when it is refused."""
         try:
-            signed = read_signed(text, self.keys)
+            signed = read_signed(text, self.keys, self.local_keys)
             check(
                 signed.licence,
                 serial=self.serial,
@@ -163,7 +187,8 @@ class LicensingService:
             boundary = next_boundary(self.licences.values(), self.now())
             self.meter_ts = reading.ts
             changed = changed or (boundary is not None and self.now() >= boundary)
-            if self.meter_ts - self._saved_meter_ts >= METER_TIME_SAVE_MS:
+            self.floor = max(self.floor, self.meter_ts)
+            if self.floor - self._saved_meter_ts >= METER_TIME_SAVE_MS:
                 self._save_meter_time()
         if changed:
             self.wake()
@@ -180,8 +205,8 @@ class LicensingService:
 
     def _save_meter_time(self) -> None:
         try:
-            self.store.write_meter_time(self.meter_ts)
-            self._saved_meter_ts = self.meter_ts
+            self.store.write_meter_time(self.floor)
+            self._saved_meter_ts = self.floor
         except OSError as error:
             log.warning("cannot save the meter time floor: %s", error)
 
@@ -246,20 +271,36 @@ class LicensingService:
 
     async def reevaluate(self) -> dict[str, FeatureState]:
         """Evaluate now and write the records (notifying only on change). Raises REDIS_DOWN."""
-        states = self._decide()
-        updated = now_ms()
-        records = {feature: state.record(feature, updated) for feature, state in states.items()}
-        changed = states != self._published
         try:
-            await publish(self.redis, records, notify=changed)
+            if not self._floor_restored:
+                self.floor = max(self.floor, await self._kept_floor())
+                self._floor_restored = True
+            self.floor = max(self.floor, self.now())
+            states = self._decide()
+            updated = now_ms()
+            records = {f: state.record(f, updated) for f, state in states.items()}
+            changed = states != self._published
+            await publish(
+                self.redis, records, notify=changed, serial=self.serial, time_floor=self.floor
+            )
         except (RedisError, *REDIS_DOWN):
             self.publish_failed()
             raise
+        if self.floor - self._saved_meter_ts >= METER_TIME_SAVE_MS:
+            self._save_meter_time()
         self._published = states
         self.redis_ok = True
         self.evaluations += 1
         self._changed()
         return states
+
+    async def _kept_floor(self) -> int:
+        """The time floor kept in Redis (0 when none, or the key holds something else)."""
+        try:
+            return parse_floor(await self.redis.get(TIME_FLOOR_KEY))
+        except ResponseError as error:  # e.g. WRONGTYPE: SET replaces it at the next publish
+            log.warning("cannot read the time floor %s in Redis: %s", TIME_FLOOR_KEY, error)
+            return 0
 
     def _changed(self) -> None:
         evaluated, self._evaluated = self._evaluated, asyncio.Event()
@@ -272,16 +313,27 @@ class LicensingService:
 
     # ------------------------------------------------------------ running
 
-    async def resolve_serial(self) -> str:
-        """Configured, else the one on the volume, else the one in Redis, else a new one; kept
-        on the volume and in Redis (`hanport:serial`) so every service agrees."""
+    def licensed_serials(self) -> list[str]:
+        """The serials the licence files in the folder name (signature checked, nothing else)."""
+        serials = []
+        for path in self.store.files():
+            try:
+                serials.append(read_signed(path.read_bytes(), self.keys, self.local_keys).licence)
+            except (LicenceError, OSError):
+                continue
+        return [licence.serial for licence in serials]
+
+    def establish_serial(self) -> str:
+        """The reader's one serial (`shared.identity.choose_serial`: configured, else kept in the
+        folder, else named by the installed licences, else new), kept in the folder. Never
+        taken from Redis: anyone who can write Redis could choose it. Published to Redis with
+        every evaluation (`reevaluate`)."""
+        self.load_local_keys()
         stored = self.store.read_serial()
-        serial = self.settings.serial or stored
-        if serial is None:
-            existing = await self.redis.get(SERIAL_KEY)
-            serial = existing.decode() if isinstance(existing, bytes) else existing
-            serial = serial or new_serial()
-        if not self.settings.serial and stored != serial:
+        licensed = [] if self.settings.serial or stored else self.licensed_serials()
+        serial, source = choose_serial(self.settings.serial, stored, licensed)
+        log.info("reader serial %s (%s)", serial, source)
+        if stored != serial:  # also a configured one: the other services read it here
             try:
                 self.store.write_serial(serial)
                 log.info("reader serial %s kept in %s", serial, self.store.folder)
@@ -292,7 +344,6 @@ class LicensingService:
                     self.store.folder,
                     error,
                 )
-        await self.redis.set(SERIAL_KEY, serial)
         self.serial = serial
         return serial
 
@@ -329,6 +380,7 @@ class LicensingService:
         return min(MAX_WAIT_S, (boundary - now) / 1000 + 0.005)
 
     def save_meter_time(self) -> None:
-        """Keep the newest meter time on the volume (if newer than the one kept)."""
-        if self.meter_ts > self._saved_meter_ts:
+        """Keep the time floor on the volume (if newer than the one kept)."""
+        self.floor = max(self.floor, self.meter_ts)
+        if self.floor > self._saved_meter_ts:
             self._save_meter_time()

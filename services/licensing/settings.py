@@ -1,5 +1,5 @@
-"""The licensing service's settings (`HANPORT_LICENSE_DIR`, `HANPORT_LICENSING_*`, the admin
-token), on top of `CommonSettings` (which holds `HANPORT_USE` and the trusted public keys)."""
+"""The licensing service's settings (`HANPORT_LICENSING_*`, the admin token), on top of
+`CommonSettings` (which holds `HANPORT_USE`, the trusted public keys and `HANPORT_LICENSE_DIR`)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,6 @@ from shared.settings import CommonSettings
 
 
 class LicensingSettings(CommonSettings):
-    license_dir: Path = Field(
-        Path("/data/licences"),
-        description="Folder of installed licences (`*.lic`) and the reader's generated serial; "
-        "keep it on a volume.",
-    )
     licensing_host: str = Field("0.0.0.0", description="Address the licensing API listens on.")
     licensing_port: int = Field(
         8090, ge=1, le=65535, description="Port of the licensing API and its /metrics."

@@ -13,8 +13,9 @@ import re
 import tempfile
 from pathlib import Path
 
+from shared.identity import SERIAL_FILE, read_serial_file
+
 SUFFIX = ".lic"
-SERIAL_FILE = "serial"
 METER_TIME_FILE = "meter-time"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -61,11 +62,7 @@ class LicenceStore:
         return True
 
     def read_serial(self) -> str | None:
-        try:
-            text = (self.folder / SERIAL_FILE).read_text().strip()
-        except FileNotFoundError:
-            return None
-        return text or None
+        return read_serial_file(self.folder)
 
     def write_serial(self, serial: str) -> None:
         self._write(self.folder / SERIAL_FILE, f"{serial}\n".encode())

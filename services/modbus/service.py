@@ -147,7 +147,7 @@ async def run_service(
     state: PortState | None = None,
 ) -> None:
     """Run until cancelled. `entitlements` defaults to the real, signature-checking one."""
-    serial = await wait_for_serial(settings.serial, redis)
+    serial = await wait_for_serial(settings.serial, settings.license_dir, redis)
     store = store or make_store(settings, serial)
     DATA_AGE.set_function(lambda: float("nan") if (age := store.age()) is None else age)
     works: dict[str, Work] = {

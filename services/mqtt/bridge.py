@@ -30,7 +30,7 @@ from shared.backoff import Backoff
 from shared.cancellation import raise_if_cancelling
 from shared.entitlements import Entitlements, EntitlementSource
 from shared.gate import while_granted
-from shared.identity import reader_serial
+from shared.identity import wait_for_serial
 from shared.log import redact_url
 from shared.stream import REDIS_DOWN, ConsumerGroup, GroupReader, ReadingStream
 from shared.supervise import Work, run_supervised
@@ -124,7 +124,7 @@ class Bridge:
         while True:
             try:
                 serial = await self.delivery.redis_call(
-                    reader_serial, self.settings.serial, self.redis
+                    wait_for_serial, self.settings.serial, self.settings.license_dir, self.redis
                 )
                 await self.delivery.redis_call(self.group.ensure_group)
                 if entitlements is not None:

@@ -186,7 +186,9 @@ def create_app(settings: RestSettings, tokens: Tokens | None = None) -> ASGIApp:
                     "Redis watcher": lambda: watch(
                         redis, state, WATCH_INTERVAL, settings.rest_keepalive
                     ),
-                    "serial": lambda: learn_serial(settings.serial, redis, state),
+                    "serial": lambda: learn_serial(
+                        settings.serial, settings.license_dir, redis, state
+                    ),
                     "entitlements": entitlements.run,
                 }
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 
 from redis.asyncio import Redis
 
@@ -68,5 +69,5 @@ async def watch(redis: Redis, state: State, interval: float, keepalive: float) -
         await asyncio.sleep(interval)
 
 
-async def learn_serial(configured: str | None, redis: Redis, state: State) -> None:
-    state.serial = await wait_for_serial(configured, redis)
+async def learn_serial(configured: str | None, folder: Path, redis: Redis, state: State) -> None:
+    state.serial = await wait_for_serial(configured, folder, redis)

@@ -203,22 +203,6 @@ async def _until(entitlements: Entitlements, predicate: Callable[[], Any]) -> No
     await entitlements.wait_for(predicate)
 
 
-async def test_follows_the_serial_the_licensing_service_keeps(
-    redis_server: RedisServer, redis: Redis, tmp_path: Path
-) -> None:
-    env = await grant(redis_server.url, tmp_path, SERIAL, ["modbus"])
-    await redis.set("hanport:serial", "HPGENERATED1")  # made up by an interface that came first
-    settings_ = settings(env).model_copy(update={"serial": None})
-    async with following(redis, settings_) as entitlements:
-        await _until(entitlements, lambda: entitlements.serial == "HPGENERATED1")
-        assert not entitlements.decide("modbus").granted
-        # the licensing service starts and restores the serial kept on its volume
-        await redis.set("hanport:serial", SERIAL)
-        await redis.publish(CHANNEL, "")
-        decision = await asyncio.wait_for(entitlements.wait_until("modbus", granted=True), WAIT)
-        assert decision.granted and entitlements.serial == SERIAL
-
-
 async def test_licence_that_starts_later_grants_at_its_start(
     redis_server: RedisServer, redis: Redis, tmp_path: Path
 ) -> None:
@@ -236,3 +220,23 @@ async def test_licence_that_starts_later_grants_at_its_start(
         assert not decision.granted and "not valid before" in decision.reason
         decision = await asyncio.wait_for(entitlements.wait_until("mqtt", granted=True), WAIT)
         assert now_ms() >= start
+
+
+async def test_a_deeply_nested_record_is_refused_and_the_rest_keeps_serving(
+    redis_server: RedisServer, redis: Redis, tmp_path: Path
+) -> None:
+    """A 3 KB nested JSON record (a RecursionError in the parser ended the entitlement task):
+    refused and counted; the features licensed for real stay granted and the task goes on."""
+    env = await grant(redis_server.url, tmp_path, SERIAL, ["mqtt", "modbus"])
+    nested = b'{"feature": ' + b"[" * 1500 + b"]" * 1500 + b"}"
+    async with following(redis, env) as entitlements:
+        await asyncio.wait_for(entitlements.wait_until("mqtt", granted=True), WAIT)
+        before = refused("too_deep")
+        await redis.set(record_key("mqtt"), nested)
+        await redis.publish(CHANNEL, "mqtt")
+        await asyncio.wait_for(entitlements.wait_until("mqtt", granted=False), WAIT)
+        assert refused("too_deep") == before + 1
+        assert entitlements.decide("modbus").granted
+        # still following: the real licence, published again, grants again
+        await grant(redis_server.url, tmp_path, SERIAL, ["mqtt"])
+        await asyncio.wait_for(entitlements.wait_until("mqtt", granted=True), WAIT)

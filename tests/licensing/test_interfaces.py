@@ -25,7 +25,7 @@ from tests.licensing_helpers import issue, make_keys
 from tests.servers import RedisServer, free_port, wait_for_port
 
 SERIAL = "HPTEST0001"
-TOKEN = "e2e-admin-token"
+TOKEN = "e2e-admin-token-0001"
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 5.0  # the issue: start/stop within 5 s
 SLACK = 3.0  # process scheduling on a shared 2-core machine
@@ -266,3 +266,18 @@ def test_service_refuses_to_start_with_unusable_keys(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"public key file or folder {missing} does not exist" in result.stderr
     assert "HANPORT_LICENSE_PUBLIC_KEYS" in result.stderr
+
+
+def test_service_refuses_to_start_with_a_short_admin_token(tmp_path: Path) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HANPORT_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "services.licensing"],
+        env={**clean, "PYTHONPATH": str(ROOT), "HANPORT_ADMIN_TOKEN": "short-token"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "has 11 characters; use at least 16" in result.stderr
+    assert "short-token" not in result.stderr

@@ -20,11 +20,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from redis.asyncio import Redis
 
 from services.licensing.api import create_app
+from services.licensing.attempts import FailedAttempts
+from services.licensing.cli import main as license_cli
 from services.licensing.metrics import FEATURE_EXPIRING, REFUSED
 from services.licensing.running import run
 from services.licensing.service import LicensingService
 from services.licensing.settings import LicensingSettings
-from services.licensing.signing import generate_keys, load_private_key
+from services.licensing.signing import generate_keys, load_private_key, new_licence
 from shared.entitlements import FEATURES, Entitlements, decode_record, record_key
 from shared.licence import (
     DAY_MS,
@@ -452,12 +454,15 @@ async def test_generated_serial_is_kept_on_the_volume_and_in_redis(
             license_public_keys=str(public),
             _env_file=None,  # type: ignore[call-arg]
         )
-        first = await LicensingService(settings, redis, {}).resolve_serial()
+        service = LicensingService(settings, redis, {})
+        first = service.establish_serial()
+        await service.reevaluate()
         assert (tmp_path / "vol" / "serial").read_text().strip() == first
         assert await redis.get("hanport:serial") == first.encode()
         await redis.flushall()  # Redis lost its data: the volume still knows
-        second = await LicensingService(settings, redis, {}).resolve_serial()
-        assert second == first
+        again = LicensingService(settings, redis, {})
+        assert again.establish_serial() == first
+        await again.reevaluate()
         assert await redis.get("hanport:serial") == first.encode()
     finally:
         await redis.aclose()
@@ -519,3 +524,142 @@ def test_observe_batch_takes_the_newest_meter_and_the_latest_time(tmp_path: Path
     assert (service.meter_id, service.meter_ts) == ("B", 9000)
     service.observe_batch([Reading(ts=6000, received=4, meter_id=None)])  # an older time, no id
     assert (service.meter_id, service.meter_ts) == ("B", 9000)
+
+
+# ---------------------------------------------------------------- malformed beyond parsing
+
+# 3 KB of nesting: the JSON parser recursed into a RecursionError (a 500, an ended folder
+# watch, a broken entitlement task in every interface)
+NESTED = b'{"licence": ' + b"[" * 1500 + b"]" * 1500 + b', "signature": "x"}'
+
+
+async def test_a_deeply_nested_upload_is_a_counted_refusal(start: Start) -> None:
+    h = await start()
+    before = refused("too_deep")
+    response = await h.put(NESTED)
+    assert response.status_code == 400
+    assert response.json()["error"] == "too_deep"
+    assert "nests deeper than 8 levels" in response.json()["detail"]
+    assert refused("too_deep") == before + 1
+    # the service goes on: a valid licence installs
+    good = issue(h.private, serial=SERIAL, features=["modbus"])
+    assert (await h.put(good)).status_code == 201
+
+
+async def test_a_deeply_nested_file_is_refused_and_the_folder_watch_goes_on(
+    start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("services.licensing.running.FOLDER_POLL_S", 0.05)
+    h = await start()
+    h.folder.mkdir(parents=True, exist_ok=True)
+    before = refused("too_deep")
+    (h.folder / "nested.lic").write_bytes(NESTED)
+    await h.until(lambda: refused("too_deep") > before)
+    (h.folder / "good.lic").write_bytes(issue(h.private, serial=SERIAL, features=["modbus"]))
+    await h.until(
+        lambda: (
+            h.service.published.get("modbus") is not None and h.service.published["modbus"].granted
+        )
+    )
+    assert (await h.record("modbus"))["granted"] is True
+
+
+async def test_a_commercial_licence_signed_with_the_box_key_is_refused(
+    start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hanport license self-activate` made the box's own key; a commercial licence signed with
+    it (by anyone with a shell on the box) is refused on upload and in the folder."""
+    monkeypatch.setattr("services.licensing.running.FOLDER_POLL_S", 0.05)
+    h = await start(use="commercial")
+    monkeypatch.chdir(h.folder.parent)
+    monkeypatch.setenv("HANPORT_LICENSE_DIR", str(h.folder))
+    monkeypatch.setenv("HANPORT_SERIAL", SERIAL)
+    assert license_cli(["self-activate"]) == 0  # a consumer activation: nothing in commercial use
+    await h.until(lambda: bool(h.service.local_keys))
+    box_key = load_private_key(next((h.folder / "local-keys").glob("*.key")))
+    forged = new_licence(
+        box_key, serial=SERIAL, use="commercial", kind="full", features=["rest", "mqtt", "modbus"]
+    )
+    before = refused("local_key_scope")
+    response = await h.put(forged)
+    assert response.status_code == 422
+    assert response.json()["error"] == "local_key_scope"
+    assert refused("local_key_scope") == before + 1
+    (h.folder / "forged.lic").write_bytes(forged)
+    await h.until(lambda: refused("local_key_scope") == before + 2)
+    assert not any(state.granted for state in h.service.preview().values())
+
+
+# ---------------------------------------------------------------- guessing the admin token
+
+
+async def test_guessing_the_admin_token_is_slowed_and_summarised(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It could be guessed at 4,471 tries/s, each writing a warning line: now 5 tries per
+    minute per client, then 429 (even for the right token), and one summary line."""
+    h = await start()
+    good = issue(h.private, serial=SERIAL, features=["modbus"])
+    wrong = {"Authorization": "Bearer not-the-token-at-all"}
+    before = (refused("unauthorized"), refused("too_many_attempts"))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        answers = [(await h.put(good, wrong)).status_code for _ in range(50)]
+        right = await h.put(good)
+    assert answers == [401] * 5 + [429] * 45
+    assert right.status_code == 429 and right.json()["error"] == "too_many_attempts"
+    assert 1 <= int(right.headers["Retry-After"]) <= 60
+    assert (refused("unauthorized"), refused("too_many_attempts")) == (
+        before[0] + 5,
+        before[1] + 46,
+    )
+    lines = [r.getMessage() for r in caplog.records if "admin request" in r.getMessage()]
+    assert len(lines) == 1 and "127.0.0.1" in lines[0]
+    assert "not-the-token" not in caplog.text
+
+
+def test_failed_attempts_are_per_client_and_leave_the_window() -> None:
+    now = [1000.0]
+    attempts = FailedAttempts(limit=3, window_s=60.0, clock=lambda: now[0])
+    for _ in range(3):
+        assert attempts.wait_s("10.0.0.1") is None
+        attempts.failed("10.0.0.1")
+    assert attempts.wait_s("10.0.0.1") == 60.0
+    assert attempts.wait_s("10.0.0.2") is None  # another client is not held up
+    now[0] += 30
+    assert attempts.wait_s("10.0.0.1") == 30.0
+    now[0] += 30.5
+    assert attempts.wait_s("10.0.0.1") is None  # the failures left the window
+    attempts.failed("10.0.0.1")
+    attempts.succeeded("10.0.0.1")
+    assert attempts.wait_s("10.0.0.1") is None
+
+
+async def test_deleting_the_time_file_does_not_revive_an_expired_trial(start: Start) -> None:
+    """No meter clock; the system clock turned back and `meter-time` deleted: the time floor
+    kept in Redis still ends the trial (and the file does when Redis lost it); only both gone
+    revive it, the documented limit."""
+    t0 = now_ms() - 30 * DAY_MS
+    h = await start(use="commercial", clock_ms=t0)
+    trial = issue(
+        h.private, serial=SERIAL, features=["modbus"], use="commercial", kind="trial", now=t0
+    )
+    assert (await h.put(trial)).status_code == 201
+    expired_at = t0 + 22 * DAY_MS
+    h.clock.ms = expired_at  # the trial is over, with no reading ever seen
+    await h.service.reevaluate()
+    assert not h.service.states["modbus"].granted
+    h.service.save_meter_time()  # as at a stop
+    rolled_back = t0 + DAY_MS
+
+    (h.folder / "meter-time").unlink()
+    again = await start(use="commercial", clock_ms=rolled_back, folder=h.folder)
+    assert again.service.now() >= expired_at
+    assert not again.service.states["modbus"].granted
+    assert "expired" in (await again.record("modbus"))["reason"]
+
+    await h.redis.delete("hanport:license:time-floor")  # the other copy, now in the folder again
+    again.service.save_meter_time()
+    third = await start(use="commercial", clock_ms=rolled_back, folder=h.folder)
+    assert third.service.now() >= expired_at
+    assert not third.service.states["modbus"].granted

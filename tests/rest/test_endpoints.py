@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 
 from shared.reading import cozify_message
@@ -49,6 +51,11 @@ async def test_meter_is_503_when_the_newest_reading_is_too_old(rest_factory: Res
 
 async def test_han_state_message(rest: RestUnderTest) -> None:
     await rest.add()
+    # the serial the licensing service establishes (REST waits for it, never makes one up)
+    await rest.redis.set("hanport:serial", "HPTEST0001")
+    async with asyncio.timeout(10):
+        while rest.state.serial is None:  # noqa: ASYNC110 - no event marks it
+            await asyncio.sleep(0.05)
     body = (await rest.client.get("/han")).json()
     latest = rest.state.latest
     assert latest is not None
