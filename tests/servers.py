@@ -17,10 +17,35 @@ from pathlib import Path
 import pytest
 
 
+# Ports handed out by free_port(): below the kernel's ephemeral range (32768-60999), where the
+# client side of every connection takes its port, and one block per pytest-xdist worker, so a
+# port given to a test is not taken by another worker or by an outgoing connection before the
+# server the test starts binds it (the race a port from bind(0) has).
+PORT_BLOCK = 5000
+FIRST_PORT = 12000
+
+
+def _worker_ports() -> Iterator[int]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1"...; "" without xdist
+    index = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+    first = FIRST_PORT + (index % 4) * PORT_BLOCK
+    while True:
+        yield from range(first, first + PORT_BLOCK)
+
+
+_PORTS = _worker_ports()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nothing listens on, from this worker's own block."""
+    for port in _PORTS:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("unreachable: the port blocks cycle")
 
 
 def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
