@@ -1,9 +1,10 @@
-"""Line settings of a serial meter port found by listening (`serial://DEVICE?baud=auto`).
+"""Line settings of a serial meter port found by listening (`HANPORT_SOURCE=/dev/ttyUSB0`, a bare
+device path, or `serial://DEVICE?baud=auto`).
 
 - `detect_line(sample_line)`: walks `LINE_SETTINGS` (115200 8N1, 2400 8E1, 9600 8E1, ...) and
   answers the first setting whose bytes hold valid frames, and the protocol;
 - `sample_serial`: reads a pyserial port at one setting, feeding a `PortProber`;
-- `AutoSerialSource`: the ingest source for `serial://...?baud=auto`.
+- `AutoSerialSource`: the ingest source for a bare device path or `serial://...?baud=auto`.
 Results are logged and exported as Prometheus metrics (`metrics.LINE_PROBES`, `LINE_DETECTED`).
 """
 
@@ -126,7 +127,7 @@ def sample_serial(
 
 @dataclass
 class AutoSerialSource:
-    """The ingest source for `serial://DEVICE?baud=auto`: finds the line settings with
+    """The ingest source for a bare device path or `serial://DEVICE?baud=auto`: finds the line settings with
     `detect_line`, then reads on at them from the port detection left open, starting with the
     bytes detection already read. Adapter lost or nothing found: tries again with backoff."""
 
