@@ -36,7 +36,7 @@ from shared.metrics import LAST_READING_TS, REDIS_CONNECTED, REDIS_RECONNECTS
 from shared.raw_stream import FIELDS
 from shared.reading import Reading, encode_reading
 from shared.stream import READING_FIELD, REDIS_DOWN, connect
-from shared.stream_id import StreamId
+from shared.stream_id import StreamId, entry_id_text
 
 from .metrics import BUFFER_BYTES, BUFFER_DEPTH, DROPPED, PUBLISH_SECONDS, PUBLISHED
 
@@ -180,7 +180,7 @@ class Publisher:
         for key in (self.stream_key, self.raw_key):
             entries = await redis.xrevrange(key, "+", "-", count=1)
             if entries:
-                self._last = max(self._last, StreamId.parse(entries[0][0]))
+                self._last = max(self._last, StreamId.parse(entry_id_text(entries[0][0])))
         log.info("publishing to %s stream %s", redact_url(self.url), self.stream_key)
         return redis
 

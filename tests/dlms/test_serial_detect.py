@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import termios
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
+from typing import cast
 
 import pytest
 from prometheus_client import REGISTRY
@@ -116,7 +117,10 @@ async def test_a_bare_device_path_finds_the_line_settings_itself(
         source.sample_seconds = 1.5  # the simulated meter sends every 0.05 s
         decoder = make_decoder(DecoderOptions(protocol="auto", timezone="Europe/Oslo"))
         readings = []
-        async with asyncio.timeout(30), contextlib.aclosing(source.chunks()) as chunks:
+        async with (
+            asyncio.timeout(30),
+            contextlib.aclosing(cast(AsyncGenerator[bytes, None], source.chunks())) as chunks,
+        ):
             async for chunk in chunks:
                 items = decoder.feed(chunk, 1)
                 readings += [item.reading for item in items if isinstance(item, Decoded)]
