@@ -16,7 +16,7 @@ import logging
 import termios
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import serial
@@ -29,6 +29,7 @@ from ..codec.identify import Prober
 from ..metrics import LINE_DETECTED, LINE_PROBES
 from .serial_port import SerialSource
 from .spec import SourceSpec
+from .status import SourceStatus
 
 log = logging.getLogger(__name__)
 
@@ -135,13 +136,16 @@ class AutoSerialSource:
     keys: Keys | None = None
     sample_seconds: float | None = None  # None: DETECT_SECONDS
     settings: tuple[LineSetting, ...] = LINE_SETTINGS
+    status: SourceStatus = field(default_factory=SourceStatus)
 
     async def _sample(
         self, probers: list[PortProber], setting: LineSetting, prober: PortProber
     ) -> str | None:
         probers.append(prober)
         seconds = self.sample_seconds if self.sample_seconds is not None else DETECT_SECONDS
-        return await asyncio.to_thread(sample_serial, self.spec.path, setting, prober, seconds)
+        found = await asyncio.to_thread(sample_serial, self.spec.path, setting, prober, seconds)
+        self.status.open()  # it opened (else sample_serial raised)
+        return found
 
     async def chunks(self) -> AsyncIterator[bytes]:
         backoff = Backoff()
@@ -157,6 +161,7 @@ class AutoSerialSource:
                     port=path,
                 )
             except (serial.SerialException, OSError, ValueError, termios.error) as error:
+                self.status.failed(error)
                 delay = backoff.next_delay()
                 log.warning("serial port %s: %s; next try in %.1f s", path, error, delay)
                 await asyncio.sleep(delay)
@@ -165,12 +170,14 @@ class AutoSerialSource:
                 await asyncio.sleep(backoff.next_delay())
                 continue
             port = probers[-1].port
+            self.status.line = str(found[0])
             try:
                 yield probers[-1].sample
                 async for data in SerialSource(self.spec)._read(port):
                     backoff.reset()
                     yield data
             except (serial.SerialException, OSError, termios.error) as error:
+                self.status.failed(error)
                 delay = backoff.next_delay()
                 log.warning(
                     "serial port %s lost: %s; detecting again in %.1f s", path, error, delay
