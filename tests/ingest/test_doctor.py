@@ -1,0 +1,134 @@
+"""`hanport doctor` as a user runs it (the `hanport` command, the HANPORT_* settings, a real
+redis-server, meters behind pseudo-terminals), and the status the ingest service keeps in
+Redis for it (`hanport:ingest:status`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+from services.ingest.codec.factory import DecoderOptions, make_decoder
+from services.ingest.sources import open_source
+from services.ingest.sources.spec import parse_source
+from services.ingest.status import STATUS_KEY, StatusWriter, read_status
+from shared.stream import connect
+from tests.dlms.conftest import frame
+from tests.dlms.meter import Meter
+from tests.servers import RedisServer
+
+ROOT = Path(__file__).resolve().parents[2]
+P1 = frame("p1/kam5_b.txt")
+ENCRYPTED = frame("encrypted/lg_e450_at_hdlc_gcm.hex")  # Landis+Gyr E450, Austria: HDLC, GCM
+
+
+def doctor(
+    tmp_path: Path, redis_url: str, *args: str, **settings: str
+) -> subprocess.CompletedProcess[str]:
+    """`hanport doctor` in a folder of its own (no .env) with only these HANPORT_* settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HANPORT_")}
+    env |= {"PYTHONPATH": str(ROOT), "HANPORT_REDIS_URL": redis_url, **settings}
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", "doctor", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+def lines(result: subprocess.CompletedProcess[str], check: str) -> list[str]:
+    """The report's lines about `check`, with the fix line after a failing one."""
+    out = result.stdout.splitlines()
+    found = []
+    for n, line in enumerate(out):
+        if line.split()[1:2] == [check]:
+            found.append(line)
+            if line.startswith("FAIL") and n + 1 < len(out):
+                found.append(out[n + 1].strip())
+    return found
+
+
+def test_a_missing_device_is_named_with_what_to_do(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    missing = str(tmp_path / "ttyUSB0")
+    result = doctor(tmp_path, redis_server.url, HANPORT_SOURCE=missing)
+    assert result.returncode == 1, result
+    source, fix = lines(result, "source")
+    assert source.startswith(f"FAIL  source      serial {missing} (line settings detected): ")
+    assert "the device is missing" in source and "No such file or directory" in source
+    assert fix.startswith("fix: plug the adapter in") and "HANPORT_SOURCE" in fix
+    assert "HANPORT_DEVICE" in fix
+    assert lines(result, "redis")[0].startswith("ok    redis       Redis at redis://127.0.0.1:")
+    assert result.stdout.endswith("meter data reaches Redis: no\n")
+
+
+def test_an_encrypted_meter_without_a_key_is_named(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    with Meter([ENCRYPTED], termios.B2400) as meter:  # the E450's HAN port: 2400 8E1
+        source = f"serial://{meter.path}?baud=2400&parity=E"
+        result = doctor(tmp_path, redis_server.url, HANPORT_SOURCE=source)
+    assert result.returncode == 1, result
+    assert lines(result, "source")[0].startswith("ok ")
+    assert "protocol hdlc: 3 frames (3 key_error)" in lines(result, "frames")[0]
+    says, fix = lines(result, "encryption")
+    assert says == "FAIL  encryption  encrypted frames and no key to open them"
+    assert "HANPORT_METER_KEY" in fix
+
+
+def test_a_good_p1_meter_exits_0(tmp_path: Path, redis_server: RedisServer) -> None:
+    with Meter([P1], termios.B115200) as meter:
+        result = doctor(tmp_path, redis_server.url, HANPORT_SOURCE=meter.path)
+    assert result.returncode == 0, result
+    assert lines(result, "line") == ["ok    line        line settings found: 115200 8N1"]
+    assert lines(result, "frames") == ["ok    frames      protocol p1: 3 frames (3 ok)"]
+    assert lines(result, "crc") == ["ok    crc         CRC OK (3 ok)"]
+    # No licensing service ran: each feature says so (it does not change the exit status).
+    assert len(lines(result, "licence")) == 2 * 3
+    assert result.stdout.endswith("meter data reaches Redis: yes\n")
+
+
+async def test_ingest_keeps_its_source_status_in_redis_and_doctor_reads_it(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """The ingest loop's status writer says why nothing arrives (the port is missing), and
+    `hanport doctor` reports what the running ingest says instead of opening the port."""
+    missing = str(tmp_path / "ttyACM0")
+    source = open_source(parse_source(missing))
+    status = StatusWriter(redis_server.url, source, every=0.05)
+    decoder = make_decoder(DecoderOptions(protocol="auto"))
+
+    async def ingest_loop() -> None:  # as services.ingest.__main__.ingest counts
+        async for chunk in source.chunks():
+            status.counted(len(chunk), decoder.feed(chunk, 0), decoder.protocol)
+
+    redis = await connect(redis_server.url)
+    tasks = [asyncio.create_task(ingest_loop()), asyncio.create_task(status.run())]
+    try:
+        async with asyncio.timeout(20):
+            while (fields := read_status(await redis.hgetall(STATUS_KEY))).get("state") != "source":
+                await asyncio.sleep(0.05)
+        assert fields["source"] == f"serial {missing} (line settings detected)"
+        assert "the device is missing" in fields["reason"]
+        assert "HANPORT_SOURCE" in fields["fix"] and int(fields["updated"]) > 0
+        assert fields["bytes"] == "0"
+        result = await asyncio.to_thread(doctor, tmp_path, redis_server.url)
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await redis.aclose()
+    assert result.returncode == 1, result
+    assert lines(result, "ingest")[0].startswith("ok    ingest      ingest service (")
+    says, fix = lines(result, "source")
+    assert says.startswith("FAIL  source      ") and "the device is missing" in says
+    assert "HANPORT_SOURCE" in fix
