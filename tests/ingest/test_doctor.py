@@ -111,11 +111,16 @@ async def test_ingest_keeps_its_source_status_in_redis_and_doctor_reads_it(
             status.counted(len(chunk), decoder.feed(chunk, 0), decoder.protocol)
 
     redis = await connect(redis_server.url)
+    await redis.config_set("notify-keyspace-events", "Kh")  # a message at each HSET
+    changes = redis.pubsub()
+    await changes.subscribe(f"__keyspace@0__:{STATUS_KEY}")
     tasks = [asyncio.create_task(ingest_loop()), asyncio.create_task(status.run())]
     try:
+        fields: dict[str, str] = {}
         async with asyncio.timeout(20):
-            while (fields := read_status(await redis.hgetall(STATUS_KEY))).get("state") != "source":
-                await asyncio.sleep(0.05)
+            while fields.get("state") != "source":
+                await changes.get_message(ignore_subscribe_messages=True, timeout=5)
+                fields = read_status(await redis.hgetall(STATUS_KEY))
         assert fields["source"] == f"serial {missing} (line settings detected)"
         assert "the device is missing" in fields["reason"]
         assert "HANPORT_SOURCE" in fields["fix"] and int(fields["updated"]) > 0
@@ -126,6 +131,7 @@ async def test_ingest_keeps_its_source_status_in_redis_and_doctor_reads_it(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await changes.aclose()
         await redis.aclose()
     assert result.returncode == 1, result
     assert lines(result, "ingest")[0].startswith("ok    ingest      ingest service (")
