@@ -3,7 +3,7 @@
 Reads the same `HANPORT_*` settings as the services. Checks, each answered `ok` or `FAIL` with
 the fix to apply: the meter source (opened or why not, bytes seen, line settings found, frames
 and protocol, CRCs, encryption without a key), Redis, and the licences the licensing service
-recorded in Redis.
+recorded in Redis (`note`: reported, not deciding the exit status).
 
 The meter side: while the ingest service runs it holds the port, so its status in Redis
 (`services/ingest/status.py`, fresh within `FRESH_SECONDS`) is reported; otherwise, or with
@@ -41,6 +41,7 @@ from ..sources.status import SourceStatus
 from ..status import EVERY_SECONDS, STATUS_KEY, read_status
 
 FRESH_SECONDS = 3 * EVERY_SECONDS  # an ingest status older than this: ingest is not running
+NOTES = ("ingest", "licence")  # checks reported that do not decide the exit status
 ENOUGH_FRAMES = 3  # frames (good or bad) after which listening stops early
 LICENCE_FIX = "install a licence: docs/licensing.md (`curl -s localhost:8090/license` says more)"
 
@@ -136,12 +137,14 @@ def from_ingest(fields: dict[str, str]) -> list[Finding]:
 async def licence_findings(redis: Redis) -> list[Finding]:
     """What the licensing service recorded per feature (as it wrote it; the interfaces verify
     the signed licence in it themselves)."""
+    records = {feature: await redis.get(record_key(feature)) for feature in FEATURES}
+    if all(data is None for data in records.values()):
+        says = "no licence records: the licensing service has not run"
+        return [Finding("licence", False, says, "licence", "start it: `hanport licensing`")]
     found = []
-    for feature in FEATURES:
-        data = await redis.get(record_key(feature))
+    for feature, data in records.items():
         if data is None:
-            says = f"{feature}: no licence record: the licensing service has not run"
-            found.append(Finding("licence", False, says, "licence", "start it: hanport licensing"))
+            found.append(Finding("licence", False, f"{feature}: no record", "licence", ""))
             continue
         record = decode_record(data)
         says = f"{feature}: {'granted' if record.granted else 'not granted'} ({record.reason})"
@@ -158,6 +161,10 @@ async def examine(settings: IngestSettings, seconds: float, force_listen: bool) 
             report.meter = from_ingest(running)
             report.data_flows = running.get("state") == "ok"
         else:
+            if redis is not None and not force_listen:
+                says = f"no ingest service reported in the last {FRESH_SECONDS:g} s"
+                fix = "start it (`hanport ingest`, `make run` or `docker compose up -d`)"
+                report.others.append(Finding("ingest", False, says, "ingest", fix))
             source = open_source(
                 settings.source_spec(),
                 simulator_interval=settings.simulator_interval,
@@ -183,11 +190,12 @@ async def examine(settings: IngestSettings, seconds: float, force_listen: bool) 
 def render(report: Report) -> str:
     lines = []
     for item in [*report.meter, *report.others]:
-        lines.append(f"{'ok' if item.ok else 'FAIL':<5} {item.check:<11} {item.says}")
+        mark = "ok" if item.ok else "note" if item.check in NOTES else "FAIL"
+        lines.append(f"{mark:<5} {item.check:<11} {item.says}")
         if not item.ok and item.fix:
             lines.append(f"{'':<5} {'':<11} fix: {item.fix}")
     flows = "yes" if report.data_flows else "no"
-    lines.append(f"\nmeter data reaches Redis: {flows}")
+    lines.append(f"\ndata flows (readings decode, Redis answers): {flows}")
     return "\n".join(lines)
 
 
