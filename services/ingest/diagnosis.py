@@ -121,9 +121,11 @@ def source_findings(
     if status is not None and not status.ever_opened and not tally.bytes:
         return [finding("source", f"{name}: not opened within {seconds:g} s", "serial")]
     found = [finding("source", f"{name}: open")]
-    if not tally.bytes:
+    probed = status.probed if status is not None else 0
+    if not tally.bytes and not probed:
         return [*found, finding("bytes", f"no bytes in {seconds:g} s", "no_bytes")]
-    found.append(finding("bytes", f"{tally.bytes} bytes in {seconds:g} s"))
+    at_others = f" ({probed} at line settings that gave no frames)" if probed else ""
+    found.append(finding("bytes", f"{tally.bytes + probed} bytes in {seconds:g} s{at_others}"))
     detected = spec.kind == "serial" and spec.baud == 0
     if detected and status is not None and not status.line:
         return [*found, finding("line", "no line setting gave valid frames (yet)", "no_line")]

@@ -36,6 +36,7 @@ from ..codec.factory import make_decoder
 from ..diagnosis import Finding, Tally, finding, source_findings
 from ..settings import IngestSettings
 from ..sources import open_source
+from ..sources.line_settings import DETECT_SECONDS, LINE_SETTINGS
 from ..sources.spec import Source
 from ..sources.status import SourceStatus
 from ..status import EVERY_SECONDS, STATUS_KEY, read_status
@@ -43,6 +44,8 @@ from ..status import EVERY_SECONDS, STATUS_KEY, read_status
 FRESH_SECONDS = 3 * EVERY_SECONDS  # an ingest status older than this: ingest is not running
 NOTES = ("ingest", "licence")  # checks reported that do not decide the exit status
 ENOUGH_FRAMES = 3  # frames (good or bad) after which listening stops early
+LISTEN_SECONDS = 30.0
+DETECT_ALL_SECONDS = len(LINE_SETTINGS) * DETECT_SECONDS + LISTEN_SECONDS
 LICENCE_FIX = "install a licence: docs/licensing.md (`curl -s localhost:8090/license` says more)"
 
 
@@ -59,7 +62,10 @@ def parser() -> argparse.ArgumentParser:
         description="Check why meter data does or does not arrive, and say what to fix.",
     )
     p.add_argument(
-        "--seconds", type=float, default=30.0, help="listen this long at most (default 30)"
+        "--seconds",
+        type=float,
+        help=f"listen this long at most (default {LISTEN_SECONDS:g}; a bare device path: "
+        f"{DETECT_ALL_SECONDS:g}, time to try every line setting)",
     )
     p.add_argument(
         "--listen",
@@ -87,11 +93,19 @@ async def listen(source: Source, settings: IngestSettings, seconds: float) -> Ta
                     return
 
     reading = asyncio.create_task(read())
-    deadline = time.monotonic() + seconds
-    while not reading.done() and time.monotonic() < deadline:
-        if status is not None and status.error and not status.ever_opened:
-            break  # it could not open: retrying will not tell more
-        await asyncio.wait({reading}, timeout=0.1)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            while status is not None and not reading.done():
+                if status.error and not status.ever_opened:
+                    break  # it could not open: retrying will not tell more
+                status.changed.clear()
+                changed = asyncio.create_task(status.changed.wait())
+                try:
+                    await asyncio.wait({reading, changed}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    changed.cancel()
+            else:
+                await asyncio.wait({reading})
     reading.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await reading
@@ -152,7 +166,7 @@ async def licence_findings(redis: Redis) -> list[Finding]:
     return found
 
 
-async def examine(settings: IngestSettings, seconds: float, force_listen: bool) -> Report:
+async def examine(settings: IngestSettings, seconds: float | None, force_listen: bool) -> Report:
     report = Report()
     redis_found, redis = await redis_check(settings.redis_url)
     try:
@@ -171,6 +185,9 @@ async def examine(settings: IngestSettings, seconds: float, force_listen: bool) 
                 tz=settings.meter_timezone,
                 idle_timeout=settings.source_idle_timeout,
             )
+            detects = source.spec.kind == "serial" and source.spec.baud == 0
+            seconds = seconds or (DETECT_ALL_SECONDS if detects else LISTEN_SECONDS)
+            print(f"listening to {source.spec.describe()} for up to {seconds:g} s ...", flush=True)
             started = time.monotonic()
             tally = await listen(source, settings, seconds)
             took = round(time.monotonic() - started, 1)

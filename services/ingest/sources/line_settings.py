@@ -145,6 +145,8 @@ class AutoSerialSource:
         seconds = self.sample_seconds if self.sample_seconds is not None else DETECT_SECONDS
         found = await asyncio.to_thread(sample_serial, self.spec.path, setting, prober, seconds)
         self.status.open()  # it opened (else sample_serial raised)
+        if not found:
+            self.status.probed += len(prober.sample)
         return found
 
     async def chunks(self) -> AsyncIterator[bytes]:
