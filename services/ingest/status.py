@@ -1,6 +1,7 @@
 """The ingest service's word on its source, kept in Redis for other services and `hanport
 doctor`: the hash `STATUS_KEY` (`hanport:ingest:status`, docs/streams.md), rewritten every
-`EVERY_SECONDS` with the verdict of `diagnosis.py` over the last one to two minutes:
+`EVERY_SECONDS` (and about a second after the source opened or failed) with the verdict of
+`diagnosis.py` over the last one to two minutes:
 
     state     ok, or the check that failed: source, bytes, line, frames, crc, encryption, decode
     reason    what was found, in words ("serial /dev/ttyUSB0 ...: [Errno 2] No such file ...")
@@ -14,6 +15,7 @@ doctor`: the hash `STATUS_KEY` (`hanport:ingest:status`, docs/streams.md), rewri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 STATUS_KEY = "hanport:ingest:status"
 EVERY_SECONDS = 10.0
 WINDOW_SECONDS = 60.0  # the verdict covers the current and the previous window
+SETTLE_SECONDS = 1.0  # after the source opened or failed: time for first bytes or a retry
 
 
 def status_fields(
@@ -98,12 +101,24 @@ class StatusWriter:
         findings = source_findings(self.source.spec, status, tally, round(seconds, 1))
         return status_fields(findings, self.source, tally, status, int(time.time() * 1000))
 
+    async def next_round(self) -> None:
+        """Wait `every` seconds, or less when the source opens or fails (then the new state is
+        in Redis within `SETTLE_SECONDS`, not at the next round)."""
+        status: SourceStatus | None = getattr(self.source, "status", None)
+        if status is None:
+            await asyncio.sleep(self.every)
+            return
+        status.changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(status.changed.wait(), self.every)
+            await asyncio.sleep(min(SETTLE_SECONDS, self.every))
+
     async def run(self) -> None:
         backoff = Backoff()
         redis: Redis | None = None
         try:
             while True:
-                await asyncio.sleep(self.every)
+                await self.next_round()
                 try:
                     if redis is None:
                         redis = await connect(self.url, backoff)

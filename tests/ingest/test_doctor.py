@@ -12,7 +12,10 @@ import sys
 import termios
 from pathlib import Path
 
+from services.ingest.__main__ import serve
 from services.ingest.codec.factory import DecoderOptions, make_decoder
+from services.ingest.diagnosis import FIXES
+from services.ingest.settings import IngestSettings
 from services.ingest.sources import open_source
 from services.ingest.sources.spec import parse_source
 from services.ingest.status import STATUS_KEY, StatusWriter, read_status
@@ -165,3 +168,32 @@ async def test_licence_records_are_reported(tmp_path: Path, redis_server: RedisS
         "fix: install a licence: docs/licensing.md (`curl -s localhost:8090/license` says more)",
         "note  licence     modbus: no record",
     ]
+
+
+async def test_the_ingest_service_says_at_once_that_its_device_is_missing(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """`hanport ingest` with a missing adapter: within seconds (not at the next 10 s round) the
+    status hash says the device is missing and what to do."""
+    missing = str(tmp_path / "ttyUSB0")
+    settings = IngestSettings(redis_url=redis_server.url, metrics_port=0, source=missing)  # type: ignore[call-arg]
+    redis = await connect(redis_server.url)
+    await redis.config_set("notify-keyspace-events", "Kh")
+    changes = redis.pubsub()
+    await changes.subscribe(f"__keyspace@0__:{STATUS_KEY}")
+    service = asyncio.create_task(serve(settings))
+    try:
+        async with asyncio.timeout(5):
+            message = None
+            while message is None:
+                message = await changes.get_message(ignore_subscribe_messages=True, timeout=5)
+        fields = read_status(await redis.hgetall(STATUS_KEY))
+    finally:
+        service.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await service
+        await changes.aclose()
+        await redis.aclose()
+    assert fields["state"] == "source", fields
+    assert fields["reason"].startswith(f"serial {missing} (line settings detected): the device")
+    assert fields["fix"] == FIXES["missing"]
