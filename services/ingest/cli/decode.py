@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError:
                 print(f"{name}: byte 0: not a hex dump (drop --hex for raw bytes)", file=sys.stderr)
                 return 1
-        captures.append((name, data))
+        captures.append(("stdin" if name == "-" else name, data))
     failures = 0
     for name, data in captures:
         _decoded, failed = decode_file(name, data, decoder_for(args))
