@@ -33,6 +33,8 @@ FIXES: dict[str, str] = {
     "(tcp://host:port) and that it is switched on and reachable",
     "no_bytes": "check the cable and plug (RJ12/RJ45 in the meter's HAN/P1 port), that the grid "
     "operator has enabled the port (many need it asked for), and the adapter's power",
+    "detecting": "wait: trying every line setting takes up to two minutes; set the line in "
+    "HANPORT_SOURCE (serial://...?baud=2400&parity=E) once known to start at once",
     "no_line": "the bytes hold no valid frame at any line setting tried: check the adapter "
     "matches the port (P1 needs an inverting adapter, M-Bus HAN an M-Bus adapter)",
     "no_frames": "the bytes hold no valid frame: with a fixed line (serial://...?baud=) set "
@@ -121,16 +123,20 @@ def source_findings(
     if status is not None and not status.ever_opened and not tally.bytes:
         return [finding("source", f"{name}: not opened within {seconds:g} s", "serial")]
     found = [finding("source", f"{name}: open")]
+    detects = spec.kind == "serial" and spec.baud == 0 and status is not None
+    line, fruitless = (status.line, status.fruitless) if status is not None else ("", 0)
+    if detects and not line and not fruitless:
+        says = "still detecting the line settings (each is listened to for a few seconds)"
+        return [*found, finding("line", says, "detecting")]
     probed = status.probed if status is not None else 0
     if not tally.bytes and not probed:
         return [*found, finding("bytes", f"no bytes in {seconds:g} s", "no_bytes")]
     at_others = f" ({probed} at line settings that gave no frames)" if probed else ""
     found.append(finding("bytes", f"{tally.bytes + probed} bytes in {seconds:g} s{at_others}"))
-    detected = spec.kind == "serial" and spec.baud == 0
-    if detected and status is not None and not status.line:
-        return [*found, finding("line", "no line setting gave valid frames (yet)", "no_line")]
-    if detected and status is not None:
-        found.append(finding("line", f"line settings found: {status.line}"))
+    if detects and not line:
+        return [*found, finding("line", "no line setting gave valid frames", "no_line")]
+    if detects:
+        found.append(finding("line", f"line settings found: {line}"))
     total = sum(tally.results.values())
     if not total:
         return [*found, finding("frames", "bytes arrive but hold no frame", "no_frames")]

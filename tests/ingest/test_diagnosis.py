@@ -56,3 +56,17 @@ def test_frames_that_only_fail_to_parse_are_a_decode_problem() -> None:
 def test_tallies_add_up() -> None:
     both = tally(ok=2).add(tally(ok=1, key_error=1))
     assert (both.bytes, both.results["ok"], both.results["key_error"]) == (2000, 3, 1)
+
+
+def test_a_bare_path_is_detecting_until_every_line_setting_was_tried() -> None:
+    spec = parse_source("/dev/ttyUSB0")
+    status = SourceStatus()
+    status.open()
+    found = verdict(source_findings(spec, status, Tally(), 20))
+    assert (found.check, found.problem) == ("line", "detecting")
+    status.fruitless, status.probed = 1, 4000  # a whole round: bytes, but no frames in them
+    found = verdict(source_findings(spec, status, Tally(), 120))
+    assert (found.check, found.problem) == ("line", "no_line")
+    status.probed = 0  # a whole round of silence
+    found = verdict(source_findings(spec, status, Tally(), 120))
+    assert (found.check, found.problem) == ("bytes", "no_bytes")

@@ -154,7 +154,7 @@ class AutoSerialSource:
         path = self.spec.path
         while True:
             probers: list[PortProber] = []
-
+            self.status.line = ""
             try:
                 found = await detect_line(
                     functools.partial(self._sample, probers),
@@ -169,6 +169,7 @@ class AutoSerialSource:
                 await asyncio.sleep(delay)
                 continue
             if found is None:
+                self.status.fruitless += 1
                 await asyncio.sleep(backoff.next_delay())
                 continue
             port = probers[-1].port

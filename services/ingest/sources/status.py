@@ -18,6 +18,7 @@ class SourceStatus:
     errno: int | None = None  # the OS error number behind it, when there is one
     line: str = ""  # line settings detection found, e.g. "2400 8E1" ("" until then)
     probed: int = 0  # bytes detection read at line settings that gave no frames
+    fruitless: int = 0  # detection rounds (every line setting tried) that found none
     changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
 
     def open(self) -> None:
