@@ -2,6 +2,7 @@
 
     hanport ingest | rest | mqtt | modbus | licensing   run that service (= python -m services.X)
     hanport decode FILE...                              decode captures to JSON readings
+    hanport doctor                                      say why meter data does or does not arrive
     hanport simulate ...                                write simulated telegrams
     hanport license ...                                 the vendor's licence tools
 
@@ -23,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "licensing": ("services.licensing.__main__", "main", "decide which interfaces are licensed"),
     "decode": ("services.ingest.cli.decode", "main", "decode captures to JSON readings"),
     "simulate": ("services.ingest.cli.simulate", "main", "write simulated meter telegrams"),
+    "doctor": ("services.ingest.cli.doctor", "main", "say why meter data does or does not arrive"),
     "license": (
         "services.licensing.cli",
         "main",

@@ -7,7 +7,8 @@ Consumes the meter's bytes from a serial port, TCP, a capture file or the built-
 (`sources/`): P1 telegrams, or DLMS/COSEM frames in HDLC, M-Bus or bare (encrypted with the
 meter's keys or not), decoded by `codec/` (`HANPORT_METER_PROTOCOL`, found by itself when `auto`).
 Produces one `Reading` per telegram on the readings stream and every telegram's raw bytes with
-its result on the raw stream (docs/streams.md), and Prometheus metrics on
+its result on the raw stream (docs/streams.md), its word on the source (open or why not, what
+arrives, the fix) in the hash `hanport:ingest:status` (`status.py`), and Prometheus metrics on
 `HANPORT_METRICS_PORT` (default 9101). The layers: `codec/` (pure protocol code), `sources/`
 (where bytes come from), `publisher` (Redis), `cli/` (`hanport decode`, `hanport simulate`).
 """
@@ -31,6 +32,7 @@ from .publisher import Publisher
 from .settings import IngestSettings
 from .sources import open_source
 from .sources.spec import Source
+from .status import StatusWriter
 
 log = logging.getLogger("services.ingest")
 DRAIN_SECONDS = 30.0
@@ -87,8 +89,14 @@ def handle(
         meter_metrics.observe(newest)  # the meter's values as gauges (the Grafana dashboard)
 
 
-async def ingest(source: Source, new_decoder: Callable[[], Decoder], publisher: Publisher) -> None:
-    """Read `source` until it ends (a file) or for ever; every telegram goes to `publisher`."""
+async def ingest(
+    source: Source,
+    new_decoder: Callable[[], Decoder],
+    publisher: Publisher,
+    status: StatusWriter | None = None,
+) -> None:
+    """Read `source` until it ends (a file) or for ever; every telegram goes to `publisher`,
+    and is counted in `status` (what the source's status in Redis rests on)."""
     name = source.spec.describe()
     decoder = new_decoder()
     skipped = 0
@@ -116,6 +124,8 @@ async def ingest(source: Source, new_decoder: Callable[[], Decoder], publisher: 
             protocol = decoder.protocol
             PROTOCOL_DETECTED.labels(protocol).set(1)
         handle(items, publisher, received, name)
+        if status is not None:
+            status.counted(len(chunk), items, protocol)
         if source.spec.pace == "fast":  # a capture can wait for Redis; a live meter cannot
             await publisher.wait_for_room()
         now_skipped = getattr(decoder, "skipped", 0)
@@ -144,16 +154,19 @@ async def serve(settings: IngestSettings) -> None:
     )
     options = settings.decoder_options()
     log.info("ingest: %s -> stream %s", source.spec.describe(), settings.stream)
+    status = StatusWriter(settings.redis_url, source)
     publishing = asyncio.create_task(publisher.run())
+    writing_status = asyncio.create_task(status.run())
     try:
-        await ingest(source, lambda: make_decoder(options), publisher)
+        await ingest(source, lambda: make_decoder(options), publisher, status)
         log.info("source ended; publishing what is left")
         if not await publisher.drain(DRAIN_SECONDS):
             log.error("gave up with %d readings unpublished", len(publisher.queue))
     finally:
-        publishing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await publishing
+        for task in (publishing, writing_status):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,8 +33,10 @@ from shared.backoff import Backoff
 from shared.cancellation import raise_if_cancelling
 from shared.log import redact_url
 from shared.metrics import LAST_READING_TS, REDIS_CONNECTED, REDIS_RECONNECTS
+from shared.raw_stream import FIELDS
 from shared.reading import Reading, encode_reading
 from shared.stream import READING_FIELD, REDIS_DOWN, connect
+from shared.stream_id import StreamId, entry_id_text
 
 from .metrics import BUFFER_BYTES, BUFFER_DEPTH, DROPPED, PUBLISH_SECONDS, PUBLISHED
 
@@ -43,11 +45,14 @@ log = logging.getLogger(__name__)
 OVERHEAD_BYTES = 200  # per buffered entry, beyond its encoded reading and raw bytes
 PIPELINE = 200  # entries (reading + raw telegram XADDs) sent per round trip at most
 # XADD each entry (id, reading JSON or "" for none, raw, result, received) to the readings and
-# raw streams, in order. An id Redis already holds is a retry after a lost reply: skipped and
-# counted (what `ReadingStream.add` reports as `DuplicateEntry`). Stops at the first other
-# error. Answers {entries stored, error or "", duplicates}.
+# raw streams, in order. The field names are arguments too (`shared.stream.READING_FIELD`,
+# `shared.raw_stream.FIELDS`): each stream's fields are defined once, in shared/. An id Redis
+# already holds is a retry after a lost reply: skipped and counted (what `ReadingStream.add`
+# reports as `DuplicateEntry`). Stops at the first other error. Answers {entries stored, error
+# or "", duplicates}.
 PUBLISH_SCRIPT = """
 local maxlen, raw_maxlen, field = ARGV[1], ARGV[2], ARGV[3]
+local raw_field, result_field, received_field = ARGV[4], ARGV[5], ARGV[6]
 local stored, duplicates = 0, 0
 local function add(...)
   local r = redis.pcall('XADD', ...)
@@ -60,14 +65,14 @@ local function add(...)
   end
   return nil
 end
-for i = 4, #ARGV, 5 do
+for i = 7, #ARGV, 5 do
   local id, err = ARGV[i], nil
   if ARGV[i + 1] ~= '' then
     err = add(KEYS[1], 'MAXLEN', '~', maxlen, id, field, ARGV[i + 1])
   end
   if not err and raw_maxlen ~= '0' then
     err = add(KEYS[2], 'MAXLEN', '~', raw_maxlen, id,
-              'raw', ARGV[i + 2], 'result', ARGV[i + 3], 'received', ARGV[i + 4])
+              raw_field, ARGV[i + 2], result_field, ARGV[i + 3], received_field, ARGV[i + 4])
   end
   if err then return {stored, err, duplicates} end
   stored = stored + 1
@@ -97,11 +102,6 @@ def _text(value: bytes | str) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
-def _parse_id(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
 @dataclass
 class Publisher:
     url: str
@@ -116,7 +116,7 @@ class Publisher:
     queued_bytes: int = field(default=0, init=False)
     dropped: int = field(default=0, init=False)
     published: int = field(default=0, init=False)
-    _last: tuple[int, int] = field(default=(0, -1), init=False)
+    _last: StreamId = field(default=StreamId(0, -1), init=False)
     _inflight: int = field(default=0, init=False)  # entries at the queue's head being sent
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _idle: asyncio.Event = field(default_factory=asyncio.Event, init=False)
@@ -172,17 +172,15 @@ class Publisher:
 
     def _next_id(self, received: int) -> str:
         ms, seq = self._last
-        self._last = (received, 0) if received > ms else (ms, seq + 1)
-        return f"{self._last[0]}-{self._last[1]}"
+        self._last = StreamId(received, 0) if received > ms else StreamId(ms, seq + 1)
+        return str(self._last)
 
     async def _connect(self, backoff: Backoff) -> Redis:
         redis = await connect(self.url, backoff)
         for key in (self.stream_key, self.raw_key):
             entries = await redis.xrevrange(key, "+", "-", count=1)
             if entries:
-                raw_id = entries[0][0]
-                last = _parse_id(raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id))
-                self._last = max(self._last, last)
+                self._last = max(self._last, StreamId.parse(entry_id_text(entries[0][0])))
         log.info("publishing to %s stream %s", redact_url(self.url), self.stream_key)
         return redis
 
@@ -243,7 +241,7 @@ class Publisher:
         while self.queue:
             batch = list(itertools.islice(self.queue, limit))
             self._inflight = len(batch)
-            args: list[bytes | str | int] = [self.maxlen, self.raw_maxlen, READING_FIELD]
+            args: list[bytes | str | int] = [self.maxlen, self.raw_maxlen, READING_FIELD, *FIELDS]
             for item in batch:
                 if item.entry_id is None:
                     item.entry_id = self._next_id(item.received)

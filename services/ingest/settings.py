@@ -25,9 +25,10 @@ class IngestSettings(CommonSettings):
     source: str = Field(
         "simulator",
         description=(
-            "Where the meter's bytes come from: `simulator`, "
-            "`serial:///dev/ttyUSB0?baud=115200&parity=N&bytesize=8&stopbits=1`, a device path, "
-            "`tcp://host:port` or `file:///path?pace=recorded|fast`."
+            "Where the meter's bytes come from: `simulator`, a device path such as "
+            "`/dev/ttyUSB0` (the line settings are detected: 115200 8N1, 2400 8E1, ...), "
+            "`serial:///dev/ttyUSB0?baud=2400&parity=E&bytesize=8&stopbits=1` (fixed line "
+            "settings), `tcp://host:port` or `file:///path?pace=recorded|fast`."
         ),
     )
     simulator_interval: float = Field(

@@ -77,3 +77,13 @@ def test_truncated_binary_capture_is_reported(
     captured = capsys.readouterr()
     assert len(captured.out.splitlines()) == 1
     assert "truncated" in captured.err
+
+
+def test_key_errors_name_the_options(capsys: pytest.CaptureFixture[str]) -> None:
+    """Frame errors about keys say what to pass to this command, not the service's settings."""
+    assert hanport(["decode", "--hex", LG]) == 1
+    err = capsys.readouterr().err
+    assert "--key" in err and "HANPORT_" not in err
+    assert hanport(["decode", "--hex", LG, "--key", EK, "--auth-key", "00" * 16]) == 1
+    err = capsys.readouterr().err
+    assert "--key or --auth-key" in err and "HANPORT_" not in err

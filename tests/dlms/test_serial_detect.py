@@ -7,19 +7,30 @@ reader set from the pty's termios and answers accordingly: detection picks by va
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import contextlib
+import termios
+from collections.abc import AsyncGenerator, Iterator
+from typing import cast
 
 import pytest
 from prometheus_client import REGISTRY
 
 from services.ingest.codec.decoded import Decoded
 from services.ingest.codec.dlms.decoder import DlmsDecoder
-from services.ingest.sources.line_settings import LineSetting, detect_line, sample_serial
+from services.ingest.codec.factory import DecoderOptions, make_decoder
+from services.ingest.sources import open_source
+from services.ingest.sources.line_settings import (
+    AutoSerialSource,
+    LineSetting,
+    detect_line,
+    sample_serial,
+)
 from services.ingest.sources.line_settings import PortProber as Prober
+from services.ingest.sources.spec import parse_source
 from shared.stream import ReadingStream, connect
 from tests.servers import RedisServer
 
-from .conftest import frame
+from .conftest import FIXTURES, frame
 from .meter import Meter
 
 FRAMES = [frame("hdlc/kaifa_gh180.hex"), frame("hdlc/aidon_se_27items_doc.hex")]
@@ -83,3 +94,38 @@ async def test_baud_auto_finds_2400_8e1_and_readings_reach_redis(
     assert {r.pi[0] for r in readings} == {4097.0, 1122.0}
     assert all(r.protocol == "hdlc" and r.crc == "ok" for r in readings)
     await redis.aclose()
+
+
+@pytest.mark.parametrize(
+    ("frames", "baud", "protocol", "setting"),
+    [
+        (FRAMES, termios.B2400, "hdlc", "2400 8E1"),  # a Nordic HAN port
+        ([(FIXTURES / "p1/kam5_b.txt").read_bytes()], termios.B115200, "p1", "115200 8N1"),
+    ],
+    ids=["hdlc-2400-8E1", "p1-115200-8N1"],
+)
+async def test_a_bare_device_path_finds_the_line_settings_itself(
+    frames: list[bytes], baud: int, protocol: str, setting: str
+) -> None:
+    """`HANPORT_SOURCE=/dev/ttyUSB0` alone: the source detects the line settings and what it
+    reads decodes (a fixed 115200 8N1 would give a 2400 8E1 meter's port only noise)."""
+    with Meter(frames, baud) as meter:
+        spec = parse_source(meter.path)
+        assert spec.describe() == f"serial {meter.path} (line settings detected)"
+        source = open_source(spec)
+        assert isinstance(source, AutoSerialSource)
+        source.sample_seconds = 1.5  # the simulated meter sends every 0.05 s
+        decoder = make_decoder(DecoderOptions(protocol="auto", timezone="Europe/Oslo"))
+        readings = []
+        async with (
+            asyncio.timeout(30),
+            contextlib.aclosing(cast(AsyncGenerator[bytes, None], source.chunks())) as chunks,
+        ):
+            async for chunk in chunks:
+                items = decoder.feed(chunk, 1)
+                readings += [item.reading for item in items if isinstance(item, Decoded)]
+                if len(readings) >= 3:
+                    break
+    assert decoder.protocol == protocol
+    assert all(r.protocol == protocol and r.crc == "ok" for r in readings)
+    assert metric("hanport_ingest_line_detected", setting=setting, protocol=protocol) == 1

@@ -36,5 +36,6 @@ def test_a_usb_adapter_is_shown_as_its_device_path(
         assert spec.kind in ("simulator", "serial", "tcp"), (doc, value)
         if spec.kind == "serial":
             assert value == spec.path, f"{doc}: {value} is not a bare device path"
+            assert spec.describe().endswith("(line settings detected)"), (doc, value)
             serial_paths.append(value)
     assert set(devices) <= set(serial_paths), (doc, devices, sources)

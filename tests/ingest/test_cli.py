@@ -116,3 +116,55 @@ def test_simulate_to_a_pty() -> None:
         proc.wait()
     decoded = [o for o in P1Decoder().feed(data, 0) if isinstance(o, Decoded)]
     assert len(decoded) >= 2 and all(d.reading.crc == "ok" for d in decoded)
+
+
+def test_decode_a_hex_dump_without_hex_gets_a_hint(tmp_path: Path) -> None:
+    dump = tmp_path / "dump.hex"
+    dump.write_text(" ".join(f"{b:02x}" for b in (P1_DIR / "kam5_b.txt").read_bytes()))
+    result = hanport("decode", str(dump))
+    assert result.returncode == 1 and result.stdout == b""
+    assert result.stderr.decode().splitlines() == [
+        f"{dump}: byte 0: no telegram or frame found (it looks like a hex dump: add --hex)"
+    ]
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"\x00 noise, not hex \xff")
+    [line] = hanport("decode", str(empty)).stderr.decode().splitlines()
+    assert line == f"{empty}: byte 0: no telegram or frame found"
+
+
+def test_decode_reads_standard_input() -> None:
+    telegram = (P1_DIR / "lgf5e360_se.txt").read_bytes()
+    result = subprocess.run(
+        [*HANPORT, "decode", "-", "--timezone", "Europe/Stockholm"],
+        input=telegram,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert decode_reading(result.stdout).ic == 2721.126
+
+
+def test_decode_a_decrypted_telegram_without_end_line() -> None:
+    """The Austrian Sagemcom's decrypted payload has no `!` line: the capture's end is the
+    telegram's end, so it decodes, flagged as having no CRC (not reported as cut off)."""
+    capture = P1_DIR / "sagemcom_at_decrypted.txt"
+    assert b"!" not in capture.read_bytes()
+    result = hanport("decode", str(capture), "--timezone", "Europe/Vienna")
+    assert result.returncode == 0, result.stderr
+    reading = decode_reading(result.stdout)
+    assert (reading.crc, reading.ic, reading.pi[0]) == ("absent", 9699.947, 274.0)
+    assert result.stderr == b""
+
+
+def test_decode_still_reports_a_cut_off_telegram(tmp_path: Path) -> None:
+    """A capture that stops inside a CRC-carrying meter's telegram stays `truncated`, even at
+    a line end; so does one that stops inside a line."""
+    good = (P1_DIR / "lgf5e360_se.txt").read_bytes()
+    lines = good.split(b"\r\n")
+    for name, data in (("line.txt", good + b"\r\n".join(lines[:8])), ("mid.txt", good[:150])):
+        capture = tmp_path / name
+        capture.write_bytes(data)
+        result = hanport("decode", str(capture))
+        assert result.returncode == 1
+        assert b"truncated: input ends inside a telegram" in result.stderr, name

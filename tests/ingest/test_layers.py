@@ -74,3 +74,21 @@ def test_no_import_cycles() -> None:
         if name not in state:
             visit(name, [])
     assert "services.ingest.codec.identify" in edges and len(edges) > 30
+
+
+def test_the_publisher_takes_the_raw_stream_fields_and_ids_from_shared() -> None:
+    """Field names of the raw stream are defined once (shared/raw_stream.py) and ids parsed once
+    (shared/stream_id.py): the publisher spells neither out itself, not even in its Lua."""
+    from services.ingest import publisher
+
+    path = PACKAGE / "publisher.py"
+    strings = [
+        node.value
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+    for name in ("raw", "result", "received"):
+        assert all(f"'{name}'" not in s and s != name for s in strings), name
+    assert "shared.raw_stream.FIELDS" in imports(path)
+    assert "shared.stream_id.StreamId" in imports(path)
+    assert not hasattr(publisher, "_parse_id")

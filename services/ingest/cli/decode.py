@@ -2,7 +2,9 @@
 [--auth-key K]`: decode meter captures offline (P1 telegrams, HDLC/M-Bus/DLMS frames, encrypted
 ones with the meter's keys).
 
-Consumes capture files (raw bytes as the meter sent them, or hex dumps with `--hex`); produces one
+Consumes capture files (raw bytes as the meter sent them, or hex dumps with `--hex`; `-` is
+standard input); a capture ends where its last telegram ends, so a decrypted P1 telegram without
+`!` line is decoded (`crc: absent`) rather than reported cut off. Produces one
 JSON reading per decoded telegram on stdout, in the readings stream's JSON form
 (`shared.reading.encode_reading`), and one line per bad frame on stderr: file, byte offset, why.
 Exit status: 0 when every frame decoded, 1 when some did not (or a file held none), 2 on usage
@@ -40,7 +42,9 @@ def parser() -> argparse.ArgumentParser:
         prog="hanport decode",
         description="Decode meter captures to JSON readings (one per line on stdout).",
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="capture files to decode")
+    p.add_argument(
+        "files", nargs="+", metavar="FILE", help="capture files to decode (- for standard input)"
+    )
     p.add_argument("--hex", action="store_true", help="files are hex dumps (# comments allowed)")
     p.add_argument("--no-crc", action="store_true", help="do not check P1 CRCs")
     p.add_argument(
@@ -77,6 +81,25 @@ def from_hex(text: bytes) -> bytes:
     return bytes.fromhex(_HEX_NOISE.sub(b"", text).decode("ascii", "replace"))
 
 
+def looks_like_hex(data: bytes) -> bool:
+    try:
+        return bool(from_hex(data))
+    except ValueError:
+        return False
+
+
+def option_names(message: str) -> str:
+    """A message naming the key settings (HANPORT_METER_KEY ...) in this command's terms."""
+    for setting, option in _KEY_OPTIONS:
+        message = message.replace(setting, option)
+    return message
+
+
+def read_capture(name: str) -> bytes:
+    """A capture's bytes; `-` is standard input. Raises OSError."""
+    return sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+
+
 def decode_file(name: str, data: bytes, decoder: Decoder) -> tuple[int, int]:
     """Print the readings of one capture; returns (decoded, failed). Each frame is decoded once;
     the capture goes to the decoder a piece at a time and each piece's readings are written in
@@ -87,7 +110,7 @@ def decode_file(name: str, data: bytes, decoder: Decoder) -> tuple[int, int]:
         last = start + PIECE > len(data)
         items = decoder.feed(data[start : start + PIECE], received)
         if last:
-            items += finish(decoder, received)
+            items += finish(decoder, received, ends_telegram=True)
         lines = [encode(item.reading) for item in items if isinstance(item, Decoded)]
         decoded += len(lines)
         failed += len(items) - len(lines)
@@ -96,10 +119,12 @@ def decode_file(name: str, data: bytes, decoder: Decoder) -> tuple[int, int]:
             sys.stdout.buffer.write(b"\n".join(lines))
         for item in items:
             if not isinstance(item, Decoded):
-                print(f"{name}: byte {item.offset}: {item.reason}: {item}", file=sys.stderr)
+                message = option_names(str(item))
+                print(f"{name}: byte {item.offset}: {item.reason}: {message}", file=sys.stderr)
     sys.stdout.buffer.flush()
     if decoded == 0 and failed == 0:
-        print(f"{name}: byte 0: no telegram or frame found", file=sys.stderr)
+        hint = " (it looks like a hex dump: add --hex)" if looks_like_hex(data) else ""
+        print(f"{name}: byte 0: no telegram or frame found{hint}", file=sys.stderr)
         failed = 1
     return decoded, failed
 
@@ -117,15 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         decoder_for(args)  # the keys are checked before any file is read
     except ValueError as error:
-        message = str(error)
-        for setting, option in _KEY_OPTIONS:
-            message = message.replace(setting, option)
-        print(f"hanport decode: {message}", file=sys.stderr)
+        print(f"hanport decode: {option_names(str(error))}", file=sys.stderr)
         return 2
     captures: list[tuple[str, bytes]] = []
     for name in args.files:
         try:
-            data = Path(name).read_bytes()
+            data = read_capture(name)
         except OSError as error:
             print(f"hanport decode: cannot read {name}: {error.strerror}", file=sys.stderr)
             return 2
@@ -135,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError:
                 print(f"{name}: byte 0: not a hex dump (drop --hex for raw bytes)", file=sys.stderr)
                 return 1
-        captures.append((name, data))
+        captures.append(("stdin" if name == "-" else name, data))
     failures = 0
     for name, data in captures:
         _decoded, failed = decode_file(name, data, decoder_for(args))

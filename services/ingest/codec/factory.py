@@ -45,8 +45,12 @@ def make_decoder(options: DecoderOptions) -> Decoder:
     raise ValueError(f"unknown protocol {options.protocol!r}; expected {', '.join(PROTOCOLS)}")
 
 
-def finish(decoder: Decoder, received_ms: int) -> list[Decoded | DecodeError]:
+def finish(
+    decoder: Decoder, received_ms: int, *, ends_telegram: bool = False
+) -> list[Decoded | DecodeError]:
     """End of input: what the decoder still holds (a P1 telegram waiting for CRC digits, or a
-    cut-off frame reported as `truncated`). Decoders without a `flush` hold nothing."""
+    cut-off frame reported as `truncated`). Decoders without a `flush` hold nothing.
+    `ends_telegram`: the input ends where a telegram ends (`hanport decode` of a capture), so
+    a P1 telegram without `!` line held at the end is whole (a decrypted one), not cut off."""
     flush = getattr(decoder, "flush", None)
-    return list(flush(received_ms)) if flush is not None else []
+    return list(flush(received_ms, ends_telegram=ends_telegram)) if flush is not None else []

@@ -139,7 +139,9 @@ class AutoDecoder:
                 )
         return out
 
-    def flush(self, received_ms: int) -> list[Decoded | DecodeError]:
+    def flush(
+        self, received_ms: int, *, ends_telegram: bool = False
+    ) -> list[Decoded | DecodeError]:
         """End of input. Still undecided: the protocol whose signature came first reads what
         was held, so a cut-off or damaged last frame is reported as what it is."""
         out: list[Decoded | DecodeError] = []
@@ -150,4 +152,6 @@ class AutoDecoder:
                 return []
             self.decoder, out = self._prober.adopt(found[0])
         flush = getattr(self.decoder, "flush", None)
-        return out + (list(flush(received_ms)) if flush is not None else [])
+        if flush is None:
+            return out
+        return out + list(flush(received_ms, ends_telegram=ends_telegram))

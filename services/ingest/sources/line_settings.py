@@ -1,9 +1,10 @@
-"""Line settings of a serial meter port found by listening (`serial://DEVICE?baud=auto`).
+"""Line settings of a serial meter port found by listening (`HANPORT_SOURCE=/dev/ttyUSB0`, a bare
+device path, or `serial://DEVICE?baud=auto`).
 
 - `detect_line(sample_line)`: walks `LINE_SETTINGS` (115200 8N1, 2400 8E1, 9600 8E1, ...) and
   answers the first setting whose bytes hold valid frames, and the protocol;
 - `sample_serial`: reads a pyserial port at one setting, feeding a `PortProber`;
-- `AutoSerialSource`: the ingest source for `serial://...?baud=auto`.
+- `AutoSerialSource`: the ingest source for a bare device path or `serial://...?baud=auto`.
 Results are logged and exported as Prometheus metrics (`metrics.LINE_PROBES`, `LINE_DETECTED`).
 """
 
@@ -15,7 +16,7 @@ import logging
 import termios
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import serial
@@ -28,6 +29,7 @@ from ..codec.identify import Prober
 from ..metrics import LINE_DETECTED, LINE_PROBES
 from .serial_port import SerialSource
 from .spec import SourceSpec
+from .status import SourceStatus
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +128,7 @@ def sample_serial(
 
 @dataclass
 class AutoSerialSource:
-    """The ingest source for `serial://DEVICE?baud=auto`: finds the line settings with
+    """The ingest source for a bare device path or `serial://DEVICE?baud=auto`: finds the line settings with
     `detect_line`, then reads on at them from the port detection left open, starting with the
     bytes detection already read. Adapter lost or nothing found: tries again with backoff."""
 
@@ -134,20 +136,25 @@ class AutoSerialSource:
     keys: Keys | None = None
     sample_seconds: float | None = None  # None: DETECT_SECONDS
     settings: tuple[LineSetting, ...] = LINE_SETTINGS
+    status: SourceStatus = field(default_factory=SourceStatus)
 
     async def _sample(
         self, probers: list[PortProber], setting: LineSetting, prober: PortProber
     ) -> str | None:
         probers.append(prober)
         seconds = self.sample_seconds if self.sample_seconds is not None else DETECT_SECONDS
-        return await asyncio.to_thread(sample_serial, self.spec.path, setting, prober, seconds)
+        found = await asyncio.to_thread(sample_serial, self.spec.path, setting, prober, seconds)
+        self.status.open()  # it opened (else sample_serial raised)
+        if not found:
+            self.status.probed += len(prober.sample)
+        return found
 
     async def chunks(self) -> AsyncIterator[bytes]:
         backoff = Backoff()
         path = self.spec.path
         while True:
             probers: list[PortProber] = []
-
+            self.status.line = ""
             try:
                 found = await detect_line(
                     functools.partial(self._sample, probers),
@@ -156,20 +163,24 @@ class AutoSerialSource:
                     port=path,
                 )
             except (serial.SerialException, OSError, ValueError, termios.error) as error:
+                self.status.failed(error)
                 delay = backoff.next_delay()
                 log.warning("serial port %s: %s; next try in %.1f s", path, error, delay)
                 await asyncio.sleep(delay)
                 continue
             if found is None:
+                self.status.fruitless += 1
                 await asyncio.sleep(backoff.next_delay())
                 continue
             port = probers[-1].port
+            self.status.line = str(found[0])
             try:
                 yield probers[-1].sample
                 async for data in SerialSource(self.spec)._read(port):
                     backoff.reset()
                     yield data
             except (serial.SerialException, OSError, termios.error) as error:
+                self.status.failed(error)
                 delay = backoff.next_delay()
                 log.warning(
                     "serial port %s lost: %s; detecting again in %.1f s", path, error, delay

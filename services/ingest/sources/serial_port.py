@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import serial
 
@@ -13,6 +13,7 @@ from shared.backoff import Backoff
 
 from .reconnect import lost, opened
 from .spec import PARITIES, SourceSpec
+from .status import SourceStatus
 
 
 @dataclass
@@ -20,6 +21,7 @@ class SerialSource:
     """A serial port through pyserial; reopened with backoff when the adapter goes away."""
 
     spec: SourceSpec
+    status: SourceStatus = field(default_factory=SourceStatus)
 
     def open(self) -> serial.Serial:
         spec = self.spec
@@ -39,16 +41,20 @@ class SerialSource:
             try:
                 port = self.open()
             except (serial.SerialException, OSError, ValueError) as error:
-                await asyncio.sleep(lost(f"serial port {self.spec.path}", error, backoff))
+                await asyncio.sleep(
+                    lost(f"serial port {self.spec.path}", error, backoff, self.status)
+                )
                 continue
-            opened(self.spec, reopened=not first)
+            opened(self.spec, self.status, reopened=not first)
             first = False
             try:
                 async for data in self._read(port):
                     backoff.reset()
                     yield data
             except (serial.SerialException, OSError) as error:
-                await asyncio.sleep(lost(f"serial port {self.spec.path}", error, backoff))
+                await asyncio.sleep(
+                    lost(f"serial port {self.spec.path}", error, backoff, self.status)
+                )
             finally:
                 port.close()
 

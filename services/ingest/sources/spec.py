@@ -2,8 +2,11 @@
 source has (an async stream of raw byte chunks; no decoding, so any decoder reads any source):
 
     simulator                                    the built-in meter (default)
-    serial:///dev/ttyUSB0?baud=115200&parity=N&bytesize=8&stopbits=1
-    /dev/ttyUSB0                                 a bare device path: serial, 115200 8N1
+    /dev/ttyUSB0                                 a bare device path: serial, line settings
+                                                 detected (`sources/line_settings.py`)
+    serial:///dev/ttyUSB0?baud=2400&parity=E&bytesize=8&stopbits=1
+                                                 fixed line settings (default 115200 8N1;
+                                                 `baud=auto` detects, as a bare path does)
     tcp://host:port                              ser2net, network P1 dongles
     file:///path/capture.txt?pace=recorded|fast  replay a capture
 
@@ -20,8 +23,9 @@ from urllib.parse import parse_qs, urlsplit
 import serial
 
 ALLOWED = (
-    "simulator, serial:///dev/ttyUSB0?baud=115200&parity=N&bytesize=8&stopbits=1, "
-    "a device path such as /dev/ttyUSB0, tcp://host:port, or file:///path?pace=recorded|fast"
+    "simulator, a device path such as /dev/ttyUSB0 (line settings detected), "
+    "serial:///dev/ttyUSB0?baud=2400&parity=E&bytesize=8&stopbits=1 (fixed line settings), "
+    "tcp://host:port, or file:///path?pace=recorded|fast"
 )
 PARITIES = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
 
@@ -34,7 +38,7 @@ class SourceSpec:
     path: str = ""
     host: str = ""
     port: int = 0
-    baud: int = 115200
+    baud: int = 115200  # 0: detect the line settings (line_settings.AutoSerialSource)
     parity: str = "N"
     bytesize: int = 8
     stopbits: float = 1
@@ -63,7 +67,7 @@ def parse_source(text: str) -> SourceSpec:
     if text in ("", "simulator"):
         return SourceSpec("simulator")
     if text.startswith("/"):
-        return SourceSpec("serial", path=text)
+        return SourceSpec("serial", path=text, baud=0)
     parts = urlsplit(text)
     query = parse_qs(parts.query)
     if parts.scheme == "serial":

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shared.backoff import Backoff
 from shared.cancellation import raise_if_cancelling
 
 from .reconnect import lost, opened
 from .spec import SourceSpec
+from .status import SourceStatus
 
 READ_SIZE = 65536
 
@@ -24,6 +25,7 @@ class TcpSource:
     spec: SourceSpec
     idle_timeout: float = 60.0
     connect_timeout: float = 10.0
+    status: SourceStatus = field(default_factory=SourceStatus)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         backoff = Backoff()
@@ -36,9 +38,9 @@ class TcpSource:
                     self.connect_timeout,
                 )
             except (OSError, TimeoutError) as error:
-                await asyncio.sleep(lost(what, error, backoff))
+                await asyncio.sleep(lost(what, error, backoff, self.status))
                 continue
-            opened(self.spec, reopened=not first)
+            opened(self.spec, self.status, reopened=not first)
             first = False
             try:
                 while True:
@@ -54,6 +56,6 @@ class TcpSource:
                     backoff.reset()
                     yield data
             except (OSError, ConnectionError) as error:
-                await asyncio.sleep(lost(what, error, backoff))
+                await asyncio.sleep(lost(what, error, backoff, self.status))
             finally:
                 writer.close()

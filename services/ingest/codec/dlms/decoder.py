@@ -106,8 +106,11 @@ class DlmsDecoder:
             self._plans.pop(next(iter(self._plans)))
         self._plans[plan.length] = shapes  # most recently used length last
 
-    def flush(self, received_ms: int) -> list[Decoded | DecodeError]:
-        """End of input: report a frame left incomplete, and start afresh."""
+    def flush(
+        self, received_ms: int, *, ends_telegram: bool = False
+    ) -> list[Decoded | DecodeError]:
+        """End of input: report a frame left incomplete, and start afresh (frames carry their
+        length: `ends_telegram` changes nothing here)."""
         held = self._hdlc.pending + self._mbus.pending + self._raw.pending
         self._hdlc, self._mbus, self._raw = HdlcFramer(), MbusFramer(), RawApduFramer()
         if held:

@@ -50,25 +50,39 @@ class P1Decoder:
         self._buffer = self._buffer + bytes(data) if self._buffer else bytes(data)
         return self._scan(received_ms, final=False)
 
-    def flush(self, received_ms: int) -> list[Decoded | DecodeError]:
-        """End of input: complete a telegram waiting for more CRC digits, report a cut-off one."""
+    def flush(
+        self, received_ms: int, *, ends_telegram: bool = False
+    ) -> list[Decoded | DecodeError]:
+        """End of input: complete a telegram waiting for more CRC digits, report a cut-off one.
+
+        `ends_telegram`: the input ends where a telegram ends (a capture of one decrypted
+        telegram, which has no `!` line). A telegram left open whose last line is whole is then
+        decoded with `crc="absent"`, unless this meter sends CRCs (then it was cut off)."""
         out = self._scan(received_ms, final=True)
         buffer = self._buffer
         if buffer:
             start = buffer.find(b"/")
             self.skipped += len(buffer) if start < 0 else start
             if start >= 0:
-                out.append(
-                    DecodeError(
-                        "truncated",
-                        "input ends inside a telegram",
-                        offset=self._offset + start,
-                        raw=bytes(buffer[start:]),
-                    )
-                )
+                out.append(self._unended(buffer[start:], start, received_ms, ends_telegram))
             self._offset += len(buffer)
             self._buffer = b""
         return out
+
+    def _unended(
+        self, telegram: bytes, start: int, received_ms: int, ends_telegram: bool
+    ) -> Decoded | DecodeError:
+        """A telegram the input ended inside: cut off, or whole though it has no `!` line."""
+        offset = self._offset + start
+        frame = telegram.rstrip(b"\r\n")
+        if ends_telegram and not self.sends_crc and frame.endswith(b")") and b"\n" in frame:
+            try:
+                return Decoded((self.parser.parse_frame(frame, b"", received_ms, offset), frame))
+            except DecodeError as error:
+                return error
+        return DecodeError(
+            "truncated", "input ends inside a telegram", offset=offset, raw=bytes(telegram)
+        )
 
     def _error(self, reason: Any, message: str, start: int, stop: int) -> DecodeError:
         self._pos = stop
