@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-
 # Ports handed out by free_port(): below the kernel's ephemeral range (32768-60999), where the
 # client side of every connection takes its port, and one block per pytest-xdist worker, so a
 # port given to a test is not taken by another worker or by an outgoing connection before the
