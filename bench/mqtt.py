@@ -14,7 +14,7 @@ produces figures on stdout:
 
 The bridge, the bare publisher and the subscriber each run in their own process with uvloop;
 times are CLOCK_MONOTONIC, shared by all processes on Linux. The bridge is given a granted
-licence (this measures delivery, not licensing). mosquitto runs with `set_tcp_nodelay true`.
+license (this measures delivery, not licensing). mosquitto runs with `set_tcp_nodelay true`.
 
     python -m bench.mqtt [--slow-samples 40] [--count 20000]
 """

@@ -1,7 +1,7 @@
 """Whole-stack benchmark: latency, throughput and memory of every hanport service together.
 
 Starts a real redis-server and mosquitto (tests/servers.py) and the five services exactly as
-compose.yaml starts them (tests/stack/processes.py), with a real signed licence installed through
+compose.yaml starts them (tests/stack/processes.py), with a real signed license installed through
 the licensing API, then measures:
 
 1. Latency at 1 reading/s: from the last byte of a P1 telegram written to the ingest service's
@@ -150,12 +150,12 @@ def start_stack(workdir: Path, source: str, redis: RedisServer, mqtt_url: str) -
     return stack
 
 
-async def install_licence(bench: Bench, workdir: Path) -> None:
+async def install_license(bench: Bench, workdir: Path) -> None:
     private, _public = make_keys(workdir)
-    licence = issue(private, serial=SERIAL, features=["rest", "mqtt", "modbus"])
+    license = issue(private, serial=SERIAL, features=["rest", "mqtt", "modbus"])
     response = await bench.http.put(
         bench.url("licensing", "HANPORT_LICENSING_PORT", "/license"),
-        content=licence,
+        content=license,
         headers={"Authorization": f"Bearer {ADMIN}"},
     )
     assert response.status_code == 201, response.text
@@ -245,7 +245,7 @@ async def latency_phase(bench: Bench, master: int, readings: int) -> dict[str, l
 
     polled = {"REST /meter": rest_sees, "Modbus": modbus_sees}
     results: dict[str, list[float]] = {"REST /meter": [], "MQTT": [], "Modbus": []}
-    await wait_for(modbus.connect, "the Modbus port to open (licence)")
+    await wait_for(modbus.connect, "the Modbus port to open (license)")
     try:
         for n in range(2 * readings + 4):  # the first four warm up every path
             name = list(polled)[n % 2]
@@ -487,7 +487,7 @@ async def measure(
         stack = start_stack(workdir / "latency", pty_path, redis, mosquitto.url)
         async with httpx.AsyncClient(timeout=5.0) as http:
             bench = Bench(stack, redis, mosquitto, http)
-            await install_licence(bench, workdir / "latency")
+            await install_license(bench, workdir / "latency")
             ready = asyncio.Event()
             subscriber = asyncio.create_task(bench.subscribe(ready))
             await asyncio.wait_for(ready.wait(), TIMEOUT)
@@ -521,7 +521,7 @@ async def measure(
         stack = start_stack(workdir / "load", f"tcp://127.0.0.1:{port}", redis, mosquitto.url)
         async with httpx.AsyncClient(timeout=5.0) as http:
             bench = Bench(stack, redis, mosquitto, http)
-            await install_licence(bench, workdir / "load")
+            await install_license(bench, workdir / "load")
             steps, held, cpu, peak = await throughput_phase(bench, source, seconds)
         sequential, pipelined = await publish_ceiling(redis.url)
     finally:

@@ -4,7 +4,7 @@
     hanport decode FILE...                              decode captures to JSON readings
     hanport doctor                                      say why meter data does or does not arrive
     hanport simulate ...                                write simulated telegrams
-    hanport license ...                                 the vendor's licence tools
+    hanport license ...                                 the vendor's license tools
 
 Each subcommand lives with the code it runs; this module only dispatches, so adding a service
 means adding one line to COMMANDS.

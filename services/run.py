@@ -49,7 +49,7 @@ class Service:
     """One child process: `python -m <module>`; the settings fields of the ports it listens on
     (`<x>_port`, its address in `<x>_host`); whether it serves /metrics on a port of its own;
     what to tell the user once it runs (`{name}` fields filled in by `look_values`; a line
-    naming a port that is off is left out); and which of its ports stay closed until a licence
+    naming a port that is off is left out); and which of its ports stay closed until a license
     allows them."""
 
     name: str
@@ -75,7 +75,7 @@ SERVICES: list[Service] = [
         "services.licensing",
         ports=("licensing_port",),
         look=(
-            "licences:        curl -s localhost:{licensing_port}/license"
+            "licenses:        curl -s localhost:{licensing_port}/license"
             "   (install: docs/licensing.md)",
         ),
     ),
@@ -106,7 +106,7 @@ SERVICES: list[Service] = [
         metrics=True,
         look=(
             "Modbus TCP:      mbpoll -m tcp -p {modbus_port} -a 1 -0 -r 0 -c 9 -t 3:float -B -1 "
-            "localhost   (needs a licence)",
+            "localhost   (needs a license)",
             "modbus metrics:  curl -s localhost:{modbus_metrics_port}/metrics | grep hanport_modbus",
         ),
     ),
@@ -136,7 +136,7 @@ class Port:
     variable: str
     host: str
     number: int
-    licensed: bool = False  # opened only once a licence allows it
+    licensed: bool = False  # opened only once a license allows it
 
 
 def variable(field: str) -> str:
@@ -316,7 +316,7 @@ def mqtt_look(mqtt: CommonSettings) -> str:
     """The mosquitto_sub line that shows what the bridge publishes (no password printed)."""
     mqtt_url = getattr(mqtt, "mqtt_url", None)
     if not mqtt_url:
-        return "off (set HANPORT_MQTT_URL to your broker; needs a licence)"
+        return "off (set HANPORT_MQTT_URL to your broker; needs a license)"
     url = urlsplit(mqtt_url)
     port = url.port or (8883 if url.scheme == "mqtts" else 1883)
     user = getattr(mqtt, "mqtt_username", None)
@@ -324,7 +324,7 @@ def mqtt_look(mqtt: CommonSettings) -> str:
     tls = " --capath /etc/ssl/certs" if url.scheme == "mqtts" else ""
     return (
         f"mosquitto_sub -h {url.hostname} -p {port}{login}{tls} -t 'hanport/+/data' -v"
-        "   (needs a licence)"
+        "   (needs a license)"
     )
 
 
@@ -452,16 +452,16 @@ def run_stack(
                 "the services will keep retrying"
             )
         licensing = settings["licensing"]
-        licences = str(
+        licenses = str(
             licensing.license_dir
             if "license_dir" in licensing.model_fields_set
-            else DATA_HOME / "licences"
+            else DATA_HOME / "licenses"
         )
-        os.makedirs(licences, exist_ok=True)  # so no service takes the serial from Redis
+        os.makedirs(licenses, exist_ok=True)  # so no service takes the serial from Redis
         for service in SERVICES:
             # every service reads the serial where licensing keeps it (docs/licensing.md);
-            # licences and the generated serial are kept across runs, beside the user's data
-            env = {**os.environ, "HANPORT_REDIS_URL": redis_url, "HANPORT_LICENSE_DIR": licences}
+            # licenses and the generated serial are kept across runs, beside the user's data
+            env = {**os.environ, "HANPORT_REDIS_URL": redis_url, "HANPORT_LICENSE_DIR": licenses}
             if service.metrics:
                 env["HANPORT_METRICS_PORT"] = str(metrics[service.name])
             command = [sys.executable, "-m", service.module]

@@ -2,18 +2,18 @@
 
 Consumes the per-feature records the licensing service writes to Redis (`RECORD_PREFIX` +
 feature, a JSON `Record`) and its change notifications (pub/sub channel `CHANNEL`); produces a
-`Decision` per feature. Each record carries the signed licence it rests on, and `Entitlements`
-verifies that licence itself with the trusted public keys (`HANPORT_LICENSE_PUBLIC_KEYS`): its
+`Decision` per feature. Each record carries the signed license it rests on, and `Entitlements`
+verifies that license itself with the trusted public keys (`HANPORT_LICENSE_PUBLIC_KEYS`): its
 signature, the reader serial, the declared use, the validity window and the meter. A record
 written into Redis by hand grants nothing.
 
-The serial licences are checked against is this process's own: `HANPORT_SERIAL`, or the one the
+The serial licenses are checked against is this process's own: `HANPORT_SERIAL`, or the one the
 licensing service established (`shared.identity`), learned once and kept for the life of the
 process. Changing `hanport:serial` in Redis afterwards changes nothing here (it is logged).
-Licences signed with the box's own key (`hanport license self-activate`, public key in
+Licenses signed with the box's own key (`hanport license self-activate`, public key in
 `HANPORT_LICENSE_DIR/local-keys`) are trusted for consumer activations of MQTT and Modbus only.
 
-When the licensing service or Redis is away, the last verified licences keep granting until
+When the licensing service or Redis is away, the last verified licenses keep granting until
 their own expiry and never beyond: `decide` checks the window on every call, and a timer wakes
 waiters at each expiry boundary. Time is the larger of the system clock and the newest meter
 time seen on the readings stream, so turning the system clock back revives nothing.
@@ -22,11 +22,11 @@ Interfaces use it like this:
 
     entitlements = Entitlements(redis, settings)
     asyncio.create_task(entitlements.run())
-    decision = entitlements.decide("mqtt")          # Decision(granted, reason, until, licence_id)
+    decision = entitlements.decide("mqtt")          # Decision(granted, reason, until, license_id)
     await entitlements.wait_until("mqtt", granted=True)
 
-In consumer use REST is granted without a licence; MQTT and Modbus need an activation. In
-commercial use every feature needs a commercial licence (trial or full).
+In consumer use REST is granted without a license; MQTT and Modbus need an activation. In
+commercial use every feature needs a commercial license (trial or full).
 """
 
 from __future__ import annotations
@@ -46,10 +46,10 @@ from redis.exceptions import ResponseError
 from .backoff import Backoff
 from .cancellation import raise_if_cancelling, stop
 from .identity import SERIAL_KEY, reader_serial, wait_for_serial
-from .licence import (
-    MAX_LICENCE_BYTES,
+from .license import (
+    MAX_LICENSE_BYTES,
     KeyFileError,
-    LicenceError,
+    LicenseError,
     Signed,
     check,
     decode_bounded,
@@ -70,8 +70,8 @@ RECORD_PREFIX = "hanport:license:feature:"
 CHANNEL = "hanport:license:changed"
 MAX_WAIT_S = 60.0  # re-check at least this often, in case the system clock jumps
 MAX_OTHER_SERIALS_LOGGED = 16  # distinct foreign values of hanport:serial logged, then quiet
-# a record carries a licence file as a JSON string (escaping can grow it) and a few short fields
-MAX_RECORD_BYTES = 4 * MAX_LICENCE_BYTES
+# a record carries a license file as a JSON string (escaping can grow it) and a few short fields
+MAX_RECORD_BYTES = 4 * MAX_LICENSE_BYTES
 
 ENTITLEMENT_REFUSED = Counter(
     "hanport_entitlement_refused_total",
@@ -90,8 +90,8 @@ class Record(msgspec.Struct, kw_only=True):
     granted: bool
     reason: str
     until: int | None = None  # ms since the epoch; None: no expiry
-    licence_id: str | None = None
-    licence: str | None = None  # the signed licence file text the grant rests on
+    license_id: str | None = None
+    license: str | None = None  # the signed license file text the grant rests on
     updated: int = 0  # ms, when the service wrote it
 
 
@@ -104,7 +104,7 @@ def encode_record(record: Record) -> bytes:
 
 
 def decode_record(data: bytes | str) -> Record:
-    """Raises LicenceError (too_large, too_deep, malformed_json, malformed) for anything else."""
+    """Raises LicenseError (too_large, too_deep, malformed_json, malformed) for anything else."""
     return decode_bounded(
         data.encode() if isinstance(data, str) else data, Record, MAX_RECORD_BYTES
     )
@@ -115,11 +115,11 @@ class Decision:
     granted: bool
     reason: str
     until: int | None = None  # ms since the epoch; None: no expiry
-    licence_id: str | None = None
+    license_id: str | None = None
 
 
 class EntitlementSource(Protocol):
-    """What an interface asks about its licence: `Entitlements`, or a stand-in in tests."""
+    """What an interface asks about its license: `Entitlements`, or a stand-in in tests."""
 
     def decide(self, feature: Feature) -> Decision: ...
 
@@ -160,14 +160,14 @@ class Entitlements:
                 keys = load_public_keys(settings.license_public_keys)
             except KeyFileError as error:
                 self._key_problem = f" ({error}; fix HANPORT_LICENSE_PUBLIC_KEYS)"
-                log.error("no trusted licence keys: %s", error)
+                log.error("no trusted license keys: %s", error)
                 keys = {}
         self.keys = keys
 
     # ------------------------------------------------------------ the answers
 
     def now(self) -> int:
-        """The time licences are judged by: system clock or meter time, whichever is later."""
+        """The time licenses are judged by: system clock or meter time, whichever is later."""
         return max(self.clock(), self._meter_ts)
 
     def decide(self, feature: Feature) -> Decision:
@@ -176,23 +176,23 @@ class Entitlements:
         signed = self._held.get(feature)
         if signed is None:
             reason = self._reasons.get(feature) or (
-                f"no {self.settings.use} licence grants '{feature}' to reader "
+                f"no {self.settings.use} license grants '{feature}' to reader "
                 f"{self.serial or '(serial not known yet)'}{self._key_problem}"
             )
             return Decision(False, reason)
-        licence, now = signed.licence, self.now()
-        expires = licence.expires_ms
-        if now < licence.not_before_ms:
-            return Decision(False, f"licence {licence.id} is not valid before {licence.not_before}")
+        license, now = signed.license, self.now()
+        expires = license.expires_ms
+        if now < license.not_before_ms:
+            return Decision(False, f"license {license.id} is not valid before {license.not_before}")
         if expires is not None and now >= expires:
             return Decision(
-                False, f"licence {licence.id} for '{feature}' expired at {licence.expires}"
+                False, f"license {license.id} for '{feature}' expired at {license.expires}"
             )
         return Decision(
             True,
-            f"licence {licence.id} ({licence.use} {licence.kind}) grants '{feature}'",
+            f"license {license.id} ({license.use} {license.kind}) grants '{feature}'",
             until=expires,
-            licence_id=licence.id,
+            license_id=license.id,
         )
 
     async def wait_until(self, feature: Feature, granted: bool) -> Decision:
@@ -287,7 +287,7 @@ class Entitlements:
             ENTITLEMENT_REFUSED.labels("serial_changed").inc()
             log.warning(
                 "%s in Redis says %s, but this process's reader serial is %s (from %s); "
-                "licences are still checked against %s. Restart the service if the serial "
+                "licenses are still checked against %s. Restart the service if the serial "
                 "really changed",
                 SERIAL_KEY,
                 serial,
@@ -300,7 +300,7 @@ class Entitlements:
         try:
             self.local_keys = load_local_keys(self.folder)
         except KeyFileError as error:
-            log.warning("ignoring the box's own licence key: %s", error)
+            log.warning("ignoring the box's own license key: %s", error)
             self.local_keys = {}
 
     def _take(self, feature: str, data: bytes | str) -> None:
@@ -312,37 +312,37 @@ class Entitlements:
         self._held.pop(feature, None)
         try:
             record = decode_record(data)
-        except LicenceError as error:
+        except LicenseError as error:
             self._refuse(feature, error.reason, f"record is not valid ({error})")
             return
         if not record.granted:
             self._reasons[feature] = record.reason
             return
-        if record.licence is None and feature == "rest" and self.settings.use == "consumer":
+        if record.license is None and feature == "rest" and self.settings.use == "consumer":
             return  # REST is free in consumer use: nothing to verify
-        if record.licence is None:
-            self._refuse(feature, "malformed", "record carries no signed licence")
+        if record.license is None:
+            self._refuse(feature, "malformed", "record carries no signed license")
             return
-        if self.serial is None:  # no serial to bind the licence to: nothing is granted yet
+        if self.serial is None:  # no serial to bind the license to: nothing is granted yet
             self._seen.pop(feature, None)
             self._reasons[feature] = "the reader serial is not known yet"
             return
         try:
-            signed = read_signed(record.licence.encode(), self.keys, self.local_keys)
-            # a licence that starts later is held (decide() waits for its start); an expired
+            signed = read_signed(record.license.encode(), self.keys, self.local_keys)
+            # a license that starts later is held (decide() waits for its start); an expired
             # one is refused now
             check(
-                signed.licence,
+                signed.license,
                 serial=self.serial,
                 use=self.settings.use,
-                now=max(self.now(), signed.licence.not_before_ms),
+                now=max(self.now(), signed.license.not_before_ms),
                 meter_id=self._meter_id,
             )
-        except LicenceError as error:
+        except LicenseError as error:
             self._refuse(feature, error.reason, str(error))
             return
-        if feature not in signed.licence.features:
-            self._refuse(feature, "wrong_feature", f"licence {signed.id} does not grant it")
+        if feature not in signed.license.features:
+            self._refuse(feature, "wrong_feature", f"license {signed.id} does not grant it")
             return
         self._held[feature] = signed
         self._reasons.pop(feature, None)
@@ -365,14 +365,14 @@ class Entitlements:
         now = self.now()
         moments = []
         for signed in self._held.values():
-            moments.append(signed.licence.not_before_ms)
-            if signed.licence.expires_ms is not None:
-                moments.append(signed.licence.expires_ms)
+            moments.append(signed.license.not_before_ms)
+            if signed.license.expires_ms is not None:
+                moments.append(signed.license.expires_ms)
         future = [m - now for m in moments if m > now]
         return min([MAX_WAIT_S, *(ms / 1000 for ms in future)])
 
     async def _timer(self) -> None:
-        """Wake waiters at each validity boundary of the licences held (or after MAX_WAIT_S)."""
+        """Wake waiters at each validity boundary of the licenses held (or after MAX_WAIT_S)."""
         while True:
             self._wake.clear()
             try:

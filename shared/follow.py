@@ -9,7 +9,7 @@ the newest reading was looked up (REST waits for it before answering).
 How often it reads is its `Pacing`; the pacing of every consumer is defined here, in one place.
 
 A new consumer is a page of code. One that keeps a running total of imported energy, and only
-while a licence grants its feature:
+while a license grants its feature:
 
     import asyncio
 
@@ -38,7 +38,7 @@ while a licence grants its feature:
         follower = Follower(ReadingStream(redis, settings.stream), totals.add, BACKGROUND)
         entitlements = Entitlements(redis, settings)
 
-        async def report() -> None:                    # the work the licence gates
+        async def report() -> None:                    # the work the license gates
             while True:
                 if not is_stale(totals.last, limit=30.0):
                     ...                                # send totals.last.ic - totals.first.ic

@@ -1,7 +1,7 @@
-"""Running work only while a licence grants its feature: the one licence gate.
+"""Running work only while a license grants its feature: the one license gate.
 
 `while_granted` starts the work when the feature is granted, cancels it when the grant is
-withdrawn (or expires) and starts it again when a licence arrives, for as long as the service
+withdrawn (or expires) and starts it again when a license arrives, for as long as the service
 runs. What the service says about each change (log lines, its `*_licensed` gauge) is its
 `report`:
 

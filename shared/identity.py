@@ -1,17 +1,17 @@
 """The reader's serial: one identity, established in one place, that every service waits for.
 
-Licences are bound to it, so where it comes from is a security question: a serial anyone with
-Redis access could change would let them use a licence issued to another reader.
+Licenses are bound to it, so where it comes from is a security question: a serial anyone with
+Redis access could change would let them use a license issued to another reader.
 
 - The licensing service establishes it (`choose_serial`): `HANPORT_SERIAL` when configured, else
-  the one kept in its licence folder (`HANPORT_LICENSE_DIR/serial`), else the one the installed
-  licences name, else a new one. It keeps it in the folder and publishes it to Redis
+  the one kept in its license folder (`HANPORT_LICENSE_DIR/serial`), else the one the installed
+  licenses name, else a new one. It keeps it in the folder and publishes it to Redis
   (`SERIAL_KEY`) for display and for services that cannot read the folder.
 - Every other service waits for it (`wait_for_serial`) and never makes one up: `HANPORT_SERIAL`,
-  else the `serial` file in the licence folder when the folder is there (compose mounts it
+  else the `serial` file in the license folder when the folder is there (compose mounts it
   read-only into each interface), else, only when there is no such folder, the serial in Redis.
 - The caller keeps what it got for the life of its process (`shared.entitlements` checks every
-  licence against that serial and ignores later changes of the key in Redis).
+  license against that serial and ignores later changes of the key in Redis).
 """
 
 from __future__ import annotations
@@ -45,19 +45,19 @@ def choose_serial(
     configured: str | None, kept: str | None, licensed: Iterable[str]
 ) -> tuple[str, str]:
     """The licensing service's choice of serial and where it came from: configured, else kept
-    in the licence folder, else the one most installed licences name, else a new one."""
+    in the license folder, else the one most installed licenses name, else a new one."""
     if configured:
         return configured, "HANPORT_SERIAL"
     if kept:
-        return kept, "the licence folder"
+        return kept, "the license folder"
     named = Counter(licensed).most_common(1)
     if named:
-        return named[0][0], "the installed licences"
+        return named[0][0], "the installed licenses"
     return new_serial(), "new"
 
 
 def read_serial_file(folder: Path) -> str | None:
-    """The serial kept in the licence folder, None when there is none (yet)."""
+    """The serial kept in the license folder, None when there is none (yet)."""
     try:
         text = (folder / SERIAL_FILE).read_text().strip()
     except (FileNotFoundError, NotADirectoryError):
@@ -71,7 +71,7 @@ def source(configured: str | None, folder: Path | None) -> str:
         return "HANPORT_SERIAL"
     if folder is not None and folder.is_dir():
         return str(folder / SERIAL_FILE)
-    return f"Redis ({SERIAL_KEY}; there is no licence folder at {folder})"
+    return f"Redis ({SERIAL_KEY}; there is no license folder at {folder})"
 
 
 def _look(configured: str | None, folder: Path | None) -> tuple[bool, str | None]:

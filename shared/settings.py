@@ -57,7 +57,7 @@ class CommonSettings(BaseSettings):
     )
     license_dir: Path = Field(
         Path("/data/licences"),
-        description="Folder of installed licences (`*.lic`), the reader's serial and the box's "
+        description="Folder of installed licenses (`*.lic`), the reader's serial and the box's "
         "own key; the licensing service writes it (keep it on a volume), the other services "
         "read it (mount it read-only).",
     )
@@ -76,7 +76,7 @@ class CommonSettings(BaseSettings):
         "consumer", description="Declared use: `consumer` (REST free) or `commercial`."
     )
     license_public_keys: str | None = Field(
-        None, description="File or folder of trusted licence public keys (PEM, Ed25519)."
+        None, description="File or folder of trusted license public keys (PEM, Ed25519)."
     )
     metrics_port: int = Field(
         9100, ge=0, le=65535, description="Prometheus /metrics port (0 turns it off)."

@@ -1,5 +1,5 @@
 """shared/gate.py: work runs exactly while the feature is granted (pure asyncio, no server; the
-interfaces' tests check the same with real signed licences in Redis)."""
+interfaces' tests check the same with real signed licenses in Redis)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The wheel: pip builds it (in an isolated build environment, as `pip install` does) without a
 deprecation warning, and it holds what docs/architecture.md's packaging note says: the
-top-level packages `services` and `shared` with the live page's files, and the licence as an
+top-level packages `services` and `shared` with the live page's files, and the license as an
 SPDX expression."""
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ ERRNO_PROBLEMS |= {errno.EACCES: "permission", errno.EPERM: "permission", errno.
 
 
 class Finding(NamedTuple):
-    check: str  # source, bytes, line, frames, crc, encryption, redis, licence
+    check: str  # source, bytes, line, frames, crc, encryption, redis, license
     ok: bool
     says: str
     problem: str = ""  # a key of FIXES when not ok

@@ -1,2 +1,2 @@
-"""The licensing service: keeps the licences, decides which interfaces are entitled, publishes
+"""The licensing service: keeps the licenses, decides which interfaces are entitled, publishes
 the decisions to Redis for `shared.entitlements.Entitlements`."""

@@ -7,7 +7,7 @@ import logging
 import sys
 
 from shared.http_limits import GuardedHttpProtocol
-from shared.licence import KeyFileError, load_public_keys
+from shared.license import KeyFileError, load_public_keys
 from shared.log import redact_url
 from shared.service import serve_http, start
 from shared.stream import redis_client
@@ -46,13 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not keys:
         log.warning(
-            "no trusted licence keys (HANPORT_LICENSE_PUBLIC_KEYS): no licence can be accepted"
+            "no trusted license keys (HANPORT_LICENSE_PUBLIC_KEYS): no license can be accepted"
         )
     if token is None:
         log.warning("no admin token (HANPORT_ADMIN_TOKEN): PUT/DELETE /license are refused")
     service = LicensingService(settings, redis_client(settings.redis_url), keys)
     log.info(
-        "licensing on %s:%d, use %s, %d trusted key(s), licences in %s, Redis %s",
+        "licensing on %s:%d, use %s, %d trusted key(s), licenses in %s, Redis %s",
         settings.licensing_host,
         settings.licensing_port,
         settings.use,

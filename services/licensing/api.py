@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.cancellation import stop
 from shared.entitlements import FEATURES
-from shared.licence import LicenceError
+from shared.license import LicenseError
 
 from .attempts import FailedAttempts
 from .decide import FeatureState
@@ -32,7 +32,7 @@ from .metrics import REFUSED
 from .running import run
 from .service import LicensingService
 
-# Seconds the API waits at start-up for the service to read its licences (and Redis to answer
+# Seconds the API waits at start-up for the service to read its licenses (and Redis to answer
 # the serial), so its first answers show them; after that it answers anyway.
 STARTUP_WAIT_S = 5.0
 
@@ -46,10 +46,10 @@ STATUS = {
     "too_many_attempts": 429,
     "not_found": 404,
     "storage": 500,
-}  # every other reason: 422 (a well-formed licence that does not hold here)
+}  # every other reason: 422 (a well-formed license that does not hold here)
 
 
-def refusal(error: LicenceError, retry_after: float | None = None) -> JSONResponse:
+def refusal(error: LicenseError, retry_after: float | None = None) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if error.reason == "unauthorized" else None
     if retry_after is not None:
         headers = {"Retry-After": str(max(1, round(retry_after)))}
@@ -64,7 +64,7 @@ def feature_status(state: FeatureState) -> dict[str, Any]:
     return {
         "granted": state.granted,
         "until": state.until,
-        "licence_id": state.licence.id if state.licence is not None else None,
+        "licence_id": state.license.id if state.license is not None else None,
         "reason": state.reason,
     }
 
@@ -77,7 +77,7 @@ def status(service: LicensingService) -> dict[str, Any]:
         "meter_id": service.meter_id,
         "time": service.now(),
         "features": {feature: feature_status(states[feature]) for feature in FEATURES},
-        "licences": [signed.licence.summary() for signed in service.licences.values()],
+        "licences": [signed.license.summary() for signed in service.licenses.values()],
     }
 
 
@@ -96,7 +96,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(run(service)) if run_service else None
-        if task is not None:  # answer from the first request with the installed licences
+        if task is not None:  # answer from the first request with the installed licenses
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(service.loaded.wait(), STARTUP_WAIT_S)
         try:
@@ -111,12 +111,12 @@ def create_app(
 
     def check_token(request: Request) -> None:
         if admin_token is None:
-            raise LicenceError("unauthorized", "none is configured: set HANPORT_ADMIN_TOKEN")
+            raise LicenseError("unauthorized", "none is configured: set HANPORT_ADMIN_TOKEN")
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given:
-            raise LicenceError("unauthorized", "send 'Authorization: Bearer <token>'")
+            raise LicenseError("unauthorized", "send 'Authorization: Bearer <token>'")
         if not hmac.compare_digest(given.strip().encode(), admin_token.encode()):
-            raise LicenceError("unauthorized", "the token given is not the admin token")
+            raise LicenseError("unauthorized", "the token given is not the admin token")
 
     def authorize(request: Request) -> JSONResponse | None:
         """None when the request carries the admin token; else the refusal to answer (counted;
@@ -126,10 +126,10 @@ def create_app(
         if wait is not None:
             REFUSED.labels("too_many_attempts").inc()
             detail = f"{attempts.limit} wrong tokens within {attempts.window_s:.0f} s"
-            return refusal(LicenceError("too_many_attempts", detail), retry_after=wait)
+            return refusal(LicenseError("too_many_attempts", detail), retry_after=wait)
         try:
             check_token(request)
-        except LicenceError as error:
+        except LicenseError as error:
             REFUSED.labels(error.reason).inc()
             attempts.failed(client)
             return refusal(error)
@@ -139,12 +139,12 @@ def create_app(
     async def body(request: Request) -> bytes:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise LicenceError("too_large", declared, limit=limit)
+            raise LicenseError("too_large", declared, limit=limit)
         data = bytearray()
         async for chunk in request.stream():
             data += chunk
             if len(data) > limit:
-                raise LicenceError("too_large", f"more than {limit}", limit=limit)
+                raise LicenseError("too_large", f"more than {limit}", limit=limit)
         return bytes(data)
 
     @app.get("/license")
@@ -157,26 +157,26 @@ def create_app(
             return refused
         try:
             text = await body(request)
-        except LicenceError as error:
+        except LicenseError as error:
             service.refused(error)
             return refusal(error)
         try:
             signed = service.install(text)  # counts and logs its own refusals
-        except LicenceError as error:
+        except LicenseError as error:
             return refusal(error)
-        return {"installed": signed.licence.summary(), **status(service)}
+        return {"installed": signed.license.summary(), **status(service)}
 
-    @app.delete("/license/{licence_id}", response_model=None)
-    async def delete_license(licence_id: str, request: Request) -> dict[str, Any] | JSONResponse:
+    @app.delete("/license/{license_id}", response_model=None)
+    async def delete_license(license_id: str, request: Request) -> dict[str, Any] | JSONResponse:
         if (refused := authorize(request)) is not None:
             return refused
         try:
-            if not service.remove(licence_id):
-                raise LicenceError("not_found", licence_id)
-        except LicenceError as error:
+            if not service.remove(license_id):
+                raise LicenseError("not_found", license_id)
+        except LicenseError as error:
             service.refused(error)
             return refusal(error)
-        return {"removed": licence_id, **status(service)}
+        return {"removed": license_id, **status(service)}
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -1,22 +1,22 @@
-"""`hanport license ...`: the vendor's licence tools.
+"""`hanport license ...`: the vendor's license tools.
 
     hanport license keygen --out DIR
     hanport license issue --key PRIVATE_KEY --serial S --use consumer|commercial
                           --kind activation|trial|full --features rest,mqtt,modbus
                           [--meter-id M] [--days N] [--licensee NAME] --out FILE
     hanport license trial --key PRIVATE_KEY --serial S [--licensee NAME] --out FILE
-    hanport license verify --public-key FILE_OR_DIR [--serial S] [--use U] [--meter-id M] LICENCE
-    hanport license show LICENCE
+    hanport license verify --public-key FILE_OR_DIR [--serial S] [--use U] [--meter-id M] LICENSE
+    hanport license show LICENSE
     hanport license self-activate [--dir HANPORT_LICENSE_DIR]     (on the box itself)
 
-Consumes key files and licence files; produces them (and a readable description). `verify`
-exits 0 when the licence is valid now, 1 with the reason otherwise.
+Consumes key files and license files; produces them (and a readable description). `verify`
+exits 0 when the license is valid now, 1 with the reason otherwise.
 
 `self-activate` is for a box someone built themselves: it makes the box's own key pair (once,
 in `HANPORT_LICENSE_DIR/local-keys`) and signs a consumer activation of MQTT and Modbus for this
-box's serial into the licence folder, where the licensing service picks it up within 5 s. A key
-made there is trusted for nothing more (`shared.licence.LOCAL_KEY_FEATURES`): commercial use
-needs a licence from the vendor.
+box's serial into the license folder, where the licensing service picks it up within 5 s. A key
+made there is trusted for nothing more (`shared.license.LOCAL_KEY_FEATURES`): commercial use
+needs a license from the vendor.
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ from typing import cast
 import msgspec
 
 from shared.identity import read_serial_file
-from shared.licence import (
+from shared.license import (
     ALL_FEATURES,
     LOCAL_KEYS_DIR,
     FeatureName,
     KeyFileError,
     Kind,
-    Licence,
-    LicenceError,
+    License,
+    LicenseError,
     Use,
     check,
     describe,
@@ -47,8 +47,8 @@ from shared.licence import (
 )
 from shared.settings import CommonSettings, load_settings
 
-from .signing import TRIAL_DAYS, generate_keys, load_private_key, new_licence
-from .store import LicenceStore
+from .signing import TRIAL_DAYS, generate_keys, load_private_key, new_license
+from .store import LicenseStore
 
 
 def features(text: str) -> list[FeatureName]:
@@ -73,7 +73,7 @@ def _write(out: str, text: bytes) -> None:
 
 
 def issue(args: argparse.Namespace) -> int:
-    text = new_licence(
+    text = new_license(
         load_private_key(Path(args.key)),
         serial=args.serial,
         use=cast(Use, args.use),
@@ -89,7 +89,7 @@ def issue(args: argparse.Namespace) -> int:
 
 
 def trial(args: argparse.Namespace) -> int:
-    text = new_licence(
+    text = new_license(
         load_private_key(Path(args.key)),
         serial=args.serial,
         use="commercial",
@@ -106,33 +106,33 @@ def trial(args: argparse.Namespace) -> int:
 def verify(args: argparse.Namespace) -> int:
     try:
         keys = load_public_keys(args.public_key)
-        text = Path(args.licence).read_bytes()
+        text = Path(args.license).read_bytes()
         signed = read_signed(text, keys)
         check(
-            signed.licence,
+            signed.license,
             serial=args.serial,
             use=cast(Use, args.use),
             now=now_ms(),
             meter_id=args.meter_id,
         )
-    except (LicenceError, KeyFileError, OSError) as error:
+    except (LicenseError, KeyFileError, OSError) as error:
         print(f"invalid: {error}", file=sys.stderr)
         return 1
     print(
-        f"valid: licence {signed.id} ({signed.licence.use} {signed.licence.kind}, "
-        f"{', '.join(signed.licence.features)}; expires {signed.licence.expires or 'never'})"
+        f"valid: license {signed.id} ({signed.license.use} {signed.license.kind}, "
+        f"{', '.join(signed.license.features)}; expires {signed.license.expires or 'never'})"
     )
     return 0
 
 
 def show(args: argparse.Namespace) -> int:
     try:
-        document = msgspec.json.decode(Path(args.licence).read_bytes())
-        licence = msgspec.convert(document["licence"], Licence)
+        document = msgspec.json.decode(Path(args.license).read_bytes())
+        license = msgspec.convert(document["licence"], License)
     except (OSError, msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError) as error:
-        print(f"cannot read {args.licence}: {error}", file=sys.stderr)
+        print(f"cannot read {args.license}: {error}", file=sys.stderr)
         return 1
-    print(describe(licence))
+    print(describe(license))
     print(f"{'Signature:':<15}not checked here (hanport license verify --public-key ...)")
     return 0
 
@@ -152,7 +152,7 @@ def self_activate(args: argparse.Namespace) -> int:
     keys = folder / LOCAL_KEYS_DIR
     existing = sorted(keys.glob("hanport-*.key")) if keys.is_dir() else []
     private = existing[0] if existing else generate_keys(keys)[0]
-    text = new_licence(
+    text = new_license(
         load_private_key(private),
         serial=serial,
         use="consumer",
@@ -161,56 +161,56 @@ def self_activate(args: argparse.Namespace) -> int:
         licensee="self-activated",
     )
     signed = read_signed(text, {}, load_public_keys(private.with_suffix(".pub")))
-    path = LicenceStore(folder).save(signed.id, text)
+    path = LicenseStore(folder).save(signed.id, text)
     print(f"wrote {path}: consumer activation of mqtt, modbus for reader {serial}")
     print(f"signed with this box's own key {private} (trusted for consumer activations only)")
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="hanport license", description="The vendor's licence tools.")
+    top = argparse.ArgumentParser(prog="hanport license", description="The vendor's license tools.")
     sub = top.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("keygen", help="write a new signing key pair")
     p.add_argument("--out", required=True, help="folder for the key files")
     p.set_defaults(run=keygen)
 
-    p = sub.add_parser("issue", help="issue a signed licence")
+    p = sub.add_parser("issue", help="issue a signed license")
     p.add_argument("--key", required=True, help="the private key file")
     p.add_argument("--serial", required=True, help="the reader's serial")
     p.add_argument("--use", required=True, choices=["consumer", "commercial"])
     p.add_argument("--kind", required=True, choices=["activation", "trial", "full"])
     p.add_argument("--features", required=True, type=features, help="e.g. mqtt,modbus")
-    p.add_argument("--meter-id", help="bind the licence to this meter")
+    p.add_argument("--meter-id", help="bind the license to this meter")
     p.add_argument("--days", type=int, help="valid for N days (default: perpetual)")
-    p.add_argument("--licensee", default="", help="who the licence is for")
-    p.add_argument("--out", required=True, help="the licence file to write")
+    p.add_argument("--licensee", default="", help="who the license is for")
+    p.add_argument("--out", required=True, help="the license file to write")
     p.set_defaults(run=issue)
 
     p = sub.add_parser("trial", help=f"issue a {TRIAL_DAYS}-day commercial trial, all features")
     p.add_argument("--key", required=True, help="the private key file")
     p.add_argument("--serial", required=True, help="the reader's serial")
     p.add_argument("--licensee", default="", help="who the trial is for")
-    p.add_argument("--out", required=True, help="the licence file to write")
+    p.add_argument("--out", required=True, help="the license file to write")
     p.set_defaults(run=trial)
 
-    p = sub.add_parser("verify", help="check a licence's signature and validity now")
+    p = sub.add_parser("verify", help="check a license's signature and validity now")
     p.add_argument("--public-key", required=True, help="public key file or folder of them")
     p.add_argument("--serial", help="also require this reader serial")
     p.add_argument("--use", default="consumer", choices=["consumer", "commercial"])
-    p.add_argument("--meter-id", help="also require this meter (for meter-bound licences)")
-    p.add_argument("licence")
+    p.add_argument("--meter-id", help="also require this meter (for meter-bound licenses)")
+    p.add_argument("license")
     p.set_defaults(run=verify)
 
     p = sub.add_parser(
         "self-activate",
         help="on a box you built: activate MQTT and Modbus for consumer use with the box's own key",
     )
-    p.add_argument("--dir", help="the licence folder (default: HANPORT_LICENSE_DIR)")
+    p.add_argument("--dir", help="the license folder (default: HANPORT_LICENSE_DIR)")
     p.set_defaults(run=self_activate)
 
-    p = sub.add_parser("show", help="print a licence in readable form")
-    p.add_argument("licence")
+    p = sub.add_parser("show", help="print a license in readable form")
+    p.add_argument("license")
     p.set_defaults(run=show)
     return top
 

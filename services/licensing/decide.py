@@ -1,8 +1,8 @@
-"""The decision: which installed licence grants each feature now, and why not when none does.
+"""The decision: which installed license grants each feature now, and why not when none does.
 
-Consumes verified licences (`shared.licence.Signed`), the reader's serial, the declared use, the
+Consumes verified licenses (`shared.license.Signed`), the reader's serial, the declared use, the
 time and the meter seen on the readings stream; produces a `FeatureState` per feature and the
-next moment the answer can change (a licence starting, ending, or entering its last 3 days).
+next moment the answer can change (a license starting, ending, or entering its last 3 days).
 Pure functions: no I/O, no clock of their own.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from shared.entitlements import FEATURES, Record
-from shared.licence import DAY_MS, LicenceError, Signed, Use, check
+from shared.license import DAY_MS, LicenseError, Signed, Use, check
 
 WARN_BEFORE_MS = 3 * DAY_MS
 
@@ -23,7 +23,7 @@ class FeatureState:
     granted: bool
     reason: str
     until: int | None = None  # ms; None: never ends (or not granted)
-    licence: Signed | None = None
+    license: Signed | None = None
 
     def record(self, feature: str, updated: int) -> Record:
         return Record(
@@ -31,27 +31,27 @@ class FeatureState:
             granted=self.granted,
             reason=self.reason,
             until=self.until,
-            licence_id=self.licence.id if self.licence else None,
-            licence=self.licence.text.decode() if self.licence else None,
+            license_id=self.license.id if self.license else None,
+            license=self.license.text.decode() if self.license else None,
             updated=updated,
         )
 
 
 def _end(signed: Signed) -> float:
-    expires = signed.licence.expires_ms
+    expires = signed.license.expires_ms
     return math.inf if expires is None else expires
 
 
 def evaluate(
-    licences: Iterable[Signed],
+    licenses: Iterable[Signed],
     *,
     serial: str | None,
     use: Use,
     now: int,
     meter_id: str | None,
 ) -> dict[str, FeatureState]:
-    """Per feature: granted by the valid licence that lasts longest, or the reasons none does."""
-    licences = list(licences)
+    """Per feature: granted by the valid license that lasts longest, or the reasons none does."""
+    licenses = list(licenses)
     states: dict[str, FeatureState] = {}
     for feature in FEATURES:
         if feature == "rest" and use == "consumer":
@@ -59,43 +59,43 @@ def evaluate(
             continue
         best: Signed | None = None
         reasons: list[str] = []
-        for signed in licences:
-            licence = signed.licence
-            if feature not in licence.features:
+        for signed in licenses:
+            license = signed.license
+            if feature not in license.features:
                 continue
-            if licence.meter_id is not None and meter_id is None:
+            if license.meter_id is not None and meter_id is None:
                 reasons.append(
-                    f"licence {licence.id} is bound to meter {licence.meter_id}, "
+                    f"license {license.id} is bound to meter {license.meter_id}, "
                     "and no reading has named a meter yet"
                 )
                 continue
             try:
-                check(licence, serial=serial, use=use, now=now, meter_id=meter_id)
-            except LicenceError as error:
-                reasons.append(f"licence {licence.id}: {error}")
+                check(license, serial=serial, use=use, now=now, meter_id=meter_id)
+            except LicenseError as error:
+                reasons.append(f"license {license.id}: {error}")
                 continue
             if best is None or _end(signed) > _end(best):
                 best = signed
         if best is not None:
-            lic = best.licence
+            lic = best.license
             states[feature] = FeatureState(
-                True, f"licence {lic.id} ({lic.use} {lic.kind})", lic.expires_ms, best
+                True, f"license {lic.id} ({lic.use} {lic.kind})", lic.expires_ms, best
             )
         else:
             states[feature] = FeatureState(
                 False,
                 "; ".join(reasons)
-                or f"no {use} licence for '{feature}' is installed for reader {serial}",
+                or f"no {use} license for '{feature}' is installed for reader {serial}",
             )
     return states
 
 
-def next_boundary(licences: Iterable[Signed], now: int) -> int | None:
+def next_boundary(licenses: Iterable[Signed], now: int) -> int | None:
     """The next moment (ms) after `now` at which `evaluate` or the expiry warning can change."""
     moments: list[int] = []
-    for signed in licences:
-        moments.append(signed.licence.not_before_ms)
-        expires = signed.licence.expires_ms
+    for signed in licenses:
+        moments.append(signed.license.not_before_ms)
+        expires = signed.license.expires_ms
         if expires is not None:
             moments += [expires, expires - WARN_BEFORE_MS]
     future = [m for m in moments if m > now]

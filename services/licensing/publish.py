@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from shared.entitlements import CHANNEL, Record, encode_record, record_key
 from shared.identity import SERIAL_KEY
 
-# the highest time (ms) the licensing service judged licences by; also in HANPORT_LICENSE_DIR
+# the highest time (ms) the licensing service judged licenses by; also in HANPORT_LICENSE_DIR
 TIME_FLOOR_KEY = "hanport:license:time-floor"
 
 

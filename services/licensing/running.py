@@ -1,6 +1,6 @@
 """The licensing service's loops, each under `shared.supervise`: publish the entitlements (again
 at every change and validity boundary), follow the readings stream (meter id and meter time,
-`shared.follow.Follower`) and watch the licence folder for changes made by hand. The state they
+`shared.follow.Follower`) and watch the license folder for changes made by hand. The state they
 drive is `services.licensing.service.LicensingService`.
 """
 
@@ -22,18 +22,18 @@ from .service import LicensingService
 
 log = logging.getLogger(__name__)
 
-# How often the licence folder is looked at for files copied in, edited or removed by hand (the
+# How often the license folder is looked at for files copied in, edited or removed by hand (the
 # API installs and removes at once; a hand-made change takes effect within this long).
 FOLDER_POLL_S = 5.0
 
 
 async def run(service: LicensingService) -> None:
-    """Until cancelled: establish the serial, load the licences, then publish the entitlements
+    """Until cancelled: establish the serial, load the licenses, then publish the entitlements
     (and the serial), follow the meter and watch the folder."""
     try:
         service.store.ensure()
     except OSError as error:
-        log.error("cannot create the licence folder %s: %s", service.store.folder, error)
+        log.error("cannot create the license folder %s: %s", service.store.folder, error)
     service.establish_serial()
     service.load()
     service.loaded.set()
@@ -44,7 +44,7 @@ async def run(service: LicensingService) -> None:
             {
                 "entitlement publisher": lambda: publish_entitlements(service),
                 "stream follower": follower.run,
-                "licence folder": lambda: watch_folder(service),
+                "license folder": lambda: watch_folder(service),
             }
         )
     finally:
@@ -74,7 +74,7 @@ async def publish_entitlements(service: LicensingService) -> None:
 
 
 async def watch_folder(service: LicensingService) -> None:
-    """Reload the licences when their folder changed by hand (a file copied in over SSH or by
+    """Reload the licenses when their folder changed by hand (a file copied in over SSH or by
     configuration management, edited or deleted), within FOLDER_POLL_S."""
     folder = service.store.folder
     while True:
@@ -82,9 +82,9 @@ async def watch_folder(service: LicensingService) -> None:
         try:
             if not service.folder_changed():
                 continue
-            log.info("the licence folder %s changed; reloading", folder)
+            log.info("the license folder %s changed; reloading", folder)
             service.load()
         except OSError as error:  # e.g. the folder's volume went away: try again later
-            log.warning("cannot look at the licence folder %s: %s", folder, error)
+            log.warning("cannot look at the license folder %s: %s", folder, error)
             continue
         service.wake()

@@ -1,9 +1,9 @@
-"""The licensing service's running state: licences in, entitlement records out.
+"""The licensing service's running state: licenses in, entitlement records out.
 
-Consumes the licence folder, uploads (`install`/`remove`), the readings stream (meter id and
+Consumes the license folder, uploads (`install`/`remove`), the readings stream (meter id and
 meter time) and a clock; produces the per-feature records and change notifications in Redis
 (`services.licensing.publish`), metrics, and expiry warnings in the log. Re-evaluates when a
-licence is installed or removed, when the meter changes, and at every validity boundary (a
+license is installed or removed, when the meter changes, and at every validity boundary (a
 timer, capped at `MAX_WAIT_S` in case the system clock jumps). The loops that drive it are in
 `services.licensing.running`.
 """
@@ -22,9 +22,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from shared.identity import choose_serial
-from shared.licence import (
+from shared.license import (
     KeyFileError,
-    LicenceError,
+    LicenseError,
     Signed,
     check,
     format_time,
@@ -45,7 +45,7 @@ from .metrics import (
 )
 from .publish import TIME_FLOOR_KEY, parse_floor, publish
 from .settings import LicensingSettings
-from .store import LicenceStore
+from .store import LicenseStore
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +68,13 @@ class LicensingService:
         self.keys = keys
         self.local_keys: dict[str, Ed25519PublicKey] = {}  # the box's own, from the folder
         self.clock = clock
-        self.store = LicenceStore(settings.license_dir)
+        self.store = LicenseStore(settings.license_dir)
         self.serial: str | None = settings.serial
-        self.licences: dict[str, Signed] = {}
+        self.licenses: dict[str, Signed] = {}
         self.meter_id: str | None = None
         self.meter_ts = self.store.read_meter_time()
         # the highest time judged by (system clock or meter), kept in the folder and in Redis:
-        # deleting one of them does not let a clock turned back revive an expired licence
+        # deleting one of them does not let a clock turned back revive an expired license
         self.floor = self.meter_ts
         self._floor_restored = False  # the one in Redis is read at the first evaluation
         self._folder_seen: tuple[tuple[str, int, int], ...] = ()  # see folder_changed
@@ -85,10 +85,10 @@ class LicensingService:
         self._warned: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._evaluated = asyncio.Event()  # replaced by a fresh one after each evaluation
-        self.loaded = asyncio.Event()  # the serial is known and the licence files were read
+        self.loaded = asyncio.Event()  # the serial is known and the license files were read
         self.evaluations = 0
 
-    # ------------------------------------------------------------ time and licences
+    # ------------------------------------------------------------ time and licenses
 
     def now(self) -> int:
         """System clock, meter time or the highest time judged by before, whichever is later
@@ -100,11 +100,11 @@ class LicensingService:
         try:
             self.local_keys = load_local_keys(self.store.folder)
         except KeyFileError as error:
-            log.warning("ignoring the box's own licence key: %s", error)
+            log.warning("ignoring the box's own license key: %s", error)
             self.local_keys = {}
 
     def load(self) -> None:
-        """(Re)load every licence file; files that fail are logged, counted and skipped."""
+        """(Re)load every license file; files that fail are logged, counted and skipped."""
         self._folder_seen = self.store.fingerprint()
         self.load_local_keys()
         loaded: dict[str, Signed] = {}
@@ -112,79 +112,79 @@ class LicensingService:
             try:
                 signed = read_signed(path.read_bytes(), self.keys, self.local_keys)
                 # serial and use now; the validity window at each evaluation
-                start = signed.licence.not_before_ms
-                check(signed.licence, serial=self.serial, use=self.settings.use, now=start)
-            except LicenceError as error:
+                start = signed.license.not_before_ms
+                check(signed.license, serial=self.serial, use=self.settings.use, now=start)
+            except LicenseError as error:
                 REFUSED.labels(error.reason).inc()
-                log.warning("skipping licence file %s: %s", path, error)
+                log.warning("skipping license file %s: %s", path, error)
                 continue
             except OSError as error:
                 REFUSED.labels("unreadable").inc()
-                log.warning("cannot read licence file %s: %s", path, error)
+                log.warning("cannot read license file %s: %s", path, error)
                 continue
             loaded[signed.id] = signed
-        self.licences = loaded
+        self.licenses = loaded
         INSTALLED.set(len(loaded))
-        log.info("loaded %d licence(s) from %s", len(loaded), self.store.folder)
+        log.info("loaded %d license(s) from %s", len(loaded), self.store.folder)
 
     def install(self, text: bytes) -> Signed:
-        """Verify an uploaded licence fully (now, for this reader and meter), then keep it.
-        Raises LicenceError (counted, logged) and changes nothing when it is refused."""
+        """Verify an uploaded license fully (now, for this reader and meter), then keep it.
+        Raises LicenseError (counted, logged) and changes nothing when it is refused."""
         try:
             signed = read_signed(text, self.keys, self.local_keys)
             check(
-                signed.licence,
+                signed.license,
                 serial=self.serial,
                 use=self.settings.use,
                 now=self.now(),
                 meter_id=self.meter_id,
             )
-        except LicenceError as error:
+        except LicenseError as error:
             self.refused(error)
             raise
         try:
             self.store.save(signed.id, text)
         except OSError as error:
-            failure = LicenceError("storage", error)
+            failure = LicenseError("storage", error)
             self.refused(failure)
             raise failure from None
         self._folder_seen = self.store.fingerprint()  # our own change: nothing to reload
-        self.licences[signed.id] = signed
-        INSTALLED.set(len(self.licences))
+        self.licenses[signed.id] = signed
+        INSTALLED.set(len(self.licenses))
         log.info(
-            "installed licence %s (%s %s: %s, expires %s)",
+            "installed license %s (%s %s: %s, expires %s)",
             signed.id,
-            signed.licence.use,
-            signed.licence.kind,
-            ",".join(signed.licence.features),
-            signed.licence.expires or "never",
+            signed.license.use,
+            signed.license.kind,
+            ",".join(signed.license.features),
+            signed.license.expires or "never",
         )
         self.wake()
         return signed
 
-    def remove(self, licence_id: str) -> bool:
-        known = self.licences.pop(licence_id, None) is not None
-        deleted = self.store.delete(licence_id)
+    def remove(self, license_id: str) -> bool:
+        known = self.licenses.pop(license_id, None) is not None
+        deleted = self.store.delete(license_id)
         self._folder_seen = self.store.fingerprint()
         if known or deleted:
-            INSTALLED.set(len(self.licences))
-            log.info("removed licence %s", licence_id)
+            INSTALLED.set(len(self.licenses))
+            log.info("removed license %s", license_id)
             self.wake()
         return known or deleted
 
-    def refused(self, error: LicenceError) -> None:
+    def refused(self, error: LicenseError) -> None:
         REFUSED.labels(error.reason).inc()
-        log.warning("refused a licence: %s", error)
+        log.warning("refused a license: %s", error)
 
     def observe(self, reading: Reading) -> None:
-        """A reading from the stream: its meter binds licences, its time is a clock floor."""
+        """A reading from the stream: its meter binds licenses, its time is a clock floor."""
         changed = False
         if reading.meter_id and reading.meter_id != self.meter_id:
             log.info("meter %s seen on the readings stream", reading.meter_id)
             self.meter_id = reading.meter_id
             changed = True
         if reading.ts > self.meter_ts:
-            boundary = next_boundary(self.licences.values(), self.now())
+            boundary = next_boundary(self.licenses.values(), self.now())
             self.meter_ts = reading.ts
             changed = changed or (boundary is not None and self.now() >= boundary)
             self.floor = max(self.floor, self.meter_ts)
@@ -218,7 +218,7 @@ class LicensingService:
     def preview(self) -> dict[str, FeatureState]:
         """The decision now, without publishing, logging or metrics (for API answers)."""
         return evaluate(
-            self.licences.values(),
+            self.licenses.values(),
             serial=self.serial,
             use=self.settings.use,
             now=self.now(),
@@ -242,8 +242,8 @@ class LicensingService:
             FEATURE_EXPIRY.labels(feature).set(expiry)
             soon = state.granted and state.until is not None and state.until - now <= WARN_BEFORE_MS
             FEATURE_EXPIRING.labels(feature).set(int(soon))
-            if soon and state.licence is not None and state.until is not None:
-                self._warn(feature, state.licence, state.until, now)
+            if soon and state.license is not None and state.until is not None:
+                self._warn(feature, state.license, state.until, now)
         if states != self.states:
             for feature, state in states.items():
                 if self.states.get(feature) != state:
@@ -256,14 +256,14 @@ class LicensingService:
         self.states = states
         return states
 
-    def _warn(self, feature: str, licence: Signed, until: int, now: int) -> None:
-        last = self._warned.get(f"{feature}:{licence.id}")
+    def _warn(self, feature: str, license: Signed, until: int, now: int) -> None:
+        last = self._warned.get(f"{feature}:{license.id}")
         if last is not None and now - last < WARN_EVERY_MS:
             return
-        self._warned[f"{feature}:{licence.id}"] = now
+        self._warned[f"{feature}:{license.id}"] = now
         log.warning(
-            "licence %s for '%s' expires at %s (in %.1f days); install a renewal",
-            licence.id,
+            "license %s for '%s' expires at %s (in %.1f days); install a renewal",
+            license.id,
             feature,
             format_time(until),
             (until - now) / 86_400_000,
@@ -314,18 +314,18 @@ class LicensingService:
     # ------------------------------------------------------------ running
 
     def licensed_serials(self) -> list[str]:
-        """The serials the licence files in the folder name (signature checked, nothing else)."""
+        """The serials the license files in the folder name (signature checked, nothing else)."""
         serials = []
         for path in self.store.files():
             try:
-                serials.append(read_signed(path.read_bytes(), self.keys, self.local_keys).licence)
-            except (LicenceError, OSError):
+                serials.append(read_signed(path.read_bytes(), self.keys, self.local_keys).license)
+            except (LicenseError, OSError):
                 continue
-        return [licence.serial for licence in serials]
+        return [license.serial for license in serials]
 
     def establish_serial(self) -> str:
         """The reader's one serial (`shared.identity.choose_serial`: configured, else kept in the
-        folder, else named by the installed licences, else new), kept in the folder. Never
+        folder, else named by the installed licenses, else new), kept in the folder. Never
         taken from Redis: anyone who can write Redis could choose it. Published to Redis with
         every evaluation (`reevaluate`)."""
         self.load_local_keys()
@@ -353,7 +353,7 @@ class LicensingService:
         self._changed()
 
     def folder_changed(self) -> bool:
-        """Whether the licence folder changed since the service last read or wrote it (by hand:
+        """Whether the license folder changed since the service last read or wrote it (by hand:
         a file copied in, edited or deleted). Raises OSError when it cannot be looked at."""
         return self.store.fingerprint() != self._folder_seen
 
@@ -366,15 +366,15 @@ class LicensingService:
         self._wake.clear()
 
     async def until_woken(self, within: float) -> None:
-        """Return after a `wake` call (licence installed or removed, meter changed) or after
+        """Return after a `wake` call (license installed or removed, meter changed) or after
         `within` s."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), within)
 
     def next_evaluation_s(self) -> float:
-        """Seconds until the next validity boundary of a licence (at most MAX_WAIT_S)."""
+        """Seconds until the next validity boundary of a license (at most MAX_WAIT_S)."""
         now = self.now()
-        boundary = next_boundary(self.licences.values(), now)
+        boundary = next_boundary(self.licenses.values(), now)
         if boundary is None:
             return MAX_WAIT_S
         return min(MAX_WAIT_S, (boundary - now) / 1000 + 0.005)

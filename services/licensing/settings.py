@@ -19,7 +19,7 @@ class LicensingSettings(CommonSettings):
         None,
         validation_alias=AliasChoices("HANPORT_ADMIN_TOKEN", "HANPORT_LICENSING_ADMIN_TOKEN"),
         description="Bearer token that PUT/DELETE /license need (also read as "
-        "HANPORT_LICENSING_ADMIN_TOKEN). Never logged. Unset: licences are installed only "
+        "HANPORT_LICENSING_ADMIN_TOKEN). Never logged. Unset: licenses are installed only "
         "as files in HANPORT_LICENSE_DIR.",
     )
     admin_token_file: Path | None = Field(
@@ -31,7 +31,7 @@ class LicensingSettings(CommonSettings):
         "HANPORT_ADMIN_TOKEN (also read as HANPORT_LICENSING_ADMIN_TOKEN_FILE).",
     )
     license_max_bytes: int = Field(
-        16384, ge=512, le=16384, description="Largest licence upload accepted, in bytes."
+        16384, ge=512, le=16384, description="Largest license upload accepted, in bytes."
     )
 
     def admin_secret(self) -> str | None:

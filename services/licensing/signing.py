@@ -1,9 +1,9 @@
-"""Issuing licences: key pairs and signatures, for the vendor's command line only
-(`services/licensing/cli.py`). Gateways only verify (`shared.licence`) and never hold a private
+"""Issuing licenses: key pairs and signatures, for the vendor's command line only
+(`services/licensing/cli.py`). Gateways only verify (`shared.license`) and never hold a private
 key.
 
-Consumes a private key file (PEM, Ed25519) and what the licence says; produces the licence file
-text (`shared.licence` describes the format and its canonical encoding).
+Consumes a private key file (PEM, Ed25519) and what the license says; produces the license file
+text (`shared.license` describes the format and its canonical encoding).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import msgspec
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from shared.licence import (
+from shared.license import (
     ALL_FEATURES,
     DAY_MS,
     FeatureName,
     KeyFileError,
     Kind,
-    Licence,
+    License,
     Use,
     canonical,
     format_time,
@@ -66,17 +66,17 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
-def sign(licence: Licence, private: Ed25519PrivateKey) -> bytes:
-    """The licence file text for `licence`, signed with `private` (its key id must match)."""
-    if licence.key_id != key_id(private.public_key()):
-        raise ValueError("licence.key_id does not name the signing key")
-    body = msgspec.to_builtins(licence)
+def sign(license: License, private: Ed25519PrivateKey) -> bytes:
+    """The license file text for `license`, signed with `private` (its key id must match)."""
+    if license.key_id != key_id(private.public_key()):
+        raise ValueError("license.key_id does not name the signing key")
+    body = msgspec.to_builtins(license)
     signature = private.sign(canonical(body))
     document = {"licence": body, "signature": base64.b64encode(signature).decode()}
     return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
 
 
-def new_licence(
+def new_license(
     private: Ed25519PrivateKey,
     *,
     serial: str,
@@ -90,7 +90,7 @@ def new_licence(
     not_before: int | None = None,
     expires: int | None = None,
 ) -> bytes:
-    """Issue a signed licence file. `days` (or an explicit `expires` in ms) ends it; neither: it
+    """Issue a signed license file. `days` (or an explicit `expires` in ms) ends it; neither: it
     never expires. A trial always lasts `TRIAL_DAYS` unless `expires` or `days` says otherwise."""
     issued = now if now is not None else now_ms()
     issued -= issued % 1000
@@ -103,7 +103,7 @@ def new_licence(
     unknown = [f for f in wanted if f not in ALL_FEATURES]
     if unknown or not wanted:
         raise ValueError(f"features must be some of {', '.join(ALL_FEATURES)}, got {wanted}")
-    licence = Licence(
+    license = License(
         id=f"L-{secrets.token_hex(6)}",
         serial=serial,
         meter_id=meter_id,
@@ -116,4 +116,4 @@ def new_licence(
         expires=None if expires is None else format_time(expires),
         key_id=key_id(private.public_key()),
     )
-    return sign(licence, private)
+    return sign(license, private)

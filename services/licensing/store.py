@@ -1,7 +1,7 @@
-"""The licensing service's folder (`HANPORT_LICENSE_DIR`): installed licence files, the reader's
+"""The licensing service's folder (`HANPORT_LICENSE_DIR`): installed license files, the reader's
 serial and the highest meter time seen.
 
-Consumes and produces files: `<licence id>.lic` (the licence exactly as issued), `serial` (one
+Consumes and produces files: `<license id>.lic` (the license exactly as issued), `serial` (one
 line), `meter-time` (ms since the epoch, a floor that survives restarts, so turning the system
 clock back while the meter is silent revives nothing). Writes are atomic (temp file + rename).
 """
@@ -20,7 +20,7 @@ METER_TIME_FILE = "meter-time"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-class LicenceStore:
+class LicenseStore:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
@@ -33,7 +33,7 @@ class LicenceStore:
         return sorted(p for p in self.folder.iterdir() if p.suffix == SUFFIX and p.is_file())
 
     def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
-        """Name, modification time (ns) and size of every licence file: what changes when a file
+        """Name, modification time (ns) and size of every license file: what changes when a file
         is copied in, edited or removed by hand."""
         marks = []
         for path in self.files():
@@ -44,19 +44,19 @@ class LicenceStore:
             marks.append((path.name, stat.st_mtime_ns, stat.st_size))
         return tuple(marks)
 
-    def path_for(self, licence_id: str) -> Path:
-        if not _SAFE_ID.match(licence_id):
-            raise ValueError(f"licence id {licence_id!r} is not a safe file name")
-        return self.folder / f"{licence_id}{SUFFIX}"
+    def path_for(self, license_id: str) -> Path:
+        if not _SAFE_ID.match(license_id):
+            raise ValueError(f"license id {license_id!r} is not a safe file name")
+        return self.folder / f"{license_id}{SUFFIX}"
 
-    def save(self, licence_id: str, text: bytes) -> Path:
-        path = self.path_for(licence_id)
+    def save(self, license_id: str, text: bytes) -> Path:
+        path = self.path_for(license_id)
         self._write(path, text)
         return path
 
-    def delete(self, licence_id: str) -> bool:
+    def delete(self, license_id: str) -> bool:
         try:
-            self.path_for(licence_id).unlink()
+            self.path_for(license_id).unlink()
         except (FileNotFoundError, ValueError):
             return False
         return True

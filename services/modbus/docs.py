@@ -142,12 +142,12 @@ seconds (60; silent, sending a frame too slowly, or not reading its answers) is 
 for a master that polls less often than once a minute. Both are counted and logged at most once a
 minute; docs/security.md has the measurements.
 
-## Licence
+## License
 
-Modbus needs an activation licence (`docs/licensing.md`). Without one the port is **closed**:
+Modbus needs an activation license (`docs/licensing.md`). Without one the port is **closed**:
 connections are refused, the log says why (`Modbus TCP port ... stays closed: <reason>`), and
-`hanport_modbus_licensed` is 0. The port opens within seconds of a licence arriving, without a
-restart, and closes (dropping connected clients) when the licence is removed or expires.
+`hanport_modbus_licensed` is 0. The port opens within seconds of a license arriving, without a
+restart, and closes (dropping connected clients) when the license is removed or expires.
 
 ## Metrics
 

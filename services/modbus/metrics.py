@@ -34,7 +34,7 @@ DATA_AGE = Gauge(
 )
 LICENSED = Gauge(
     "hanport_modbus_licensed",
-    "1 while a licence grants Modbus and the port is open; 0 while the port is closed for lack "
+    "1 while a license grants Modbus and the port is open; 0 while the port is closed for lack "
     "of one (the log says why).",
 )
 ENCODE_ERRORS = Counter(

@@ -1,12 +1,12 @@
 """The Modbus service: follows the readings stream into the register store, and opens the TCP
-port only while a licence grants Modbus.
+port only while a license grants Modbus.
 
 Consumes the readings stream (`shared.follow.Follower`, no polling: the newest reading of each
 XREAD's batch) and the `modbus` entitlement (`shared.gate.while_granted`);
 produces a Modbus TCP server on HANPORT_MODBUS_HOST:HANPORT_MODBUS_PORT. Without the entitlement
 the port is closed (clients get "connection refused"), the log says why and
-`hanport_modbus_licensed` is 0; it opens as soon as a licence arrives and closes, dropping its
-clients, when the licence goes away.
+`hanport_modbus_licensed` is 0; it opens as soon as a license arrives and closes, dropping its
+clients, when the license goes away.
 """
 
 from __future__ import annotations
@@ -73,13 +73,13 @@ def follower(stream: ReadingStream, store: RegisterStore) -> Follower:
 
 
 def reporter(where: str) -> Report:
-    """What the service says when the licence for the port changes."""
+    """What the service says when the license for the port changes."""
 
     def report(change: Change, decision: Decision) -> None:
         if change == "refused":
             LICENSED.set(0)
             log.warning(
-                "Modbus TCP port %s stays closed: %s. Install a licence that grants 'modbus' "
+                "Modbus TCP port %s stays closed: %s. Install a license that grants 'modbus' "
                 "(see docs/licensing.md); the port opens as soon as it arrives.",
                 where,
                 decision.reason,
@@ -96,7 +96,7 @@ async def serve_while_licensed(
     entitlements: EntitlementSource,
     state: PortState | None = None,
 ) -> None:
-    """The port is open exactly while a licence grants Modbus (`shared.gate.while_granted`)."""
+    """The port is open exactly while a license grants Modbus (`shared.gate.while_granted`)."""
     where = f"{settings.modbus_host}:{settings.modbus_port}"
     port = state or PortState()
 
@@ -106,7 +106,7 @@ async def serve_while_licensed(
             LICENSED.set(1)
             port.set(True)
             log.info("Modbus TCP listening on %s (%s)", where, entitlements.decide(FEATURE).reason)
-            await asyncio.Event().wait()  # until the licence goes (or the service stops)
+            await asyncio.Event().wait()  # until the license goes (or the service stops)
         finally:
             await server.stop()
             LICENSED.set(0)

@@ -7,7 +7,7 @@ message made from it (PUBACK for QoS 1, PUBCOMP for QoS 2, written for QoS 0); u
 stays pending, so a lost connection or a crash loses nothing.
 
 Here: start-up (serial, topics, group), the tasks that run under `shared.supervise` (the
-delivery behind the licence gate `shared.gate.while_granted`, the entitlements, the
+delivery behind the license gate `shared.gate.while_granted`, the entitlements, the
 housekeeping), and each connection: connect with backoff, publish `online`, run the delivery
 (`services.mqtt.delivery`), the raw topic (`services.mqtt.raw`) and the Home Assistant status
 watch until the connection ends, and `offline` when stopping. The messages themselves are built
@@ -41,7 +41,7 @@ from .connection import OFFLINE, ONLINE, ConfigError, explain, lost_hint, make_c
 from .delivery import ConnectionLost, Delivery
 from .discovery import SENSORS
 from .housekeeping import FORGET_IDLE_MS, forget_gone_replicas, watch_backlog
-from .licence import FEATURE, report
+from .license import FEATURE, report
 from .raw import RawForwarder
 from .settings import MqttSettings
 from .topics import Topics
@@ -117,7 +117,7 @@ class Bridge:
         await run_supervised(works)  # a Fatal error ends them all, and the service
 
     async def _start_up(self, entitlements: Entitlements | None) -> Topics:
-        """The serial, the topics, the consumer group and the installed licence (so the gate
+        """The serial, the topics, the consumer group and the installed license (so the gate
         decides on it, not on none yet); waits out any Redis error (an outage, or an error reply
         such as NOPERM while an ACL is being set up), one line per attempt."""
         backoff = Backoff()
@@ -229,7 +229,7 @@ class Bridge:
             tasks.append(asyncio.create_task(self._forward_raw(client)))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:  # stopping (signal or licence gone): say so, cleanly
+        except asyncio.CancelledError:  # stopping (signal or license gone): say so, cleanly
             await self._stop(client, *tasks)
             out.cancel()
             raise

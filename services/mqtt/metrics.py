@@ -41,7 +41,7 @@ CONNECT_FAILURES = Counter(
 SUBSCRIBE_REFUSED = Counter(
     "hanport_mqtt_subscribe_refused_total", "Subscriptions the broker refused, by topic.", ["topic"]
 )
-LICENSED = Gauge("hanport_mqtt_licensed", "1 while a licence grants MQTT, else 0 (held off).")
+LICENSED = Gauge("hanport_mqtt_licensed", "1 while a license grants MQTT, else 0 (held off).")
 PUBLISH_LATENCY = Histogram(
     "hanport_mqtt_publish_latency_seconds",
     "From handing a reading's message to the client until the broker confirmed it.",

@@ -125,7 +125,7 @@ def ctx(request: Request) -> Context:
 
 
 def read_access(request: Request) -> Context:
-    """The licence/token check for readings (delegates to the one `Guard`)."""
+    """The license/token check for readings (delegates to the one `Guard`)."""
     context = ctx(request)
     refusal = context.guard.check(
         "read", request.headers.get("authorization"), request.scope.get("query_string", b"")
@@ -153,7 +153,7 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
     401: {"model": models.Error, "description": "A token is required and was missing or unknown."},
     403: {
         "model": models.Error,
-        "description": "Token lacks the scope, or (commercial use) no licence for 'rest'.",
+        "description": "Token lacks the scope, or (commercial use) no license for 'rest'.",
     },
 }
 BAD: dict[int | str, dict[str, Any]] = {

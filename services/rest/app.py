@@ -71,7 +71,7 @@ WS_OPERATION: dict[str, Any] = {
             "description": "A token is required (HANPORT_REST_READ_AUTH) and was missing "
             "or unknown."
         },
-        "403": {"description": "No licence for 'rest' (commercial use) or token lacks 'read'."},
+        "403": {"description": "No license for 'rest' (commercial use) or token lacks 'read'."},
         "426": {
             "description": "A plain HTTP request (no `Upgrade: websocket`): connect as a "
             "WebSocket.",
@@ -194,7 +194,7 @@ def create_app(settings: RestSettings, tokens: Tokens | None = None) -> ASGIApp:
             )
         )
         # Answer from the first request on with the newest reading and, in commercial use, the
-        # verified licence (when Redis answers quickly); after HANPORT_REST_STARTUP_WAIT, anyway.
+        # verified license (when Redis answers quickly); after HANPORT_REST_STARTUP_WAIT, anyway.
         waits: list[Awaitable[object]] = [state.loaded.wait()]
         if settings.use == "commercial":
             waits.append(entitlements.wait_until("rest", granted=True))

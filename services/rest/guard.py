@@ -1,4 +1,4 @@
-"""The one gate every reading endpoint passes: bearer-token scope, then the REST licence.
+"""The one gate every reading endpoint passes: bearer-token scope, then the REST license.
 
 Consumes the request's `Authorization` header (or `access_token` query parameter, for browsers'
 EventSource and WebSocket, which cannot set headers); produces None (go ahead) or a `Refusal`
@@ -62,7 +62,7 @@ class Guard:
             if refusal is not None:
                 return refusal
         if scope == "read":
-            return self._check_licence()
+            return self._check_license()
         return None
 
     def check_asgi(self, scope_needed: str, scope: MutableMapping[str, Any]) -> Refusal | None:
@@ -97,7 +97,7 @@ class Guard:
             return _refusal(403, "forbidden", f"this token lacks the '{scope}' scope")
         return None
 
-    def _check_licence(self) -> Refusal | None:
+    def _check_license(self) -> Refusal | None:
         if self.entitlements is None:
             return None
         decision = self.entitlements.decide("rest")
@@ -106,7 +106,7 @@ class Guard:
         return _refusal(
             403,
             "unlicensed",
-            f"the REST interface needs a licence for the 'rest' feature: {decision.reason}",
+            f"the REST interface needs a license for the 'rest' feature: {decision.reason}",
             feature="rest",
             use=self.entitlements.settings.use,
         )

@@ -49,7 +49,7 @@ class RestSettings(CommonSettings):
         3.0,
         ge=0,
         description="Seconds a starting replica waits for the newest reading (and, in "
-        "commercial use, its licence) before it serves anyway.",
+        "commercial use, its license) before it serves anyway.",
     )
     rest_reader_name: str = Field("hanport", description="The reader's name in `/han`.")
     rest_access_log: bool = Field(False, description="Log every HTTP request (uvicorn access log).")

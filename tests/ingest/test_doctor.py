@@ -97,8 +97,8 @@ def test_a_good_p1_meter_exits_0(tmp_path: Path, redis_server: RedisServer) -> N
     assert lines(result, "crc") == ["ok    crc         CRC OK (3 ok)"]
     # Neither ingest nor licensing ran: notes say so (they do not change the exit status).
     assert lines(result, "ingest")[0].startswith("note  ingest      no ingest service reported")
-    assert lines(result, "licence") == [
-        "note  licence     no licence records: the licensing service has not run",
+    assert lines(result, "license") == [
+        "note  license     no license records: the licensing service has not run",
         "fix: start it: `hanport licensing`",
     ]
     assert result.stdout.endswith("data flows (readings decode, Redis answers): yes\n")
@@ -148,12 +148,12 @@ async def test_ingest_keeps_its_source_status_in_redis_and_doctor_reads_it(
     assert "HANPORT_SOURCE" in fix
 
 
-async def test_licence_records_are_reported(tmp_path: Path, redis_server: RedisServer) -> None:
+async def test_license_records_are_reported(tmp_path: Path, redis_server: RedisServer) -> None:
     """The records the licensing service writes, one line per feature."""
     redis = await connect(redis_server.url)
     try:
         for record in (
-            Record(feature="rest", granted=True, reason="consumer use needs no licence"),
+            Record(feature="rest", granted=True, reason="consumer use needs no license"),
             Record(feature="mqtt", granted=False, reason="no activation installed"),
         ):
             await redis.set(record_key(record.feature), encode_record(record))
@@ -162,11 +162,11 @@ async def test_licence_records_are_reported(tmp_path: Path, redis_server: RedisS
     result = await asyncio.to_thread(
         doctor, tmp_path, redis_server.url, HANPORT_SOURCE=str(tmp_path / "none")
     )
-    assert lines(result, "licence") == [
-        "ok    licence     rest: granted (consumer use needs no licence)",
-        "note  licence     mqtt: not granted (no activation installed)",
-        "fix: install a licence: docs/licensing.md (`curl -s localhost:8090/license` says more)",
-        "note  licence     modbus: no record",
+    assert lines(result, "license") == [
+        "ok    license     rest: granted (consumer use needs no license)",
+        "note  license     mqtt: not granted (no activation installed)",
+        "fix: install a license: docs/licensing.md (`curl -s localhost:8090/license` says more)",
+        "note  license     modbus: no record",
     ]
 
 

@@ -23,7 +23,7 @@ def test_make_run_starts_redis_and_ingest_and_stops_cleanly(tmp_path: Path) -> N
         "HANPORT_SIMULATOR_INTERVAL": "0.1",
         "HANPORT_METRICS_PORT": "0",
         "HANPORT_LOG_FORMAT": "text",
-        "XDG_DATA_HOME": str(tmp_path),  # its Redis data and licences
+        "XDG_DATA_HOME": str(tmp_path),  # its Redis data and licenses
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "services.run"],

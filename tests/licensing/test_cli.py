@@ -1,5 +1,5 @@
 """`hanport license keygen|issue|trial|verify|show` through the real `hanport` dispatcher, and
-the licence model underneath: canonical encoding, key rotation, readable output."""
+the license model underneath: canonical encoding, key rotation, readable output."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from services.cli import main as hanport
-from shared.licence import (
+from shared.license import (
     DAY_MS,
     KeyFileError,
-    LicenceError,
+    LicenseError,
     canonical,
     load_public_keys,
     now_ms,
@@ -40,15 +40,15 @@ def test_keygen_issue_verify_show(tmp_path: Path, capsys: pytest.CaptureFixture[
     argv += ["--days", "30", "--licensee", "Ada", "--out", str(out)]
     assert hanport(argv) == 0
     document = json.loads(out.read_text())
-    licence = document["licence"]
-    assert licence["serial"] == "HP1" and licence["meter_id"] == "M1"
-    assert licence["features"] == ["mqtt", "modbus"] and licence["licensee"] == "Ada"
-    assert parse_time(licence["expires"]) - parse_time(licence["not_before"]) == 30 * DAY_MS
-    assert canonical(licence) == json.dumps(licence, sort_keys=True, separators=(",", ":")).encode()
+    license = document["licence"]
+    assert license["serial"] == "HP1" and license["meter_id"] == "M1"
+    assert license["features"] == ["mqtt", "modbus"] and license["licensee"] == "Ada"
+    assert parse_time(license["expires"]) - parse_time(license["not_before"]) == 30 * DAY_MS
+    assert canonical(license) == json.dumps(license, sort_keys=True, separators=(",", ":")).encode()
     capsys.readouterr()
 
     assert hanport(["license", "verify", "--public-key", str(public), str(out)]) == 0
-    assert "valid: licence " + licence["id"] in capsys.readouterr().out
+    assert "valid: license " + license["id"] in capsys.readouterr().out
     # a folder of keys works too
     assert hanport(["license", "verify", "--public-key", str(public.parent), str(out)]) == 0
     capsys.readouterr()
@@ -81,9 +81,9 @@ def test_trial_is_commercial_all_features_21_days(
     argv = ["license", "trial", "--key", str(private), "--serial", "HP1", "--out", str(out)]
     assert hanport(argv) == 0
     signed = read_signed(out.read_bytes(), load_public_keys(public))
-    assert signed.licence.kind == "trial" and signed.licence.use == "commercial"
-    assert signed.licence.features == ["rest", "mqtt", "modbus"]
-    assert signed.licence.expires_ms == signed.licence.not_before_ms + 21 * DAY_MS
+    assert signed.license.kind == "trial" and signed.license.use == "commercial"
+    assert signed.license.features == ["rest", "mqtt", "modbus"]
+    assert signed.license.expires_ms == signed.license.not_before_ms + 21 * DAY_MS
     verify(out.read_bytes(), load_public_keys(public), serial="HP1", use="commercial", now=now_ms())
 
 
@@ -111,21 +111,21 @@ def test_key_rotation_trusts_every_key_in_the_folder(
     trusted.mkdir()
     for public in (old_public, new_public):
         (trusted / public.name).write_bytes(public.read_bytes())
-    licences = {}
+    licenses = {}
     for name, private in (("old", old_private), ("new", new_private)):
         out = tmp_path / f"{name}.lic"
         argv = ["license", "trial", "--key", str(private), "--serial", "HP1", "--out", str(out)]
         assert hanport(argv) == 0
-        licences[name] = out.read_bytes()
+        licenses[name] = out.read_bytes()
     keys = load_public_keys(trusted)
     assert len(keys) == 2
-    for text in licences.values():
+    for text in licenses.values():
         read_signed(text, keys)
     (trusted / old_public.name).unlink()  # the old key retired
-    with pytest.raises(LicenceError) as error:
-        read_signed(licences["old"], load_public_keys(trusted))
+    with pytest.raises(LicenseError) as error:
+        read_signed(licenses["old"], load_public_keys(trusted))
     assert error.value.reason == "unknown_key"
-    read_signed(licences["new"], load_public_keys(trusted))
+    read_signed(licenses["new"], load_public_keys(trusted))
 
 
 def test_unusable_key_locations_are_named(tmp_path: Path) -> None:

@@ -23,11 +23,11 @@ from shared.entitlements import (
     encode_record,
     record_key,
 )
-from shared.licence import load_public_keys, now_ms
+from shared.license import load_public_keys, now_ms
 from shared.reading import Reading
 from shared.settings import CommonSettings
 from shared.stream import ReadingStream, connect
-from tests.licensing_helpers import env_for, grant, issue, make_keys, publish_licence, revoke
+from tests.licensing_helpers import env_for, grant, issue, make_keys, publish_license, revoke
 from tests.servers import RedisServer
 
 SERIAL = "HPTEST0001"
@@ -81,7 +81,7 @@ async def test_grant_then_revoke_wakes_waiters(
         assert entitlements.decide("rest").granted  # free in consumer use
         await grant(redis_server.url, tmp_path, SERIAL, ["mqtt", "modbus"])
         decision = await asyncio.wait_for(entitlements.wait_until("mqtt", granted=True), WAIT)
-        assert decision.granted and decision.licence_id is not None
+        assert decision.granted and decision.license_id is not None
         assert decision.until is None  # an activation is perpetual
         assert entitlements.decide("modbus").granted
         await revoke(redis_server.url, ["mqtt"])
@@ -90,7 +90,7 @@ async def test_grant_then_revoke_wakes_waiters(
         assert entitlements.decide("modbus").granted
 
 
-async def test_licence_expiry_stops_feature_without_any_event(
+async def test_license_expiry_stops_feature_without_any_event(
     redis_server: RedisServer, redis: Redis, tmp_path: Path
 ) -> None:
     env = await grant(redis_server.url, tmp_path, SERIAL, ["modbus"], expires_in_s=2)
@@ -99,7 +99,7 @@ async def test_licence_expiry_stops_feature_without_any_event(
         assert decision.until is not None
         decision = await asyncio.wait_for(entitlements.wait_until("modbus", granted=False), WAIT)
         assert "expired" in decision.reason
-        assert now_ms() >= entitlements._held["modbus"].licence.expires_ms  # type: ignore[operator]
+        assert now_ms() >= entitlements._held["modbus"].license.expires_ms  # type: ignore[operator]
 
 
 async def test_hand_written_record_grants_nothing(
@@ -110,21 +110,21 @@ async def test_hand_written_record_grants_nothing(
     async with following(redis, env) as entitlements:
         await asyncio.wait_for(entitlements.wait_until("rest", granted=False), WAIT)
         before = refused("malformed")
-        forged = Record(feature="rest", granted=True, reason="trust me", licence_id="L-forged")
+        forged = Record(feature="rest", granted=True, reason="trust me", license_id="L-forged")
         await redis.set(record_key("rest"), encode_record(forged))
         await redis.publish(CHANNEL, "rest")
         await asyncio.wait_for(_until(entitlements, lambda: refused("malformed") > before), WAIT)
         decision = entitlements.decide("rest")
         assert not decision.granted
-        assert "no signed licence" in decision.reason
+        assert "no signed license" in decision.reason
 
-        # a real licence with its expiry edited by hand: the signature no longer matches
+        # a real license with its expiry edited by hand: the signature no longer matches
         private, _ = make_keys(tmp_path)
         text = issue(private, serial=SERIAL, features=["rest"], use="commercial", days=1)
         edited = re.sub(rb'"expires": "\d{4}', b'"expires": "2099', text)
         assert edited != text
         before = refused("bad_signature")
-        forged = Record(feature="rest", granted=True, reason="edited", licence=edited.decode())
+        forged = Record(feature="rest", granted=True, reason="edited", license=edited.decode())
         await redis.set(record_key("rest"), encode_record(forged))
         await redis.publish(CHANNEL, "rest")
         await asyncio.wait_for(
@@ -134,7 +134,7 @@ async def test_hand_written_record_grants_nothing(
         assert "bad_signature" in entitlements.decide("rest").reason
 
 
-async def test_consumer_licence_refused_in_commercial_use(
+async def test_consumer_license_refused_in_commercial_use(
     redis_server: RedisServer, redis: Redis, tmp_path: Path
 ) -> None:
     env = await grant(redis_server.url, tmp_path, SERIAL, ["rest", "mqtt"], use="consumer")
@@ -148,7 +148,7 @@ async def test_consumer_licence_refused_in_commercial_use(
         assert "consumer" in entitlements.decide("mqtt").reason
 
 
-async def test_other_readers_licence_refused(
+async def test_other_readers_license_refused(
     redis_server: RedisServer, redis: Redis, tmp_path: Path
 ) -> None:
     env = await grant(redis_server.url, tmp_path, "HPOTHER0002", ["mqtt"])
@@ -183,12 +183,12 @@ async def test_meter_time_ahead_defeats_clock_rollback(
         not_before_ms=real - 10 * 86_400_000,
         expires_ms=real + 3_600_000,
     )
-    await publish_licence(redis_server.url, text, public)
+    await publish_license(redis_server.url, text, public)
     env = env_for(redis_server.url, public, SERIAL, "consumer")
     rolled_back = real - 86_400_000  # system clock turned back a day
     async with following(redis, env, clock=lambda: rolled_back) as entitlements:
         await asyncio.wait_for(entitlements.wait_until("mqtt", granted=True), WAIT)
-        # the meter says it is two hours later: past the licence's expiry
+        # the meter says it is two hours later: past the license's expiry
         meter = Reading(ts=real + 2 * 3_600_000, received=rolled_back, meter_id="M1")
         await ReadingStream(redis, "hanport:readings").add(meter)
         await redis.publish(CHANNEL, "")
@@ -203,15 +203,15 @@ async def _until(entitlements: Entitlements, predicate: Callable[[], Any]) -> No
     await entitlements.wait_for(predicate)
 
 
-async def test_licence_that_starts_later_grants_at_its_start(
+async def test_license_that_starts_later_grants_at_its_start(
     redis_server: RedisServer, redis: Redis, tmp_path: Path
 ) -> None:
     private, public = make_keys(tmp_path)
     start = now_ms() + 1500
-    start -= start % 1000  # licence times have whole seconds
+    start -= start % 1000  # license times have whole seconds
     start += 1000
     text = issue(private, serial=SERIAL, features=["mqtt"], not_before_ms=start)
-    await publish_licence(redis_server.url, text, public)
+    await publish_license(redis_server.url, text, public)
     async with following(
         redis, env_for(redis_server.url, public, SERIAL, "consumer")
     ) as entitlements:
@@ -237,6 +237,6 @@ async def test_a_deeply_nested_record_is_refused_and_the_rest_keeps_serving(
         await asyncio.wait_for(entitlements.wait_until("mqtt", granted=False), WAIT)
         assert refused("too_deep") == before + 1
         assert entitlements.decide("modbus").granted
-        # still following: the real licence, published again, grants again
+        # still following: the real license, published again, grants again
         await grant(redis_server.url, tmp_path, SERIAL, ["mqtt"])
         await asyncio.wait_for(entitlements.wait_until("mqtt", granted=True), WAIT)

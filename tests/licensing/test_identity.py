@@ -27,7 +27,7 @@ from shared.entitlements import (
     record_key,
 )
 from shared.identity import SERIAL_KEY, wait_for_serial
-from shared.licence import FeatureName, load_public_keys, now_ms
+from shared.license import FeatureName, load_public_keys, now_ms
 from shared.reading import Reading
 from shared.settings import CommonSettings
 from shared.stream import ReadingStream, connect
@@ -37,7 +37,7 @@ from tests.mqtt.support import Subscriber, reading
 from tests.servers import MosquittoServer, RedisServer, free_port
 
 SERIAL = "HPTEST0001"
-OTHER = "HPOTHER0001"  # another reader, with a genuine licence of its own
+OTHER = "HPOTHER0001"  # another reader, with a genuine license of its own
 WAIT = 10.0
 
 
@@ -129,11 +129,11 @@ def log_of(tmp_path: Path, module: str) -> str:
 async def test_every_service_waits_for_the_serial_licensing_establishes(
     redis_server: RedisServer, redis: Redis, procs: Processes, tmp_path: Path
 ) -> None:
-    """Licences in the folder, its `serial` file lost, Redis empty (a lost volume, `make run`):
+    """Licenses in the folder, its `serial` file lost, Redis empty (a lost volume, `make run`):
     REST and Modbus start first and wait; none makes a serial up; licensing takes the serial
-    the installed licences name, and every service then uses that one."""
+    the installed licenses name, and every service then uses that one."""
     private, public = make_keys(tmp_path)
-    folder = tmp_path / "licences"
+    folder = tmp_path / "licenses"
     folder.mkdir()
     (folder / "activation.lic").write_bytes(issue(private, serial=SERIAL, features=["modbus"]))
     env = common_env(redis_server.url, public, folder, "consumer")
@@ -181,7 +181,7 @@ async def test_licensing_keeps_the_serial_when_redis_is_emptied(
     _private, public = make_keys(tmp_path)
     settings = LicensingSettings(
         redis_url=redis_server.url,
-        license_dir=tmp_path / "licences",
+        license_dir=tmp_path / "licenses",
         license_public_keys=str(public),
         _env_file=None,  # type: ignore[call-arg]
     )
@@ -196,7 +196,7 @@ async def test_licensing_keeps_the_serial_when_redis_is_emptied(
 async def test_a_waiting_service_takes_the_folder_serial_not_the_one_in_redis(
     redis: Redis, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "licences"
+    folder = tmp_path / "licenses"
     folder.mkdir()
     await redis.set(SERIAL_KEY, OTHER)  # written by anyone with Redis access
     waiting = asyncio.create_task(wait_for_serial(None, folder, redis))
@@ -217,7 +217,7 @@ async def test_the_mqtt_bridge_publishes_only_under_the_established_serial(
     and Home Assistant saw a new device. Now every topic it publishes (discovery included)
     names the one serial."""
     private, public = make_keys(tmp_path)
-    folder = tmp_path / "licences"
+    folder = tmp_path / "licenses"
     folder.mkdir()
     (folder / "activation.lic").write_bytes(issue(private, serial=SERIAL, features=["mqtt"]))
     env = common_env(redis_server.url, public, folder, "consumer")
@@ -243,14 +243,14 @@ async def test_the_mqtt_bridge_publishes_only_under_the_established_serial(
 
 
 async def forge(redis: Redis, text: bytes, features: list[FeatureName]) -> None:
-    """The attack: point the serial at another reader and publish its genuine licence."""
+    """The attack: point the serial at another reader and publish its genuine license."""
     records = {
         feature: Record(
             feature=feature,
             granted=True,
             reason="by hand",
-            licence_id="L-other",
-            licence=text.decode(),
+            license_id="L-other",
+            license=text.decode(),
             updated=now_ms(),
         )
         for feature in features
@@ -267,10 +267,10 @@ async def test_redis_serial_and_records_for_another_reader_grant_nothing(
     redis_server: RedisServer, redis: Redis, procs: Processes, tmp_path: Path
 ) -> None:
     """Commercial use, nothing licensed for this reader: `SET hanport:serial` to another reader
-    and that reader's genuine commercial licence in the records, rewritten every 0.2 s for 4 s,
+    and that reader's genuine commercial license in the records, rewritten every 0.2 s for 4 s,
     opens neither REST nor Modbus (it did within 2 s)."""
     private, public = make_keys(tmp_path)
-    folder = tmp_path / "licences"
+    folder = tmp_path / "licenses"
     folder.mkdir()
     (folder / "serial").write_text(f"{SERIAL}\n")  # established earlier
     env = common_env(redis_server.url, public, folder, "commercial")
@@ -306,7 +306,7 @@ async def test_redis_serial_and_records_for_another_reader_grant_nothing(
 async def test_a_process_keeps_the_serial_it_learned_from_redis(
     redis_server: RedisServer, redis: Redis, tmp_path: Path
 ) -> None:
-    """Without HANPORT_SERIAL and without the licence folder (the weakest set-up: the serial
+    """Without HANPORT_SERIAL and without the license folder (the weakest set-up: the serial
     comes from Redis), the serial is learned once at start and kept: the attack is refused."""
     private, public = make_keys(tmp_path)
     await redis.set(SERIAL_KEY, SERIAL)
@@ -329,7 +329,7 @@ async def test_a_process_keeps_the_serial_it_learned_from_redis(
         assert entitlements.serial == SERIAL
         assert not entitlements.decide("mqtt").granted
         assert not entitlements.decide("modbus").granted
-        # this reader's own licence still grants
+        # this reader's own license still grants
         own = issue(private, serial=SERIAL, features=["mqtt"])
         await forge(redis, own, ["mqtt"])
         await asyncio.wait_for(entitlements.wait_until("mqtt", granted=True), WAIT)
@@ -342,7 +342,7 @@ async def test_a_configured_serial_is_written_where_the_other_services_read_it(
 ) -> None:
     """HANPORT_SERIAL set for licensing only, a stale `serial` file from before: the folder then
     says what licensing uses, so the other services agree with it."""
-    folder = tmp_path / "licences"
+    folder = tmp_path / "licenses"
     folder.mkdir()
     (folder / "serial").write_text("HPOLD0000001\n")
     settings = LicensingSettings(

@@ -1,6 +1,6 @@
 """End to end, as deployed: the real licensing service (`python -m services.licensing`) and a
 real interface service in their own processes, a real redis-server, real HTTP and Modbus clients.
-An interface starts and stops serving as a licence is installed over the API, expires, and is
+An interface starts and stops serving as a license is installed over the API, expires, and is
 removed, with no restart."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from shared.entitlements import CHANNEL, Record, encode_record, record_key
-from shared.licence import now_ms
+from shared.license import now_ms
 from shared.reading import Reading
 from shared.stream import ReadingStream, connect
 from tests.licensing_helpers import issue, make_keys
@@ -91,14 +91,14 @@ def licensing_env(
         "HANPORT_SERIAL": SERIAL,
         "HANPORT_USE": use,
         "HANPORT_LICENSE_PUBLIC_KEYS": str(public),
-        "HANPORT_LICENSE_DIR": str(tmp_path / "licences"),
+        "HANPORT_LICENSE_DIR": str(tmp_path / "licenses"),
         "HANPORT_ADMIN_TOKEN": TOKEN,
         "HANPORT_LICENSING_HOST": "127.0.0.1",
         "HANPORT_LICENSING_PORT": str(port),
     }
 
 
-async def test_rest_in_commercial_use_follows_the_licence(
+async def test_rest_in_commercial_use_follows_the_license(
     redis_server: RedisServer, processes: Processes, tmp_path: Path
 ) -> None:
     private, public = make_keys(tmp_path)
@@ -142,7 +142,7 @@ async def test_rest_in_commercial_use_follows_the_licence(
         assert body["error"] == "unlicensed" and body["feature"] == "rest"
 
         # a record written into Redis by hand: REST verifies it, refuses it, stays closed
-        forged = Record(feature="rest", granted=True, reason="by hand", licence_id="L-forged")
+        forged = Record(feature="rest", granted=True, reason="by hand", license_id="L-forged")
         redis = await connect(redis_server.url)
         await redis.set(record_key("rest"), encode_record(forged))
         await redis.publish(CHANNEL, "rest")
@@ -154,9 +154,9 @@ async def test_rest_in_commercial_use_follows_the_licence(
 
         await eventually(rest_refused_the_record, 10)
         assert await refused()
-        assert "commercial licence grants 'rest'" in body["message"] or "rest" in body["message"]
+        assert "commercial license grants 'rest'" in body["message"] or "rest" in body["message"]
 
-        # a full licence that runs out on its own a few seconds from now
+        # a full license that runs out on its own a few seconds from now
         expires = now_ms() + 4000
         text = issue(
             private, serial=SERIAL, features=["rest"], use="commercial", expires_ms=expires
@@ -174,17 +174,17 @@ async def test_rest_in_commercial_use_follows_the_licence(
         text = issue(private, serial=SERIAL, features=["rest"], use="commercial")
         response = await lic.put("/license", content=text, headers=auth)
         assert response.status_code == 201, response.text
-        licence_id = response.json()["installed"]["id"]
+        license_id = response.json()["installed"]["id"]
         await eventually(serving, LIMIT + SLACK)
 
-        # the licensing service dies: REST keeps the verified licence; it comes back with it
+        # the licensing service dies: REST keeps the verified license; it comes back with it
         licensing.kill()
         licensing.wait(timeout=10)
         assert await serving()
         processes.start("services.licensing", env, lic_port)
         assert await serving()
         assert (await lic.get("/license")).json()["features"]["rest"]["granted"] is True
-        assert (await lic.delete(f"/license/{licence_id}", headers=auth)).status_code == 200
+        assert (await lic.delete(f"/license/{license_id}", headers=auth)).status_code == 200
         await eventually(refused, LIMIT + SLACK)
 
         state = (await lic.get("/license")).json()
@@ -245,8 +245,8 @@ async def test_modbus_port_opens_and_closes_with_the_activation(
         response = await lic.put("/license", content=text, headers=auth)
         assert response.status_code == 201, response.text
         assert await eventually(port_open, LIMIT + SLACK) < LIMIT + SLACK
-        licence_id = response.json()["installed"]["id"]
-        assert (await lic.delete(f"/license/{licence_id}", headers=auth)).status_code == 200
+        license_id = response.json()["installed"]["id"]
+        assert (await lic.delete(f"/license/{license_id}", headers=auth)).status_code == 200
         assert await eventually(port_closed, LIMIT + SLACK) < LIMIT + SLACK
     finally:
         await lic.aclose()

@@ -1,5 +1,5 @@
 """A box someone built themselves: `hanport license self-activate` switches on MQTT and Modbus for
-consumer use with the box's own key, and that key can never make a commercial licence. Real
+consumer use with the box's own key, and that key can never make a commercial license. Real
 licensing and Modbus processes on a real redis-server; the command runs as a user runs it."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.licensing.cli import main as license_cli
-from services.licensing.signing import load_private_key, new_licence
-from shared.licence import (
+from services.licensing.signing import load_private_key, new_license
+from shared.license import (
     LOCAL_KEYS_DIR,
-    LicenceError,
+    LicenseError,
     load_local_keys,
     read_signed,
 )
@@ -58,7 +58,7 @@ async def test_self_activation_switches_on_modbus_without_any_vendor_key(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    folder = tmp_path / "licences"
+    folder = tmp_path / "licenses"
     folder.mkdir()
     (folder / "serial").write_text(f"{SERIAL}\n")  # established by the licensing service
     env = {
@@ -77,12 +77,12 @@ async def test_self_activation_switches_on_modbus_without_any_vendor_key(
     async def serving() -> bool:
         return await modbus_serves(modbus_port)
 
-    # the folder watch (5 s) picks the licence up, Modbus verifies it with the box's key
+    # the folder watch (5 s) picks the license up, Modbus verifies it with the box's key
     assert await eventually(serving, 5 + LIMIT + SLACK) < 5 + LIMIT + SLACK
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{lic_port}", timeout=5) as lic:
         state = (await lic.get("/license")).json()
     assert state["features"]["mqtt"]["granted"] and state["features"]["modbus"]["granted"]
-    assert not state["features"]["rest"]["reason"].startswith("licence")  # free, not licensed
+    assert not state["features"]["rest"]["reason"].startswith("license")  # free, not licensed
 
     # running it again reuses the box's key
     self_activate(folder, monkeypatch, capsys)
@@ -92,7 +92,7 @@ async def test_self_activation_switches_on_modbus_without_any_vendor_key(
 def test_self_activate_needs_the_serial_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    folder = tmp_path / "licences"
+    folder = tmp_path / "licenses"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HANPORT_LICENSE_DIR", str(folder))
     monkeypatch.delenv("HANPORT_SERIAL", raising=False)
@@ -118,18 +118,18 @@ def test_the_box_key_signs_nothing_beyond_a_consumer_activation(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    folder = tmp_path / "licences"
+    folder = tmp_path / "licenses"
     folder.mkdir()
     (folder / "serial").write_text(f"{SERIAL}\n")
     self_activate(folder, monkeypatch, capsys)
-    text = new_licence(
+    text = new_license(
         load_private_key(local_private(folder)),
         serial=SERIAL,
         use=use,  # type: ignore[arg-type]
         kind=kind,  # type: ignore[arg-type]
         features=features,  # type: ignore[arg-type]
     )
-    with pytest.raises(LicenceError) as refused:
+    with pytest.raises(LicenseError) as refused:
         read_signed(text, {}, local_keys(folder))
     assert refused.value.reason == "local_key_scope"
 
@@ -137,15 +137,15 @@ def test_the_box_key_signs_nothing_beyond_a_consumer_activation(
 def test_the_activation_it_writes_verifies_with_the_box_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    folder = tmp_path / "licences"
+    folder = tmp_path / "licenses"
     folder.mkdir()
     (folder / "serial").write_text(f"{SERIAL}\n")
     self_activate(folder, monkeypatch, capsys)
     (written,) = folder.glob("*.lic")
     signed = read_signed(written.read_bytes(), {}, local_keys(folder))
-    licence = signed.licence
-    assert (licence.serial, licence.use, licence.kind) == (SERIAL, "consumer", "activation")
-    assert licence.features == ["mqtt", "modbus"] and licence.expires is None
-    with pytest.raises(LicenceError) as unknown:  # not a vendor key: unknown without the folder
+    license = signed.license
+    assert (license.serial, license.use, license.kind) == (SERIAL, "consumer", "activation")
+    assert license.features == ["mqtt", "modbus"] and license.expires is None
+    with pytest.raises(LicenseError) as unknown:  # not a vendor key: unknown without the folder
         read_signed(written.read_bytes(), {})
     assert unknown.value.reason == "unknown_key"

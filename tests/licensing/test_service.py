@@ -26,11 +26,11 @@ from services.licensing.metrics import FEATURE_EXPIRING, REFUSED
 from services.licensing.running import run
 from services.licensing.service import LicensingService
 from services.licensing.settings import LicensingSettings
-from services.licensing.signing import generate_keys, load_private_key, new_licence
+from services.licensing.signing import generate_keys, load_private_key, new_license
 from shared.entitlements import FEATURES, Entitlements, decode_record, record_key
-from shared.licence import (
+from shared.license import (
     DAY_MS,
-    Licence,
+    License,
     canonical,
     key_id,
     load_public_keys,
@@ -85,7 +85,7 @@ class Harness:
         raw = await self.redis.get(record_key(feature))
         assert raw is not None
         return {
-            k: getattr(decode_record(raw), k) for k in ("granted", "reason", "until", "licence_id")
+            k: getattr(decode_record(raw), k) for k in ("granted", "reason", "until", "license_id")
         }
 
 
@@ -104,7 +104,7 @@ async def start(redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[Star
         use: str = "consumer", clock_ms: int | None = None, folder: Path | None = None
     ) -> Harness:
         private, public = make_keys(tmp_path)
-        folder = folder or tmp_path / "licences"
+        folder = folder or tmp_path / "licenses"
         settings = LicensingSettings(
             redis_url=redis_server.url,
             serial=SERIAL,
@@ -157,34 +157,34 @@ async def test_install_grants_then_delete_removes(start: Start) -> None:
     text = issue(h.private, serial=SERIAL, features=["mqtt", "modbus"])
     response = await h.put(text)
     assert response.status_code == 201, response.text
-    licence_id = response.json()["installed"]["id"]
+    license_id = response.json()["installed"]["id"]
     assert response.json()["features"]["mqtt"] == {
         "granted": True,
         "until": None,
-        "licence_id": licence_id,
-        "reason": f"licence {licence_id} (consumer activation)",
+        "licence_id": license_id,
+        "reason": f"license {license_id} (consumer activation)",
     }
     await h.until(lambda: h.service.published["modbus"].granted)
-    assert (h.folder / f"{licence_id}.lic").read_bytes() == text
+    assert (h.folder / f"{license_id}.lic").read_bytes() == text
     record = await h.record("mqtt")
-    assert record["granted"] is True and record["licence_id"] == licence_id
+    assert record["granted"] is True and record["license_id"] == license_id
 
     state = (await h.http.get("/license")).json()
     assert state["serial"] == SERIAL and state["use"] == "consumer"
-    assert [lic["id"] for lic in state["licences"]] == [licence_id]
+    assert [lic["id"] for lic in state["licences"]] == [license_id]
 
-    assert (await h.http.delete(f"/license/{licence_id}")).status_code == 401
-    response = await h.http.delete(f"/license/{licence_id}", headers=AUTH)
+    assert (await h.http.delete(f"/license/{license_id}")).status_code == 401
+    response = await h.http.delete(f"/license/{license_id}", headers=AUTH)
     assert response.status_code == 200
     assert response.json()["features"]["mqtt"]["granted"] is False
     await h.until(lambda: not h.service.published["mqtt"].granted)
-    assert not (h.folder / f"{licence_id}.lic").exists()
+    assert not (h.folder / f"{license_id}.lic").exists()
     assert (await h.record("mqtt"))["granted"] is False
-    response = await h.http.delete(f"/license/{licence_id}", headers=AUTH)
+    response = await h.http.delete(f"/license/{license_id}", headers=AUTH)
     assert response.status_code == 404 and response.json()["error"] == "not_found"
 
 
-async def test_a_licence_copied_into_the_folder_by_hand_takes_effect(
+async def test_a_license_copied_into_the_folder_by_hand_takes_effect(
     start: Start, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without the API: a file copied in grants, a bad file is refused and counted, a file
@@ -216,8 +216,8 @@ def _edit(text: bytes, pattern: bytes, replacement: bytes) -> bytes:
     return edited
 
 
-def _signed_by(private: Ed25519PrivateKey, claimed_key_id: str, licence: Licence) -> bytes:
-    body = {**licence.summary(), "key_id": claimed_key_id}
+def _signed_by(private: Ed25519PrivateKey, claimed_key_id: str, license: License) -> bytes:
+    body = {**license.summary(), "key_id": claimed_key_id}
     signature = base64.b64encode(private.sign(canonical(body))).decode()
     return json.dumps({"licence": body, "signature": signature}).encode()
 
@@ -228,8 +228,8 @@ def _cases(h: Harness, tmp_path: Path) -> dict[str, tuple[bytes, dict[str, str],
     good = issue(h.private, serial=SERIAL, features=["mqtt"], now=now)
     other_private, _ = generate_keys(tmp_path / "other-keys")
     trusted_id = key_id(load_private_key(h.private).public_key())
-    licence = json.loads(good)["licence"]
-    forged = _signed_by(load_private_key(other_private), trusted_id, Licence(**licence))
+    license = json.loads(good)["licence"]
+    forged = _signed_by(load_private_key(other_private), trusted_id, License(**license))
     return {
         "bad_signature": (
             _edit(good, rb'"serial": "HPTEST0001"', b'"serial": "HPTEST0009"'),
@@ -419,7 +419,7 @@ async def test_meter_time_ahead_defeats_clock_rollback(start: Start, tmp_path: P
     assert not again.service.states["modbus"].granted
 
 
-async def test_meter_bound_licence_follows_the_meter(start: Start) -> None:
+async def test_meter_bound_license_follows_the_meter(start: Start) -> None:
     h = await start()
     text = issue(h.private, serial=SERIAL, features=["mqtt"], meter_id="M1")
     assert (await h.put(text)).status_code == 201  # no meter seen yet: kept, not granted
@@ -431,11 +431,11 @@ async def test_meter_bound_licence_follows_the_meter(start: Start) -> None:
     assert "wrong_meter" in h.service.states["mqtt"].reason
 
 
-async def test_licences_and_serial_survive_a_restart(start: Start, tmp_path: Path) -> None:
+async def test_licenses_and_serial_survive_a_restart(start: Start, tmp_path: Path) -> None:
     h = await start()
     text = issue(h.private, serial=SERIAL, features=["modbus"])
     assert (await h.put(text)).status_code == 201
-    (h.folder / "junk.lic").write_bytes(b"not a licence")
+    (h.folder / "junk.lic").write_bytes(b"not a license")
     before = refused("malformed_json")
     again = await start(folder=h.folder)
     assert again.service.states["modbus"].granted
@@ -541,7 +541,7 @@ async def test_a_deeply_nested_upload_is_a_counted_refusal(start: Start) -> None
     assert response.json()["error"] == "too_deep"
     assert "nests deeper than 8 levels" in response.json()["detail"]
     assert refused("too_deep") == before + 1
-    # the service goes on: a valid licence installs
+    # the service goes on: a valid license installs
     good = issue(h.private, serial=SERIAL, features=["modbus"])
     assert (await h.put(good)).status_code == 201
 
@@ -564,10 +564,10 @@ async def test_a_deeply_nested_file_is_refused_and_the_folder_watch_goes_on(
     assert (await h.record("modbus"))["granted"] is True
 
 
-async def test_a_commercial_licence_signed_with_the_box_key_is_refused(
+async def test_a_commercial_license_signed_with_the_box_key_is_refused(
     start: Start, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`hanport license self-activate` made the box's own key; a commercial licence signed with
+    """`hanport license self-activate` made the box's own key; a commercial license signed with
     it (by anyone with a shell on the box) is refused on upload and in the folder."""
     monkeypatch.setattr("services.licensing.running.FOLDER_POLL_S", 0.05)
     h = await start(use="commercial")
@@ -577,7 +577,7 @@ async def test_a_commercial_licence_signed_with_the_box_key_is_refused(
     assert license_cli(["self-activate"]) == 0  # a consumer activation: nothing in commercial use
     await h.until(lambda: bool(h.service.local_keys))
     box_key = load_private_key(next((h.folder / "local-keys").glob("*.key")))
-    forged = new_licence(
+    forged = new_license(
         box_key, serial=SERIAL, use="commercial", kind="full", features=["rest", "mqtt", "modbus"]
     )
     before = refused("local_key_scope")

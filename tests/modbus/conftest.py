@@ -1,5 +1,5 @@
 """Fixtures for the Modbus tests: hand-made readings and the Modbus service running in-process
-on a free port, against the real Redis fixture and a real signed licence
+on a free port, against the real Redis fixture and a real signed license
 (tests/licensing_helpers.py). Simulated readings decoded by the real P1 decoder come from
 tests/readings.py."""
 

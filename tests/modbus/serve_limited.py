@@ -1,6 +1,6 @@
 """A Modbus server process for the attack tests: `HanportModbusServer` answering from a store
 that holds one fresh reading, built as the service builds it (limits and the metrics address
-from the HANPORT_MODBUS_* / HANPORT_METRICS_* settings), under uvloop. No Redis and no licence:
+from the HANPORT_MODBUS_* / HANPORT_METRICS_* settings), under uvloop. No Redis and no license:
 the tests aim at the TCP front door only. Prints `listening` once the port is open.
 
     python -m tests.modbus.serve_limited

@@ -1,5 +1,5 @@
 """`hanport modbus` as the container runs it: a separate process configured by HANPORT_*
-variables, with a real signed licence, answering a pymodbus client and serving /metrics."""
+variables, with a real signed license, answering a pymodbus client and serving /metrics."""
 
 from __future__ import annotations
 

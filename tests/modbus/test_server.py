@@ -398,7 +398,7 @@ class _LogEvent(logging.Handler):
             self.seen.set()
 
 
-async def test_port_is_closed_until_a_licence_arrives(
+async def test_port_is_closed_until_a_license_arrives(
     start_modbus: StartModbus, redis_server, tmp_path
 ) -> None:
     from tests.licensing_helpers import grant, revoke
@@ -411,7 +411,7 @@ async def test_port_is_closed_until_a_licence_arrives(
         await asyncio.wait_for(closed.seen.wait(), 10)  # after a short start-up grace
     finally:
         logging.getLogger("services.modbus").removeHandler(closed)
-    assert "no consumer licence grants 'modbus'" in closed.message
+    assert "no consumer license grants 'modbus'" in closed.message
     assert _sample("hanport_modbus_licensed") == 0
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", service.port)

@@ -1,4 +1,4 @@
-"""Fixtures of the MQTT bridge tests: a real signed licence granting `mqtt`."""
+"""Fixtures of the MQTT bridge tests: a real signed license granting `mqtt`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .support import SERIAL
 
 
 @pytest.fixture
-async def licence_keys(redis_server: RedisServer, tmp_path: Path) -> str:
-    """Grants `mqtt` to the test reader with a signed licence; the trusted public key's path."""
+async def license_keys(redis_server: RedisServer, tmp_path: Path) -> str:
+    """Grants `mqtt` to the test reader with a signed license; the trusted public key's path."""
     env = await grant(redis_server.url, tmp_path, SERIAL, ["mqtt"])
     return env["HANPORT_LICENSE_PUBLIC_KEYS"]

@@ -41,12 +41,12 @@ def reading(n: int) -> Reading:
 
 
 def settings(
-    redis: RedisServer, broker: MosquittoServer | str, licence_keys: str, **extra: Any
+    redis: RedisServer, broker: MosquittoServer | str, license_keys: str, **extra: Any
 ) -> MqttSettings:
-    """Bridge settings for the test servers; `licence_keys` from the `licence_keys` fixture."""
+    """Bridge settings for the test servers; `license_keys` from the `license_keys` fixture."""
     values: dict[str, Any] = {
         "redis_url": redis.url,
-        "license_public_keys": licence_keys,
+        "license_public_keys": license_keys,
         "mqtt_url": broker if isinstance(broker, str) else broker.url,
         "serial": SERIAL,
         "stream": STREAM,

@@ -48,11 +48,11 @@ def confirmed_readings() -> float:
 
 @pytest.mark.parametrize("inflight", [1000, 3], ids=["default-window", "window-of-3"])
 async def test_a_burst_goes_out_in_order_and_is_all_acknowledged(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str, inflight: int
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str, inflight: int
 ) -> None:
     stream = await writer(redis_server)
     config = settings(
-        redis_server, mosquitto_server, licence_keys, mqtt_backlog_rate=1e6, mqtt_inflight=inflight
+        redis_server, mosquitto_server, license_keys, mqtt_backlog_rate=1e6, mqtt_inflight=inflight
     )
     async with (
         Subscriber(mosquitto_server, [DATA]) as sub,
@@ -68,12 +68,12 @@ async def test_a_burst_goes_out_in_order_and_is_all_acknowledged(
 
 
 async def test_readings_arriving_one_by_one_are_acknowledged_together(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
 ) -> None:
     stream = await writer(redis_server)
     async with (
         Subscriber(mosquitto_server, [DATA]) as sub,
-        running_bridge(settings(redis_server, mosquitto_server, licence_keys)),
+        running_bridge(settings(redis_server, mosquitto_server, license_keys)),
     ):
         await eventually(lambda: metrics.CONNECTED._value.get() == 1)
         await stream.redis.config_resetstat()
@@ -87,11 +87,11 @@ async def test_readings_arriving_one_by_one_are_acknowledged_together(
 
 
 async def test_confirmed_readings_are_acknowledged_when_the_bridge_stops(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
 ) -> None:
     stream = await writer(redis_server)
     before = confirmed_readings()
-    async with running_bridge(settings(redis_server, mosquitto_server, licence_keys)):
+    async with running_bridge(settings(redis_server, mosquitto_server, license_keys)):
         for n in range(3):
             await stream.add(reading(n))
         await eventually(lambda: confirmed_readings() >= before + 3)
@@ -99,12 +99,12 @@ async def test_confirmed_readings_are_acknowledged_when_the_bridge_stops(
 
 
 async def test_a_broker_that_stops_confirming_times_out_and_nothing_is_lost(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
 ) -> None:
     stream = await writer(redis_server)
     failed = metrics.FAILED.labels("reading")._value.get()
     config = settings(
-        redis_server, mosquitto_server, licence_keys, mqtt_publish_timeout=0.5, mqtt_keepalive=5
+        redis_server, mosquitto_server, license_keys, mqtt_publish_timeout=0.5, mqtt_keepalive=5
     )
     async with (
         Subscriber(mosquitto_server, [DATA], client_id="batching-sub") as sub,

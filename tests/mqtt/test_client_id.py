@@ -35,14 +35,14 @@ async def test_default_client_id_is_unique_per_bridge_on_one_host() -> None:
 
 
 async def test_two_bridges_on_one_host_stay_connected(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
 ) -> None:
     """Two meters read on one host: two streams, two topic trees, one host name."""
     first, second = (
         settings(
             redis_server,
             mosquitto_server,
-            licence_keys,
+            license_keys,
             stream=f"meter-{n}:readings",
             mqtt_topic=f"meter{n}/data",
             mqtt_topic_prefix=f"meter{n}",
@@ -95,14 +95,14 @@ class SaysWhy(logging.Handler):
 
 
 async def test_two_bridges_with_one_client_id_say_why_they_drop(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
 ) -> None:
     """Set by hand to the same id, two bridges knock each other off: the log says why."""
     first, second = (
         settings(
             redis_server,
             mosquitto_server,
-            licence_keys,
+            license_keys,
             stream=f"meter-{n}:readings",
             mqtt_topic=f"meter{n}/data",
             mqtt_topic_prefix=f"meter{n}",

@@ -36,13 +36,13 @@ def ic_of(payload: bytes) -> int:
 
 @pytest.mark.parametrize("protocol", ["3.1.1", "5"])
 async def test_every_reading_arrives_as_meter_json(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str, protocol: str
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str, protocol: str
 ) -> None:
     stream = await writer(redis_server)
     async with (
         Subscriber(mosquitto_server, [DATA]) as sub,
         running_bridge(
-            settings(redis_server, mosquitto_server, licence_keys, mqtt_protocol=protocol)
+            settings(redis_server, mosquitto_server, license_keys, mqtt_protocol=protocol)
         ),
     ):
         for n in range(20):
@@ -70,13 +70,13 @@ def first_occurrences(payloads: list[bytes]) -> list[int]:
 
 
 async def test_broker_outage_loses_nothing_and_keeps_order(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
 ) -> None:
     stream = await writer(redis_server)
     total = 90
     async with (
         Subscriber(mosquitto_server, [DATA], client_id="persistent-sub") as sub,
-        running_bridge(settings(redis_server, mosquitto_server, licence_keys)),
+        running_bridge(settings(redis_server, mosquitto_server, license_keys)),
     ):
         for n in range(10):
             await stream.add(reading(n))
@@ -103,13 +103,13 @@ async def test_broker_outage_loses_nothing_and_keeps_order(
 
 
 async def test_two_replicas_publish_each_reading_once(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
 ) -> None:
     stream = await writer(redis_server)
     async with (
         Subscriber(mosquitto_server, [DATA]) as sub,
-        running_bridge(settings(redis_server, mosquitto_server, licence_keys, mqtt_consumer="a")),
-        running_bridge(settings(redis_server, mosquitto_server, licence_keys, mqtt_consumer="b")),
+        running_bridge(settings(redis_server, mosquitto_server, license_keys, mqtt_consumer="a")),
+        running_bridge(settings(redis_server, mosquitto_server, license_keys, mqtt_consumer="b")),
     ):
         for n in range(100):
             await stream.add(reading(n))
@@ -125,7 +125,7 @@ async def test_two_replicas_publish_each_reading_once(
 
 
 async def test_dead_replicas_pending_readings_are_taken_over(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
 ) -> None:
     stream = await writer(redis_server)
     for n in range(5):
@@ -137,7 +137,7 @@ async def test_dead_replicas_pending_readings_are_taken_over(
     assert await pending_count(redis) == 5
     async with (
         Subscriber(mosquitto_server, [DATA]) as sub,
-        running_bridge(settings(redis_server, mosquitto_server, licence_keys, mqtt_claim_idle=0.2)),
+        running_bridge(settings(redis_server, mosquitto_server, license_keys, mqtt_claim_idle=0.2)),
     ):
         got = await sub.wait_count(DATA, 5)
         await eventually(lambda: no_pending(redis))
@@ -145,7 +145,7 @@ async def test_dead_replicas_pending_readings_are_taken_over(
 
 
 async def test_undecodable_entry_is_skipped_and_counted(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
 ) -> None:
     stream = await writer(redis_server)
     await stream.redis.xadd(STREAM, {b"reading": b"{not json"})
@@ -155,7 +155,7 @@ async def test_undecodable_entry_is_skipped_and_counted(
     bad = STREAM_BAD_ENTRIES._value.get()
     async with (
         Subscriber(mosquitto_server, [DATA]) as sub,
-        running_bridge(settings(redis_server, mosquitto_server, licence_keys)),
+        running_bridge(settings(redis_server, mosquitto_server, license_keys)),
     ):
         got = await sub.wait_count(DATA, 1)
         await eventually(lambda: no_pending(stream.redis))
@@ -164,12 +164,12 @@ async def test_undecodable_entry_is_skipped_and_counted(
 
 
 async def test_backlog_goes_out_in_order_at_a_bounded_rate_before_new_readings(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
 ) -> None:
     stream = await writer(redis_server)
     for n in range(10):  # an outage's backlog: waiting before the bridge connects
         await stream.add(reading(n))
-    config = settings(redis_server, mosquitto_server, licence_keys, mqtt_backlog_rate=20)
+    config = settings(redis_server, mosquitto_server, license_keys, mqtt_backlog_rate=20)
     arrivals: list[float] = []
     async with (
         Subscriber(mosquitto_server, [DATA]) as sub,
@@ -186,12 +186,12 @@ async def test_backlog_goes_out_in_order_at_a_bounded_rate_before_new_readings(
 
 
 async def test_redis_restart_while_publishing_loses_nothing(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
 ) -> None:
     stream = await writer(redis_server)
     async with (
         Subscriber(mosquitto_server, [DATA]) as sub,
-        running_bridge(settings(redis_server, mosquitto_server, licence_keys)),
+        running_bridge(settings(redis_server, mosquitto_server, license_keys)),
     ):
         for n in range(5):
             await stream.add(reading(n))
@@ -217,12 +217,12 @@ def test_hanport_mqtt_command_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 async def test_consumers_of_replicas_gone_for_good_are_forgotten(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
 ) -> None:
     """Only consumers that hold nothing and have not tried to read for the idle bound go; one
     with a pending entry stays (deleting it would lose the entry), and so do live ones."""
     stream = await writer(redis_server)
-    config = settings(redis_server, mosquitto_server, licence_keys, mqtt_raw_topic="raw/t")
+    config = settings(redis_server, mosquitto_server, license_keys, mqtt_raw_topic="raw/t")
     bridge = Bridge(config, stream.redis)
     await bridge.group.ensure_group()
     for n in range(2):

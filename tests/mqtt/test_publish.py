@@ -36,7 +36,7 @@ def configs(sub: Subscriber) -> dict[str, dict[str, Any]]:
 
 
 async def test_home_assistant_discovery_field_by_field(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
 ) -> None:
     stream = await writer(redis_server)
     one = Reading(
@@ -51,7 +51,7 @@ async def test_home_assistant_discovery_field_by_field(
         i=[2.2, 2.1, 2.3],
         meter_model="Kaifa MA304H4",
     )
-    config = settings(redis_server, mosquitto_server, licence_keys, mqtt_discovery=True)
+    config = settings(redis_server, mosquitto_server, license_keys, mqtt_discovery=True)
     async with Subscriber(mosquitto_server, ["homeassistant/#", DATA, AVAILABILITY]) as sub:
         async with running_bridge(config):
             await stream.add(one)
@@ -121,10 +121,10 @@ async def test_home_assistant_discovery_field_by_field(
 
 
 async def test_discovery_is_sent_again_when_home_assistant_restarts(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
 ) -> None:
     stream = await writer(redis_server)
-    config = settings(redis_server, mosquitto_server, licence_keys, mqtt_discovery=True)
+    config = settings(redis_server, mosquitto_server, license_keys, mqtt_discovery=True)
     energy = f"homeassistant/sensor/{NODE}/energy_import/config"
     async with (
         Subscriber(mosquitto_server, ["homeassistant/sensor/#", DATA]) as sub,
@@ -142,13 +142,13 @@ async def test_discovery_is_sent_again_when_home_assistant_restarts(
 
 
 async def test_split_topics_and_a_cozify_topic_as_is(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
 ) -> None:
     stream = await writer(redis_server)
     config = settings(
         redis_server,
         mosquitto_server,
-        licence_keys,
+        license_keys,
         mqtt_topic="Cozify/HAN123/Data",
         mqtt_split_topics=True,
     )
@@ -176,11 +176,11 @@ async def test_split_topics_and_a_cozify_topic_as_is(
 
 @pytest.mark.parametrize("qos", [0, 2])
 async def test_simulated_readings_as_meter_json_at_qos_0_and_2(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str, qos: int
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str, qos: int
 ) -> None:
     readings = simulated_readings(10)
     stream = await writer(redis_server)
-    config = settings(redis_server, mosquitto_server, licence_keys, mqtt_qos=qos, mqtt_retain=True)
+    config = settings(redis_server, mosquitto_server, license_keys, mqtt_qos=qos, mqtt_retain=True)
     async with (
         Subscriber(mosquitto_server, [DATA]) as sub,
         running_bridge(config),
@@ -194,13 +194,13 @@ async def test_simulated_readings_as_meter_json_at_qos_0_and_2(
 
 
 async def test_min_interval_publishes_the_latest_and_supersedes_the_rest(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
 ) -> None:
     stream = await writer(redis_server)
     for n in range(10):  # waiting before the bridge starts: one batch
         await stream.add(reading(n))
     superseded = metrics.SUPERSEDED._value.get()
-    config = settings(redis_server, mosquitto_server, licence_keys, mqtt_min_interval=3600)
+    config = settings(redis_server, mosquitto_server, license_keys, mqtt_min_interval=3600)
     async with (
         Subscriber(mosquitto_server, [DATA]) as sub,
         running_bridge(config),
@@ -219,11 +219,11 @@ async def raw_group_exists(redis: Any) -> bool:
 
 
 async def test_raw_telegram_topic_carries_each_decoded_telegram_as_is(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
 ) -> None:
     telegrams = simulated_telegrams(2)
     stream = await writer(redis_server)
-    config = settings(redis_server, mosquitto_server, licence_keys, mqtt_raw_topic="hanport/raw")
+    config = settings(redis_server, mosquitto_server, license_keys, mqtt_raw_topic="hanport/raw")
     async with (
         Subscriber(mosquitto_server, ["hanport/raw"]) as sub,
         running_bridge(config),

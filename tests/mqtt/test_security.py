@@ -45,12 +45,12 @@ def tls_broker(mosquitto_server: MosquittoServer, tmp_path: Path) -> tuple[Mosqu
 
 
 async def test_tls_with_the_test_ca(
-    redis_server: RedisServer, tls_broker: tuple[MosquittoServer, Path], licence_keys: str
+    redis_server: RedisServer, tls_broker: tuple[MosquittoServer, Path], license_keys: str
 ) -> None:
     broker, ca = tls_broker
     url = f"mqtts://127.0.0.1:{broker.port}"
     stream = await writer(redis_server)
-    config = settings(redis_server, url, licence_keys, mqtt_ca_file=ca)
+    config = settings(redis_server, url, license_keys, mqtt_ca_file=ca)
     async with (
         Subscriber(broker, [DATA], tls=client_context(ca)) as sub,
         running_bridge(config),
@@ -63,7 +63,7 @@ async def test_tls_with_the_test_ca(
 async def test_untrusted_certificate_is_a_clear_error(
     redis_server: RedisServer,
     tls_broker: tuple[MosquittoServer, Path],
-    licence_keys: str,
+    license_keys: str,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -71,7 +71,7 @@ async def test_untrusted_certificate_is_a_clear_error(
     other_ca, _key, _cert = make_ca(tmp_path / "other", "some-other-ca")
     url = f"mqtts://127.0.0.1:{broker.port}"
     before = failures("untrusted_certificate")
-    config = settings(redis_server, url, licence_keys, mqtt_ca_file=other_ca)
+    config = settings(redis_server, url, license_keys, mqtt_ca_file=other_ca)
     with caplog.at_level(logging.INFO, logger="services.mqtt"):
         async with running_bridge(config):
             await eventually(lambda: failures("untrusted_certificate") >= before + 2)  # retried
@@ -85,7 +85,7 @@ async def test_untrusted_certificate_is_a_clear_error(
 
     # the explicit insecure switch accepts it (for self-signed brokers)
     stream = await writer(redis_server)
-    insecure = settings(redis_server, url, licence_keys, mqtt_tls_insecure=True)
+    insecure = settings(redis_server, url, license_keys, mqtt_tls_insecure=True)
     async with (
         Subscriber(broker, [DATA], tls=client_context(ca)) as sub,
         running_bridge(insecure),
@@ -108,13 +108,13 @@ def auth_broker(mosquitto_server: MosquittoServer, tmp_path: Path) -> MosquittoS
 
 
 async def test_password_file_on_the_broker(
-    redis_server: RedisServer, auth_broker: MosquittoServer, licence_keys: str, tmp_path: Path
+    redis_server: RedisServer, auth_broker: MosquittoServer, license_keys: str, tmp_path: Path
 ) -> None:
     secret = tmp_path / "mqtt-password"
     secret.write_text("s3cret-Pass\n")
     stream = await writer(redis_server)
     config = settings(
-        redis_server, auth_broker, licence_keys, mqtt_username="meter", mqtt_password_file=secret
+        redis_server, auth_broker, license_keys, mqtt_username="meter", mqtt_password_file=secret
     )
     async with (
         Subscriber(auth_broker, [DATA], username="meter", password="s3cret-Pass") as sub,
@@ -129,7 +129,7 @@ async def test_password_file_on_the_broker(
 async def test_wrong_password_is_a_clear_error(
     redis_server: RedisServer,
     auth_broker: MosquittoServer,
-    licence_keys: str,
+    license_keys: str,
     caplog: pytest.LogCaptureFixture,
     protocol: str,
 ) -> None:
@@ -140,7 +140,7 @@ async def test_wrong_password_is_a_clear_error(
     config = settings(
         redis_server,
         auth_broker,
-        licence_keys,
+        license_keys,
         mqtt_username="meter",
         mqtt_password="WrongPw-42",
         mqtt_protocol=protocol,
@@ -159,7 +159,7 @@ async def test_wrong_password_is_a_clear_error(
 
 
 async def test_client_certificate_for_a_broker_that_requires_one(
-    redis_server: RedisServer, mosquitto_server: MosquittoServer, licence_keys: str, tmp_path: Path
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str, tmp_path: Path
 ) -> None:
     folder = tmp_path / "pki"
     ca, ca_key, ca_cert = make_ca(folder, "hanport-test-ca")
@@ -178,7 +178,7 @@ async def test_client_certificate_for_a_broker_that_requires_one(
     config = settings(
         redis_server,
         url,
-        licence_keys,
+        license_keys,
         mqtt_ca_file=ca,
         mqtt_cert_file=client_cert,
         mqtt_key_file=client_key,

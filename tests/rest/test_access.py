@@ -1,4 +1,4 @@
-"""Bearer tokens (env or file; scopes read/admin), CORS, and the REST licence in commercial use."""
+"""Bearer tokens (env or file; scopes read/admin), CORS, and the REST license in commercial use."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ async def test_cors_is_off_by_default_and_configurable(rest_factory: RestFactory
     assert foreign.headers.get("access-control-allow-origin") != "http://evil.example"
 
 
-async def test_commercial_use_without_a_licence_is_403_naming_the_licence(
+async def test_commercial_use_without_a_license_is_403_naming_the_license(
     rest_factory: RestFactory,
 ) -> None:
     rest = await rest_factory(use="commercial", rest_startup_wait=0.2)
@@ -113,12 +113,12 @@ async def test_commercial_use_without_a_licence_is_403_naming_the_licence(
         body = response.json()
         assert body["error"] == "unlicensed"
         assert body["feature"] == "rest" and body["use"] == "commercial"
-        assert "licence" in body["message"] and "'rest'" in body["message"]
+        assert "license" in body["message"] and "'rest'" in body["message"]
     han = (await rest.client.get("/han")).json()
     assert han["licensed"]["rest"] is False
 
 
-async def test_commercial_use_with_a_rest_licence_serves_until_revoked(
+async def test_commercial_use_with_a_rest_license_serves_until_revoked(
     rest_factory: RestFactory, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     env = await grant(redis_server.url, tmp_path, "HPTESTREST1", ["rest"], use="commercial")

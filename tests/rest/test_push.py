@@ -141,12 +141,12 @@ async def test_websocket_snapshot_then_every_reading(rest: RestUnderTest) -> Non
     assert frames == [stored[i] for i in ids]
 
 
-async def test_websocket_refused_without_licence(rest_factory: RestFactory) -> None:
+async def test_websocket_refused_without_license(rest_factory: RestFactory) -> None:
     rest = await rest_factory(use="commercial", rest_startup_wait=0.2)
     url = rest.url.replace("http://", "ws://") + "/ws"
     try:
         async with websockets.connect(url, open_timeout=TIMEOUT):
-            raise AssertionError("connected without a licence")
+            raise AssertionError("connected without a license")
     except websockets.InvalidStatus as refused:
         assert refused.response.status_code == 403
         assert json.loads(refused.response.body or b"{}")["error"] == "unlicensed"

@@ -3,7 +3,7 @@
 Consumes the resolved compose configuration (tests/stack/compose.py) plus the addresses of a
 test's own redis-server and mosquitto; produces running `hanport <service>` processes that can be
 killed (SIGKILL) and started again with the same command and environment. Only the in-container
-addresses compose fixes (Redis URL, listen hosts, ports, the licence folder) are replaced: by the
+addresses compose fixes (Redis URL, listen hosts, ports, the license folder) are replaced: by the
 test's Redis, 127.0.0.1, free ports and a temporary folder. Everything else is what compose passes.
 """
 
@@ -43,7 +43,7 @@ def local_environment(spec: ServiceSpec, redis_url: str, workdir: Path) -> dict[
         elif variable.endswith("_HOST"):
             value = "127.0.0.1"
         elif variable == "HANPORT_LICENSE_DIR":
-            value = str(workdir / "licences")
+            value = str(workdir / "licenses")
         env[variable] = value
     return env
 

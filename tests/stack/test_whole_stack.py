@@ -4,7 +4,7 @@ Modbus read with the same values; then each service is SIGKILLed in turn and sta
 others keep serving, the restarted one catches up, and neither the MQTT subscriber nor the SSE
 client misses a reading.
 
-The licence (MQTT and Modbus need one) is a real signed activation, installed through the
+The license (MQTT and Modbus need one) is a real signed activation, installed through the
 licensing service's own HTTP API with the admin token, as a user would.
 """
 
@@ -224,11 +224,11 @@ async def probe(
     try:
         stack.start_all()
         async with httpx.AsyncClient(timeout=5.0) as http:
-            licence = issue(private, serial=SERIAL, features=["rest", "mqtt", "modbus"])
+            license = issue(private, serial=SERIAL, features=["rest", "mqtt", "modbus"])
             port = stack["licensing"].port("HANPORT_LICENSING_PORT")
             response = await http.put(
                 f"http://127.0.0.1:{port}/license",
-                content=licence,
+                content=license,
                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
             )
             assert response.status_code == 201, response.text
@@ -335,7 +335,7 @@ async def test_one_reading_reaches_every_interface_then_each_service_survives_si
 
         await until(caught_up, f"every interface current after restarting {name}", stack)
 
-    # the licence survived the licensing service's restart (kept in its folder)
+    # the license survived the licensing service's restart (kept in its folder)
     port = stack["licensing"].port("HANPORT_LICENSING_PORT")
     status = (await probe.http.get(f"http://127.0.0.1:{port}/license")).json()
     assert SERIAL in json.dumps(status)

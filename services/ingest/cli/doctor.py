@@ -2,7 +2,7 @@
 
 Reads the same `HANPORT_*` settings as the services. Checks, each answered `ok` or `FAIL` with
 the fix to apply: the meter source (opened or why not, bytes seen, line settings found, frames
-and protocol, CRCs, encryption without a key), Redis, and the licences the licensing service
+and protocol, CRCs, encryption without a key), Redis, and the licenses the licensing service
 recorded in Redis (`note`: reported, not deciding the exit status).
 
 The meter side: while the ingest service runs it holds the port, so its status in Redis
@@ -42,11 +42,11 @@ from ..sources.status import SourceStatus
 from ..status import EVERY_SECONDS, STATUS_KEY, read_status
 
 FRESH_SECONDS = 3 * EVERY_SECONDS  # an ingest status older than this: ingest is not running
-NOTES = ("ingest", "licence")  # checks reported that do not decide the exit status
+NOTES = ("ingest", "license")  # checks reported that do not decide the exit status
 ENOUGH_FRAMES = 3  # frames (good or bad) after which listening stops early
 LISTEN_SECONDS = 30.0
 DETECT_ALL_SECONDS = len(LINE_SETTINGS) * DETECT_SECONDS + LISTEN_SECONDS
-LICENCE_FIX = "install a licence: docs/licensing.md (`curl -s localhost:8090/license` says more)"
+LICENSE_FIX = "install a license: docs/licensing.md (`curl -s localhost:8090/license` says more)"
 
 
 @dataclass
@@ -148,21 +148,21 @@ def from_ingest(fields: dict[str, str]) -> list[Finding]:
     return [*found, Finding(check, False, fields.get("reason", ""), check, fields.get("fix", ""))]
 
 
-async def licence_findings(redis: Redis) -> list[Finding]:
+async def license_findings(redis: Redis) -> list[Finding]:
     """What the licensing service recorded per feature (as it wrote it; the interfaces verify
-    the signed licence in it themselves)."""
+    the signed license in it themselves)."""
     records = {feature: await redis.get(record_key(feature)) for feature in FEATURES}
     if all(data is None for data in records.values()):
-        says = "no licence records: the licensing service has not run"
-        return [Finding("licence", False, says, "licence", "start it: `hanport licensing`")]
+        says = "no license records: the licensing service has not run"
+        return [Finding("license", False, says, "license", "start it: `hanport licensing`")]
     found = []
     for feature, data in records.items():
         if data is None:
-            found.append(Finding("licence", False, f"{feature}: no record", "licence", ""))
+            found.append(Finding("license", False, f"{feature}: no record", "license", ""))
             continue
         record = decode_record(data)
         says = f"{feature}: {'granted' if record.granted else 'not granted'} ({record.reason})"
-        found.append(Finding("licence", record.granted, says, "licence", LICENCE_FIX))
+        found.append(Finding("license", record.granted, says, "license", LICENSE_FIX))
     return found
 
 
@@ -196,7 +196,7 @@ async def examine(settings: IngestSettings, seconds: float | None, force_listen:
             report.data_flows = tally.results["ok"] > 0
         report.others.append(redis_found)
         if redis is not None:
-            report.others += await licence_findings(redis)
+            report.others += await license_findings(redis)
     finally:
         if redis is not None:
             await redis.aclose()

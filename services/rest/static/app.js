@@ -92,7 +92,7 @@ function connect() {
     connected = false;
     refresh();
     if (source.readyState === EventSource.CLOSED) {
-      // e.g. 403 (no licence) or 503: ask /meter why, then try again later
+      // e.g. 403 (no license) or 503: ask /meter why, then try again later
       fetch("/meter").then((r) => r.json()).then((body) => {
         if (body && body.message) banner("bad", body.message);
       }).catch(() => {});

@@ -1,11 +1,11 @@
-"""The licence document: what it says, how its signature is checked, and whether it holds for this
+"""The license document: what it says, how its signature is checked, and whether it holds for this
 reader. (Signing is the vendor's: `services.licensing.signing`, used only by the vendor CLI.)
 
-Consumes licence files (JSON text) and Ed25519 key files (PEM); produces verified `Licence`
-values or a `LicenceError` whose `reason` is one short code (also the metric label) and whose
+Consumes license files (JSON text) and Ed25519 key files (PEM); produces verified `License`
+values or a `LicenseError` whose `reason` is one short code (also the metric label) and whose
 message says what is wrong and what to do.
 
-A licence file, readable by a person:
+A license file, readable by a person:
 
     {
       "licence": {"id": ..., "serial": ..., "meter_id": null, "licensee": ..., "use": "consumer",
@@ -14,7 +14,9 @@ A licence file, readable by a person:
       "signature": "<base64 Ed25519 signature over the canonical encoding of 'licence'>"
     }
 
-The canonical encoding is the `licence` object as UTF-8 JSON with sorted keys and no spaces. The
+(The keys `licence` here and `licence_id`/`licences` in `GET /license` keep the spelling of
+0.1.0, so that files already issued and their clients keep working; everything else says
+"license".) The canonical encoding is the `licence` object as UTF-8 JSON with sorted keys and no spaces. The
 key id is the first 16 hex digits of the SHA-256 of the raw 32-byte public key.
 """
 
@@ -41,44 +43,44 @@ FeatureName = Literal["rest", "mqtt", "modbus"]
 T = TypeVar("T")
 ALL_FEATURES: tuple[FeatureName, ...] = ("rest", "mqtt", "modbus")
 DAY_MS = 86_400_000
-MAX_LICENCE_BYTES = 16_384
-# A licence file nests 3 deep (document, licence, features); anything deeper is refused before
+MAX_LICENSE_BYTES = 16_384
+# A license file nests 3 deep (document, license, features); anything deeper is refused before
 # it is parsed (a parser recursing through thousands of brackets raises RecursionError).
 MAX_DEPTH = 8
 # What a box-local key (`hanport license self-activate`) may sign: a consumer activation of
 # these features for this box's serial, nothing commercial.
 LOCAL_KEY_FEATURES: frozenset[str] = frozenset({"mqtt", "modbus"})
 
-# reason code -> what it means and what to do (one table, walked by `LicenceError`)
+# reason code -> what it means and what to do (one table, walked by `LicenseError`)
 REASONS: dict[str, str] = {
-    "too_large": "the licence is larger than {limit} bytes; upload the licence file itself",
-    "malformed_json": "the licence is not valid JSON ({detail}); upload the file as issued",
-    "too_deep": "the licence nests deeper than {limit} levels ({detail}); upload the file as "
+    "too_large": "the license is larger than {limit} bytes; upload the license file itself",
+    "malformed_json": "the license is not valid JSON ({detail}); upload the file as issued",
+    "too_deep": "the license nests deeper than {limit} levels ({detail}); upload the file as "
     "issued",
     "malformed_base64": "the signature is not valid base64 ({detail}); upload the file as issued",
-    "malformed": "the licence is missing or has bad fields ({detail}); ask the vendor for a new one",
-    "unknown_key": "licence is signed with key {detail}, which this deployment does not trust; "
+    "malformed": "the license is missing or has bad fields ({detail}); ask the vendor for a new one",
+    "unknown_key": "license is signed with key {detail}, which this deployment does not trust; "
     "add the vendor's public key to HANPORT_LICENSE_PUBLIC_KEYS",
-    "bad_signature": "the signature does not match the licence ({detail}): it was modified or "
+    "bad_signature": "the signature does not match the license ({detail}): it was modified or "
     "not signed by the key it names; use the file exactly as issued",
-    "expired": "the licence expired at {detail}; ask the vendor for a renewal",
-    "not_yet_valid": "the licence is not valid before {detail}; install it then",
-    "wrong_serial": "the licence is for reader {detail}; ask for one for this reader's serial",
-    "wrong_meter": "the licence is bound to meter {detail}; ask for one for this meter",
-    "local_key_scope": "licence {detail} is signed with this box's own key, which may only sign "
-    "a consumer activation of mqtt/modbus; a commercial licence comes from the vendor",
-    "consumer_in_commercial": "licence {detail} is for consumer use and this deployment declares "
-    "commercial use (HANPORT_USE); a commercial licence or trial is needed",
-    "unauthorized": "installing or removing a licence needs the admin token ({detail})",
+    "expired": "the license expired at {detail}; ask the vendor for a renewal",
+    "not_yet_valid": "the license is not valid before {detail}; install it then",
+    "wrong_serial": "the license is for reader {detail}; ask for one for this reader's serial",
+    "wrong_meter": "the license is bound to meter {detail}; ask for one for this meter",
+    "local_key_scope": "license {detail} is signed with this box's own key, which may only sign "
+    "a consumer activation of mqtt/modbus; a commercial license comes from the vendor",
+    "consumer_in_commercial": "license {detail} is for consumer use and this deployment declares "
+    "commercial use (HANPORT_USE); a commercial license or trial is needed",
+    "unauthorized": "installing or removing a license needs the admin token ({detail})",
     "too_many_attempts": "too many wrong admin tokens from this address ({detail}); wait and "
     "try again with the right one",
-    "not_found": "no installed licence has id {detail}",
-    "storage": "cannot store the licence ({detail}); make HANPORT_LICENSE_DIR a writable volume",
+    "not_found": "no installed license has id {detail}",
+    "storage": "cannot store the license ({detail}); make HANPORT_LICENSE_DIR a writable volume",
 }
 
 
-class LicenceError(Exception):
-    """A licence refused: `reason` is a code from REASONS, `str(error)` the full explanation."""
+class LicenseError(Exception):
+    """A license refused: `reason` is a code from REASONS, `str(error)` the full explanation."""
 
     def __init__(self, reason: str, detail: Any = "", **extra: Any) -> None:
         self.reason = reason
@@ -87,8 +89,8 @@ class LicenceError(Exception):
         super().__init__(f"{reason}: {text}")
 
 
-class Licence(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """The signed part of a licence file. Times are ISO 8601 UTC strings (`...Z`)."""
+class License(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The signed part of a license file. Times are ISO 8601 UTC strings (`...Z`)."""
 
     id: str
     serial: str
@@ -115,20 +117,21 @@ class Licence(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class _File(msgspec.Struct):
-    licence: dict[str, Any]
+    # the file's key keeps the spelling of the files issued since 0.1.0
+    license: dict[str, Any] = msgspec.field(name="licence")
     signature: str
 
 
 @dataclass(frozen=True)
 class Signed:
-    """A licence whose signature checked out, with the exact file text it came from."""
+    """A license whose signature checked out, with the exact file text it came from."""
 
-    licence: Licence
+    license: License
     text: bytes
 
     @property
     def id(self) -> str:
-        return self.licence.id
+        return self.license.id
 
 
 # ---------------------------------------------------------------- time
@@ -189,10 +192,10 @@ def load_public_keys(location: str | Path | None) -> dict[str, Ed25519PublicKey]
 LOCAL_KEYS_DIR = "local-keys"  # in HANPORT_LICENSE_DIR: the box's own key pair
 
 
-def load_local_keys(licence_dir: Path) -> dict[str, Ed25519PublicKey]:
-    """The box-local public keys (`hanport license self-activate`) in the licence folder, by key
+def load_local_keys(license_dir: Path) -> dict[str, Ed25519PublicKey]:
+    """The box-local public keys (`hanport license self-activate`) in the license folder, by key
     id; none when the folder has none. They are trusted only for consumer activations."""
-    folder = licence_dir / LOCAL_KEYS_DIR
+    folder = license_dir / LOCAL_KEYS_DIR
     try:
         files = sorted(p for p in folder.iterdir() if p.suffix == ".pub" and p.is_file())
     except OSError:  # no such folder (no self-activation), or not readable here
@@ -203,8 +206,8 @@ def load_local_keys(licence_dir: Path) -> dict[str, Ed25519PublicKey]:
 # ---------------------------------------------------------------- verify
 
 
-def canonical(licence: dict[str, Any]) -> bytes:
-    return json.dumps(licence, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+def canonical(license: dict[str, Any]) -> bytes:
+    return json.dumps(license, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def nesting_depth(text: bytes) -> int:
@@ -232,21 +235,21 @@ def nesting_depth(text: bytes) -> int:
     return deepest
 
 
-def decode_bounded(text: bytes, kind: type[T], limit: int = MAX_LICENCE_BYTES) -> T:
+def decode_bounded(text: bytes, kind: type[T], limit: int = MAX_LICENSE_BYTES) -> T:
     """`msgspec.json.decode(text, type=kind)` for untrusted text: refuses what is larger than
     `limit` bytes or nests deeper than MAX_DEPTH before parsing, and turns anything the parser
-    raises into a LicenceError (too_large, too_deep, malformed_json, malformed)."""
+    raises into a LicenseError (too_large, too_deep, malformed_json, malformed)."""
     if len(text) > limit:
-        raise LicenceError("too_large", len(text), limit=limit)
+        raise LicenseError("too_large", len(text), limit=limit)
     depth = nesting_depth(text)
     if depth > MAX_DEPTH:
-        raise LicenceError("too_deep", f"more than {MAX_DEPTH}", limit=MAX_DEPTH)
+        raise LicenseError("too_deep", f"more than {MAX_DEPTH}", limit=MAX_DEPTH)
     try:
         return msgspec.json.decode(text, type=kind)
     except msgspec.ValidationError as error:
-        raise LicenceError("malformed", error) from None
+        raise LicenseError("malformed", error) from None
     except (msgspec.DecodeError, RecursionError, ValueError, TypeError) as error:
-        raise LicenceError("malformed_json", error) from None
+        raise LicenseError("malformed_json", error) from None
 
 
 def read_signed(
@@ -254,66 +257,66 @@ def read_signed(
     keys: dict[str, Ed25519PublicKey],
     local_keys: dict[str, Ed25519PublicKey] | None = None,
 ) -> Signed:
-    """Parse a licence file and check its signature with the trusted vendor `keys`, or with a
-    box-local key from `local_keys` (then the licence must be a consumer activation of
+    """Parse a license file and check its signature with the trusted vendor `keys`, or with a
+    box-local key from `local_keys` (then the license must be a consumer activation of
     LOCAL_KEY_FEATURES).
 
-    Raises LicenceError: too_large, too_deep, malformed_json, malformed_base64, unknown_key,
+    Raises LicenseError: too_large, too_deep, malformed_json, malformed_base64, unknown_key,
     bad_signature, malformed (bad or missing fields), local_key_scope."""
     document = decode_bounded(text, _File)
     try:
         signature = base64.b64decode(document.signature, validate=True)
     except (binascii.Error, ValueError) as error:
-        raise LicenceError("malformed_base64", error) from None
-    kid = document.licence.get("key_id")
+        raise LicenseError("malformed_base64", error) from None
+    kid = document.license.get("key_id")
     if not isinstance(kid, str):
-        raise LicenceError("malformed", "no key_id")
+        raise LicenseError("malformed", "no key_id")
     local = kid not in keys and kid in (local_keys or {})
     public = (local_keys or {}).get(kid) if local else keys.get(kid)
     if public is None:
-        raise LicenceError("unknown_key", kid)
+        raise LicenseError("unknown_key", kid)
     try:
-        public.verify(signature, canonical(document.licence))
+        public.verify(signature, canonical(document.license))
     except InvalidSignature:
-        raise LicenceError("bad_signature", f"key {kid}") from None
+        raise LicenseError("bad_signature", f"key {kid}") from None
     except (ValueError, TypeError, RecursionError) as error:  # e.g. a lone surrogate
-        raise LicenceError("malformed", error) from None
+        raise LicenseError("malformed", error) from None
     try:
-        licence = msgspec.convert(document.licence, Licence)
-        licence.not_before_ms, licence.expires_ms  # noqa: B018 - the times must parse
+        license = msgspec.convert(document.license, License)
+        license.not_before_ms, license.expires_ms  # noqa: B018 - the times must parse
     except (msgspec.ValidationError, ValueError, TypeError) as error:
-        raise LicenceError("malformed", error) from None
+        raise LicenseError("malformed", error) from None
     if local and not (
-        licence.use == "consumer"
-        and licence.kind == "activation"
-        and set(licence.features) <= LOCAL_KEY_FEATURES
+        license.use == "consumer"
+        and license.kind == "activation"
+        and set(license.features) <= LOCAL_KEY_FEATURES
     ):
-        raise LicenceError("local_key_scope", licence.id)
-    return Signed(licence, text)
+        raise LicenseError("local_key_scope", license.id)
+    return Signed(license, text)
 
 
 def check(
-    licence: Licence,
+    license: License,
     *,
     serial: str | None,
     use: Use,
     now: int,
     meter_id: str | None = None,
 ) -> None:
-    """Whether a signature-checked licence holds for this reader at `now` (ms). Raises
-    LicenceError: wrong_serial, consumer_in_commercial, not_yet_valid, expired, wrong_meter.
+    """Whether a signature-checked license holds for this reader at `now` (ms). Raises
+    LicenseError: wrong_serial, consumer_in_commercial, not_yet_valid, expired, wrong_meter.
     `meter_id` is the meter this reader sees (None: none seen yet, not checked here)."""
-    if serial is not None and licence.serial != serial:
-        raise LicenceError("wrong_serial", f"{licence.serial}, not {serial}")
-    if use == "commercial" and licence.use == "consumer":
-        raise LicenceError("consumer_in_commercial", licence.id)
-    if now < licence.not_before_ms:
-        raise LicenceError("not_yet_valid", licence.not_before)
-    expires = licence.expires_ms
+    if serial is not None and license.serial != serial:
+        raise LicenseError("wrong_serial", f"{license.serial}, not {serial}")
+    if use == "commercial" and license.use == "consumer":
+        raise LicenseError("consumer_in_commercial", license.id)
+    if now < license.not_before_ms:
+        raise LicenseError("not_yet_valid", license.not_before)
+    expires = license.expires_ms
     if expires is not None and now >= expires:
-        raise LicenceError("expired", licence.expires)
-    if licence.meter_id is not None and meter_id is not None and licence.meter_id != meter_id:
-        raise LicenceError("wrong_meter", f"{licence.meter_id}, not {meter_id}")
+        raise LicenseError("expired", license.expires)
+    if license.meter_id is not None and meter_id is not None and license.meter_id != meter_id:
+        raise LicenseError("wrong_meter", f"{license.meter_id}, not {meter_id}")
 
 
 def verify(
@@ -325,25 +328,25 @@ def verify(
     now: int,
     meter_id: str | None = None,
 ) -> Signed:
-    """`read_signed` then `check`: the whole verdict on one licence file."""
+    """`read_signed` then `check`: the whole verdict on one license file."""
     signed = read_signed(text, keys)
-    check(signed.licence, serial=serial, use=use, now=now, meter_id=meter_id)
+    check(signed.license, serial=serial, use=use, now=now, meter_id=meter_id)
     return signed
 
 
-def describe(licence: Licence) -> str:
-    """The licence as a person reads it (`hanport license show`)."""
+def describe(license: License) -> str:
+    """The license as a person reads it (`hanport license show`)."""
     rows = [
-        ("Licence", licence.id),
-        ("Reader serial", licence.serial),
-        ("Meter", licence.meter_id or "any"),
-        ("Licensee", licence.licensee or "-"),
-        ("Use", licence.use),
-        ("Kind", licence.kind),
-        ("Features", ", ".join(licence.features)),
-        ("Issued", licence.issued_at),
-        ("Valid from", licence.not_before),
-        ("Expires", licence.expires or "never"),
-        ("Signing key", licence.key_id),
+        ("License", license.id),
+        ("Reader serial", license.serial),
+        ("Meter", license.meter_id or "any"),
+        ("Licensee", license.licensee or "-"),
+        ("Use", license.use),
+        ("Kind", license.kind),
+        ("Features", ", ".join(license.features)),
+        ("Issued", license.issued_at),
+        ("Valid from", license.not_before),
+        ("Expires", license.expires or "never"),
+        ("Signing key", license.key_id),
     ]
     return "\n".join(f"{name + ':':<15}{value}" for name, value in rows)

@@ -1,5 +1,5 @@
-"""What the bridge says when its licence changes; the gate itself is `shared.gate.while_granted`
-(the delivery runs only while a licence grants `mqtt`).
+"""What the bridge says when its license changes; the gate itself is `shared.gate.while_granted`
+(the delivery runs only while a license grants `mqtt`).
 
 Held off means nothing is read from the stream (readings wait in Redis) and nothing is sent to
 the broker; the state is logged once per change and shown in `hanport_mqtt_licensed`.
@@ -21,12 +21,12 @@ FEATURE: Feature = "mqtt"
 def report(change: Change, decision: Decision) -> None:
     LICENSED.set(int(change == "granted"))
     if change == "granted":
-        log.info("MQTT is licensed (%s): publishing", decision.licence_id or decision.reason)
+        log.info("MQTT is licensed (%s): publishing", decision.license_id or decision.reason)
     elif change == "refused":
         log.warning(
             "MQTT is not licensed (%s): holding off; readings wait in Redis and are "
-            "published once a licence for 'mqtt' is installed",
+            "published once a license for 'mqtt' is installed",
             decision.reason,
         )
     else:
-        log.warning("the MQTT licence is gone (%s): stopped publishing", decision.reason)
+        log.warning("the MQTT license is gone (%s): stopped publishing", decision.reason)

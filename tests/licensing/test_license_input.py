@@ -1,5 +1,5 @@
-"""Untrusted licence text (pure code, no servers): whatever bytes arrive, verification ends in a
-`LicenceError` with a reason, never in another exception."""
+"""Untrusted license text (pure code, no servers): whatever bytes arrive, verification ends in a
+`LicenseError` with a reason, never in another exception."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shared.entitlements import decode_record
-from shared.licence import MAX_DEPTH, LicenceError, load_public_keys, nesting_depth, read_signed
+from shared.license import MAX_DEPTH, LicenseError, load_public_keys, nesting_depth, read_signed
 from tests.licensing_helpers import issue, make_keys
 
 
@@ -35,7 +35,7 @@ def test_nesting_depth_counts_brackets_outside_strings_only() -> None:
 )
 def test_hostile_documents_are_refused_with_a_reason(text: bytes, tmp_path: Path) -> None:
     _private, public = make_keys(tmp_path)
-    with pytest.raises(LicenceError) as refused:
+    with pytest.raises(LicenseError) as refused:
         read_signed(text, load_public_keys(public))
     assert refused.value.reason in {
         "too_large",
@@ -45,11 +45,11 @@ def test_hostile_documents_are_refused_with_a_reason(text: bytes, tmp_path: Path
         "malformed_base64",
         "unknown_key",
     }
-    with pytest.raises(LicenceError):
+    with pytest.raises(LicenseError):
         decode_record(text if text.startswith(b"[") else b'{"feature": ' + text + b"}")
 
 
-def test_mutated_licences_never_raise_anything_else(tmp_path: Path) -> None:
+def test_mutated_licenses_never_raise_anything_else(tmp_path: Path) -> None:
     private, public = make_keys(tmp_path)
     keys = load_public_keys(public)
     good = issue(private, serial="HPTEST0001", features=["mqtt"])
@@ -67,5 +67,5 @@ def test_mutated_licences_never_raise_anything_else(tmp_path: Path) -> None:
                 del data[at : at + rng.randint(1, 30)]
         try:
             read_signed(bytes(data), keys)
-        except LicenceError:
+        except LicenseError:
             continue

@@ -1,4 +1,4 @@
-"""The licence gate with real signed licences: held off without consuming until a licence
+"""The license gate with real signed licenses: held off without consuming until a license
 arrives, publishing within seconds of it, stopped (offline) within 5 s of losing it."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ async def lag_is(stream_redis: object, n: int) -> bool:
 async def test_held_off_until_licensed_then_stops_when_revoked(
     redis_server: RedisServer, mosquitto_server: MosquittoServer, tmp_path: Path
 ) -> None:
-    _private, public = make_keys(tmp_path)  # trusted key, but no licence yet
+    _private, public = make_keys(tmp_path)  # trusted key, but no license yet
     stream = await writer(redis_server)
     config = settings(redis_server, mosquitto_server, str(public))
     async with Subscriber(mosquitto_server, [DATA, AVAILABILITY]) as sub, running_bridge(config):
