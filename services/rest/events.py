@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from shared.cancellation import raise_if_cancelling
-from shared.stream import REDIS_DOWN, ReadingStream
-from shared.stream_id import BEFORE_ALL, StreamId, id_after
+from shared.stream import REDIS_DOWN, ReadingStream, parse_entries
+from shared.stream_id import BEFORE_ALL, StreamId, entry_id_text, id_after
 
 from .metrics import SSE_CLIENTS, WS_CLIENTS
-from .state import Item, Snapshot, State
+from .read_gate import Busy
+from .state import Closing, Item, Snapshot, State
 
 PAGE = 500
 RETRY = b"retry: 2000\n\n"
@@ -31,34 +33,59 @@ def status_event(body: bytes) -> bytes:
     return b"event: HAN_STATUS\ndata: " + body + b"\n\n"
 
 
-async def backlog_page(stream: ReadingStream, after: str) -> list[Snapshot]:
-    """Up to PAGE readings after stream id `after`, oldest first (raises REDIS_DOWN errors)."""
-    return [Snapshot.of(i, r) for i, r in await stream.range(id_after(after), "+", count=PAGE)]
+@dataclass(frozen=True)
+class Backlog:
+    """One page of readings to send before the live ones, already as SSE events."""
+
+    events: bytes
+    last_id: str | None  # the page's last stream id; None: an empty page
+    full: bool  # a whole page: more may follow
+
+    @classmethod
+    def newest(cls, snapshot: Snapshot | None) -> Backlog:
+        """A new client's first event: the newest reading, if any."""
+        if snapshot is None:
+            return cls(b"", None, False)
+        return cls(snapshot.event, snapshot.entry_id, False)
+
+
+async def backlog_page(stream: ReadingStream, after: str, timeout: float) -> Backlog:
+    """Up to PAGE readings after stream id `after`, oldest first, encoded as one chunk (raises
+    REDIS_DOWN errors, TimeoutError after `timeout` s). An entry that does not decode is
+    skipped but still counts, so the replay goes on past it."""
+    async with asyncio.timeout(timeout):
+        raw = await stream.redis.xrange(stream.key, id_after(after), "+", count=PAGE)
+    events = b"".join(Snapshot.of(i, r).event for i, r in parse_entries(raw))
+    return Backlog(events, entry_id_text(raw[-1][0]) if raw else None, len(raw) == PAGE)
+
+
+# The page after a stream id (`backlog_page` under the read gate: raises Busy or REDIS_DOWN).
+Replay = Callable[[str], Awaitable[Backlog]]
 
 
 async def sse_chunks(
     state: State,
-    stream: ReadingStream,
     queue: asyncio.Queue[Item],
-    first: list[Snapshot],
+    first: Backlog,
     resume_after: str | None,
+    replay: Replay,
     keepalive: float,
 ) -> AsyncIterator[bytes]:
-    """The event stream: `first` (backlog or snapshot), the rest of the backlog, then live."""
+    """The event stream: `first` (the backlog's first page, or the newest reading when not
+    resuming), the rest of the backlog page by page through `replay`, then live readings."""
     last = StreamId.parse(resume_after) if resume_after else BEFORE_ALL
     yield RETRY
     page = first
-    while page:
-        for snapshot in page:
-            key = StreamId.parse(snapshot.entry_id)
-            if key > last:
-                last = key
-                yield snapshot.event
-        if resume_after is None or len(page) < PAGE:
+    while True:
+        if page.events:
+            yield page.events
+        if page.last_id is not None:
+            last = max(last, StreamId.parse(page.last_id))
+        if resume_after is None or not page.full or page.last_id is None or state.closing:
             break
         try:
-            page = await backlog_page(stream, page[-1].entry_id)
-        except REDIS_DOWN:
+            page = await replay(page.last_id)
+        except (Busy, *REDIS_DOWN):
             return  # the client reconnects with Last-Event-ID and resumes from there
     yield status_event(state.status())  # after the backlog: says how old the newest reading is
     while True:
@@ -71,7 +98,9 @@ async def sse_chunks(
         # Whatever else is queued already (a batch of readings) goes out in the same write.
         chunk: list[bytes] = []
         while True:
-            if item is None:  # fell too far behind: end; the client resumes with Last-Event-ID
+            if item is None or isinstance(item, Closing):
+                # Fell too far behind, or the replica stops: end; the client resumes with
+                # Last-Event-ID.
                 if chunk:
                     yield b"".join(chunk)
                 return
@@ -163,6 +192,9 @@ async def websocket_feed(websocket: WebSocket, state: State) -> None:
                 item = getter.result()
                 if item is None:
                     await websocket.close(code=1013, reason="too slow: reconnect")
+                    break
+                if isinstance(item, Closing):
+                    await websocket.close(code=1001, reason="server stopping: reconnect")
                     break
                 if isinstance(item, Snapshot) and StreamId.parse(item.entry_id) > last:
                     last = StreamId.parse(item.entry_id)
