@@ -49,12 +49,12 @@ class Backlog:
         return cls(snapshot.event, snapshot.entry_id, False)
 
 
-async def backlog_page(stream: ReadingStream, after: str, timeout: float) -> Backlog:
+async def backlog_page(stream: ReadingStream, after: str, redis_wait: float) -> Backlog:
     """Up to PAGE readings after stream id `after`, oldest first, encoded as one chunk (raises
-    REDIS_DOWN errors, TimeoutError after `timeout` s). An entry that does not decode is
+    REDIS_DOWN errors, TimeoutError after `redis_wait` s). An entry that does not decode is
     skipped but still counts, so the replay goes on past it."""
-    async with asyncio.timeout(timeout):
-        raw = await stream.redis.xrange(stream.key, id_after(after), "+", count=PAGE)
+    async with asyncio.timeout(redis_wait):
+        raw = (await stream.redis.xrange(stream.key, id_after(after), "+", count=PAGE)) or []
     events = b"".join(Snapshot.of(i, r).event for i, r in parse_entries(raw))
     return Backlog(events, entry_id_text(raw[-1][0]) if raw else None, len(raw) == PAGE)
 

@@ -96,10 +96,10 @@ def page_readings(entries: list[Entry]) -> bytes:
 
 
 async def history_chunks(
-    stream: ReadingStream, low: str, high: str, limit: int, timeout: float, page: int = PAGE
+    stream: ReadingStream, low: str, high: str, limit: int, redis_wait: float, page: int = PAGE
 ) -> AsyncIterator[bytes]:
     """The HAN_METER_HISTORY answer for [low, high], at most `limit` readings, oldest first, in
-    pieces of at most `page` readings, each read with XRANGE COUNT (within `timeout` s, else
+    pieces of at most `page` readings, each read with XRANGE COUNT (within `redis_wait` s, else
     TimeoutError). The first piece comes after the first Redis answer.
 
     Reads `limit` + 1 stream entries in all: one past the limit says whether there are more
@@ -109,8 +109,8 @@ async def history_chunks(
     head = HEAD
     while wanted > 0:
         count = min(page, wanted)
-        async with asyncio.timeout(timeout):
-            raw = await stream.redis.xrange(stream.key, low, high, count=count)
+        async with asyncio.timeout(redis_wait):
+            raw = (await stream.redis.xrange(stream.key, low, high, count=count)) or []
         wanted -= len(raw)
         entries = parse_entries(raw)
         if sent + len(entries) > limit:

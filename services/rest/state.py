@@ -49,6 +49,7 @@ class Snapshot:
 
 _status_encoder = msgspec.json.Encoder()
 
+
 class Closing:
     """The replica is stopping: end the stream now (clients reconnect, to this replica once it
     is back or to another one; SSE clients resume with Last-Event-ID)."""
