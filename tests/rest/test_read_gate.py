@@ -1,0 +1,130 @@
+"""Heavy reads go through the read gate and Redis calls of a request time out: with Redis
+frozen (SIGSTOP of the real redis-server), queued history requests hold up neither `/meter`
+nor anything else, one past the waiting line is refused at once with 503 and Retry-After, and
+history, telegram and replays answer 503 `redis_unavailable` within HANPORT_REST_REDIS_TIMEOUT
+instead of for as long as Redis stays frozen."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+
+import httpx
+from prometheus_client import REGISTRY
+
+from services.rest.read_gate import Busy, ReadGate
+from tests.rest.conftest import TIMEOUT, RestFactory
+from tests.servers import RedisServer
+
+
+@contextlib.contextmanager
+def frozen(redis_server: RedisServer) -> Iterator[None]:
+    """redis-server stopped (SIGSTOP): connections open, nothing answers; thawed after."""
+    assert redis_server.proc is not None
+    redis_server.proc.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        redis_server.proc.send_signal(signal.SIGCONT)
+
+
+def gauge(name: str) -> float:
+    value = REGISTRY.get_sample_value(name)
+    return 0.0 if value is None else value
+
+
+async def until(check: object, what: str) -> None:
+    """Wait (polling the in-process metrics, with a timeout) until `check()` holds."""
+    async with asyncio.timeout(TIMEOUT):
+        while not check():  # type: ignore[operator]
+            await asyncio.sleep(0.01)
+
+
+async def test_queued_history_leaves_meter_answering_and_overflow_gets_503(
+    rest_factory: RestFactory, redis_server: RedisServer
+) -> None:
+    rest = await rest_factory(
+        rest_read_concurrency=1, rest_read_queue=2, rest_redis_timeout=TIMEOUT * 2
+    )
+    for _ in range(3):
+        await rest.add()
+    expected = (await rest.client.get("/meter/history")).content
+    running, waiting = gauge("hanport_rest_heavy_reads"), gauge("hanport_rest_heavy_reads_waiting")
+    with frozen(redis_server):
+        queued = [asyncio.create_task(rest.client.get("/meter/history")) for _ in range(3)]
+        await until(
+            lambda: (
+                gauge("hanport_rest_heavy_reads") == running + 1
+                and gauge("hanport_rest_heavy_reads_waiting") == waiting + 2
+            ),
+            "one history read running, two waiting",
+        )
+        refused = await rest.client.get("/meter/history", timeout=TIMEOUT)
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "2"
+        assert refused.json()["error"] == "busy"
+        assert "retry in 2 s" in refused.json()["message"]
+        replay = await rest.client.get("/events", headers={"Last-Event-ID": "0-1"}, timeout=TIMEOUT)
+        assert replay.status_code == 503 and replay.json()["error"] == "busy"
+        # /meter is served from memory: 50 answers while three history reads are stuck.
+        for _ in range(50):
+            meter = await rest.client.get("/meter", timeout=TIMEOUT)
+            assert meter.status_code == 200
+        assert not any(task.done() for task in queued)
+    answers = await asyncio.wait_for(asyncio.gather(*queued), TIMEOUT * 3)
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert all(a.content == expected for a in answers)
+
+
+async def test_history_telegram_and_replay_answer_503_while_redis_is_frozen(
+    rest_factory: RestFactory, redis_server: RedisServer
+) -> None:
+    rest = await rest_factory(rest_redis_timeout=1.0)
+    first = await rest.add()
+    with frozen(redis_server):
+        # Each within a few seconds (the client gives up after TIMEOUT), not for the freeze.
+        fast = httpx.Timeout(TIMEOUT / 2)
+        for path, headers in (
+            ("/meter/history", {}),
+            ("/meter/telegram", {}),
+            ("/events", {"Last-Event-ID": first}),
+        ):
+            answer = await rest.client.get(path, headers=headers, timeout=fast)
+            assert answer.status_code == 503, path
+            body = answer.json()
+            assert body["error"] == "redis_unavailable", path
+            assert "retry shortly" in body["message"], path
+        assert (await rest.client.get("/meter", timeout=fast)).status_code == 200
+    async with asyncio.timeout(TIMEOUT):
+        while (answer := await rest.client.get("/meter/history")).status_code != 200:
+            await asyncio.sleep(0.05)  # the connections cut by the timeouts reconnect
+    assert [r["id"] for r in answer.json()["readings"]] == [first]
+
+
+async def test_gate_refuses_past_the_line_and_frees_slots() -> None:
+    gate = ReadGate(concurrent=1, queued=1)
+    entered = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with gate.slot("history"):
+            entered.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await asyncio.wait_for(entered.wait(), TIMEOUT)
+    waiter = asyncio.create_task(hold())
+    async with asyncio.timeout(TIMEOUT):
+        while gate.waiting != 1:
+            await asyncio.sleep(0)
+    try:
+        async with gate.slot("history"):
+            raise AssertionError("a third read got in")
+    except Busy:
+        pass
+    release.set()
+    await asyncio.wait_for(asyncio.gather(holder, waiter), TIMEOUT)
+    async with asyncio.timeout(TIMEOUT), gate.slot("history"):
+        assert gate.waiting == 0
