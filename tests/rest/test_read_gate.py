@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 from prometheus_client import REGISTRY
@@ -35,11 +35,15 @@ def gauge(name: str) -> float:
     return 0.0 if value is None else value
 
 
-async def until(check: object, what: str) -> None:
-    """Wait (polling the in-process metrics, with a timeout) until `check()` holds."""
-    async with asyncio.timeout(TIMEOUT):
-        while not check():  # type: ignore[operator]
-            await asyncio.sleep(0.01)
+async def until(check: Callable[[], bool], what: str) -> None:
+    """Wait until `check()` holds: polled, as nothing signals a gauge's change; fails with
+    `what` after TIMEOUT."""
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            while not check():  # noqa: ASYNC110 - no event to await
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"not reached within {TIMEOUT} s: {what}") from None
 
 
 async def test_queued_history_leaves_meter_answering_and_overflow_gets_503(
@@ -97,9 +101,8 @@ async def test_history_telegram_and_replay_answer_503_while_redis_is_frozen(
             assert body["error"] == "redis_unavailable", path
             assert "retry shortly" in body["message"], path
         assert (await rest.client.get("/meter", timeout=fast)).status_code == 200
-    async with asyncio.timeout(TIMEOUT):
-        while (answer := await rest.client.get("/meter/history")).status_code != 200:
-            await asyncio.sleep(0.05)  # the connections cut by the timeouts reconnect
+    answer = await rest.client.get("/meter/history")  # thawed: answers at once again
+    assert answer.status_code == 200
     assert [r["id"] for r in answer.json()["readings"]] == [first]
 
 
@@ -116,9 +119,7 @@ async def test_gate_refuses_past_the_line_and_frees_slots() -> None:
     holder = asyncio.create_task(hold())
     await asyncio.wait_for(entered.wait(), TIMEOUT)
     waiter = asyncio.create_task(hold())
-    async with asyncio.timeout(TIMEOUT):
-        while gate.waiting != 1:
-            await asyncio.sleep(0)
+    await until(lambda: gate.waiting == 1, "one read waiting")
     try:
         async with gate.slot("history"):
             raise AssertionError("a third read got in")
