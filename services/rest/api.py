@@ -424,7 +424,7 @@ async def events(
         state.unsubscribe(queue)
         return redis_unavailable("the missed readings")
     chunks = sse_chunks(state, queue, first, after, replay, context.settings.rest_keepalive)
-    return EventStream(chunks, lambda: state.unsubscribe(queue))
+    return EventStream(chunks, lambda: state.unsubscribe(queue), state.closing)
 
 
 @router.websocket("/ws")

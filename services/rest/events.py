@@ -81,7 +81,7 @@ async def sse_chunks(
             yield page.events
         if page.last_id is not None:
             last = max(last, StreamId.parse(page.last_id))
-        if resume_after is None or not page.full or page.last_id is None or state.closing:
+        if resume_after is None or not page.full or page.last_id is None or state.closing.is_set():
             break
         try:
             page = await replay(page.last_id)
@@ -118,9 +118,15 @@ async def sse_chunks(
             yield b"".join(chunk)
 
 
+# Seconds a stopping replica tries to end a stream properly (the last, empty chunk) when the
+# client does not read: then the connection is simply closed.
+END_WAIT = 0.5
+
+
 class EventStream(Response):
     """A `text/event-stream` ASGI response that stops as soon as the client goes away (not only
-    at the next write), then calls `on_close`."""
+    at the next write) or the replica stops (`closing`, even while a write waits for a client
+    that does not read), then calls `on_close`."""
 
     media_type = "text/event-stream"
     stream_headers = [
@@ -129,9 +135,12 @@ class EventStream(Response):
         (b"x-accel-buffering", b"no"),
     ]
 
-    def __init__(self, chunks: AsyncIterator[bytes], on_close: Callable[[], None]) -> None:
+    def __init__(
+        self, chunks: AsyncIterator[bytes], on_close: Callable[[], None], closing: asyncio.Event
+    ) -> None:
         self.chunks = chunks
         self.on_close = on_close
+        self.closing = closing
         self.status_code = 200
         self.background = None
         self.raw_headers = list(self.stream_headers)
@@ -141,16 +150,24 @@ class EventStream(Response):
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
 
+            ended = False
+
             async def pump() -> None:
+                nonlocal ended
                 async for chunk in self.chunks:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                ended = True
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
             async def disconnected() -> None:
                 while (await receive())["type"] != "http.disconnect":
                     pass
 
-            tasks = [asyncio.ensure_future(pump()), asyncio.ensure_future(disconnected())]
+            tasks: list[asyncio.Future[object]] = [
+                asyncio.ensure_future(pump()),
+                asyncio.ensure_future(disconnected()),
+                asyncio.ensure_future(self.closing.wait()),
+            ]
             try:
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -159,6 +176,10 @@ class EventStream(Response):
                 for task in tasks:
                     with contextlib.suppress(asyncio.CancelledError, OSError, Exception):
                         await task
+            if self.closing.is_set() and not ended:
+                with contextlib.suppress(TimeoutError, OSError):
+                    async with asyncio.timeout(END_WAIT):
+                        await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             SSE_CLIENTS.dec()
             self.on_close()

@@ -71,7 +71,7 @@ class State:
     serial: str | None = None
     started: float = field(default_factory=time.time)
     loaded: asyncio.Event = field(default_factory=asyncio.Event)  # newest reading looked up
-    closing: bool = False  # the process is stopping: push streams end
+    closing: asyncio.Event = field(default_factory=asyncio.Event)  # stopping: streams end
     _clients: set[asyncio.Queue[Item]] = field(default_factory=set)
 
     # --- the newest reading -------------------------------------------------------------
@@ -139,7 +139,7 @@ class State:
         """A queue receiving every new reading; `None` in it means "you fell behind: stop",
         CLOSING "the replica is stopping: stop"."""
         queue: asyncio.Queue[Item] = asyncio.Queue(self.queue_size)
-        if self.closing:
+        if self.closing.is_set():
             queue.put_nowait(CLOSING)
         else:
             self._clients.add(queue)
@@ -149,7 +149,7 @@ class State:
         """The process is stopping: end every SSE/WebSocket client's stream at once. What was
         still queued for a client is dropped whole (never a part of it: no gap), so an SSE
         client resumes after the last reading it did get."""
-        self.closing = True
+        self.closing.set()
         for queue in list(self._clients):
             self._clients.discard(queue)
             while not queue.empty():
