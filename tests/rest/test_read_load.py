@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
 from redis.asyncio import Redis
@@ -25,7 +26,7 @@ TIMEOUT = 60.0
 METER_TIMEOUT = 5.0
 
 
-async def meter_answers_while(rest: RestProcess, busy: asyncio.Future[object]) -> int:
+async def meter_answers_while(rest: RestProcess, busy: asyncio.Future[Any]) -> int:
     """GET /meter (each within METER_TIMEOUT) until `busy` is done: how many answered 200."""
     answered = 0
     async with httpx.AsyncClient(base_url=rest.url, timeout=METER_TIMEOUT) as client:
