@@ -65,14 +65,18 @@ class ReadGate:
 
 log = logging.getLogger(__name__)
 
+# Seconds a client may take to accept one piece of a heavy answer; a client that takes none for
+# that long (a stalled or hostile reader) loses its answer, so it cannot keep a turn forever.
+SEND_WAIT = 10.0
+
 
 class GatedAnswer(Response):
     """A JSON answer read from Redis and sent piece by piece while holding a slot of the gate.
 
     Before anything is sent: `busy` when the gate refuses, `unavailable` when Redis does not
-    give the first piece. After the first piece, a Redis failure cuts the answer short (the
-    connection closes without the end of the chunked body, so the client sees an incomplete
-    answer, never a shorter valid one)."""
+    give the first piece. After the first piece, a Redis failure, or a client that accepts no
+    piece for SEND_WAIT s, cuts the answer short (the connection closes without the end of the
+    chunked body, so the client sees an incomplete answer, never a shorter valid one)."""
 
     headers_sent = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 
@@ -112,7 +116,13 @@ class GatedAnswer(Response):
         chunk: bytes | None = first
         while chunk is not None:
             try:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                async with asyncio.timeout(SEND_WAIT):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except TimeoutError:
+                log.warning(
+                    "%s answer cut: the client took nothing for %.0f s", self.kind, SEND_WAIT
+                )
+                return
             except OSError:
                 return  # the client went away
             try:

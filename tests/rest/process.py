@@ -7,11 +7,11 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import msgspec
 from redis import Redis
 
 from shared.reading import encode_reading
@@ -21,7 +21,6 @@ from tests.servers import RedisServer, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 STREAM = "hanport:readings"
-START_MS = 1_764_000_000_000
 
 
 @dataclass
@@ -41,8 +40,6 @@ class RestProcess:
 def fill_stream(redis_server: RedisServer, n: int) -> list[str]:
     """XADD `n` simulated readings received one second apart, the newest received now (so
     /meter serves it as fresh). Returns their stream ids, oldest first."""
-    import time
-
     now_ms = int(time.time() * 1000)
     start = now_ms - (n - 1) * 1000
     readings = simulated_readings(n, start_ms=start)
@@ -92,7 +89,3 @@ def rest_process(
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=10)
-
-
-def decode(body: bytes) -> object:
-    return msgspec.json.decode(body)

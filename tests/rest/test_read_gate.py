@@ -9,12 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 from collections.abc import Callable, Iterator
 
 import httpx
+import pytest
 from prometheus_client import REGISTRY
 
+from services.rest import read_gate
 from services.rest.read_gate import Busy, ReadGate
+from shared.reading import encode_reading
+from shared.stream import READING_FIELD
+from tests.readings import simulated_readings
 from tests.rest.conftest import TIMEOUT, RestFactory
 from tests.servers import RedisServer
 
@@ -104,6 +110,38 @@ async def test_history_telegram_and_replay_answer_503_while_redis_is_frozen(
     answer = await rest.client.get("/meter/history")  # thawed: answers at once again
     assert answer.status_code == 200
     assert [r["id"] for r in answer.json()["readings"]] == [first]
+
+
+async def test_a_client_that_reads_nothing_loses_its_turn(
+    rest_factory: RestFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(read_gate, "SEND_WAIT", 0.5)
+    rest = await rest_factory(rest_read_concurrency=1, rest_read_queue=1)
+    pipe = rest.redis.pipeline(transaction=False)
+    for reading in simulated_readings(10_000, start_ms=1_764_000_000_000):
+        pipe.xadd(rest.settings.stream, {READING_FIELD: encode_reading(reading)})
+    await pipe.execute()
+    running = gauge("hanport_rest_heavy_reads")
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)  # fills at once
+    port = int(rest.url.rsplit(":", 1)[1])
+    stalled.connect(("127.0.0.1", port))
+    try:
+        stalled.sendall(b"GET /meter/history?limit=10000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        await until(lambda: gauge("hanport_rest_heavy_reads") == running + 1, "stalled read")
+        # Waits for the only turn, which the stalled reader loses after SEND_WAIT.
+        answer = await rest.client.get("/meter/history", params={"limit": 5})
+        assert answer.status_code == 200 and len(answer.json()["readings"]) == 5
+        stalled.setblocking(False)
+        loop = asyncio.get_running_loop()
+        received = b""
+        async with asyncio.timeout(TIMEOUT):
+            while chunk := await loop.sock_recv(stalled, 65536):
+                received += chunk
+        assert received.startswith(b"HTTP/1.1 200")
+        assert not received.endswith(b"0\r\n\r\n")  # cut, not a shorter valid answer
+    finally:
+        stalled.close()
 
 
 async def test_gate_refuses_past_the_line_and_frees_slots() -> None:
