@@ -22,10 +22,9 @@ from shared.stream import REDIS_DOWN, ReadingStream, parse_entries
 from shared.stream_id import BEFORE_ALL, StreamId, entry_id_text, id_after
 
 from .metrics import SSE_CLIENTS, WS_CLIENTS
-from .read_gate import Busy
+from .read_gate import PAGE, Busy
 from .state import Closing, Item, Snapshot, State
 
-PAGE = 500
 RETRY = b"retry: 2000\n\n"
 
 

@@ -23,6 +23,8 @@ from shared.reading import cozify_message
 from shared.stream import Entry, ReadingStream, parse_entries
 from shared.stream_id import ID_PATTERN, StreamId, entry_id_text, id_after
 
+from .read_gate import PAGE
+
 ID = re.compile(ID_PATTERN)
 MAX_MS = 2**64 - 1
 
@@ -75,10 +77,6 @@ def empty(low: str, high: str) -> bool:
 
 
 _encoder = msgspec.json.Encoder()
-
-# Readings one history page reads from Redis and encodes before it is sent: what one answer
-# holds in memory at a time, and the longest the event loop works on it without a pause.
-PAGE = 500
 
 # The answer is `{"type":"HAN_METER_HISTORY","readings":[...],"next_since":...,"more":...}`,
 # sent in pieces: this head, each page's readings (comma separated), then `tail`. Every piece

@@ -22,6 +22,11 @@ from shared.stream import REDIS_DOWN
 
 from .metrics import HEAVY_READS, HEAVY_READS_BUSY, HEAVY_READS_WAITING
 
+# Readings one heavy read takes from Redis (XRANGE COUNT) and encodes before it sends them and
+# reads the next page: what it holds in memory at a time, and the longest the event loop works
+# on it without a pause.
+PAGE = 500
+
 
 class Busy(Exception):
     """Every slot is taken and the waiting line is full: refuse, the client retries later."""

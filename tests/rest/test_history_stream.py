@@ -7,7 +7,8 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from services.rest.history import PAGE, bounds, history_chunks
+from services.rest.history import bounds, history_chunks
+from services.rest.read_gate import PAGE
 from shared.reading import cozify_message, encode_reading
 from shared.stream import READING_FIELD, ReadingStream, parse_entries
 from tests.readings import simulated_readings
