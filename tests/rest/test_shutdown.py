@@ -62,7 +62,8 @@ async def test_sigterm_ends_streams_quietly_and_exits_0(
         assert any(ids[-1].encode() in end for end in ends)  # live clients had the newest
         async with asyncio.timeout(TIMEOUT):
             await socket.wait_closed()
-        assert socket.close_code == 1001
+        # 1001 when the app closes it first, 1012 when uvicorn's shutdown does: both "reconnect".
+        assert socket.close_code in (1001, 1012)
         assert await asyncio.to_thread(rest.proc.wait, TIMEOUT) == 0
         del stalled
 
