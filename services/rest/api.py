@@ -7,9 +7,10 @@ Consumes a `Context` (state, stream, guard, settings); produces HTTP answers.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, version
@@ -30,12 +31,13 @@ from shared.stream import REDIS_DOWN, ReadingStream
 
 from . import models
 from .auth import TokenError, Tokens
-from .events import EventStream, backlog_page, sse_chunks, websocket_feed
+from .events import Backlog, EventStream, backlog_page, sse_chunks, websocket_feed
 from .fastpath import stale_body
 from .follower import redis_answers
 from .guard import Guard, Refusal
-from .history import ID_PATTERN, BadParameter, bounds, history, last_telegram, parse_id
+from .history import ID_PATTERN, BadParameter, bounds, history_chunks, last_telegram, parse_id
 from .metrics import METER_OK, METER_STALE
+from .read_gate import Busy, GatedAnswer, ReadGate
 from .settings import RestSettings
 from .state import State
 
@@ -69,6 +71,10 @@ class Context:
     guard: Guard
     redis: Redis
     stream: ReadingStream
+    gate: ReadGate = field(init=False)  # heavy reads: history answers, /events replays
+
+    def __post_init__(self) -> None:
+        self.gate = ReadGate(self.settings.rest_read_concurrency, self.settings.rest_read_queue)
 
 
 class Refused(Exception):
@@ -119,6 +125,21 @@ def redis_unavailable(what: str) -> Response:
     )
 
 
+# Seconds a client refused by the read gate is told to wait before it asks again.
+RETRY_AFTER_S = 2
+
+
+def busy(what: str) -> Response:
+    response = error(
+        503,
+        "busy",
+        f"too many history/replay reads at once, so {what} cannot be read now; "
+        f"retry in {RETRY_AFTER_S} s",
+    )
+    response.headers["retry-after"] = str(RETRY_AFTER_S)
+    return response
+
+
 def ctx(request: Request) -> Context:
     context: Context = request.app.state.context
     return context
@@ -160,7 +181,11 @@ BAD: dict[int | str, dict[str, Any]] = {
     422: {"model": models.BadRequest, "description": "A query parameter is malformed."}
 }
 REDIS_503: dict[int | str, dict[str, Any]] = {
-    503: {"model": models.Error, "description": "Redis is not reachable right now."}
+    503: {
+        "model": models.Error,
+        "description": "Redis is not reachable right now (`redis_unavailable`), or, for "
+        "history and replays, too many are being read at once (`busy`, with Retry-After).",
+    }
 }
 METER_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -277,7 +302,8 @@ async def meter_data(context: Reader) -> Response:
 )
 async def telegram(context: Reader) -> Response:
     try:
-        body = await last_telegram(context.redis, context.settings.raw_stream)
+        async with asyncio.timeout(context.settings.rest_redis_timeout):
+            body = await last_telegram(context.redis, context.settings.raw_stream)
     except REDIS_DOWN:
         return redis_unavailable("the raw telegram")
     if body is None:
@@ -329,11 +355,12 @@ async def meter_history(
     ] = 100,
 ) -> Response:
     low, high = bounds(start, end, since)
-    limit = min(limit, context.settings.rest_history_limit)
-    try:
-        return json_response(await history(context.stream, low, high, limit))
-    except REDIS_DOWN:
-        return redis_unavailable("the history")
+    settings = context.settings
+    limit = min(limit, settings.rest_history_limit)
+    chunks = history_chunks(context.stream, low, high, limit, settings.rest_redis_timeout)
+    return GatedAnswer(
+        context.gate, "history", chunks, busy("the history"), redis_unavailable("the history")
+    )
 
 
 @router.get(
@@ -381,17 +408,23 @@ async def events(
     after = last_event_id or resume
     if after is not None:
         after = parse_id("Last-Event-ID" if last_event_id else "last_event_id", after)
+    timeout = context.settings.rest_redis_timeout
+
+    async def replay(page_after: str) -> Backlog:
+        async with context.gate.slot("replay"):
+            return await backlog_page(stream, page_after, timeout)
+
     queue = state.subscribe()
     try:
-        if after is not None:
-            first = await backlog_page(stream, after)
-        else:
-            first = [state.latest] if state.latest else []
+        first = Backlog.newest(state.latest) if after is None else await replay(after)
+    except Busy:
+        state.unsubscribe(queue)
+        return busy("the missed readings")
     except REDIS_DOWN:
         state.unsubscribe(queue)
         return redis_unavailable("the missed readings")
-    chunks = sse_chunks(state, stream, queue, first, after, context.settings.rest_keepalive)
-    return EventStream(chunks, lambda: state.unsubscribe(queue))
+    chunks = sse_chunks(state, queue, first, after, replay, context.settings.rest_keepalive)
+    return EventStream(chunks, lambda: state.unsubscribe(queue), state.closing)
 
 
 @router.websocket("/ws")

@@ -43,6 +43,7 @@ from .history import BadParameter
 from .metrics import BAD_REQUESTS
 from .settings import RestSettings
 from .state import State
+from .stopping import on_stop_signal
 
 WATCH_INTERVAL = 1.0
 
@@ -201,7 +202,8 @@ def create_app(settings: RestSettings, tokens: Tokens | None = None) -> ASGIApp:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*waits), settings.rest_startup_wait)
         try:
-            yield
+            with on_stop_signal(state.close_streams):
+                yield
         finally:
             await stop(background)
             await redis.aclose()

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from shared.cancellation import raise_if_cancelling
-from shared.stream import REDIS_DOWN, ReadingStream
-from shared.stream_id import BEFORE_ALL, StreamId, id_after
+from shared.stream import REDIS_DOWN, ReadingStream, parse_entries
+from shared.stream_id import BEFORE_ALL, StreamId, entry_id_text, id_after
 
 from .metrics import SSE_CLIENTS, WS_CLIENTS
-from .state import Item, Snapshot, State
+from .read_gate import PAGE, Busy
+from .state import Closing, Item, Snapshot, State
 
-PAGE = 500
 RETRY = b"retry: 2000\n\n"
 
 
@@ -31,34 +32,59 @@ def status_event(body: bytes) -> bytes:
     return b"event: HAN_STATUS\ndata: " + body + b"\n\n"
 
 
-async def backlog_page(stream: ReadingStream, after: str) -> list[Snapshot]:
-    """Up to PAGE readings after stream id `after`, oldest first (raises REDIS_DOWN errors)."""
-    return [Snapshot.of(i, r) for i, r in await stream.range(id_after(after), "+", count=PAGE)]
+@dataclass(frozen=True)
+class Backlog:
+    """One page of readings to send before the live ones, already as SSE events."""
+
+    events: bytes
+    last_id: str | None  # the page's last stream id; None: an empty page
+    full: bool  # a whole page: more may follow
+
+    @classmethod
+    def newest(cls, snapshot: Snapshot | None) -> Backlog:
+        """A new client's first event: the newest reading, if any."""
+        if snapshot is None:
+            return cls(b"", None, False)
+        return cls(snapshot.event, snapshot.entry_id, False)
+
+
+async def backlog_page(stream: ReadingStream, after: str, redis_wait: float) -> Backlog:
+    """Up to PAGE readings after stream id `after`, oldest first, encoded as one chunk (raises
+    REDIS_DOWN errors, TimeoutError after `redis_wait` s). An entry that does not decode is
+    skipped but still counts, so the replay goes on past it."""
+    async with asyncio.timeout(redis_wait):
+        raw = (await stream.redis.xrange(stream.key, id_after(after), "+", count=PAGE)) or []
+    events = b"".join(Snapshot.of(i, r).event for i, r in parse_entries(raw))
+    return Backlog(events, entry_id_text(raw[-1][0]) if raw else None, len(raw) == PAGE)
+
+
+# The page after a stream id (`backlog_page` under the read gate: raises Busy or REDIS_DOWN).
+Replay = Callable[[str], Awaitable[Backlog]]
 
 
 async def sse_chunks(
     state: State,
-    stream: ReadingStream,
     queue: asyncio.Queue[Item],
-    first: list[Snapshot],
+    first: Backlog,
     resume_after: str | None,
+    replay: Replay,
     keepalive: float,
 ) -> AsyncIterator[bytes]:
-    """The event stream: `first` (backlog or snapshot), the rest of the backlog, then live."""
+    """The event stream: `first` (the backlog's first page, or the newest reading when not
+    resuming), the rest of the backlog page by page through `replay`, then live readings."""
     last = StreamId.parse(resume_after) if resume_after else BEFORE_ALL
     yield RETRY
     page = first
-    while page:
-        for snapshot in page:
-            key = StreamId.parse(snapshot.entry_id)
-            if key > last:
-                last = key
-                yield snapshot.event
-        if resume_after is None or len(page) < PAGE:
+    while True:
+        if page.events:
+            yield page.events
+        if page.last_id is not None:
+            last = max(last, StreamId.parse(page.last_id))
+        if resume_after is None or not page.full or page.last_id is None or state.closing.is_set():
             break
         try:
-            page = await backlog_page(stream, page[-1].entry_id)
-        except REDIS_DOWN:
+            page = await replay(page.last_id)
+        except (Busy, *REDIS_DOWN):
             return  # the client reconnects with Last-Event-ID and resumes from there
     yield status_event(state.status())  # after the backlog: says how old the newest reading is
     while True:
@@ -71,7 +97,9 @@ async def sse_chunks(
         # Whatever else is queued already (a batch of readings) goes out in the same write.
         chunk: list[bytes] = []
         while True:
-            if item is None:  # fell too far behind: end; the client resumes with Last-Event-ID
+            if item is None or isinstance(item, Closing):
+                # Fell too far behind, or the replica stops: end; the client resumes with
+                # Last-Event-ID.
                 if chunk:
                     yield b"".join(chunk)
                 return
@@ -89,9 +117,15 @@ async def sse_chunks(
             yield b"".join(chunk)
 
 
+# Seconds a stopping replica tries to end a stream properly (the last, empty chunk) when the
+# client does not read: then the connection is simply closed.
+END_WAIT = 0.5
+
+
 class EventStream(Response):
     """A `text/event-stream` ASGI response that stops as soon as the client goes away (not only
-    at the next write), then calls `on_close`."""
+    at the next write) or the replica stops (`closing`, even while a write waits for a client
+    that does not read), then calls `on_close`."""
 
     media_type = "text/event-stream"
     stream_headers = [
@@ -100,9 +134,12 @@ class EventStream(Response):
         (b"x-accel-buffering", b"no"),
     ]
 
-    def __init__(self, chunks: AsyncIterator[bytes], on_close: Callable[[], None]) -> None:
+    def __init__(
+        self, chunks: AsyncIterator[bytes], on_close: Callable[[], None], closing: asyncio.Event
+    ) -> None:
         self.chunks = chunks
         self.on_close = on_close
+        self.closing = closing
         self.status_code = 200
         self.background = None
         self.raw_headers = list(self.stream_headers)
@@ -112,16 +149,24 @@ class EventStream(Response):
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
 
+            ended = False
+
             async def pump() -> None:
+                nonlocal ended
                 async for chunk in self.chunks:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                ended = True
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
             async def disconnected() -> None:
                 while (await receive())["type"] != "http.disconnect":
                     pass
 
-            tasks = [asyncio.ensure_future(pump()), asyncio.ensure_future(disconnected())]
+            tasks: list[asyncio.Future[object]] = [
+                asyncio.ensure_future(pump()),
+                asyncio.ensure_future(disconnected()),
+                asyncio.ensure_future(self.closing.wait()),
+            ]
             try:
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -130,6 +175,10 @@ class EventStream(Response):
                 for task in tasks:
                     with contextlib.suppress(asyncio.CancelledError, OSError, Exception):
                         await task
+            if self.closing.is_set() and not ended:
+                with contextlib.suppress(TimeoutError, OSError):
+                    async with asyncio.timeout(END_WAIT):
+                        await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             SSE_CLIENTS.dec()
             self.on_close()
@@ -163,6 +212,9 @@ async def websocket_feed(websocket: WebSocket, state: State) -> None:
                 item = getter.result()
                 if item is None:
                     await websocket.close(code=1013, reason="too slow: reconnect")
+                    break
+                if isinstance(item, Closing):
+                    await websocket.close(code=1001, reason="server stopping: reconnect")
                     break
                 if isinstance(item, Snapshot) and StreamId.parse(item.entry_id) > last:
                     last = StreamId.parse(item.entry_id)

@@ -3,13 +3,16 @@ stream entries into answers.
 
 Consumes `from`/`to` (ISO 8601 or ms since the epoch, already validated by FastAPI; a time
 without zone is UTC), `limit` and `since` (a stream id, exclusive); produces XRANGE bounds, or
-a `BadParameter` (which parameter, what it was, what is allowed) for ids given in headers. Stream ids are `<receive ms>-<seq>`, so times select
-by when ingest received the reading.
+a `BadParameter` (which parameter, what it was, what is allowed) for ids given in headers.
+Stream ids are `<receive ms>-<seq>`, so times select by when ingest received the reading.
+A history answer is produced page by page (`history_chunks`), never whole in memory.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import msgspec
@@ -17,8 +20,10 @@ from redis.asyncio import Redis
 
 from shared.raw_stream import RAW_FIELD
 from shared.reading import cozify_message
-from shared.stream import ReadingStream
-from shared.stream_id import ID_PATTERN, StreamId, id_after
+from shared.stream import Entry, ReadingStream, parse_entries
+from shared.stream_id import ID_PATTERN, StreamId, entry_id_text, id_after
+
+from .read_gate import PAGE
 
 ID = re.compile(ID_PATTERN)
 MAX_MS = 2**64 - 1
@@ -73,21 +78,51 @@ def empty(low: str, high: str) -> bool:
 
 _encoder = msgspec.json.Encoder()
 
+# The answer is `{"type":"HAN_METER_HISTORY","readings":[...],"next_since":...,"more":...}`,
+# sent in pieces: this head, each page's readings (comma separated), then `tail`. Every piece
+# comes from the same encoder, so the whole equals encoding the answer in one go, byte for byte.
+HEAD = _encoder.encode({"type": "HAN_METER_HISTORY", "readings": []})[:-2]
 
-async def history(stream: ReadingStream, low: str, high: str, limit: int) -> bytes:
-    """The HAN_METER_HISTORY answer for [low, high], at most `limit` readings, oldest first."""
-    entries = await stream.range(low, high, count=limit + 1)
-    more = len(entries) > limit
-    entries = entries[:limit]
-    readings = [{"id": entry_id, **cozify_message(reading)} for entry_id, reading in entries]
-    return _encoder.encode(
-        {
-            "type": "HAN_METER_HISTORY",
-            "readings": readings,
-            "next_since": entries[-1][0] if entries else None,
-            "more": more,
-        }
-    )
+
+def tail(next_since: str | None, more: bool) -> bytes:
+    return b"]," + _encoder.encode({"next_since": next_since, "more": more})[1:]
+
+
+def page_readings(entries: list[Entry]) -> bytes:
+    """The readings of one page as they appear inside the `readings` array."""
+    return _encoder.encode([{"id": i, **cozify_message(r)} for i, r in entries])[1:-1]
+
+
+async def history_chunks(
+    stream: ReadingStream, low: str, high: str, limit: int, redis_wait: float, page: int = PAGE
+) -> AsyncIterator[bytes]:
+    """The HAN_METER_HISTORY answer for [low, high], at most `limit` readings, oldest first, in
+    pieces of at most `page` readings, each read with XRANGE COUNT (within `redis_wait` s, else
+    TimeoutError). The first piece comes after the first Redis answer.
+
+    Reads `limit` + 1 stream entries in all: one past the limit says whether there are more
+    (an entry that does not decode is skipped, and counts)."""
+    wanted, sent, more = limit + 1, 0, False
+    last: str | None = None
+    head = HEAD
+    while wanted > 0:
+        count = min(page, wanted)
+        async with asyncio.timeout(redis_wait):
+            raw = (await stream.redis.xrange(stream.key, low, high, count=count)) or []
+        wanted -= len(raw)
+        entries = parse_entries(raw)
+        if sent + len(entries) > limit:
+            more = True
+            entries = entries[: limit - sent]
+        if entries:
+            yield head + (b"," if sent else b"") + page_readings(entries)
+            head = b""
+            sent += len(entries)
+            last = entries[-1][0]
+        if len(raw) < count:
+            break
+        low = id_after(entry_id_text(raw[-1][0]))
+    yield head + tail(last, more)
 
 
 # The telegram's field of a raw-stream entry (`shared.raw_stream`; `telegram` in older ones).

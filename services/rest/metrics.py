@@ -25,3 +25,14 @@ SLOW_CLIENTS = Counter(
     "hanport_rest_slow_clients_dropped_total",
     "SSE/WebSocket clients disconnected because they fell too far behind.",
 )
+HEAVY_READS = Gauge(
+    "hanport_rest_heavy_reads", "History answers and /events replays reading Redis right now."
+)
+HEAVY_READS_WAITING = Gauge(
+    "hanport_rest_heavy_reads_waiting", "History answers and /events replays waiting for a slot."
+)
+HEAVY_READS_BUSY = Counter(
+    "hanport_rest_heavy_reads_busy_total",
+    "Heavy reads refused with 503 because every slot was taken and the line was full, by kind.",
+    ["kind"],
+)

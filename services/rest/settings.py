@@ -36,6 +36,24 @@ class RestSettings(CommonSettings):
     rest_history_limit: int = Field(
         10000, ge=1, le=1_000_000, description="Most readings one `/meter/history` call returns."
     )
+    rest_read_concurrency: int = Field(
+        2,
+        ge=1,
+        description="History answers and `/events` replays that read Redis at once; more wait "
+        "their turn (this bounds the memory and event-loop time heavy reads take).",
+    )
+    rest_read_queue: int = Field(
+        32,
+        ge=0,
+        description="Heavy reads that may wait for a turn; past that they are refused with 503 "
+        "and `Retry-After`.",
+    )
+    rest_redis_timeout: float = Field(
+        3.0,
+        gt=0,
+        description="Seconds a request waits for one Redis answer (history, telegram, replay) "
+        "before it answers 503 `redis_unavailable`.",
+    )
     rest_keepalive: float = Field(
         15.0, gt=0, description="Seconds between status/keepalive events on `/events`."
     )

@@ -49,8 +49,17 @@ class Snapshot:
 
 _status_encoder = msgspec.json.Encoder()
 
-# What a client queue carries: a reading, a status message (bytes), or None ("you fell behind").
-Item = Snapshot | bytes | None
+
+class Closing:
+    """The replica is stopping: end the stream now (clients reconnect, to this replica once it
+    is back or to another one; SSE clients resume with Last-Event-ID)."""
+
+
+CLOSING = Closing()
+
+# What a client queue carries: a reading, a status message (bytes), None ("you fell behind")
+# or CLOSING.
+Item = Snapshot | bytes | Closing | None
 
 
 @dataclass
@@ -62,6 +71,7 @@ class State:
     serial: str | None = None
     started: float = field(default_factory=time.time)
     loaded: asyncio.Event = field(default_factory=asyncio.Event)  # newest reading looked up
+    closing: asyncio.Event = field(default_factory=asyncio.Event)  # stopping: streams end
     _clients: set[asyncio.Queue[Item]] = field(default_factory=set)
 
     # --- the newest reading -------------------------------------------------------------
@@ -126,10 +136,25 @@ class State:
                 queue.put_nowait(message)
 
     def subscribe(self) -> asyncio.Queue[Item]:
-        """A queue receiving every new reading; `None` in it means "you fell behind: stop"."""
+        """A queue receiving every new reading; `None` in it means "you fell behind: stop",
+        CLOSING "the replica is stopping: stop"."""
         queue: asyncio.Queue[Item] = asyncio.Queue(self.queue_size)
-        self._clients.add(queue)
+        if self.closing.is_set():
+            queue.put_nowait(CLOSING)
+        else:
+            self._clients.add(queue)
         return queue
+
+    def close_streams(self) -> None:
+        """The process is stopping: end every SSE/WebSocket client's stream at once. What was
+        still queued for a client is dropped whole (never a part of it: no gap), so an SSE
+        client resumes after the last reading it did get."""
+        self.closing.set()
+        for queue in list(self._clients):
+            self._clients.discard(queue)
+            while not queue.empty():
+                queue.get_nowait()
+            queue.put_nowait(CLOSING)
 
     def unsubscribe(self, queue: asyncio.Queue[Item]) -> None:
         self._clients.discard(queue)
