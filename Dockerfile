@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # One image for every hanport service; each compose service picks its command (`hanport <name>`).
 # Multi-stage: wheels are installed into a virtual environment in the build stage (which has a
 # compiler for any dependency without a wheel on the target platform); the final stage copies
