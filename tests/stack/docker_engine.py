@@ -33,6 +33,7 @@ from tests.stack.compose import COMPOSE, ROOT
 CACHE = Path(os.environ.get("HANPORT_TEST_DOCKER_ROOT", "/var/cache/hanport-test-docker"))
 BUILD_STANDINS = ROOT / "deploy" / "images" / "build.sh"
 IMAGE = "hanport:latest"
+BUILD_STAGE = "hanport-test/build-stage:latest"
 
 
 def missing_tools() -> list[str]:
@@ -82,11 +83,17 @@ class Engine:
         self.proc = subprocess.Popen(
             [
                 "dockerd",
-                "--data-root", str(self.data_root),
-                "--exec-root", str(self.run_dir / "exec"),
-                "--host", f"unix://{self.socket}",
-                "--pidfile", str(self.pidfile),
-                "--iptables=false", "--ip-masq=false", "--bridge=none",
+                "--data-root",
+                str(self.data_root),
+                "--exec-root",
+                str(self.run_dir / "exec"),
+                "--host",
+                f"unix://{self.socket}",
+                "--pidfile",
+                str(self.pidfile),
+                "--iptables=false",
+                "--ip-masq=false",
+                "--bridge=none",
             ],  # fmt: skip
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -123,7 +130,11 @@ class Engine:
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def docker(
-        self, *args: str, check: bool = True, timeout: float = 120, extra_env: dict[str, str] | None = None
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 120,
+        extra_env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             ["docker", *args],
@@ -161,15 +172,20 @@ class Engine:
         if buildkit and shutil.which("docker-buildx") is None:
             # a CLI with BuildKit built in (Debian's docker.io); newer CLIs need buildx
             cli = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
-        result = subprocess.run(
-            [cli, "build", "--network", "host", "-t", tag, "."],
-            env={**self.env, "DOCKER_BUILDKIT": "1" if buildkit else "0"},
-            capture_output=True,
-            text=True,
-            timeout=900,
-            cwd=ROOT,
-        )
-        assert result.returncode == 0, f"docker build failed:\n{result.stderr[-4000:]}"
+        builds = [["-t", tag]]
+        if not buildkit:
+            # the build stage tagged too, so that pruning dangling images keeps its cache
+            builds.insert(0, ["--target", "build", "-t", BUILD_STAGE])
+        for args in builds:
+            result = subprocess.run(
+                [cli, "build", "--network", "host", *args, "."],
+                env={**self.env, "DOCKER_BUILDKIT": "1" if buildkit else "0"},
+                capture_output=True,
+                text=True,
+                timeout=900,
+                cwd=ROOT,
+            )
+            assert result.returncode == 0, f"docker build failed:\n{result.stderr[-4000:]}"
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():

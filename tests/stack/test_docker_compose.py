@@ -142,10 +142,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack = Stack(engine, project, Ports(), private, workdir)
         stack.configure(broker=False)
         try:
-            engine.start()
-            project.down("--volumes")  # whatever an interrupted run left
-            engine.build_standins()
-            engine.build_image()
+            for step, run in (
+                ("engine started", engine.start),
+                ("leftovers removed", lambda: project.down("--volumes")),
+                ("stand-in images", engine.build_standins),
+                ("hanport image", engine.build_image),
+            ):
+                started = time.monotonic()
+                run()
+                print(f"docker: {step} in {time.monotonic() - started:.1f} s")
             yield stack
         finally:
             with contextlib.suppress(Exception):
@@ -305,6 +310,7 @@ async def licence_installed(http: httpx.AsyncClient, stack: Stack) -> dict[str, 
 async def test_up_serves_the_meter_through_the_proxy_modbus_and_licensing(stack: Stack) -> None:
     stack.configure(broker=False)
     took = stack.project.up()
+    print(f"docker: up -d, every service healthy, in {took:.1f} s")
     assert took < UP_WITHIN, f"up took {took:.0f} s"
     for container in stack.project.containers():
         state = stack.engine.inspect(container)["State"]
@@ -445,13 +451,14 @@ async def test_a_crashed_service_restarts_and_no_reading_is_lost(stack: Stack) -
                 return bool(info["RestartCount"] > restarts and info["State"]["Running"])
 
             await until(restarted, f"{service} restarted by Docker", stack)
-            stack.project.up(*SCALE, profiles=["broker"])  # waits until healthy again
             count = len(mqtt.messages)
             await until(
                 lambda count=count: _count_at_least(mqtt, count + 2),  # type: ignore[misc]
                 f"MQTT messages after {service} restarted",
                 stack,
             )
+
+        stack.project.up(*SCALE, profiles=["broker"])  # every container healthy again
 
         # `docker kill`: stopped by hand, so Docker leaves it; `up -d` starts it again
         container = stack.project.containers("modbus")[0]
