@@ -41,7 +41,8 @@ from tests.stack.compose import HANPORT_SERVICES
 from tests.stack.docker_engine import IMAGE, Engine, Project, exclusive, missing_tools
 from tests.stack.test_whole_stack import NATIVE_BASE, NATIVE_COUNT, as_float32, native_values
 
-pytestmark = pytest.mark.slow
+# each test may wait for `up` (30 s) and more; the first one also builds every image
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 SERIAL = "HPDOCKER0001"
 ADMIN_TOKEN = "docker-test-admin-token"
@@ -521,7 +522,6 @@ async def test_monitoring_profile_scrapes_every_service(stack: Stack) -> None:
         await until(all_up, "Prometheus scraping every replica", stack, within=90)
 
 
-@pytest.mark.timeout(600)
 def test_the_image_builds_with_buildkit_too(stack: Stack) -> None:
     """The Dockerfile names no remote frontend, so BuildKit builds it offline as well."""
     stack.engine.build_image("hanport:buildkit", buildkit=True)
