@@ -27,12 +27,17 @@ standins=(
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-if ! docker image inspect "$base" >/dev/null 2>&1; then
+# the base is made again only when this recipe changes (its label says which it was made from)
+debootstrap_args=(--variant=minbase --include=ca-certificates bookworm "$work/root" "$mirror")
+recipe="debootstrap ${debootstrap_args[*]/#$work/}"
+made_from="$(docker image inspect -f '{{index .Config.Labels "hanport.standin.recipe"}}' "$base" 2>/dev/null || true)"
+if [ "$made_from" != "$recipe" ]; then
   echo "images: debootstrap bookworm (minbase) from $mirror"
-  debootstrap --variant=minbase --include=ca-certificates bookworm "$work/root" "$mirror" \
+  debootstrap "${debootstrap_args[@]}" \
     >"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
   rm -rf "$work/root/var/cache/apt/archives/"*.deb "$work/root/var/lib/apt/lists/"*
-  tar -C "$work/root" -c . | docker import -c 'CMD ["bash"]' - "$base" >/dev/null
+  tar -C "$work/root" -c . \
+    | docker import -c 'CMD ["bash"]' -c "LABEL hanport.standin.recipe=\"$recipe\"" - "$base" >/dev/null
   rm -rf "$work/root"
 fi
 

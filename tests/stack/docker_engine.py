@@ -119,6 +119,14 @@ class Engine:
                 while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
                     time.sleep(0.2)
 
+    def start_afresh(self) -> None:
+        """Stop, delete every image and cache in the data root, start again: for a data root
+        damaged by an interrupted run (a build then fails on files missing under it)."""
+        self.stop()
+        shutil.rmtree(self.data_root)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.start()
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()

@@ -123,6 +123,12 @@ def override_file(folder: Path, keys: Path) -> Path:
     return path
 
 
+def timed(step: str, run: Callable[[], object]) -> None:
+    started = time.monotonic()
+    run()
+    print(f"docker: {step} in {time.monotonic() - started:.1f} s")
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     missing = missing_tools()
@@ -143,15 +149,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack = Stack(engine, project, Ports(), private, workdir)
         stack.configure(broker=False)
         try:
-            for step, run in (
-                ("engine started", engine.start),
-                ("leftovers removed", lambda: project.down("--volumes")),
-                ("stand-in images", engine.build_standins),
-                ("hanport image", engine.build_image),
-            ):
-                started = time.monotonic()
-                run()
-                print(f"docker: {step} in {time.monotonic() - started:.1f} s")
+            timed("engine started", engine.start)
+            timed("leftovers removed", lambda: project.down("--volumes"))
+            try:
+                timed("stand-in images", engine.build_standins)
+                timed("hanport image", engine.build_image)
+            except AssertionError as error:
+                if str(engine.data_root) not in str(error):
+                    raise
+                timed("damaged cache deleted", engine.start_afresh)
+                timed("stand-in images", engine.build_standins)
+                timed("hanport image", engine.build_image)
             yield stack
         finally:
             with contextlib.suppress(Exception):
@@ -446,12 +454,11 @@ async def test_a_crashed_service_restarts_and_no_reading_is_lost(stack: Stack) -
             container = stack.project.containers(service)[0]
             restarts = stack.engine.inspect(container)["RestartCount"]
             os.kill(stack.container_pid(container), signal.SIGKILL)
-
-            async def restarted(container: str = container, restarts: int = restarts) -> bool:
-                info = stack.engine.inspect(container)
-                return bool(info["RestartCount"] > restarts and info["State"]["Running"])
-
-            await until(restarted, f"{service} restarted by Docker", stack)
+            await until(
+                lambda c=container, r=restarts: _restarted(stack, c, r),  # type: ignore[misc]
+                f"{service} restarted by Docker",
+                stack,
+            )
             count = len(mqtt.messages)
             await until(
                 lambda count=count: _count_at_least(mqtt, count + 2),  # type: ignore[misc]
@@ -474,6 +481,23 @@ async def test_a_crashed_service_restarts_and_no_reading_is_lost(stack: Stack) -
         await until(lambda: _count_at_least(mqtt, count + 2), "newest messages", stack)
         stream = [without_id(r) for r in await history(http, stack)]
         assert_no_gap(list(mqtt.messages), stream)
+
+        # the broker last: it restarts too, and readings flow again. (Not in the no-loss check:
+        # mosquitto saves its sessions every 60 s, so one killed sooner forgets a subscription
+        # made since; a real broker's persistence, not hanport's.)
+        container = stack.project.containers("mosquitto")[0]
+        restarts = stack.engine.inspect(container)["RestartCount"]
+        os.kill(stack.container_pid(container), signal.SIGKILL)
+        await until(
+            lambda: _restarted(stack, container, restarts), "mosquitto restarted by Docker", stack
+        )
+        count = len(mqtt.messages)
+        await until(lambda: _count_at_least(mqtt, count + 2), "MQTT after the broker", stack)
+
+
+async def _restarted(stack: Stack, container: str, restarts: int) -> bool:
+    info = stack.engine.inspect(container)
+    return bool(info["RestartCount"] > restarts and info["State"]["Running"])
 
 
 async def test_down_and_up_keep_the_licences_and_the_stream(stack: Stack) -> None:
