@@ -135,6 +135,9 @@ class Engine:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        # dockerd leaves its network namespace mounted under the exec root
+        for mount_point in sorted(mounts_under(self.run_dir), reverse=True):
+            subprocess.run(["umount", "--lazy", mount_point], check=False, timeout=30)
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def docker(
@@ -199,6 +202,12 @@ class Engine:
         if not self.log_path.exists():
             return "(no log)"
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def mounts_under(folder: Path) -> list[str]:
+    with open("/proc/mounts") as mounts:
+        points = [line.split()[1] for line in mounts]
+    return [point for point in points if point.startswith(f"{folder}/")]
 
 
 @contextlib.contextmanager
