@@ -1,9 +1,10 @@
-# syntax=docker/dockerfile:1
 # One image for every hanport service; each compose service picks its command (`hanport <name>`).
 # Multi-stage: wheels are installed into a virtual environment in the build stage (which has a
 # compiler for any dependency without a wheel on the target platform); the final stage copies
 # only that environment, has no compiler, and runs as an unprivileged user.
 # Multi-arch: docker buildx build --platform linux/amd64,linux/arm64 -t hanport .
+# No `# syntax=` line: the builder's own Dockerfile frontend is enough, so the classic builder
+# and BuildKit both build it without reaching a registry for a frontend image.
 ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-slim-bookworm AS build
