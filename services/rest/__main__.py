@@ -13,7 +13,6 @@ from shared.service import serve_http, start
 from .app import create_app
 from .auth import TokenError, Tokens
 from .settings import RestSettings
-from .stopping import exit_cleanly_after_stop
 
 log = logging.getLogger("services.rest")
 
@@ -41,7 +40,6 @@ def main(argv: list[str] | None = None) -> int:
         settings.stream,
         redact_url(settings.redis_url),
     )
-    exit_cleanly_after_stop()
     return serve_http(
         create_app(settings, tokens),
         settings.rest_host,

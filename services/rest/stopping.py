@@ -47,14 +47,3 @@ def on_stop_signal(callback: Callable[[], None]) -> Iterator[None]:
         for sig in STOP_SIGNALS:
             if signal.getsignal(sig) is handler:
                 signal.signal(sig, previous[sig])
-
-
-def exit_cleanly_after_stop() -> None:
-    """A stop signal means a clean exit (status 0). uvicorn, once it has shut down after a
-    signal, raises that signal again with the handlers it found at start: these."""
-
-    def exit_now(sig: int, frame: FrameType | None) -> None:
-        raise SystemExit(0)
-
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, exit_now)

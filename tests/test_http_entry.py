@@ -1,9 +1,11 @@
-"""A port that is taken stops a service with one line naming the variable that moves it, exit 2,
-never a server library's traceback (REST, licensing: their HTTP port; ingest: /metrics)."""
+"""Starting and stopping a service process: a taken port is one line naming the variable that
+moves it, exit 2, never a server library's traceback (REST, licensing: their HTTP port; ingest:
+/metrics); SIGTERM ends an HTTP service with status 0."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -11,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.servers import RedisServer, free_port, running
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,3 +63,28 @@ def test_a_taken_port_is_one_line_naming_the_variable(
         f"set {named} to a free port (0 turns /metrics off)"
     ], child.stderr
     assert "Traceback" not in child.stderr
+
+
+@pytest.mark.parametrize(
+    ("service", "port_variable"),
+    [("rest", "HANPORT_REST_PORT"), ("licensing", "HANPORT_LICENSING_PORT")],
+)
+def test_an_http_service_stopped_by_sigterm_exits_0(
+    redis_server: RedisServer, tmp_path: Path, service: str, port_variable: str
+) -> None:
+    """uvicorn raises the stop signal again once it has shut down: the process still ends with
+    status 0 (it was 143), so systemd and Docker see a clean stop."""
+    port = free_port()
+    env = {
+        **os.environ,
+        port_variable: str(port),
+        "HANPORT_REDIS_URL": redis_server.url,
+        "HANPORT_LICENSE_DIR": str(tmp_path / "licenses"),
+        "HANPORT_SERIAL": "HPSTOP0001",
+        "HANPORT_ADMIN_TOKEN": "a-long-enough-admin-token-for-tests",
+    }
+    with running(
+        [sys.executable, "-m", f"services.{service}"], tmp_path / "log", port, env=env, cwd=ROOT
+    ) as process:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0, (tmp_path / "log").read_text()
