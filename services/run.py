@@ -283,7 +283,7 @@ def start_redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
         "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
     ]  # fmt: skip
     log = (folder / "redis.log").open("ab")
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, process_group=0)
     log.close()
     deadline = time.monotonic() + 10
     while not reachable("127.0.0.1", port):
@@ -413,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
             + ")"
         )
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)  # the terminal closed: stop the children too
     with data_folder(DATA_HOME / "redis") as folder:
         return run_stack(run_settings, settings, metrics, ports, folder)
 
@@ -465,7 +466,10 @@ def run_stack(
             if service.metrics:
                 env["HANPORT_METRICS_PORT"] = str(metrics[service.name])
             command = [sys.executable, "-m", service.module]
-            children.append((service.name, subprocess.Popen(command, env=env)))
+            # a process group of its own: Ctrl-C reaches only this run, which then stops every
+            # child in order (a child that saw Ctrl-C too could exit first and look like a crash)
+            child = subprocess.Popen(command, env=env, process_group=0)
+            children.append((service.name, child))
             print(f"hanport run: started {service.name} (pid {children[-1][1].pid})", flush=True)
         watched = children + ([("redis-server", redis)] if redis is not None else [])
         exited = wait_until_listening(ports, watched)
