@@ -47,6 +47,20 @@ def free_port() -> int:
     raise AssertionError("unreachable: the port blocks cycle")
 
 
+def closed_by_server(sock: socket.socket, deadline: float) -> bool:
+    """Whether the server closes `sock` before `deadline` (monotonic): EOF or reset."""
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            if not sock.recv(4096):
+                return True
+        except ConnectionResetError:
+            return True
+        except TimeoutError:
+            return False
+    return False
+
+
 def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

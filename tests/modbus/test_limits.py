@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import free_port
+from tests.servers import closed_by_server, free_port
 
 FULL_READ = 125  # registers: the largest read, answered with 259 bytes
 ANSWER = 9 + 2 * FULL_READ
@@ -124,20 +124,6 @@ def recv_exactly(sock: socket.socket, size: int) -> bytes:
             raise ConnectionError(f"closed after {len(data)} of {size} bytes")
         data += chunk
     return bytes(data)
-
-
-def closed_by_server(sock: socket.socket, deadline: float) -> bool:
-    """Whether the server closes `sock` before `deadline` (monotonic): EOF or reset."""
-    while (left := deadline - time.monotonic()) > 0:
-        sock.settimeout(left)
-        try:
-            if not sock.recv(4096):
-                return True
-        except ConnectionResetError:
-            return True
-        except TimeoutError:
-            return False
-    return False
 
 
 def test_a_client_that_never_reads_its_answers_costs_bounded_memory(

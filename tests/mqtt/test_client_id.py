@@ -19,6 +19,25 @@ from .support import Subscriber, reading, running_bridge, settings
 TOPICS = Topics(data="d", prefix="p", availability="p/availability", raw=None)
 
 
+def two_meters(
+    redis: RedisServer, broker: MosquittoServer, keys: str, client_id: str | None = None
+) -> tuple[MqttSettings, MqttSettings]:
+    """Two bridges on one host: two streams, two topic trees, one host name."""
+    first, second = (
+        settings(
+            redis,
+            broker,
+            keys,
+            stream=f"meter-{n}:readings",
+            mqtt_topic=f"meter{n}/data",
+            mqtt_topic_prefix=f"meter{n}",
+            **({"mqtt_client_id": client_id} if client_id else {}),
+        )  # fmt: skip
+        for n in (1, 2)
+    )
+    return first, second
+
+
 async def test_default_client_id_is_unique_per_bridge_on_one_host() -> None:
     one, two = (
         MqttSettings.model_validate({"mqtt_url": "mqtt://b", "mqtt_consumer": "box"}) for _ in "12"
@@ -38,17 +57,7 @@ async def test_two_bridges_on_one_host_stay_connected(
     redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
 ) -> None:
     """Two meters read on one host: two streams, two topic trees, one host name."""
-    first, second = (
-        settings(
-            redis_server,
-            mosquitto_server,
-            license_keys,
-            stream=f"meter-{n}:readings",
-            mqtt_topic=f"meter{n}/data",
-            mqtt_topic_prefix=f"meter{n}",
-        )  # fmt: skip
-        for n in (1, 2)
-    )
+    first, second = two_meters(redis_server, mosquitto_server, license_keys)
     assert first.mqtt_consumer == second.mqtt_consumer
     streams = [ReadingStream(await connect(redis_server.url), s.stream) for s in (first, second)]
     topics = ["meter1/data", "meter2/data", "meter1/availability", "meter2/availability"]
@@ -98,18 +107,7 @@ async def test_two_bridges_with_one_client_id_say_why_they_drop(
     redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
 ) -> None:
     """Set by hand to the same id, two bridges knock each other off: the log says why."""
-    first, second = (
-        settings(
-            redis_server,
-            mosquitto_server,
-            license_keys,
-            stream=f"meter-{n}:readings",
-            mqtt_topic=f"meter{n}/data",
-            mqtt_topic_prefix=f"meter{n}",
-            mqtt_client_id="same-id",
-        )  # fmt: skip
-        for n in (1, 2)
-    )
+    first, second = two_meters(redis_server, mosquitto_server, license_keys, "same-id")
     says_why = SaysWhy("same-id")
     logger = logging.getLogger("services.mqtt.bridge")
     logger.addHandler(says_why)

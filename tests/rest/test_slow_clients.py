@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import RedisServer, free_port, wait_for_port
+from tests.servers import RedisServer, closed_by_server, free_port, wait_for_port
 
 HEAD = b"GET /healthz HTTP/1.1\r\nHost: hanport\r\n"  # the blank line that ends it never comes
 
@@ -53,20 +53,6 @@ def dropped(port: int, reason: str) -> float:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     prefix = f'hanport_http_connections_dropped_total{{reason="{reason}"}} '
     return sum(float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix))
-
-
-def closed_by_server(sock: socket.socket, deadline: float) -> bool:
-    """Whether the server closes `sock` before `deadline` (monotonic): EOF or reset."""
-    while (left := deadline - time.monotonic()) > 0:
-        sock.settimeout(left)
-        try:
-            if not sock.recv(4096):
-                return True
-        except ConnectionResetError:
-            return True
-        except TimeoutError:
-            return False
-    return False
 
 
 def test_slowloris_connections_are_closed_after_the_request_timeout(rest_port: int) -> None:
