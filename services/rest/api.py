@@ -32,7 +32,7 @@ from shared.stream import REDIS_DOWN, ReadingStream
 from . import models
 from .auth import TokenError, Tokens
 from .events import Backlog, EventStream, backlog_page, sse_chunks, websocket_feed
-from .fastpath import stale_body
+from .fastpath import stale_body, stale_text, wants_text_503
 from .follower import redis_answers
 from .guard import Guard, Refusal
 from .history import ID_PATTERN, BadParameter, bounds, history_chunks, last_telegram, parse_id
@@ -255,10 +255,17 @@ Time = Annotated[int, Field(ge=0)] | Annotated[datetime, BeforeValidator(iso_onl
 router = APIRouter()
 
 
-def meter_answer(context: Context) -> Response:
+def meter_answer(context: Context, user_agent: str | None = None) -> Response:
     body = stale_body(context.state)
     if body is not None:
         METER_STALE.inc()
+        if wants_text_503(user_agent.encode("latin-1") if user_agent else None):
+            return Response(
+                stale_text(body),
+                503,
+                media_type="text/plain; charset=utf-8",
+                headers={"cache-control": "no-store"},
+            )
         return json_response(body, 503)
     assert context.state.latest is not None
     METER_OK.inc()
@@ -274,8 +281,8 @@ def meter_answer(context: Context) -> Response:
     description="Served from memory. 503 when there is no reading yet or the newest is older "
     "than HANPORT_REST_STALE_AFTER seconds: never act on stale data.",
 )
-async def meter(context: Reader) -> Response:
-    return meter_answer(context)
+async def meter(context: Reader, request: Request) -> Response:
+    return meter_answer(context, request.headers.get("user-agent"))
 
 
 @router.get(
@@ -285,8 +292,8 @@ async def meter(context: Reader) -> Response:
     openapi_extra=READ_SECURITY,
     summary="Same as /meter (the path evcc's Cozify template reads)",
 )
-async def meter_data(context: Reader) -> Response:
-    return meter_answer(context)
+async def meter_data(context: Reader, request: Request) -> Response:
+    return meter_answer(context, request.headers.get("user-agent"))
 
 
 @router.get(
