@@ -491,6 +491,49 @@ async def han(request: Request) -> Response:
                 "last_reading_age": None if age is None else round(age, 3),
                 "redis": state.redis_ok,
                 "licensed": context.guard.licensed(),
+                **COZIFY_STATE_KEYS,
+            }
+        )
+    )
+
+
+# --- Cozify reader keys of /han and /configuration (docs/rest.md, "Clients written for Cozify") --
+# What Cozify's Home Assistant integration (cozify_han 1.0.7) reads from a Cozify reader, with
+# hanport's value where it has one and null where it has none (never an invented figure).
+# `mac` is left out: hanport has no MAC of its own that stays put (a container's changes), and
+# without it the integration names the device by its config entry, which does.
+COZIFY_STATE_KEYS: dict[str, Any] = {
+    "v": VERSION,  # firmware version
+    "online": False,  # connected to Cozify's cloud: hanport never is
+    "channel": None,  # update channel: none
+    "ethIp": None,
+    "wifiIp": None,
+}
+
+
+def local_timezone() -> str:
+    """The zone this service runs in (its TZ), as its name: `UTC`, `EET`, ..."""
+    return datetime.now().astimezone().tzname() or "UTC"
+
+
+@router.get(
+    "/configuration",
+    response_model=models.Configuration,
+    summary="The reader's configuration as a Cozify reader serves it",
+    description="For clients written for Cozify: `v` firmware version, `t` timezone; hanport "
+    "has no main fuse or network settings of its own, so those are null, and no fixed price: "
+    "`p` is left out (Cozify's Home Assistant integration fails on a null price).",
+)
+async def configuration() -> Response:
+    network: dict[str, Any] = {"e": None, "n": {"m": None}}
+    return json_response(
+        msgspec.json.encode(
+            {
+                "v": VERSION,
+                "t": local_timezone(),
+                "m": {"f": None},
+                "e": network,
+                "w": {**network, "s": None, "z": None, "b": None},
             }
         )
     )
