@@ -54,6 +54,12 @@ class MeterMessage(BaseModel):
     r: Four = Field(description=_about("r"))
     u: Three = Field(description=_about("u"))
     i: Three = Field(description=_about("i"))
+    held_ts: dict[str, int] | None = Field(
+        default=None,
+        description="/meter only, and only when it holds one: the energy counters (`ic`, `ec`, "
+        "`ric`, `rec`) this reading did not carry, served at their last known value, each with "
+        "the `ts` (ms) of the reading that sent it (at most 2 h before `ts`; same meter).",
+    )
 
 
 class HistoryItem(MeterMessage):
