@@ -274,7 +274,7 @@ def meter_answer(context: Context, user_agent: str | None = None) -> Response:
 
 @router.get(
     "/meter",
-    response_model=models.MeterMessage,
+    response_model=models.MeterNow,
     responses=METER_RESPONSES,
     openapi_extra=READ_SECURITY,
     summary="The newest reading (Cozify HAN meter message)",
@@ -287,7 +287,7 @@ async def meter(context: Reader, request: Request) -> Response:
 
 @router.get(
     "/meter/data",
-    response_model=models.MeterMessage,
+    response_model=models.MeterNow,
     responses=METER_RESPONSES,
     openapi_extra=READ_SECURITY,
     summary="Same as /meter (the path evcc's Cozify template reads)",

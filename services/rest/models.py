@@ -54,11 +54,16 @@ class MeterMessage(BaseModel):
     r: Four = Field(description=_about("r"))
     u: Three = Field(description=_about("u"))
     i: Three = Field(description=_about("i"))
+
+
+class MeterNow(MeterMessage):
+    """`/meter`: the newest reading's message, its missing energy counters held over."""
+
     held_ts: dict[str, int] | None = Field(
         default=None,
-        description="/meter only, and only when it holds one: the energy counters (`ic`, `ec`, "
-        "`ric`, `rec`) this reading did not carry, served at their last known value, each with "
-        "the `ts` (ms) of the reading that sent it (at most 2 h before `ts`; same meter).",
+        description="Only when there is one: the energy counters (`ic`, `ec`, `ric`, `rec`) "
+        "this reading did not carry, served at their last known value, each with the `ts` (ms) "
+        "of the reading that sent it (at most 2 h before `ts`; same meter).",
     )
 
 
