@@ -37,7 +37,9 @@ class Integration:
         self.proc.stdin.write("refresh\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
-        assert line, f"the integration's check ended: {self.proc.stderr and self.proc.stderr.read()}"
+        assert line, (
+            f"the integration's check ended: {self.proc.stderr and self.proc.stderr.read()}"
+        )
         report: dict[str, Any] = json.loads(line)
         return report
 
@@ -45,8 +47,8 @@ class Integration:
 @pytest.fixture
 def served(redis_server: RedisServer, tmp_path: Path) -> Iterator[RestProcess]:
     fill_stream(redis_server, 3)
-    env = {"HANPORT_REST_STALE_AFTER": str(STALE_AFTER_S)}
-    with rest_process(redis_server, tmp_path / "rest.log", **env) as rest:
+    log = tmp_path / "rest.log"
+    with rest_process(redis_server, log, HANPORT_REST_STALE_AFTER=str(STALE_AFTER_S)) as rest:
         yield rest
 
 
