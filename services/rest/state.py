@@ -55,11 +55,10 @@ class Held:
 
 
 def remember_slow(held: dict[str, Held], reading: Reading) -> None:
-    """Keep the slow values `reading` carries (a reading older than one held is ignored)."""
+    """Keep the slow values `reading` carries (readings come in stream order: the last wins)."""
     for key in SLOW_KEYS:
         value = getattr(reading, key)
-        known = held.get(key)
-        if value is not None and (known is None or reading.ts >= known.ts):
+        if value is not None:
             held[key] = Held(value, reading.ts, reading.meter_id)
 
 

@@ -13,12 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
+from redis import Redis
 
 from services.rest.api import VERSION
+from shared.reading import encode_reading
+from shared.stream import READING_FIELD
 from tests.clients.cozify_han import integration_root
-from tests.clients.venvs import HOME_ASSISTANT_NEWEST, provision
-from tests.rest.process import RestProcess, fill_stream, rest_process
+from tests.clients.venvs import HOME_ASSISTANT_NEWEST, HOME_ASSISTANT_OLDEST, Client, provision
+from tests.rest.process import STREAM, RestProcess, fill_stream, rest_process
+from tests.rest.test_slow_values import LIST_2, LIST_3
 from tests.servers import RedisServer
 
 CHECK = Path(__file__).with_name("cozify_han_check.py")
@@ -52,9 +57,10 @@ def served(redis_server: RedisServer, tmp_path: Path) -> Iterator[RestProcess]:
         yield rest
 
 
-@pytest.fixture
-def integration(served: RestProcess) -> Iterator[Integration]:
-    python = provision(HOME_ASSISTANT_NEWEST)
+@pytest.fixture(params=[HOME_ASSISTANT_OLDEST, HOME_ASSISTANT_NEWEST], ids=lambda c: c.name)
+def integration(served: RestProcess, request: pytest.FixtureRequest) -> Iterator[Integration]:
+    client: Client = request.param
+    python = provision(client)
     host = served.url.removeprefix("http://")
     proc = subprocess.Popen(
         [str(python), str(CHECK), str(integration_root()), host],
@@ -112,3 +118,29 @@ def test_the_diagnostic_sensors_show_hanports_values_or_nothing(
         assert value[name] is None, (name, value[name])
     errors = {name: v for name, v in value.items() if isinstance(v, str) and v.startswith("error")}
     assert errors == {}
+
+
+@pytest.mark.timeout(900)
+def test_energy_between_hourly_lists_stays_known(
+    redis_server: RedisServer, integration: Integration
+) -> None:
+    """Aidon's hourly list 3 and then its list 2 (real captures, tests/rest/test_slow_values.py)
+    as ingest adds them: the energy sensor keeps the list 3 counter, power is list 2's."""
+    now_ms = int(time.time() * 1000)
+    redis = Redis.from_url(redis_server.url)
+    try:
+        for reading, age_ms in ((LIST_3, 20_000), (LIST_2, 0)):
+            at = now_ms - age_ms
+            entry = encode_reading(msgspec.structs.replace(reading, ts=at, received=at))
+            redis.xadd(STREAM, {READING_FIELD: entry})
+    finally:
+        redis.close()
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        entities = integration.refresh()["entities"]
+        if entities["Cozify HAN Power Total"]["value"] == LIST_2.p[0]:
+            break
+        assert time.monotonic() < deadline, entities
+        time.sleep(0.2)
+    assert entities["Cozify HAN Total Power Imported"] == {"available": True, "value": LIST_3.ic}
+    assert entities["Cozify HAN Total Power Exported"] == {"available": True, "value": LIST_3.ec}
