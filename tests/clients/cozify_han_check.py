@@ -3,8 +3,8 @@ Cozify's own Home Assistant integration (cozify_han, its unchanged source: argv[
 holding `custom_components/cozify_han`) against a hanport REST service, with a real Home
 Assistant core, its HTTP session and the integration's coordinator and sensors.
 
-argv[2]: the host:port of hanport's REST service. Then one command a line on stdin:
-`refresh` runs the coordinator's update (what its timer does every 5 s) and prints one JSON line:
+argv[2]: the host:port of hanport's REST service. Prints `ready` once imported, then takes one
+command a line on stdin: `refresh` (the first one sets the integration up) runs the coordinator's update (what its timer does every 5 s) and prints one JSON line:
 `{"success": bool, "entities": {name: {"available": bool, "value": ... or "error: ..."}}}`.
 """
 
@@ -70,12 +70,14 @@ async def main() -> None:
         entry = make_entry(host)
         config_entries.current_entry.set(entry)
         entities: list[Any] = []
-        await sensor.async_setup_entry(hass, entry, lambda new: entities.extend(new))
-        coordinator = entities[0].coordinator
+        print("ready", flush=True)
         loop = asyncio.get_running_loop()
         while line := await loop.run_in_executor(None, sys.stdin.readline):
             if line.strip() != "refresh":
                 continue
+            if not entities:  # set up at the first refresh (it fetches everything once)
+                await sensor.async_setup_entry(hass, entry, lambda new: entities.extend(new))
+            coordinator = entities[0].coordinator
             await coordinator.async_refresh()
             report = {
                 "success": coordinator.last_update_success,

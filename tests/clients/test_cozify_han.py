@@ -27,7 +27,7 @@ from tests.rest.test_slow_values import LIST_2, LIST_3
 from tests.servers import RedisServer
 
 CHECK = Path(__file__).with_name("cozify_han_check.py")
-STALE_AFTER_S = 4
+STALE_AFTER_S = 8
 TIMEOUT_S = 60
 
 
@@ -51,14 +51,15 @@ class Integration:
 
 @pytest.fixture
 def served(redis_server: RedisServer, tmp_path: Path) -> Iterator[RestProcess]:
-    fill_stream(redis_server, 3)
     log = tmp_path / "rest.log"
     with rest_process(redis_server, log, HANPORT_REST_STALE_AFTER=str(STALE_AFTER_S)) as rest:
         yield rest
 
 
 @pytest.fixture(params=[HOME_ASSISTANT_OLDEST, HOME_ASSISTANT_NEWEST], ids=lambda c: c.name)
-def integration(served: RestProcess, request: pytest.FixtureRequest) -> Iterator[Integration]:
+def integration(
+    redis_server: RedisServer, served: RestProcess, request: pytest.FixtureRequest
+) -> Iterator[Integration]:
     client: Client = request.param
     python = provision(client)
     host = served.url.removeprefix("http://")
@@ -67,6 +68,8 @@ def integration(served: RestProcess, request: pytest.FixtureRequest) -> Iterator
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n", proc.stderr
+        fill_stream(redis_server, 3)  # fresh now: the integration's setup needs a reading
         yield Integration(proc)
     finally:
         proc.kill()
