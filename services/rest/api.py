@@ -32,7 +32,7 @@ from shared.stream import REDIS_DOWN, ReadingStream
 from . import models
 from .auth import TokenError, Tokens
 from .events import Backlog, EventStream, backlog_page, sse_chunks, websocket_feed
-from .fastpath import stale_body
+from .fastpath import stale_body, stale_text, wants_text_503
 from .follower import redis_answers
 from .guard import Guard, Refusal
 from .history import ID_PATTERN, BadParameter, bounds, history_chunks, last_telegram, parse_id
@@ -255,10 +255,17 @@ Time = Annotated[int, Field(ge=0)] | Annotated[datetime, BeforeValidator(iso_onl
 router = APIRouter()
 
 
-def meter_answer(context: Context) -> Response:
+def meter_answer(context: Context, user_agent: str | None = None) -> Response:
     body = stale_body(context.state)
     if body is not None:
         METER_STALE.inc()
+        if wants_text_503(user_agent.encode("latin-1") if user_agent else None):
+            return Response(
+                stale_text(body),
+                503,
+                media_type="text/plain; charset=utf-8",
+                headers={"cache-control": "no-store"},
+            )
         return json_response(body, 503)
     assert context.state.latest is not None
     METER_OK.inc()
@@ -267,26 +274,26 @@ def meter_answer(context: Context) -> Response:
 
 @router.get(
     "/meter",
-    response_model=models.MeterMessage,
+    response_model=models.MeterNow,
     responses=METER_RESPONSES,
     openapi_extra=READ_SECURITY,
     summary="The newest reading (Cozify HAN meter message)",
     description="Served from memory. 503 when there is no reading yet or the newest is older "
     "than HANPORT_REST_STALE_AFTER seconds: never act on stale data.",
 )
-async def meter(context: Reader) -> Response:
-    return meter_answer(context)
+async def meter(context: Reader, request: Request) -> Response:
+    return meter_answer(context, request.headers.get("user-agent"))
 
 
 @router.get(
     "/meter/data",
-    response_model=models.MeterMessage,
+    response_model=models.MeterNow,
     responses=METER_RESPONSES,
     openapi_extra=READ_SECURITY,
     summary="Same as /meter (the path evcc's Cozify template reads)",
 )
-async def meter_data(context: Reader) -> Response:
-    return meter_answer(context)
+async def meter_data(context: Reader, request: Request) -> Response:
+    return meter_answer(context, request.headers.get("user-agent"))
 
 
 @router.get(
@@ -484,6 +491,49 @@ async def han(request: Request) -> Response:
                 "last_reading_age": None if age is None else round(age, 3),
                 "redis": state.redis_ok,
                 "licensed": context.guard.licensed(),
+                **COZIFY_STATE_KEYS,
+            }
+        )
+    )
+
+
+# --- Cozify reader keys of /han and /configuration (docs/rest.md, "Clients written for Cozify") --
+# What Cozify's Home Assistant integration (cozify_han 1.0.7) reads from a Cozify reader, with
+# hanport's value where it has one and null where it has none (never an invented figure).
+# `mac` is left out: hanport has no MAC of its own that stays put (a container's changes), and
+# without it the integration names the device by its config entry, which does.
+COZIFY_STATE_KEYS: dict[str, Any] = {
+    "v": VERSION,  # firmware version
+    "online": False,  # connected to Cozify's cloud: hanport never is
+    "channel": None,  # update channel: none
+    "ethIp": None,
+    "wifiIp": None,
+}
+
+
+def local_timezone() -> str:
+    """The zone this service runs in (its TZ), as its name: `UTC`, `EET`, ..."""
+    return datetime.now().astimezone().tzname() or "UTC"
+
+
+@router.get(
+    "/configuration",
+    response_model=models.Configuration,
+    summary="The reader's configuration as a Cozify reader serves it",
+    description="For clients written for Cozify: `v` firmware version, `t` timezone; hanport "
+    "has no main fuse or network settings of its own, so those are null, and no fixed price: "
+    "`p` is left out (Cozify's Home Assistant integration fails on a null price).",
+)
+async def configuration() -> Response:
+    network: dict[str, Any] = {"e": None, "n": {"m": None}}
+    return json_response(
+        msgspec.json.encode(
+            {
+                "v": VERSION,
+                "t": local_timezone(),
+                "m": {"f": None},
+                "e": network,
+                "w": {**network, "s": None, "z": None, "b": None},
             }
         )
     )

@@ -21,6 +21,12 @@ from .state import Snapshot, State
 
 METER_PATHS = frozenset({"/meter", "/meter/data"})
 JSON = b"application/json"
+TEXT = b"text/plain; charset=utf-8"
+# Home Assistant's HTTP session names itself so (`HomeAssistant/2025.4.4 aiohttp/... Python/...`).
+# Cozify's integration (cozify_han 1.0.7) parses /meter's body whatever the status and reads a
+# missing value as 0: a stale JSON body would become zero power and a counter reset (phantom
+# energy in the statistics). A text body makes its fetch fail, so its entities turn unavailable.
+TEXT_503_AGENTS = (b"homeassistant/",)
 _encoder = msgspec.json.Encoder()
 
 
@@ -40,6 +46,25 @@ def stale_body(state: State, now: float | None = None) -> bytes | None:
             "last_reading": latest.reading.ts if latest else None,
         }
     )
+
+
+def wants_text_503(user_agent: bytes | None) -> bool:
+    """Whether a stale answer goes to this client as text (docs/rest.md, "Stale data")."""
+    return user_agent is not None and user_agent.lower().startswith(TEXT_503_AGENTS)
+
+
+def stale_text(json_body: bytes) -> bytes:
+    """The stale answer as plain text: the same message, not parseable as JSON."""
+    message = msgspec.json.decode(json_body).get("message", "no fresh reading")
+    return f"503 stale: {message}\n".encode()
+
+
+def user_agent_of(scope: Scope) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == b"user-agent":
+            value_bytes: bytes = value
+            return value_bytes
+    return None
 
 
 class FastPath:
@@ -70,7 +95,10 @@ class FastPath:
         if snapshot is None or is_stale(snapshot.reading, self.state.stale_after):
             body = stale_body(self.state) or b"{}"
             METER_STALE.inc()
-            await send_json(send, 503, body)
+            if wants_text_503(user_agent_of(scope)):
+                await send_body(send, 503, stale_text(body), TEXT)
+            else:
+                await send_json(send, 503, body)
             return
         if snapshot is not self._cached:
             self._start = {
@@ -92,12 +120,22 @@ class FastPath:
 async def send_json(
     send: Send, status: int, body: bytes, extra: tuple[tuple[bytes, bytes], ...] = ()
 ) -> None:
+    await send_body(send, status, body, JSON, extra)
+
+
+async def send_body(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes,
+    extra: tuple[tuple[bytes, bytes], ...] = (),
+) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", JSON),
+                (b"content-type", content_type),
                 (b"content-length", str(len(body)).encode()),
                 (b"cache-control", b"no-store"),
                 *extra,

@@ -56,6 +56,17 @@ class MeterMessage(BaseModel):
     i: Three = Field(description=_about("i"))
 
 
+class MeterNow(MeterMessage):
+    """`/meter`: the newest reading's message, its missing energy counters held over."""
+
+    held_ts: dict[str, int] | None = Field(
+        default=None,
+        description="Only when there is one: the energy counters (`ic`, `ec`, `ric`, `rec`) "
+        "this reading did not carry, served at their last known value, each with the `ts` (ms) "
+        "of the reading that sent it (at most 2 h before `ts`; same meter).",
+    )
+
+
 class HistoryItem(MeterMessage):
     id: str = Field(description="The reading's stream id; pass it as `since` to resume after it.")
 
@@ -106,6 +117,11 @@ class StateMessage(BaseModel):
                     "last_reading_age": 0.8,
                     "redis": True,
                     "licensed": {"rest": True, "mqtt": False, "modbus": False},
+                    "v": "0.1.0",
+                    "online": False,
+                    "channel": None,
+                    "ethIp": None,
+                    "wifiIp": None,
                 }
             ]
         }
@@ -122,6 +138,47 @@ class StateMessage(BaseModel):
     last_reading_age: float | None = Field(description="Seconds since it was received.")
     redis: bool = Field(description="Whether Redis answered the last check.")
     licensed: dict[str, bool] = Field(description="Interface -> licensed now.")
+    # Keys a Cozify reader serves here (for clients written for Cozify)
+    v: str = Field(description="Cozify: firmware version (= `version`).")
+    online: bool = Field(description="Cozify: connected to Cozify's cloud (hanport: never).")
+    channel: None = Field(description="Cozify: update channel (hanport: none).")
+    ethIp: None = Field(description="Cozify: Ethernet address (hanport: not known).")
+    wifiIp: None = Field(description="Cozify: Wi-Fi address (hanport: not known).")
+
+
+class Network(BaseModel):
+    e: bool | None = Field(description="Active (hanport: not known).")
+    n: dict[str, None] = Field(description="`m`: addressing mode (hanport: not known).")
+
+
+class WiFi(Network):
+    s: str | None = Field(description="SSID.")
+    z: int | None = Field(description="Channel.")
+    b: bool | None = Field(description="Set-up beacon active.")
+
+
+class Configuration(BaseModel):
+    """A Cozify reader's `/configuration`, with hanport's values or null where it has none."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "v": "0.1.0",
+                    "t": "EET",
+                    "m": {"f": None},
+                    "e": {"e": None, "n": {"m": None}},
+                    "w": {"e": None, "n": {"m": None}, "s": None, "z": None, "b": None},
+                }
+            ]
+        }
+    )
+
+    v: str = Field(description="Firmware version (hanport's version).")
+    t: str = Field(description="Timezone of the service.")
+    m: dict[str, float | None] = Field(description="`f`: main fuse, A (hanport: not known).")
+    e: Network = Field(description="Ethernet.")
+    w: WiFi = Field(description="Wi-Fi.")
 
 
 class Telegram(BaseModel):

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from shared.reading import MESSAGE_TYPE, Reading, encode_cozify
+from shared.reading import MESSAGE_TYPE, Reading, cozify_message, encode_cozify
 from shared.stale import age_s, stale_reason
 from shared.stream_id import StreamId
 
 from .metrics import SLOW_CLIENTS
+
+_status_encoder = msgspec.json.Encoder()
 
 
 def sse_event(entry_id: str, body: bytes) -> bytes:
@@ -32,22 +34,75 @@ def sse_event(entry_id: str, body: bytes) -> bytes:
     )
 
 
+# --- last known slow values ---------------------------------------------------------------
+# Nordic meters send their energy registers once an hour and alternate lists (Aidon, Kaifa,
+# Kamstrup list 1/2/3): between two such lists a reading has `ic`, `ec`, `ric`, `rec` null.
+# /meter serves the last known value of these counters instead, for up to SLOW_HOLD_S after the
+# reading that carried it (one missed hourly list is bridged), with that reading's `ts` under
+# `held_ts`. Fast quantities (power, current, voltage) are never carried over.
+SLOW_KEYS = ("ic", "ec", "ric", "rec")
+SLOW_HOLD_S = 2 * 3600.0
+HELD_KEY = "held_ts"
+
+
+@dataclass(frozen=True)
+class Held:
+    """A slow value as last sent: the value, the `ts` (ms) and the meter of its reading."""
+
+    value: float
+    ts: int
+    meter_id: str | None
+
+
+def remember_slow(held: dict[str, Held], reading: Reading) -> None:
+    """Keep the slow values `reading` carries (readings come in stream order: the last wins)."""
+    for key in SLOW_KEYS:
+        value = getattr(reading, key)
+        if value is not None:
+            held[key] = Held(value, reading.ts, reading.meter_id)
+
+
+def same_meter(a: str | None, b: str | None) -> bool:
+    """Whether two readings may be one meter's (a list without the meter id may be)."""
+    return a is None or b is None or a == b
+
+
+def meter_body(reading: Reading, held: dict[str, Held], hold_s: float = SLOW_HOLD_S) -> bytes:
+    """The `/meter` body: the Cozify message of `reading`, its missing slow values filled from
+    `held` (same meter, not older than `hold_s`) and listed with their `ts` under `held_ts`.
+    Byte for byte `encode_cozify(reading)` when nothing is filled in."""
+    message = cozify_message(reading)
+    carried: dict[str, int] = {}
+    for key in SLOW_KEYS:
+        known = held.get(key)
+        if (
+            message[key] is None
+            and known is not None
+            and 0 <= reading.ts - known.ts <= hold_s * 1000
+            and same_meter(known.meter_id, reading.meter_id)
+        ):
+            message[key] = known.value
+            carried[key] = known.ts
+    if not carried:
+        return encode_cozify(reading)
+    message[HELD_KEY] = carried
+    return _status_encoder.encode(message)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """One reading, encoded once for every consumer."""
 
     entry_id: str
     reading: Reading
-    body: bytes  # the Cozify HAN meter message, JSON
-    event: bytes  # the same as one SSE event with the stream id as its id
+    body: bytes  # /meter: the Cozify HAN meter message, JSON, with held slow values
+    event: bytes  # one SSE event with the stream id as its id: the message as the meter sent it
 
     @classmethod
-    def of(cls, entry_id: str, reading: Reading) -> Snapshot:
-        body = encode_cozify(reading)
-        return cls(entry_id, reading, body, sse_event(entry_id, body))
-
-
-_status_encoder = msgspec.json.Encoder()
+    def of(cls, entry_id: str, reading: Reading, held: dict[str, Held] | None = None) -> Snapshot:
+        plain = encode_cozify(reading)
+        body = plain if held is None else meter_body(reading, held)
+        return cls(entry_id, reading, body, sse_event(entry_id, plain))
 
 
 class Closing:
@@ -72,6 +127,7 @@ class State:
     started: float = field(default_factory=time.time)
     loaded: asyncio.Event = field(default_factory=asyncio.Event)  # newest reading looked up
     closing: asyncio.Event = field(default_factory=asyncio.Event)  # stopping: streams end
+    held: dict[str, Held] = field(default_factory=dict)  # last known slow values
     _clients: set[asyncio.Queue[Item]] = field(default_factory=set)
 
     # --- the newest reading -------------------------------------------------------------
@@ -101,7 +157,8 @@ class State:
 
     def publish(self, entry_id: str, reading: Reading) -> Snapshot:
         """Make this the newest reading and hand it to every connected client."""
-        snapshot = Snapshot.of(entry_id, reading)
+        remember_slow(self.held, reading)
+        snapshot = Snapshot.of(entry_id, reading, self.held)
         if self.latest is None or StreamId.parse(entry_id) > StreamId.parse(self.latest.entry_id):
             self.latest = snapshot
         self._fan_out(snapshot)
@@ -112,6 +169,8 @@ class State:
         SSE/WebSocket client connected, only the newest of them (for /meter); the others are
         superseded before anyone could ask for them (SSE resumes read the stream itself)."""
         if not self._clients:
+            for _entry_id, reading in entries[:-1]:
+                remember_slow(self.held, reading)
             entries = entries[-1:]
         for entry_id, reading in entries:
             self.publish(entry_id, reading)
