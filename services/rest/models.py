@@ -88,6 +88,19 @@ class Meter(BaseModel):
     model: str | None = Field(description=_about("meter_model"))
 
 
+class IngestStatus(BaseModel):
+    """Why no fresh reading arrives: the ingest service's word on its source (docs/streams.md,
+    `hanport:ingest:status`), or `state` `ingest` when the ingest service has not reported."""
+
+    state: str = Field(
+        description="The check that failed: source, bytes, line, frames, crc, encryption, "
+        "decode; `ingest` when the ingest service is silent; `ok` when it reads fine."
+    )
+    reason: str = Field(description="What was found, in words.")
+    fix: str = Field(description="What to do about it (empty when there is nothing to do).")
+    updated: int | None = Field(description="When ingest wrote it, ms; null: never.")
+
+
 class StateMessage(BaseModel):
     """The reader's state (Cozify's `HAN_STATE_MESSAGE` idea, hanport's fields)."""
 
@@ -122,6 +135,9 @@ class StateMessage(BaseModel):
     last_reading_age: float | None = Field(description="Seconds since it was received.")
     redis: bool = Field(description="Whether Redis answered the last check.")
     licensed: dict[str, bool] = Field(description="Interface -> licensed now.")
+    ingest: IngestStatus | None = Field(
+        default=None, description="Only while there is no fresh reading: why (see IngestStatus)."
+    )
 
 
 class Telegram(BaseModel):
@@ -193,3 +209,6 @@ class Ready(BaseModel):
     redis: bool
     fresh: bool
     message: str
+    ingest: IngestStatus | None = Field(
+        default=None, description="Only while there is no fresh reading: why (see IngestStatus)."
+    )
