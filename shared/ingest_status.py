@@ -36,20 +36,23 @@ def read_status(fields: Mapping[Any, Any]) -> dict[str, str]:
     return {text(k): text(v) for k, v in fields.items()}
 
 
+def updated_ms(fields: Mapping[str, str]) -> int | None:
+    """When ingest wrote the status, ms since the epoch; None when never (or unreadable)."""
+    value = fields.get("updated", "")
+    return int(value) if value.isdigit() else None
+
+
 def is_fresh(fields: Mapping[str, str], now_ms: int) -> bool:
     """Whether the status was written within FRESH_SECONDS (ingest is running)."""
-    try:
-        updated = int(fields.get("updated") or 0)
-    except ValueError:
-        return False
-    return now_ms - updated <= FRESH_SECONDS * 1000
+    updated = updated_ms(fields)
+    return updated is not None and now_ms - updated <= FRESH_SECONDS * 1000
 
 
 def explain(fields: Mapping[str, str], now_ms: int) -> dict[str, Any]:
     """What to tell a user waiting for readings: ingest's verdict (`state`, `reason`, `fix`,
     `updated` in ms) when it is fresh, else that the ingest service is silent."""
-    updated = int(fields["updated"]) if fields.get("updated", "").isdigit() else None
-    if updated is not None and is_fresh(fields, now_ms):
+    updated = updated_ms(fields)
+    if is_fresh(fields, now_ms):
         return {
             "state": fields.get("state", ""),
             "reason": fields.get("reason", ""),

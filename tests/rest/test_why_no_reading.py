@@ -20,7 +20,7 @@ import pytest
 from playwright.async_api import async_playwright, expect
 
 from services.ingest.diagnosis import FIXES
-from shared.ingest_status import STATUS_KEY, one_line
+from shared.ingest_status import STATUS_KEY, explain, one_line
 from shared.stale import NO_READING
 from tests.rest.conftest import RestFactory
 from tests.rest.process import ROOT, STREAM, rest_process
@@ -172,3 +172,19 @@ async def test_han_stays_open_with_read_auth_and_serves_no_reading(
     assert not reading_keys & set(body), body
     assert body["type"] == "HAN_STATE_MESSAGE" and body["last_reading"] is not None
     assert (await rest.client.get("/", follow_redirects=False)).status_code == 200
+
+
+def test_explain_judges_freshness_by_updated() -> None:
+    now = 1_764_152_400_000
+    written = {"state": "bytes", "reason": "no bytes in 60 s", "fix": "check the cable"}
+    fresh = explain({**written, "updated": str(now - 29_000)}, now)
+    assert fresh == {**written, "updated": now - 29_000}
+    assert one_line(fresh) == "no bytes in 60 s — check the cable"
+    assert one_line({**fresh, "fix": ""}) == "no bytes in 60 s"
+    old = explain({**written, "updated": str(now - 31_000)}, now)
+    assert old["state"] == "ingest" and old["updated"] == now - 31_000
+    assert old["reason"] == "the ingest service has not reported for 31 s (status older than 30 s)"
+    for garbage in ({}, {"updated": ""}, {"updated": "soon"}, {"updated": "-5"}):
+        silent = explain(garbage, now)
+        assert silent["state"] == "ingest" and silent["updated"] is None, garbage
+        assert silent["reason"] == "the ingest service has not reported yet (no status in Redis)"
