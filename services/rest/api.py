@@ -25,6 +25,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import BeforeValidator, Field
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 from starlette.exceptions import HTTPException
 
 from shared.ingest_status import STATUS_KEY, explain, one_line, read_status
@@ -473,6 +474,8 @@ async def why_no_reading(context: Context) -> dict[str, Any]:
             fields = read_status(await context.redis.hgetall(STATUS_KEY))
     except REDIS_DOWN:
         return {}
+    except ResponseError:  # the key holds something else: ingest cannot write its status either
+        fields = {}
     return {"ingest": explain(fields, int(time.time() * 1000))}
 
 

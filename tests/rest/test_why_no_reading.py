@@ -152,6 +152,11 @@ async def test_an_old_status_means_ingest_is_silent_and_a_fresh_reading_hides_it
     assert han["ingest"]["state"] == "ingest" and han["ingest"]["updated"] == old
     assert han["ingest"]["reason"].startswith("the ingest service has not reported for 12")
 
+    await rest.redis.delete(STATUS_KEY)
+    await rest.redis.set(STATUS_KEY, "not a hash")  # unreadable: as if ingest never wrote it
+    han = (await rest.client.get("/han")).json()
+    assert han["ingest"]["state"] == "ingest" and han["ingest"]["updated"] is None
+
     await rest.add()  # a fresh reading: /han and /readyz answer as before, without `ingest`
     han = (await rest.client.get("/han")).json()
     assert "ingest" not in han and han["last_reading"] is not None
