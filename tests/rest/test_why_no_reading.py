@@ -119,6 +119,8 @@ async def test_a_missing_device_is_named_by_han_readyz_and_the_page(
                 await expect(banner).to_contain_text(f"Why: serial {missing} ", timeout=10_000)
                 await expect(banner).to_contain_text("the device is missing")
                 await expect(banner).to_contain_text("Fix: " + ingest["fix"])
+                shot = Path(os.environ.get("HANPORT_PAGE_SCREENSHOT", tmp_path / "why.png"))
+                await page.screenshot(path=str(shot), full_page=True)
             finally:
                 await browser.close()
 

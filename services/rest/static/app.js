@@ -64,10 +64,16 @@ function showReading(m) {
   }
 }
 
-function banner(kind, text) {
+function banner(kind, text, detail = "") {
   const b = $("banner");
   b.className = `banner ${kind}`;
   b.textContent = text;
+  if (detail) {
+    const line = document.createElement("span");
+    line.className = "why";
+    line.textContent = detail;
+    b.appendChild(line);
+  }
 }
 
 // While no fresh reading arrives, /han carries `ingest`: why (the source is missing, no bytes,
@@ -77,7 +83,7 @@ async function askWhy() {
   try {
     const han = await (await fetch("/han")).json();
     const ingest = han.ingest;
-    why = ingest ? ` Why: ${ingest.reason}.${ingest.fix ? ` Fix: ${ingest.fix}.` : ""}` : "";
+    why = ingest ? `Why: ${ingest.reason}.${ingest.fix ? ` Fix: ${ingest.fix}.` : ""}` : "";
   } catch (_) { why = ""; }
   refresh();
 }
@@ -94,9 +100,9 @@ function refresh() {
   } else if (!redisUp) {
     banner("bad", "The readings stream (Redis) is down — showing the last reading held in memory.");
   } else if (age === null) {
-    banner("wait", `Connected — waiting for the first reading from the meter.${why}`);
+    banner("wait", "Connected — waiting for the first reading from the meter.", why);
   } else if (stale) {
-    banner("bad", `Data is stale: the last reading is ${Math.round(age)} s old (limit ${staleAfter} s). Check the meter connection.${why}`);
+    banner("bad", `Data is stale: the last reading is ${Math.round(age)} s old (limit ${staleAfter} s). Check the meter connection.`, why);
   } else {
     banner("ok", "Live");
   }
