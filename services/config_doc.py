@@ -43,9 +43,11 @@ COMPOSE_ONLY: tuple[tuple[str, str, str], ...] = (
     ("HANPORT_MODBUS_HOST_PORT", "502", "Host port of Modbus TCP (502 inside the container)."),
     ("HANPORT_LICENSING_HOST_PORT", "8090", "Host port of the licensing API (`/license`)."),
     ("HANPORT_BROKER_PORT", "1883", "Host port of the `broker` profile's mosquitto."),
+    ("MONITORING_ADDRESS", "127.0.0.1", "Host address Prometheus and Grafana are published on (`monitoring` profile); `0.0.0.0` for every address (docs/security.md)."),
     ("PROMETHEUS_PORT", "9090", "Host port of Prometheus (`monitoring` profile)."),
     ("GRAFANA_PORT", "3000", "Host port of Grafana (`monitoring` profile)."),
-    ("GRAFANA_ADMIN_PASSWORD", "admin", "Grafana's admin password (`monitoring` profile); anonymous visitors may view."),
+    ("GRAFANA_ADMIN_PASSWORD", "", "Grafana's admin password (`monitoring` profile), required: Grafana refuses to start without one, or with `admin`. Applied when Grafana's data volume is first created."),
+    ("GRAFANA_ANONYMOUS_VIEWING", "false", "`true` lets visitors view Grafana's dashboards without logging in (`monitoring` profile)."),
 )  # fmt: skip
 
 

@@ -1,5 +1,6 @@
 """The ingest service's word on its source, kept in Redis for other services and `hanport
-doctor`: the hash `STATUS_KEY` (`hanport:ingest:status`, docs/streams.md), rewritten every
+doctor`: the hash `STATUS_KEY` (`hanport:ingest:status`, docs/streams.md; the key and its reader
+are in `shared/ingest_status.py`), rewritten every
 `EVERY_SECONDS` (and about a second after the source opened or failed) with the verdict of
 `diagnosis.py` over the last one to two minutes:
 
@@ -18,15 +19,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from shared.backoff import Backoff
 from shared.cancellation import raise_if_cancelling
+from shared.ingest_status import EVERY_SECONDS, STATUS_KEY
 from shared.stream import REDIS_DOWN, connect
 
 from .codec.decoded import Decoded, DecodeError
@@ -36,8 +36,6 @@ from .sources.status import SourceStatus
 
 log = logging.getLogger(__name__)
 
-STATUS_KEY = "hanport:ingest:status"
-EVERY_SECONDS = 10.0
 WINDOW_SECONDS = 60.0  # the verdict covers the current and the previous window
 SETTLE_SECONDS = 1.0  # after the source opened or failed: time for first bytes or a retry
 
@@ -58,15 +56,6 @@ def status_fields(
         "bytes": tally.bytes,
         "frames": ", ".join(f"{n} {reason}" for reason, n in tally.results.most_common()),
     }
-
-
-def read_status(fields: Mapping[Any, Any]) -> dict[str, str]:
-    """The hash as HGETALL returns it (bytes, or str with decode_responses), as text."""
-
-    def text(value: Any) -> str:
-        return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-    return {text(k): text(v) for k, v in fields.items()}
 
 
 @dataclass

@@ -25,8 +25,10 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import BeforeValidator, Field
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 from starlette.exceptions import HTTPException
 
+from shared.ingest_status import STATUS_KEY, explain, one_line, read_status
 from shared.stream import REDIS_DOWN, ReadingStream
 
 from . import models
@@ -463,6 +465,30 @@ async def websocket_over_http() -> Response:
     return response
 
 
+# --- Why no reading arrives: the ingest service's status (shared/ingest_status.py) -------------
+# /han and /readyz add `ingest` ({state, reason, fix, updated}) only while no fresh reading is
+# held, so a working gateway answers exactly as before; the live page shows its reason and fix.
+
+
+async def why_no_reading(context: Context) -> dict[str, Any]:
+    """`{"ingest": {...}}` (ingest's verdict on its source, or that ingest is silent) while there
+    is no fresh reading; `{}` while there is one, or when Redis does not answer (then `redis`
+    says so)."""
+    if context.state.stale_reason() is None:
+        return {}
+    try:
+        async with asyncio.timeout(context.settings.rest_redis_timeout):
+            fields = read_status(await context.redis.hgetall(STATUS_KEY))
+    except REDIS_DOWN:
+        return {}
+    except ResponseError:  # the key holds something else: ingest cannot write its status either
+        fields = {}
+    return {"ingest": explain(fields, int(time.time() * 1000))}
+
+
+# --- end of the ingest status part -------------------------------------------------------------
+
+
 @router.get(
     "/han",
     response_model=models.StateMessage,
@@ -474,6 +500,7 @@ async def han(request: Request) -> Response:
     latest = state.latest
     reading = latest.reading if latest else None
     age = state.age()
+    why = await why_no_reading(context)  # the ingest status part (above)
     return json_response(
         msgspec.json.encode(
             {
@@ -492,6 +519,7 @@ async def han(request: Request) -> Response:
                 "redis": state.redis_ok,
                 "licensed": context.guard.licensed(),
                 **COZIFY_STATE_KEYS,
+                **why,  # the ingest status part: `ingest` only while no fresh reading
             }
         )
     )
@@ -559,14 +587,18 @@ async def readyz(request: Request) -> Response:
     reasons = []
     if not redis_ok:
         reasons.append("Redis is not reachable")
+    why = await why_no_reading(context) if redis_ok else {}  # the ingest status part
     if stale is not None:
         reasons.append(stale[0])
+    if why:
+        reasons.append("ingest: " + one_line(why["ingest"]))
     ready = redis_ok and stale is None
     body = {
         "ready": ready,
         "redis": redis_ok,
         "fresh": stale is None,
         "message": "; ".join(reasons) or "ready",
+        **why,
     }
     return json_response(msgspec.json.encode(body), 200 if ready else 503)
 

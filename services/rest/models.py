@@ -99,6 +99,19 @@ class Meter(BaseModel):
     model: str | None = Field(description=_about("meter_model"))
 
 
+class IngestStatus(BaseModel):
+    """Why no fresh reading arrives: the ingest service's word on its source (docs/streams.md,
+    `hanport:ingest:status`), or `state` `ingest` when the ingest service has not reported."""
+
+    state: str = Field(
+        description="The check that failed: source, bytes, line, frames, crc, encryption, "
+        "decode; `ingest` when the ingest service is silent; `ok` when it reads fine."
+    )
+    reason: str = Field(description="What was found, in words.")
+    fix: str = Field(description="What to do about it (empty when there is nothing to do).")
+    updated: int | None = Field(description="When ingest wrote it, ms; null: never.")
+
+
 class StateMessage(BaseModel):
     """The reader's state (Cozify's `HAN_STATE_MESSAGE` idea, hanport's fields)."""
 
@@ -144,6 +157,10 @@ class StateMessage(BaseModel):
     channel: None = Field(description="Cozify: update channel (hanport: none).")
     ethIp: None = Field(description="Cozify: Ethernet address (hanport: not known).")
     wifiIp: None = Field(description="Cozify: Wi-Fi address (hanport: not known).")
+
+    ingest: IngestStatus | None = Field(
+        default=None, description="Only while there is no fresh reading: why (see IngestStatus)."
+    )
 
 
 class Network(BaseModel):
@@ -250,3 +267,6 @@ class Ready(BaseModel):
     redis: bool
     fresh: bool
     message: str
+    ingest: IngestStatus | None = Field(
+        default=None, description="Only while there is no fresh reading: why (see IngestStatus)."
+    )

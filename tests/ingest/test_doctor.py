@@ -18,8 +18,9 @@ from services.ingest.diagnosis import FIXES
 from services.ingest.settings import IngestSettings
 from services.ingest.sources import open_source
 from services.ingest.sources.spec import parse_source
-from services.ingest.status import STATUS_KEY, StatusWriter, read_status
+from services.ingest.status import StatusWriter
 from shared.entitlements import Record, encode_record, record_key
+from shared.ingest_status import STATUS_KEY, read_status
 from shared.stream import connect
 from tests.dlms.conftest import frame
 from tests.dlms.meter import Meter

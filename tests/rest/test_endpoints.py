@@ -6,6 +6,7 @@ import asyncio
 
 import msgspec
 
+from shared.ingest_status import one_line
 from shared.reading import cozify_message
 from tests.rest.conftest import RestFactory, RestUnderTest
 
@@ -152,11 +153,14 @@ async def test_health_readiness_and_metrics(rest: RestUnderTest) -> None:
     assert (await rest.client.get("/healthz")).json() == {"status": "ok"}
     not_ready = await rest.client.get("/readyz")
     assert not_ready.status_code == 503
-    assert not_ready.json() == {
+    body = not_ready.json()
+    ingest = body.pop("ingest")  # no ingest service in this test: it has not reported
+    assert ingest["state"] == "ingest" and ingest["updated"] is None
+    assert body == {
         "ready": False,
         "redis": True,
         "fresh": False,
-        "message": "no reading received yet",
+        "message": "no reading received yet; ingest: " + one_line(ingest),
     }
     await rest.add()
     ready = await rest.client.get("/readyz")

@@ -74,7 +74,7 @@ class Ports:
             f"HANPORT_MODBUS_HOST_PORT=127.0.0.1:{self.modbus}",
             f"HANPORT_LICENSING_HOST_PORT=127.0.0.1:{self.licensing}",
             f"HANPORT_BROKER_PORT=127.0.0.1:{self.broker}",
-            f"PROMETHEUS_PORT=127.0.0.1:{self.prometheus}",
+            f"PROMETHEUS_PORT={self.prometheus}",  # on MONITORING_ADDRESS, 127.0.0.1 by default
         ]
 
 

@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.entitlements import FEATURES, decode_record, record_key
+from shared.ingest_status import FRESH_SECONDS, STATUS_KEY, is_fresh, read_status
 from shared.log import redact_url
 from shared.settings import load_settings
 from shared.stream import REDIS_DOWN, redis_client
@@ -39,9 +40,7 @@ from ..sources import open_source
 from ..sources.line_settings import DETECT_SECONDS, LINE_SETTINGS
 from ..sources.spec import Source
 from ..sources.status import SourceStatus
-from ..status import EVERY_SECONDS, STATUS_KEY, read_status
 
-FRESH_SECONDS = 3 * EVERY_SECONDS  # an ingest status older than this: ingest is not running
 NOTES = ("ingest", "license")  # checks reported that do not decide the exit status
 ENOUGH_FRAMES = 3  # frames (good or bad) after which listening stops early
 LISTEN_SECONDS = 30.0
@@ -126,10 +125,7 @@ async def redis_check(url: str) -> tuple[Finding, Redis | None]:
 async def ingest_status(redis: Redis) -> dict[str, str] | None:
     """The running ingest service's status, when it is fresh."""
     fields = read_status(await redis.hgetall(STATUS_KEY))
-    updated = int(fields.get("updated") or 0)
-    if time.time() * 1000 - updated > FRESH_SECONDS * 1000:
-        return None
-    return fields
+    return fields if is_fresh(fields, int(time.time() * 1000)) else None
 
 
 def from_ingest(fields: dict[str, str]) -> list[Finding]:

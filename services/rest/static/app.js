@@ -8,6 +8,9 @@ let staleAfter = 30;          // seconds; the server tells us its limit in HAN_S
 let receivedAt = null;        // Date.now() (ms) when the newest reading was received
 let redisUp = true;
 let connected = false;
+let why = "";                 // while no fresh reading: the ingest service's reason and fix (/han)
+let whyAsked = 0;             // Date.now() when /han was last asked why
+const WHY_EVERY_MS = 5000;
 
 function fmt(value, digits) {
   return value === null || value === undefined ? "–" : Number(value).toFixed(digits);
@@ -61,25 +64,45 @@ function showReading(m) {
   }
 }
 
-function banner(kind, text) {
+function banner(kind, text, detail = "") {
   const b = $("banner");
   b.className = `banner ${kind}`;
   b.textContent = text;
+  if (detail) {
+    const line = document.createElement("span");
+    line.className = "why";
+    line.textContent = detail;
+    b.appendChild(line);
+  }
+}
+
+// While no fresh reading arrives, /han carries `ingest`: why (the source is missing, no bytes,
+// no frames...) and what to do. Asked every few seconds, only while data is missing or stale.
+async function askWhy() {
+  whyAsked = Date.now();
+  try {
+    const han = await (await fetch("/han")).json();
+    const ingest = han.ingest;
+    why = ingest ? `Why: ${ingest.reason}.${ingest.fix ? ` Fix: ${ingest.fix}.` : ""}` : "";
+  } catch (_) { why = ""; }
+  refresh();
 }
 
 function refresh() {
   const age = receivedAt === null ? null : (Date.now() - receivedAt) / 1000;
   $("age").textContent = age === null ? "none yet" : age < 1.5 ? "just now" : `${Math.round(age)} s ago`;
   const stale = age === null || age > staleAfter;
+  if (!stale) why = "";
+  else if (connected && redisUp && Date.now() - whyAsked > WHY_EVERY_MS) askWhy();
   document.body.classList.toggle("stale", stale && receivedAt !== null);
   if (!connected) {
     banner("bad", "Connection to the hanport service lost — retrying. Values shown are old.");
   } else if (!redisUp) {
     banner("bad", "The readings stream (Redis) is down — showing the last reading held in memory.");
   } else if (age === null) {
-    banner("wait", "Connected — waiting for the first reading from the meter.");
+    banner("wait", "Connected — waiting for the first reading from the meter.", why);
   } else if (stale) {
-    banner("bad", `Data is stale: the last reading is ${Math.round(age)} s old (limit ${staleAfter} s). Check the meter connection.`);
+    banner("bad", `Data is stale: the last reading is ${Math.round(age)} s old (limit ${staleAfter} s). Check the meter connection.`, why);
   } else {
     banner("ok", "Live");
   }
