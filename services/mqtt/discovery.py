@@ -29,7 +29,6 @@ from shared.reading import Reading
 from .topics import Topics
 
 DOMAIN = "sensor"  # the Home Assistant entity domain of every config
-SUPPORT_URL = "https://github.com/hanport/hanport"  # `origin.support_url`: where to get help
 
 Sensor = Value  # a sensor is a value of the catalogue that has `home_assistant`
 
@@ -80,7 +79,7 @@ def discovery_messages(
         "serial_number": serial,
         "sw_version": software_version(),
     }
-    origin = {"name": "hanport", "sw_version": software_version(), "support_url": SUPPORT_URL}
+    origin = {"name": "hanport", "sw_version": software_version()}  # no support_url: none yet
     messages = []
     for sensor in sensors:
         kind = sensor.field.home_assistant

@@ -8,7 +8,6 @@ import msgspec
 
 from services.mqtt.discovery import (
     SENSORS,
-    SUPPORT_URL,
     discovery_messages,
     present_sensors,
     software_version,
@@ -50,5 +49,5 @@ def test_reactive_counters_have_no_device_class() -> None:
 
 
 def test_every_config_names_its_origin() -> None:
-    origin = {"name": "hanport", "sw_version": software_version(), "support_url": SUPPORT_URL}
+    origin = {"name": "hanport", "sw_version": software_version()}
     assert all(config["origin"] == origin for config in configs().values())

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from services.mqtt import metrics
-from services.mqtt.discovery import SUPPORT_URL, software_version
+from services.mqtt.discovery import software_version
 from shared.reading import Reading, encode_cozify
 from tests.readings import simulated_readings, simulated_telegrams
 from tests.servers import MosquittoServer, RedisServer
@@ -84,7 +84,7 @@ async def test_home_assistant_discovery_field_by_field(
             "serial_number": SERIAL,
             "sw_version": software_version(),
         },
-        "origin": {"name": "hanport", "sw_version": software_version(), "support_url": SUPPORT_URL},
+        "origin": {"name": "hanport", "sw_version": software_version()},
     }
     power = found[f"homeassistant/sensor/{NODE}/power/config"]
     assert (power["device_class"], power["state_class"], power["unit_of_measurement"]) == (
