@@ -12,7 +12,7 @@ What this module holds, top to bottom:
   (meter replaced or reset) starts a new baseline, a sample whose time does not move forward is
   left out; both say so in an `Event`, and neither creates nor loses energy.
 - `MeterLedger`: per-interval totals of import, export, reactive import and reactive export for
-  one meter, fed reading by reading.
+  one meter, fed reading by reading; `Accounts`: one ledger per meter, fed `Reading`s.
 
 Intervals are keyed by their start in milliseconds since the Unix epoch, never by the aware
 datetime: two local times that differ only by `fold` (the repeated autumn hour) compare equal in
@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
+
+from shared.reading import Reading
 
 Period = Literal["quarter", "hour", "day", "month"]
 PERIODS: tuple[Period, ...] = ("quarter", "hour", "day", "month")
@@ -189,6 +191,9 @@ def step_register(
     return sample, shares, None
 
 
+DEFAULT_ESTIMATE_OVER_MS = 61 * 60 * 1000
+
+
 @dataclass
 class IntervalEnergy:
     """One interval's total for one register; estimated if any part of it was."""
@@ -207,7 +212,9 @@ class MeterLedger:
 
     meter_id: str
     zone: ZoneInfo
-    estimate_over_ms: int = 15 * 60 * 1000
+    # a gap longer than this marks its intervals estimated; an hour and a minute by default, so a
+    # Nordic meter's hourly registers fill their hours as measured
+    estimate_over_ms: int = DEFAULT_ESTIMATE_OVER_MS
     periods: tuple[Period, ...] = PERIODS
     baselines: dict[str, Sample] = field(default_factory=dict)
     totals: dict[str, dict[Period, dict[int, IntervalEnergy]]] = field(default_factory=dict)
@@ -241,3 +248,23 @@ class MeterLedger:
             total = by_start.setdefault(share.start_ms, IntervalEnergy())
             total.kwh += share.kwh
             total.estimated = total.estimated or share.estimated
+
+
+@dataclass
+class Accounts:
+    """One `MeterLedger` per meter, fed the readings of every meter (keyed by `meter_id`; a
+    reading without one counts for the meter id "")."""
+
+    zone: ZoneInfo
+    estimate_over_ms: int = DEFAULT_ESTIMATE_OVER_MS
+    meters: dict[str, MeterLedger] = field(default_factory=dict)
+
+    def add(self, reading: Reading) -> list[Event]:
+        """Count one reading; the events it caused."""
+        meter_id = reading.meter_id or ""
+        ledger = self.meters.get(meter_id)
+        if ledger is None:
+            ledger = MeterLedger(meter_id, self.zone, self.estimate_over_ms)
+            self.meters[meter_id] = ledger
+        values = {"ic": reading.ic, "ec": reading.ec, "ric": reading.ric, "rec": reading.rec}
+        return ledger.add(reading.ts, values)

@@ -102,6 +102,10 @@ RULES: tuple[CapacityRule, ...] = (
 
 
 _ON_BOUND_KW = 1e-9
+# headroom: a window this much above its energy so far that still keeps the value never counts;
+# the answer stays this far below the edge
+_NEVER_KWH = 1e6
+_MARGIN_KWH = 1e-6
 
 
 class UnknownRule(KeyError):
@@ -210,14 +214,17 @@ def headroom(
         return max(0.0, average_w - present_w)
 
     def largest(keeps: Callable[[MonthValue], bool]) -> float:
-        high = window_kwh + 1e6
-        if keeps(value_with(high)):
-            return math.inf
-        low = window_kwh
-        for _ in range(80):
+        # double until the value rises (or plainly never will), then halve the gap
+        low, high = window_kwh, window_kwh + 1.0
+        while keeps(value_with(high)):
+            if high > window_kwh + _NEVER_KWH:
+                return math.inf
+            low, high = high, window_kwh + 2 * (high - window_kwh)
+        for _ in range(60):
             middle = (low + high) / 2
             low, high = (middle, high) if keeps(value_with(middle)) else (low, middle)
-        return added_w(low)
+        # a milli-watt-hour short of the edge, so the answer is safe to draw
+        return added_w(max(window_kwh, low - _MARGIN_KWH))
 
     return Headroom(
         largest(lambda v: v.kw <= now.kw + 1e-9),

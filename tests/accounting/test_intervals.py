@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from services.accounting.intervals import (
     PERIODS,
+    Accounts,
     MeterLedger,
     Sample,
     interval_start,
@@ -20,6 +21,7 @@ from services.accounting.intervals import (
     step_register,
     to_ms,
 )
+from shared.reading import Reading
 
 OSLO = ZoneInfo("Europe/Oslo")
 HOUR_MS = 3_600_000
@@ -114,6 +116,21 @@ def test_ledger_hourly_meter_totals_per_period() -> None:
     assert sum(e.kwh for e in ic["quarter"].values()) == pytest.approx(23.0)
     assert all(e.estimated for e in ic["quarter"].values())  # an hour's gap spans 4 quarters
     assert "ec" not in ledger.totals  # never rose
+
+
+def test_accounts_keep_meters_apart_and_hold_missing_registers() -> None:
+    accounts = Accounts(OSLO)
+    t0 = to_ms(datetime(2026, 1, 5, 10, 0, tzinfo=OSLO))
+    accounts.add(Reading(ts=t0, received=t0, meter_id="a", ic=1.0, ec=0.0))
+    accounts.add(Reading(ts=t0, received=t0, meter_id="b", ic=7.0))
+    # 10 s later: a list without energy (Nordic meters send it hourly)
+    accounts.add(Reading(ts=t0 + 10_000, received=t0 + 10_000, meter_id="a"))
+    accounts.add(Reading(ts=t0 + HOUR_MS, received=t0 + HOUR_MS, meter_id="a", ic=2.5, ec=0.0))
+    events = accounts.add(Reading(ts=t0 + HOUR_MS, received=t0, meter_id="b", ic=3.0))
+    hour_a = accounts.meters["a"].totals["ic"]["hour"]
+    assert [(start, e.kwh, e.estimated) for start, e in hour_a.items()] == [(t0, 1.5, False)]
+    assert [e.kind for e in events] == ["reset"]
+    assert "ic" not in accounts.meters["b"].totals
 
 
 # --- properties --------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.accounting.intervals import Period, interval_starts, next_start
 from services.accounting.tariffs import (
@@ -206,8 +208,10 @@ def test_worked_example(example: Example) -> None:
     room = headroom(
         tariff, windows, now_start, example.now_kwh, example.seconds_left, example.present_w
     )
-    assert room.value_w == pytest.approx(example.headroom_value_w, abs=0.01)
-    assert room.step_w == pytest.approx(example.headroom_step_w, abs=0.01)
+    # headroom stays a milli-watt-hour short of the edge: within 0.1 W over 36 s or more
+    assert room.value_w == pytest.approx(example.headroom_value_w, abs=0.1)
+    assert room.step_w == pytest.approx(example.headroom_step_w, abs=0.1)
+    assert room.value_w <= example.headroom_value_w and room.step_w <= example.headroom_step_w
 
 
 def test_elvia_steps() -> None:
@@ -238,3 +242,44 @@ def test_unknown_rule_lists_the_known_ones() -> None:
 
 def test_rule_names_are_unique() -> None:
     assert len({row.name for row in RULES}) == len(RULES)
+
+
+# --- properties: drawing the headroom keeps the value and step, a little more raises them -----
+
+OSLO = ZoneInfo("Europe/Oslo")
+JANUARY = [  # the first week: the month so far
+    start
+    for start in interval_starts(
+        datetime(2026, 1, 1, tzinfo=OSLO), datetime(2026, 1, 8, tzinfo=OSLO), "hour", OSLO
+    )
+]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from([row.name for row in RULES if row.window_minutes == 60]),
+    st.lists(st.floats(0, 30), min_size=len(JANUARY), max_size=len(JANUARY)),
+    st.integers(0, len(JANUARY) - 1),
+    st.floats(0, 5),
+    st.floats(60, 3600),
+)
+def test_headroom_is_the_edge(
+    name: str, energies: list[float], now: int, so_far: float, seconds_left: float
+) -> None:
+    tariff = rule(name)
+    windows: list[Window] = list(zip(JANUARY, energies, strict=True))
+    windows[now] = (JANUARY[now], so_far)
+    before = month_value(tariff, windows)
+    room = headroom(tariff, windows, JANUARY[now], so_far, seconds_left)
+    for watts, same in ((room.value_w, lambda v: v.kw <= before.kw + 1e-6), (room.step_w, None)):
+        if math.isinf(watts):
+            continue
+        final = so_far + watts * seconds_left / 3_600_000
+        windows[now] = (JANUARY[now], final)
+        at_edge = month_value(tariff, windows)
+        windows[now] = (JANUARY[now], final + 0.01)
+        beyond = month_value(tariff, windows)
+        if same is not None:
+            assert same(at_edge) and beyond.kw > before.kw
+        else:
+            assert at_edge.step == before.step and beyond.step > before.step
