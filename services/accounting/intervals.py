@@ -110,7 +110,7 @@ def split_energy(
     """The energy between two samples of one register, spread over the intervals (t0, t1].
 
     Each interval gets the register's rise in proportion to the time of the gap it covers; the last
-    one gets the remainder, so the shares add up to `kwh1 - kwh0` exactly. All are estimated when
+    one gets the remainder, so the shares add up to `kwh1 - kwh0` (to float rounding). All are estimated when
     the gap is longer than the interval it touches or longer than `estimate_over_ms`.
     Needs `t1_ms > t0_ms` and `kwh1 >= kwh0` (`step_register` sees to both).
     """

@@ -133,6 +133,18 @@ def test_accounts_keep_meters_apart_and_hold_missing_registers() -> None:
     assert "ic" not in accounts.meters["b"].totals
 
 
+def test_p1_meter_every_10_s_fills_quarters_as_measured() -> None:
+    # a P1 meter sending every 10 s at 2.4 kW from 09:55 to 10:35: quarters of 0.6 kWh
+    ledger = MeterLedger("p1", OSLO)
+    t0 = to_ms(datetime(2026, 10, 25, 9, 55, tzinfo=OSLO))
+    for step in range(40 * 6 + 1):
+        ledger.add(t0 + step * 10_000, {"ic": 1000.0 + step * 2.4 / 360})
+    quarters = ledger.totals["ic"]["quarter"]
+    assert [round(e.kwh, 9) for e in quarters.values()] == [0.2, 0.6, 0.6, 0.2]
+    assert not any(e.estimated for e in quarters.values())
+    assert [round(e.kwh, 9) for e in ledger.totals["ic"]["hour"].values()] == [0.2, 1.4]
+
+
 # --- properties --------------------------------------------------------------------------------
 
 START_MS = to_ms(datetime(2026, 10, 24, 12, 0, tzinfo=OSLO))  # spans the autumn change
