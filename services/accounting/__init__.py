@@ -1,0 +1,1 @@
+"""Energy accounting's pure core: interval boundaries, energy per interval, capacity tariffs."""
