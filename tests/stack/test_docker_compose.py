@@ -33,10 +33,10 @@ import httpx
 import pytest
 import yaml
 from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
 
 from tests.licensing_helpers import issue, make_keys
 from tests.servers import free_port
+from tests.stack import polling
 from tests.stack.compose import HANPORT_SERVICES
 from tests.stack.docker_engine import IMAGE, Engine, Project, exclusive, missing_tools
 from tests.stack.test_whole_stack import NATIVE_BASE, NATIVE_COUNT, as_float32, native_values
@@ -178,20 +178,7 @@ async def until(
     check: Callable[[], Awaitable[Any]], what: str, stack: Stack, within: float = WAIT
 ) -> Any:
     """Poll `check` (truthy when done) until it succeeds or `within` seconds pass."""
-    deadline = time.monotonic() + within
-    last_error: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = await check()
-            if result:
-                return result
-        except (httpx.HTTPError, ModbusException, OSError, AssertionError, TimeoutError) as error:
-            last_error = error
-        await asyncio.sleep(0.2)
-    raise AssertionError(
-        f"timed out after {within} s waiting for {what} (last error: {last_error!r})\n"
-        f"{stack.project.logs()}"
-    )
+    return await polling.until(check, what, stack.project.logs, within, every=0.2)
 
 
 async def first_sse_reading(url: str) -> dict[str, Any]:

@@ -17,7 +17,6 @@ import math
 import re
 import struct
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from shared.reading import Reading, cozify_message
 from shared.stream import ReadingStream
 from tests.licensing_helpers import issue, make_keys
 from tests.servers import MosquittoServer, RedisServer
+from tests.stack import polling
 from tests.stack.compose import resolved_config, service_specs
 from tests.stack.processes import READY_PORT, Stack
 
@@ -48,21 +48,8 @@ WAIT = 20.0  # seconds any one expected event may take on a busy 2-core machine
 async def until(
     check: Callable[[], Awaitable[Any]], what: str, stack: Stack, within: float = WAIT
 ) -> Any:
-    """Poll `check` (which returns a truthy value when done) until it succeeds or times out."""
-    deadline = time.monotonic() + within
-    last_error: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = await check()
-            if result:
-                return result
-        except (httpx.HTTPError, OSError, AssertionError, TimeoutError) as error:
-            last_error = error
-        await asyncio.sleep(0.1)
-    raise AssertionError(
-        f"timed out after {within} s waiting for {what} (last error: {last_error!r})\n"
-        f"{stack.logs()}"
-    )
+    """Poll `check` (truthy when done) until it succeeds or `within` seconds pass."""
+    return await polling.until(check, what, stack.logs, within, every=0.1)
 
 
 @dataclass
