@@ -375,6 +375,7 @@ OTHER: tuple[Field, ...] = (
     ),
     Field("received", "Received", "ms since 1970",
           "When the gateway received the reading, ms since the Unix epoch (its own clock)."),
+    Field("meter", "Meter", "", "The meter's name on this box (HANPORT_METER_NAME, else its id)."),
     Field("meter_id", "Meter id", "", "Meter id (0-0:96.1.0 / 96.1.1) as sent."),
     Field("meter_model", "Meter model", "", "Meter model / identification line."),
     Field("power_failures", "Power failures", "", "Number of power failures in any phase."),

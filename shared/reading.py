@@ -48,6 +48,7 @@ class Reading(msgspec.Struct, kw_only=True):
 
     ts: int
     received: int
+    meter: str | None = None  # the meter's name on this box (shared.meters.meter_of)
     ic: Value = None
     ec: Value = None
     ric: Value = None
