@@ -165,9 +165,9 @@ async def latency(
     async def modbus_sees(unit: int, ts: int) -> float:
         while True:
             result = await modbus.read_holding_registers(1004, count=4, device_id=unit)
-            if not result.isError():
-                if struct.unpack(">Q", struct.pack(">4H", *result.registers))[0] == ts:
-                    return time.perf_counter()
+            registers = [] if result.isError() else result.registers
+            if registers and struct.unpack(">Q", struct.pack(">4H", *registers))[0] == ts:
+                return time.perf_counter()
             await asyncio.sleep(0.0005)
 
     try:
