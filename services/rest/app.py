@@ -37,9 +37,10 @@ from .api import (
 )
 from .auth import Tokens
 from .fastpath import FastPath
-from .follower import follower, learn_serial, watch
+from .follower import follower, learn_serial, read_directory, watch
 from .guard import Guard
 from .history import BadParameter
+from .meters_api import router as meters_router
 from .metrics import BAD_REQUESTS
 from .settings import RestSettings
 from .state import State
@@ -164,7 +165,12 @@ def drop_null_parameters(schema: dict[str, Any]) -> None:
 
 def create_app(settings: RestSettings, tokens: Tokens | None = None) -> ASGIApp:
     """The service's ASGI app. `tokens` defaults to those the settings name."""
-    state = State(stale_after=settings.rest_stale_after, queue_size=settings.rest_client_queue)
+    state = State(
+        stale_after=settings.rest_stale_after,
+        queue_size=settings.rest_client_queue,
+        default_setting=settings.default_meter,
+        classic_stream=settings.stream,
+    )
     guard = Guard(
         tokens
         if tokens is not None
@@ -187,6 +193,7 @@ def create_app(settings: RestSettings, tokens: Tokens | None = None) -> ASGIApp:
                     "Redis watcher": lambda: watch(
                         redis, state, WATCH_INTERVAL, settings.rest_keepalive
                     ),
+                    "meter directory": lambda: read_directory(redis, state),
                     "serial": lambda: learn_serial(
                         settings.serial, settings.license_dir, redis, state
                     ),
@@ -217,6 +224,7 @@ def create_app(settings: RestSettings, tokens: Tokens | None = None) -> ASGIApp:
         redoc_url=None,
     )
     api.include_router(router)
+    api.include_router(meters_router)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
     api.mount(SWAGGER_ASSETS, StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
     add_handlers(api)

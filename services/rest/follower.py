@@ -1,6 +1,6 @@
 """Background work of one replica besides following the stream (`shared.follow.Follower` into
 `State.publish_batch`): watch Redis reachability and freshness (telling SSE clients when either
-changes) and learn the reader serial. Every loop survives Redis outages with backoff; all run
+changes), read the directory of meters (`hanport:meters`) and learn the reader serial. Every loop survives Redis outages with backoff; all run
 under `shared.supervise` (services/rest/app.py).
 """
 
@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from shared.follow import EVERY_READING, Follower
 from shared.identity import wait_for_serial
+from shared.meters import MeterDirectory
 from shared.metrics import REDIS_CONNECTED
 from shared.stream import REDIS_DOWN, ReadingStream
 
@@ -45,7 +47,7 @@ async def redis_answers(redis: Redis, within: float) -> bool:
 
 async def watch(redis: Redis, state: State, interval: float, keepalive: float) -> None:
     """Ping Redis every `interval` s; broadcast status on a change, and every `keepalive` s."""
-    last: tuple[bool, bool] | None = None
+    last: tuple[bool, tuple[bool, ...]] | None = None
     last_sent = 0.0
     while True:
         try:
@@ -62,10 +64,27 @@ async def watch(redis: Redis, state: State, interval: float, keepalive: float) -
         state.redis_ok = ok
         REDIS_CONNECTED.set(int(ok))
         now = time.monotonic()
-        current = (ok, state.stale_reason() is not None)
+        current = (ok, state.stale_flags())
         if current != last or now - last_sent >= keepalive:
             state.broadcast_status()
             last, last_sent = current, now
+        await asyncio.sleep(interval)
+
+
+# Seconds between two reads of the directory of meters (`shared.meter_streams` finds new ones
+# as often).
+DIRECTORY_INTERVAL = 2.0
+
+
+async def read_directory(redis: Redis, state: State, interval: float = DIRECTORY_INTERVAL) -> None:
+    """Keep `state.records` the directory of meters, re-read every `interval` s (a Redis outage
+    keeps the last one read; the next round tries again)."""
+    directory = MeterDirectory(redis)
+    while True:
+        try:
+            state.set_records(await asyncio.wait_for(directory.records(), max(1.0, interval)))
+        except (TimeoutError, ResponseError, *REDIS_DOWN) as error:
+            log.debug("directory of meters not read (%s); keeping the last one", error)
         await asyncio.sleep(interval)
 
 
