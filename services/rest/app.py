@@ -37,7 +37,7 @@ from .api import (
 )
 from .auth import Tokens
 from .fastpath import FastPath
-from .follower import follower, learn_serial, read_directory, watch
+from .follower import follow_every_meter, learn_serial, read_directory, watch
 from .guard import Guard
 from .history import BadParameter
 from .meters_api import router as meters_router
@@ -189,7 +189,7 @@ def create_app(settings: RestSettings, tokens: Tokens | None = None) -> ASGIApp:
         background = asyncio.create_task(
             run_supervised(
                 {
-                    "stream follower": follower(stream, state).run,
+                    "stream follower": follow_every_meter(redis, settings.stream, state),
                     "Redis watcher": lambda: watch(
                         redis, state, WATCH_INTERVAL, settings.rest_keepalive
                     ),

@@ -101,4 +101,4 @@ class RestSettings(CommonSettings):
     @field_validator("default_meter")
     @classmethod
     def _a_meter_name(cls, value: str | None) -> str | None:
-        return None if value is None else check_name(value, "HANPORT_DEFAULT_METER")
+        return None if value is None else check_name(value)

@@ -203,10 +203,9 @@ class State:
         """The default meter's name (None: no meter known yet)."""
         if self.default_setting:
             return self.default_setting
-        classic = next(
-            (r.name for r in self.records.values() if r.readings == self.classic_stream),
-            self.classic,
-        )
+        on_classic = [r for r in self.records.values() if r.readings == self.classic_stream]
+        # the newest record: a meter replaced on the classic stream leaves its old one behind
+        classic = max(on_classic, key=lambda r: r.updated).name if on_classic else self.classic
         return default_meter(self.names(), self.default_setting, classic)
 
     def names(self) -> list[str]:
