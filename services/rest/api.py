@@ -523,7 +523,9 @@ async def websocket(websocket: WebSocket) -> None:
 
 
 @router.get("/ws", include_in_schema=False)  # documented with the WebSocket (app.py)
-async def websocket_over_http() -> Response:
+async def websocket_over_http(
+    meter: Annotated[str | None, Query(pattern=METER_OR_ALL)] = None,
+) -> Response:
     """`/ws` asked for without `Upgrade: websocket`: 426, saying how to connect."""
     response = error(
         426,

@@ -26,6 +26,7 @@ from shared.stream import ReadingStream, redis_client
 from shared.supervise import run_supervised
 
 from .api import (
+    METER_OR_ALL,
     STATIC,
     SWAGGER_ASSETS,
     SWAGGER_UI,
@@ -52,6 +53,9 @@ DESCRIPTION = """Live readings of an electricity meter's HAN/P1 port, compatible
 written for the Cozify HAN reader (`/meter`, `/meter/data`), plus history, server-sent events,
 a WebSocket, the reader's state, health and Prometheus metrics.
 
+A box may read several meters: `/meters` lists them, `/meters/{id}` (and its `/history`,
+`/telegram`, `/events`) serves each; `/meter` and the rest serve the default meter.
+
 Reads are open on the LAN unless `HANPORT_REST_READ_AUTH` is set; then send
 `Authorization: Bearer <token>` (or `?access_token=` where headers cannot be set: EventSource,
 WebSocket). Admin endpoints always need a token with the `admin` scope.
@@ -64,9 +68,22 @@ WS_OPERATION: dict[str, Any] = {
     "summary": "Live readings over a WebSocket: a snapshot, then every reading",
     "description": "Upgrade to a WebSocket. Text frames, each a Cozify HAN meter message: the "
     "newest reading first, then one per new reading. Close code 1013 means the client fell "
-    "too far behind and should reconnect. Same access rules as /meter.",
+    "too far behind and should reconnect. Same access rules as /meter. Without `meter`, the "
+    "default meter's readings, exactly as before several meters; with `meter` (a meter's id, "
+    "or `*` for every meter: each one's newest first), each frame is that meter's message as "
+    "`/meters/{id}` serves it, saying `meter` (and its `submeters`).",
     "operationId": "websocket_ws",
     "security": [{}, {"bearer": ["read"]}],
+    "parameters": [
+        {
+            "name": "meter",
+            "in": "query",
+            "required": False,
+            "description": "Whose readings: a meter's id (as `/meters` lists), or `*` for every "
+            "meter; left out: the default meter's (frames as before).",
+            "schema": {"type": "string", "pattern": METER_OR_ALL},
+        }
+    ],
     "responses": {
         "101": {"description": "Switching to the WebSocket protocol."},
         "401": {
@@ -74,6 +91,18 @@ WS_OPERATION: dict[str, Any] = {
             "or unknown."
         },
         "403": {"description": "No license for 'rest' (commercial use) or token lacks 'read'."},
+        "404": {
+            "description": "`meter` names no meter of this box.",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/UnknownMeter"}}
+            },
+        },
+        "422": {
+            "description": "`meter` is no meter id (nor `*`).",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/BadRequest"}}
+            },
+        },
         "426": {
             "description": "A plain HTTP request (no `Upgrade: websocket`): connect as a "
             "WebSocket.",
