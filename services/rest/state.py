@@ -187,6 +187,8 @@ class State:
     records: dict[str, MeterRecord] = field(default_factory=dict)  # the directory, by name
     classic: str | None = None  # the meter of the newest reading on the classic stream
     _classic_id: StreamId | None = None
+    _default: str | None = None
+    _default_stale: bool = True  # the meters, the directory or `classic` changed
     # each client's queue and which readings it wants: None the default meter's, ALL every
     # meter's, else one meter's
     _clients: dict[asyncio.Queue[Item], str | None] = field(default_factory=dict)
@@ -200,7 +202,14 @@ class State:
 
     @property
     def default(self) -> str | None:
-        """The default meter's name (None: no meter known yet)."""
+        """The default meter's name (None: no meter known yet). Worked out again only when the
+        meters, the directory or the classic stream's meter changed (`/meter` asks per request)."""
+        if self._default_stale:
+            self._default = self._work_out_default()
+            self._default_stale = False
+        return self._default
+
+    def _work_out_default(self) -> str | None:
         if self.default_setting:
             return self.default_setting
         on_classic = [r for r in self.records.values() if r.readings == self.classic_stream]
@@ -219,6 +228,7 @@ class State:
         """The directory as last read; a meter now known to have its own stream no longer
         counts as the classic stream's."""
         self.records = {r.name: r for r in records}
+        self._default_stale = True
         if self.classic is not None and self.named(self.classic):
             self.classic, self._classic_id = None, None
             for meter in self.meters.values():
@@ -227,6 +237,8 @@ class State:
 
     def _note_classic(self, name: str, key: StreamId) -> None:
         if self._classic_id is None or key > self._classic_id:
+            if name != self.classic:
+                self._default_stale = True
             self.classic, self._classic_id = name, key
 
     # --- the default meter's newest reading (what /meter, /han, /readyz serve) -----------
@@ -279,12 +291,17 @@ class State:
         return tuple(self.stale_reason(name=name) is not None for name in self.names())
 
     # --- new readings --------------------------------------------------------------------
-    def publish(self, entry_id: str, reading: Reading) -> Snapshot:
-        """Make this its meter's newest reading and hand it to every client that wants it."""
-        name = meter_of(reading)
+    def _meter_state(self, name: str) -> MeterState:
         meter = self.meters.get(name)
         if meter is None:
             meter = self.meters[name] = MeterState(name)
+            self._default_stale = True
+        return meter
+
+    def publish(self, entry_id: str, reading: Reading) -> Snapshot:
+        """Make this its meter's newest reading and hand it to every client that wants it."""
+        name = meter_of(reading)
+        meter = self._meter_state(name)
         remember_slow(meter.held, reading)
         snapshot = Snapshot.of(entry_id, reading, meter.held)
         key = StreamId.parse(entry_id)
@@ -307,10 +324,7 @@ class State:
                 if last[name] == index:
                     kept.append(entry)
                 else:
-                    meter = self.meters.get(name)
-                    if meter is None:
-                        meter = self.meters[name] = MeterState(name)
-                    remember_slow(meter.held, entry[1])
+                    remember_slow(self._meter_state(name).held, entry[1])
             entries = kept
         for entry_id, reading in entries:
             self.publish(entry_id, reading)
