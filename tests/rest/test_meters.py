@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import msgspec
 import pytest
 import websockets
 
@@ -157,8 +158,7 @@ async def test_a_reading_of_a_meter_the_directory_does_not_know_is_served(
     box: tuple[RestUnderTest, dict[str, Meter]],
 ) -> None:
     rest, meters = box
-    stranger = meters["heatpump"].next()
-    stranger = type(stranger)(**{**_fields(stranger), "meter": "stranger"})
+    stranger = msgspec.structs.replace(meters["heatpump"].next(), meter="stranger")
     await add(rest, stranger, rest.settings.stream)
     answer = await rest.client.get("/meters/stranger")
     assert answer.status_code == 200 and answer.json()["meter"] == "stranger"
@@ -166,10 +166,6 @@ async def test_a_reading_of_a_meter_the_directory_does_not_know_is_served(
     assert listing["stranger"]["in_directory"] is False
     # the classic stream's registered meter stays the default
     assert (await rest.client.get("/meters")).json()["default"] == "main"
-
-
-def _fields(reading: object) -> dict[str, object]:
-    return {name: getattr(reading, name) for name in reading.__struct_fields__}  # type: ignore[attr-defined]
 
 
 async def test_the_default_meter_setting_picks_what_meter_serves(
@@ -266,3 +262,17 @@ async def test_websocket_of_every_meter_says_each_frames_meter(
         plain = json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))
         main = rest.state.meters["main"].latest
         assert main is not None and plain == cozify_message(main.reading)  # as before
+
+
+def test_a_default_meter_that_is_no_meter_name_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services.rest.settings import RestSettings
+    from shared.settings import load_settings
+
+    monkeypatch.setenv("HANPORT_DEFAULT_METER", "main meter")
+    with pytest.raises(SystemExit) as stopped:
+        load_settings(RestSettings)
+    assert stopped.value.code == 2
+    line = capsys.readouterr().err
+    assert "HANPORT_DEFAULT_METER='main meter'" in line and "not a meter name" in line
