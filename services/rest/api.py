@@ -544,15 +544,20 @@ async def websocket_over_http(
 # held, so a working gateway answers exactly as before; the live page shows its reason and fix.
 
 
-async def why_no_reading(context: Context) -> dict[str, Any]:
+async def why_no_reading(context: Context, name: str | None = None) -> dict[str, Any]:
     """`{"ingest": {...}}` (ingest's verdict on its source, or that ingest is silent) while there
-    is no fresh reading; `{}` while there is one, or when Redis does not answer (then `redis`
-    says so)."""
-    if context.state.stale_reason() is None:
+    is no fresh reading (of the default meter, or of meter `name`); `{}` while there is one, or
+    when Redis does not answer (then `redis` says so). A meter with a stream of its own has its
+    own status hash (its directory record's `status`); the classic stream's, `STATUS_KEY`."""
+    state = context.state
+    if state.stale_reason(name=name) is None:
         return {}
+    meter = state.default if name is None else name
+    record = state.records.get(meter) if meter is not None else None
+    key = record.status if record is not None and state.named(record.name) else STATUS_KEY
     try:
         async with asyncio.timeout(context.settings.rest_redis_timeout):
-            fields = read_status(await context.redis.hgetall(STATUS_KEY))
+            fields = read_status(await context.redis.hgetall(key))
     except REDIS_DOWN:
         return {}
     except ResponseError:  # the key holds something else: ingest cannot write its status either

@@ -41,6 +41,7 @@ from .api import (
     redis_unavailable,
     streams_of,
     unknown_meter,
+    why_no_reading,
 )
 from .history import bounds, history_chunks, last_telegram
 from .read_gate import GatedAnswer
@@ -140,7 +141,13 @@ async def one_meter(context: Reader, meter: MeterId, request: Request) -> Respon
     state = context.state
     if not known(state, meter):
         return unknown_meter(context, meter)
-    return meter_answer(context, request.headers.get("user-agent"), meter)
+    answer = meter_answer(context, request.headers.get("user-agent"), meter)
+    if answer.status_code == 503 and answer.media_type == "application/json":
+        why = await why_no_reading(context, meter)  # that meter's ingest: why no fresh reading
+        if why:
+            body = {**msgspec.json.decode(bytes(answer.body)), **why}
+            return json_response(msgspec.json.encode(body), 503)
+    return answer
 
 
 @router.get(

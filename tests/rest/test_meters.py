@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import msgspec
 import pytest
@@ -128,6 +129,14 @@ async def test_one_meter_unplugged_goes_stale_alone(rest_factory: RestFactory) -
     body = stale.json()
     assert body["error"] == "stale" and body["meter"] == "heatpump"
     assert "heatpump" in body["message"] and body["age_seconds"] >= 59
+    assert body["ingest"]["state"] == "ingest"  # its ingest never reported: it is not running
+    # its ingest's word on its source, from its own status hash
+    now_ms = int(time.time() * 1000)
+    reason = "serial /dev/ttyUSB1: the device is missing"
+    status = {"state": "source", "reason": reason, "fix": "plug it in", "updated": now_ms}
+    await rest.redis.hset(meters["heatpump"].keys.status, mapping=status)
+    why = (await rest.client.get("/meters/heatpump")).json()["ingest"]
+    assert (why["state"], why["reason"], why["fix"]) == ("source", reason, "plug it in")
     for name in ("main", "gas"):
         assert (await rest.client.get(f"/meters/{name}")).status_code == 200
     assert (await rest.client.get("/meter")).status_code == 200
