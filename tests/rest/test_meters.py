@@ -133,8 +133,10 @@ async def test_one_meter_unplugged_goes_stale_alone(rest_factory: RestFactory) -
     # its ingest's word on its source, from its own status hash
     now_ms = int(time.time() * 1000)
     reason = "serial /dev/ttyUSB1: the device is missing"
-    status = {"state": "source", "reason": reason, "fix": "plug it in", "updated": str(now_ms)}
-    await rest.redis.hset(meters["heatpump"].keys.status, mapping=status)
+    await rest.redis.hset(
+        meters["heatpump"].keys.status,
+        mapping={"state": "source", "reason": reason, "fix": "plug it in", "updated": now_ms},
+    )
     why = (await rest.client.get("/meters/heatpump")).json()["ingest"]
     assert (why["state"], why["reason"], why["fix"]) == ("source", reason, "plug it in")
     for name in ("main", "gas"):
