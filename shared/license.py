@@ -118,7 +118,10 @@ class License(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return None if self.expires is None else parse_time(self.expires)
 
     def summary(self) -> dict[str, Any]:
-        return msgspec.to_builtins(self)
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        if out.get("meters") is None:  # every meter: said by leaving it out, as files do
+            out.pop("meters", None)
+        return out
 
 
 class _File(msgspec.Struct):

@@ -14,7 +14,6 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
-import msgspec
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -70,9 +69,7 @@ def sign(license: License, private: Ed25519PrivateKey) -> bytes:
     """The license file text for `license`, signed with `private` (its key id must match)."""
     if license.key_id != key_id(private.public_key()):
         raise ValueError("license.key_id does not name the signing key")
-    body = msgspec.to_builtins(license)
-    if body.get("meters") is None:  # a license for every meter reads as before `meters` came
-        body.pop("meters", None)
+    body = license.summary()  # without `meters` when it serves every meter: reads as before
     signature = private.sign(canonical(body))
     document = {"licence": body, "signature": base64.b64encode(signature).decode()}
     return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
