@@ -154,6 +154,13 @@ class Bridge:
                 await asyncio.sleep(delay)
         topics = Topics.from_settings(self.settings, serial)
         self.meters.start(serial, topics)
+        # which meter is the default before anything is published: the classic stream's
+        latest = await self.delivery.redis_call(self.stream.latest)
+        if latest is not None:
+            self.meters.note(latest[1], self.settings.stream)
+        self.meters.set_directory(
+            await self.delivery.redis_call(MeterDirectory(self.redis).records)
+        )
         return topics
 
     # --- several meters ------------------------------------------------------------------------
