@@ -6,6 +6,7 @@ acknowledged; a license naming meters serves only those."""
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -109,8 +110,9 @@ async def test_three_meters_each_publish_as_a_device_of_their_own(
             )
         )
         redis = await connect(redis_server.url)
-        for key in (STREAM, *(MeterKeys.named(n).readings for n in ("heatpump", "dsmr"))):
-            await eventually(lambda key=key: no_pending(redis, key=key))
+        keys = [STREAM, *(MeterKeys.named(n).readings for n in ("heatpump", "dsmr"))]
+        for key in keys:
+            await eventually(functools.partial(no_pending, redis, key=key))
         await redis.aclose()
 
     # the default meter (on the classic stream) keeps the one-meter topic, in order
