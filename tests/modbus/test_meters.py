@@ -145,12 +145,15 @@ async def _is(value: Awaitable[object], expected: object) -> bool:
 )
 def test_a_bad_unit_mapping_is_refused_naming_the_setting(units: str, says: str) -> None:
     with pytest.raises(ValidationError) as refused:
-        ModbusSettings(modbus_units=units)
+        ModbusSettings.model_validate({"modbus_units": units})
     assert says in str(refused.value) and "modbus_units" in str(refused.value)
 
 
 def test_the_default_meters_unit_id_cannot_also_be_mapped() -> None:
     with pytest.raises(ValidationError) as refused:
-        ModbusSettings(modbus_unit_id=2, modbus_units=UNITS)
+        ModbusSettings.model_validate({"modbus_unit_id": 2, "modbus_units": UNITS})
     assert "unit id 2 is also HANPORT_MODBUS_UNIT_ID" in str(refused.value)
-    assert ModbusSettings(modbus_units=" 1=main, 2=heatpump ").units() == {1: "main", 2: "heatpump"}
+    assert ModbusSettings.model_validate({"modbus_units": " 1=main, 2=heatpump "}).units() == {
+        1: "main",
+        2: "heatpump",
+    }
