@@ -49,6 +49,9 @@ class Meters:
         self.base: Topics | None = None  # the default meter's topics (the settings')
         self.listed: set[str] = set()  # the directory's meters
         self.seen: set[str] = set()  # meters readings came from
+        self.ids: dict[
+            str, str
+        ] = {}  # equipment id -> meter name (HANPORT_DEFAULT_METER may be one)
         self.classic: str | None = None  # the meter of the newest reading on the classic stream
         self.states: dict[str, MeterState] = {}
         self.box_announced = False
@@ -65,7 +68,10 @@ class Meters:
 
     @property
     def default(self) -> str | None:
-        return default_meter(self.names(), self.configured, self.classic)
+        configured = self.configured
+        if configured is not None and configured not in self.seen:
+            configured = self.ids.get(configured, configured)  # given as an equipment id
+        return default_meter(self.names(), configured, self.classic)
 
     @property
     def boxed(self) -> bool:
@@ -92,6 +98,8 @@ class Meters:
         if stream == self.classic_stream:
             self.classic = name
         self.seen.add(name)
+        if reading.meter_id:
+            self.ids[reading.meter_id] = name
         self._relayout()
         return self.state(name, reading.meter_id)
 
