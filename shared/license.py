@@ -39,6 +39,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from .meters import equipment_name
+
 Use = Literal["consumer", "commercial"]
 Kind = Literal["activation", "trial", "full"]
 FeatureName = Literal["rest", "mqtt", "modbus"]
@@ -348,7 +350,10 @@ def serves_meter(meters: list[str] | tuple[str, ...] | frozenset[str] | None, na
     on this box, whose equipment id is `meter_id`: it names either."""
     if meters is None:
         return True
-    return name in meters or (meter_id is not None and meter_id in meters)
+    if name in meters:
+        return True
+    # as sent, or as its name reads it (DSMR meters send theirs hex-encoded: `4530...` is `E0...`)
+    return meter_id is not None and (meter_id in meters or equipment_name(meter_id) in meters)
 
 
 def describe(license: License) -> str:

@@ -27,7 +27,10 @@ def parse_units(text: str) -> dict[int, str]:
         unit = int(unit_text)
         if unit in units:
             raise ValueError(f"unit id {unit} is given twice ({units[unit]} and {name})")
-        units[unit] = check_name(name, f"the meter of unit id {unit}")
+        try:
+            units[unit] = check_name(name)
+        except ValueError as error:
+            raise ValueError(f"unit id {unit}: {error}") from None
     return units
 
 

@@ -26,7 +26,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.simulator.simcore import SimCore
 
 from shared.entitlements import Decision, MeterFilter
-from shared.meters import MeterRecord, default_meter, meter_of
+from shared.meters import MeterRecord, default_meter, equipment_name, meter_of
 from shared.reading import Reading
 from shared.stream import Entry
 
@@ -98,8 +98,9 @@ class Units(SimCore):
                 self.classic = name
             else:
                 self.unconfirmed.add(name)
+        ids = (reading.meter_id, equipment_name(reading.meter_id)) if reading.meter_id else ()
         for meter, store in self.meters.values():
-            if meter in (name, reading.meter_id):
+            if meter == name or meter in ids:
                 store.update(reading)
         self._serve_default()
 
@@ -135,7 +136,14 @@ class Units(SimCore):
         """A configured default given as an equipment id: the name of the meter that has it."""
         if name is None or name in self.latest:
             return name
-        return next((m for m, r in self.latest.items() if r.meter_id == name), name)
+        return next(
+            (
+                meter
+                for meter, reading in self.latest.items()
+                if reading.meter_id and name in (reading.meter_id, equipment_name(reading.meter_id))
+            ),
+            name,
+        )
 
     # ------------------------------------------------------------ requests in
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from shared.meters import MeterRecord, default_meter, meter_of
+from shared.meters import MeterRecord, default_meter, equipment_name, meter_of
 from shared.reading import Reading
 
 from .discovery import SENSORS, Device, Sensor, box_node
@@ -99,7 +99,7 @@ class Meters:
             self.classic = name
         self.seen.add(name)
         if reading.meter_id:
-            self.ids[reading.meter_id] = name
+            self.ids[reading.meter_id] = self.ids[equipment_name(reading.meter_id)] = name
         self._relayout()
         return self.state(name, reading.meter_id)
 

@@ -88,6 +88,9 @@ def test_a_meter_is_named_by_its_name_or_its_equipment_id() -> None:
     assert serves_meter(["main", DSMR_ID], "dsmr", DSMR_ID)
     assert not serves_meter(["main", DSMR_ID], "heatpump", "HP-77")
     assert not serves_meter([], "main")
+    # DSMR meters send their id hex-encoded: named as sent or as it reads
+    sent = DSMR_ID.encode().hex().upper()
+    assert serves_meter([DSMR_ID], "main", sent) and serves_meter([sent], "main", sent)
 
 
 async def test_entitlements_follow_a_license_naming_meters(

@@ -140,7 +140,7 @@ async def _is(value: Awaitable[object], expected: object) -> bool:
         ("1=main,x=heatpump", "'x=heatpump' is not <unit id>=<meter>"),
         ("1=main,248=heatpump", "unit ids are 1-247"),
         ("1=main,1=heatpump", "unit id 1 is given twice"),
-        ("1=main,2=heat pump", "a meter name is 1 to 64 letters"),
+        ("1=main,2=heat pump", "unit id 2: 'heat pump' is not a meter name"),
     ],
 )
 def test_a_bad_unit_mapping_is_refused_naming_the_setting(units: str, says: str) -> None:
