@@ -158,12 +158,14 @@ async def run(count: int, seconds: float, samples: int) -> None:
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.rest_meters", description=__doc__)
     parser.add_argument("--meters", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--samples", type=int, default=40)
-    args = parser.parse_args()
+    if argv is None and __name__ != "__main__":
+        argv = []  # run by `python -m bench`: its arguments are module names, not ours
+    args = parser.parse_args(argv)
     asyncio.run(run(args.meters, args.seconds, args.samples))
 
 
