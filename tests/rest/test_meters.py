@@ -287,3 +287,23 @@ def test_a_default_meter_that_is_no_meter_name_is_refused_at_start(
     assert stopped.value.code == 2
     line = capsys.readouterr().err
     assert "HANPORT_DEFAULT_METER='main meter'" in line and "not a meter name" in line
+
+
+def test_meters_held_are_bounded_forgetting_the_longest_silent_unlisted_one() -> None:
+    from services.rest.state import State
+    from shared.meters import MeterKeys, MeterRecord
+    from tests.readings import simulated_readings
+
+    state = State(stale_after=30, max_meters=3)
+    keys = MeterKeys.named("listed")
+    state.set_records(
+        [MeterRecord(name="listed", readings=keys.readings, raw=keys.raw, status=keys.status)]
+    )
+    template = simulated_readings(1)[0]
+    now = int(time.time() * 1000)
+    for number, name in enumerate(["listed", "a", "b", "c", "d"]):
+        reading = msgspec.structs.replace(template, meter=name, received=now - 60_000 + number)
+        state.publish(f"{now + number}-0", reading)
+    # "listed" is in the directory: kept however silent; "a" was the longest silent of the rest,
+    # then "b"; the newest reading's meter is always held
+    assert sorted(state.meters) == ["c", "d", "listed"]
