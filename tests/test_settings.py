@@ -30,6 +30,9 @@ from tests.conftest import FIXTURES
 # Valid values, as they would be written in .env, for settings whose default does not serve
 # (none, or empty). `{tmp}` is a folder holding FILES; `{fixtures}` is tests/fixtures.
 EXAMPLES: dict[str, tuple[str, ...]] = {
+    "HANPORT_DEFAULT_METER": ("main", "E0044007382246019"),
+    "HANPORT_METER_NAME": ("heatpump", "flat-2.main_meter"),
+    "HANPORT_MODBUS_UNITS": ("1=main,2=heatpump", " 3=E0044007382246019 "),
     "HANPORT_SERIAL": ("HP0A1B2C3D4E",),
     "HANPORT_LICENSE_PUBLIC_KEYS": ("{tmp}/public_keys",),
     "HANPORT_LOG_LEVEL": ("debug", "WARNING"),
@@ -46,7 +49,6 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "HANPORT_METER_AUTH_KEY": ("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF",),
     "HANPORT_METER_AUTH_KEY_FILE": ("{tmp}/meter.key",),
     "HANPORT_REST_TOKENS": ("ops-token:admin;ha-token:read",),
-    "HANPORT_DEFAULT_METER": ("heatpump", "E0044007000000012"),
     "HANPORT_REST_TOKENS_FILE": ("{tmp}/tokens",),
     "HANPORT_REST_CORS_ORIGINS": ("*", "http://ha.lan:8123,http://localhost:3000"),
     "HANPORT_MQTT_URL": ("mqtt://broker.lan:1883", "mqtts://broker.lan:8883"),

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from shared.meters import check_name
 from shared.settings import CommonSettings
 
 
@@ -91,14 +90,3 @@ class RestSettings(CommonSettings):
         description="Connections and requests in progress at once (SSE and WebSocket clients "
         "included) before new requests are answered 503.",
     )
-    default_meter: str | None = Field(
-        None,
-        description="The meter `/meter`, `/meter/data`, `/han`, `/ws` and `/events` serve, by "
-        "name (as `GET /meters` lists them); unset: the meter on the classic stream "
-        "(`HANPORT_STREAM`), else the first by name.",
-    )
-
-    @field_validator("default_meter")
-    @classmethod
-    def _a_meter_name(cls, value: str | None) -> str | None:
-        return None if value is None else check_name(value)
