@@ -218,6 +218,9 @@ class MeterLedger:
     periods: tuple[Period, ...] = PERIODS
     baselines: dict[str, Sample] = field(default_factory=dict)
     totals: dict[str, dict[Period, dict[int, IntervalEnergy]]] = field(default_factory=dict)
+    # (period, start_ms) of every interval whose total changed since the owner last cleared it
+    # (the accounting service stores those, then clears the set)
+    changed: set[tuple[Period, int]] = field(default_factory=set)
 
     def add(self, ts_ms: int, values: Mapping[str, float | None]) -> list[Event]:
         """Count one reading's registers (`{"ic": 12.3, "ec": None, ...}`); the events it caused."""
@@ -248,6 +251,7 @@ class MeterLedger:
             total = by_start.setdefault(share.start_ms, IntervalEnergy())
             total.kwh += share.kwh
             total.estimated = total.estimated or share.estimated
+            self.changed.add((period, share.start_ms))
 
 
 @dataclass
