@@ -249,6 +249,7 @@ class MeterAccount:
             "window": tariff.window_minutes,
             "period": seeds.month_key(now),
             "now": now.isoformat(),
+            "now_ms": now_ms,
             "peaks": [{"start": s.isoformat(), "kw": round(kw, 6)} for s, kw in value.peaks],
             "value_kw": round(value.kw, 6),
             "step": {"index": value.step, "from_kw": from_kw, "to_kw": to_kw},

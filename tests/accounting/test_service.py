@@ -1,0 +1,118 @@
+"""The accounting service as it runs: a real redis-server (AOF on) and `python -m
+services.accounting`. A month of readings gives the stored intervals and tariff the pure
+account gives; killing the service mid-batch and restarting Redis mid-month changes nothing;
+an unknown rule is one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from redis.asyncio import Redis
+
+from services.accounting.account import RESOLUTIONS, MeterAccount
+from services.accounting.tariffs import rule
+from tests.servers import RedisServer
+from tests.stack.polling import until
+
+from .examples import ELVIA, Example, readings
+from .running import (
+    GROUP,
+    ROOT,
+    STREAM,
+    AccountingProcess,
+    all_intervals,
+    redis_ready,
+    wait_counted,
+    write,
+)
+
+
+def pure(example: Example) -> MeterAccount:
+    account = MeterAccount.new("m1", ZoneInfo(example.zone), rule(example.rule))
+    for reading in readings(example):
+        account.add(reading)
+    return account
+
+
+def expected_intervals(account: MeterAccount) -> dict[tuple[str, int], tuple[object, ...]]:
+    changed = {
+        (period, start)
+        for by_period in account.ledger.totals.values()
+        for period, by_start in by_period.items()
+        for start in by_start
+    }
+    return {
+        (RESOLUTIONS[row.period], row.start_ms): (*(round(v, 9) for v in row.values), row.estimated)
+        for row in account.rows(changed)
+    }
+
+
+async def started_on(redis: Redis, ts: int) -> bool:
+    """The group has been handed the entry of `ts` or a later one."""
+    for group in await redis.xinfo_groups(STREAM):
+        if group["name"] in (GROUP, GROUP.encode()):
+            delivered = group["last-delivered-id"]
+            text = delivered.decode() if isinstance(delivered, bytes) else delivered
+            return int(text.split("-")[0]) >= ts
+    return False
+
+
+async def test_restarts_mid_month_keep_the_month(redis_server: RedisServer, tmp_path: Path) -> None:
+    month = readings(ELVIA)
+    half = len(month) // 2
+    service = AccountingProcess(redis_server.url, ELVIA.rule, ELVIA.zone, tmp_path / "acct.log")
+    redis = Redis.from_url(redis_server.url)
+    try:
+        service.start()
+        last = await write(redis, month[:half])
+        await wait_counted(redis, last, "m1", service)
+
+        # the service killed, Redis restarted (AOF), the rest of the month arriving meanwhile
+        service.stop(signal.SIGKILL)
+        await redis.aclose()
+        redis_server.restart()
+        redis = Redis.from_url(redis_server.url)
+        await redis_ready(redis, service.logs)
+        last = await write(redis, month[half:])
+        service.start()
+        # killed again while it works through the backlog, then left to finish
+        await until(
+            lambda: started_on(redis, month[half].ts), "backlog under way", service.logs, 60
+        )
+        service.stop(signal.SIGKILL)
+        service.start()
+        await wait_counted(redis, last, "m1", service)
+
+        account = pure(ELVIA)
+        assert await all_intervals(redis, "m1") == expected_intervals(account)
+        stored = await redis.get("hanport:{m1}:accounting:tariff")
+        assert stored is not None
+        answer = json.loads(stored)
+        assert answer == json.loads(json.dumps(account.tariff_state()))
+        assert answer["value_kw"] == pytest.approx(ELVIA.value_kw, abs=1e-6)
+        assert answer["headroom_w"] == pytest.approx(ELVIA.headroom_w, abs=1.0)
+    finally:
+        service.stop()
+        await redis.aclose()
+
+
+def test_unknown_rule_is_one_line_and_exit_2() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "services.accounting"],
+        cwd=ROOT,
+        env={"HANPORT_TARIFF_RULE": "no-such-rule", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "no-such-rule" in lines[0]
+    assert "no-elvia, no-tensio, be-flanders, se-3-hours, se-3-hours-high-load" in lines[0]
