@@ -250,6 +250,7 @@ class MeterAccount:
             "period": seeds.month_key(now),
             "now": now.isoformat(),
             "now_ms": now_ms,
+            "zone": str(self.zone),
             "peaks": [{"start": s.isoformat(), "kw": round(kw, 6)} for s, kw in value.peaks],
             "value_kw": round(value.kw, 6),
             "step": {"index": value.step, "from_kw": from_kw, "to_kw": to_kw},

@@ -110,13 +110,25 @@ async def load(redis: Redis, meter: str, zone: ZoneInfo, tariff: CapacityRule) -
 
 
 async def read_intervals(
-    redis: Redis, meter: str, resolution: str, from_ms: int | None, to_ms: int | None
+    redis: Redis,
+    meter: str,
+    resolution: str,
+    from_ms: int | None,
+    to_ms: int | None,
+    limit: int | None = None,
 ) -> list[IntervalRow]:
-    """Stored intervals of `resolution` starting in [from_ms, to_ms), oldest first."""
+    """Stored intervals of `resolution` starting in [from_ms, to_ms), oldest first (at most
+    `limit`)."""
     period = PERIOD_OF[resolution]
     low = "-inf" if from_ms is None else from_ms
     high = "+inf" if to_ms is None else f"({to_ms}"
-    members: Any = await redis.zrangebyscore(energy_key(meter, resolution), low, high)
+    members: Any = await redis.zrangebyscore(
+        energy_key(meter, resolution),
+        low,
+        high,
+        start=0 if limit else None,
+        num=limit,
+    )
     return [decode_row(period, m) for m in members]
 
 

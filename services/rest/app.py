@@ -36,6 +36,7 @@ from .api import (
     router,
 )
 from .auth import Tokens
+from .energy import router as energy_router
 from .fastpath import FastPath
 from .follower import follower, learn_serial, watch
 from .guard import Guard
@@ -217,6 +218,7 @@ def create_app(settings: RestSettings, tokens: Tokens | None = None) -> ASGIApp:
         redoc_url=None,
     )
     api.include_router(router)
+    api.include_router(energy_router)  # energy accounting (services/rest/energy.py)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
     api.mount(SWAGGER_ASSETS, StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
     add_handlers(api)
