@@ -229,7 +229,7 @@ async def default_energy(
 
 
 TARIFF_DOC: dict[str, Any] = {
-    "responses": {**REDIS_503, **REFUSALS, **NOT_FOUND},
+    "responses": {**BAD, **REDIS_503, **REFUSALS, **NOT_FOUND},
     "openapi_extra": READ_SECURITY,
     "response_class": Response,
     "response_model": None,
