@@ -39,6 +39,8 @@ from .tariffs import CapacityRule, billed_value, headroom, month_value, step_bou
 # The REST `resolution` of each period, and back
 RESOLUTIONS: dict[Period, str] = {"quarter": "15m", "hour": "1h", "day": "1d", "month": "1mo"}
 PERIOD_OF: dict[str, Period] = {v: k for k, v in RESOLUTIONS.items()}
+# The names of the registers' energies in answers (REST, MQTT)
+ENERGY_NAMES = ("import", "export", "reactive_import", "reactive_export")
 # Import power between two readings further apart than this is not integrated (the box was off)
 POWER_GAP_MS = 5 * 60 * 1000
 
@@ -264,12 +266,25 @@ class MeterAccount:
             "billed_kw": round(billed_value(tariff, [months[k] for k in sorted(months)]), 6),
             "months_kw": {k: round(v, 6) for k, v in sorted(months.items())},
         }
+        answer["energy"] = self.current_energy(now)
         if self.meter_peak is not None and seeds.month_key(
             from_ms(self.meter_peak[0], self.zone)
         ) == seeds.month_key(now):
             answer["meter_peak_kw"] = self.meter_peak[1]
             answer["meter_peak_difference_kw"] = round(value.kw - self.meter_peak[1], 6)
         return answer
+
+    def current_energy(self, now: datetime) -> dict[str, dict[str, Any]]:
+        """The interval holding `now` of each resolution: its start and energies so far."""
+        out: dict[str, dict[str, Any]] = {}
+        for period, resolution in RESOLUTIONS.items():
+            start = interval_start(now, period, self.zone)
+            entry: dict[str, Any] = {"start": start.isoformat()}
+            for register, name in zip(REGISTERS, ENERGY_NAMES, strict=True):
+                total = self.ledger.totals.get(register, {}).get(period, {}).get(to_ms(start))
+                entry[name] = round(total.kwh, 6) if total else 0.0
+            out[resolution] = entry
+        return out
 
     def _close_previous_month(self, month: datetime) -> None:
         """The previous month's final value, while its windows are still in memory."""
