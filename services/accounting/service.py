@@ -172,6 +172,7 @@ class Accounting:
             if account is None or account.last_ts is None:
                 continue
             answer = account.tariff_state()
+            answer["formed_ms"] = int(time.time() * 1000)
             try:
                 await self.redis.set(store.tariff_key(meter), _json(answer))
             except BaseException:

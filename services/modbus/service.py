@@ -151,7 +151,8 @@ async def run_service(
     store = store or make_store(settings, serial)
     DATA_AGE.set_function(lambda: float("nan") if (age := store.age()) is None else age)
     works: dict[str, Work] = {
-        "stream follower": follower(ReadingStream(redis, settings.stream), store).run
+        "stream follower": follower(ReadingStream(redis, settings.stream), store).run,
+        "accounting registers": lambda: store.accounting.refresh(redis),
     }
     if entitlements is None:
         real = Entitlements(redis, settings)
