@@ -44,6 +44,7 @@ class AccountingProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        self.env["HANPORT_METRICS_PORT"] = str(free_port())  # a fresh one for every start
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "services.accounting"],

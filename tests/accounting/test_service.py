@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 
@@ -98,6 +99,18 @@ async def test_restarts_mid_month_keep_the_month(redis_server: RedisServer, tmp_
         assert answer == json.loads(json.dumps(account.tariff_state()))
         assert answer["value_kw"] == pytest.approx(ELVIA.value_kw, abs=1e-6)
         assert answer["headroom_w"] == pytest.approx(ELVIA.headroom_w, abs=1.0)
+
+        # the gauges, per meter
+        port = service.env["HANPORT_METRICS_PORT"]
+        async with httpx.AsyncClient(timeout=10) as client:
+            text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+        assert 'hanport_accounting_month_value_kw{meter="m1"} 3.833333' in text
+        assert 'hanport_accounting_step{meter="m1"} 2.0' in text
+        assert 'hanport_accounting_events_total{kind="reset",meter="m1"} 1.0' in text
+        assert (
+            'hanport_accounting_energy_kwh{meter="m1",register="import",resolution="1h"} 0.5'
+            in text
+        )
     finally:
         service.stop()
         await redis.aclose()
