@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from shared.meters import MeterKeys, check_name, default_meter, meter_of, name_from_text
+from shared.meters import (
+    MeterKeys,
+    check_name,
+    default_meter,
+    equipment_name,
+    meter_of,
+    name_from_text,
+)
 from shared.reading import Reading
 
 
 def test_names_are_letters_digits_dot_underscore_dash_up_to_64() -> None:
     assert check_name("heat-pump_2.main") == "heat-pump_2.main"
     for bad in ("", "a b", "x" * 65, "gas/1", "{x}"):
-        with pytest.raises(ValueError, match="HANPORT_METER_NAME="):
+        with pytest.raises(ValueError, match="is not a meter name"):
             check_name(bad)
 
 
@@ -43,3 +50,11 @@ def test_the_default_meter_is_the_configured_then_the_classic_then_the_first() -
     assert default_meter(["b", "a"], None, "c") == "c"
     assert default_meter(["b", "a"], None, None) == "a"
     assert default_meter([], None, None) is None
+
+
+def test_an_equipment_id_sent_as_hex_ascii_is_decoded() -> None:
+    # ids from the corpus's DSMR captures (tests/ingest/test_p1.py)
+    assert equipment_name("4530303434303037333832323436303139") == "E0044007382246019"
+    assert equipment_name("3330303537373735") == "30057775"
+    assert equipment_name("96815390") == "96815390"  # digits that decode to control bytes: kept
+    assert equipment_name("7350000000123456") == "7350000000123456"  # "sP\0..." is not a name
