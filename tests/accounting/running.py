@@ -108,11 +108,16 @@ async def counted(redis: Redis, last_id: str, meter: str, stream: str = STREAM) 
 
 
 async def wait_counted(
-    redis: Redis, last_id: str, meter: str, service: AccountingProcess, within: float = 60.0
+    redis: Redis,
+    last_id: str,
+    meter: str,
+    service: AccountingProcess,
+    within: float = 60.0,
+    stream: str = STREAM,
 ) -> None:
     async def check() -> bool:
         assert service.proc is not None and service.proc.poll() is None, "service ended"
-        return await counted(redis, last_id, meter)
+        return await counted(redis, last_id, meter, stream)
 
     await until(check, f"accounting of {meter} up to {last_id}", service.logs, within)
 

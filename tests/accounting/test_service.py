@@ -13,11 +13,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+import msgspec
 import pytest
 from redis.asyncio import Redis
 
+from services.accounting import store
 from services.accounting.account import RESOLUTIONS, MeterAccount
 from services.accounting.tariffs import rule
+from shared.meters import MeterDirectory, MeterKeys, MeterRecord
 from tests.servers import RedisServer
 from tests.stack.polling import until
 
@@ -111,6 +114,33 @@ async def test_restarts_mid_month_keep_the_month(redis_server: RedisServer, tmp_
             'hanport_accounting_energy_kwh{meter="m1",register="import",resolution="1h"} 0.5'
             in text
         )
+    finally:
+        service.stop()
+        await redis.aclose()
+
+
+async def test_every_meter_is_accounted_apart(redis_server: RedisServer, tmp_path: Path) -> None:
+    """The classic stream's meter and a named meter's own stream (found in the directory)."""
+    service = AccountingProcess(redis_server.url, ELVIA.rule, ELVIA.zone, tmp_path / "acct.log")
+    redis = Redis.from_url(redis_server.url)
+    keys = MeterKeys.named("m2")
+    try:
+        await MeterDirectory(redis).put(
+            MeterRecord(name="m2", readings=keys.readings, raw=keys.raw, status=keys.status)
+        )
+        day = 12 * 24 + 1  # a day of 5-minute readings
+        first = [r for r in readings(ELVIA)[:day]]
+        second = [msgspec.structs.replace(r, meter="m2", ic=(r.ic or 0) * 2) for r in first]
+        service.start()
+        last1 = await write(redis, first)
+        last2 = await write(redis, second, keys.readings)
+        await wait_counted(redis, last1, "m1", service)
+        await wait_counted(redis, last2, "m2", service, stream=keys.readings)
+        one = await store.read_intervals(redis, "m1", "1d", None, None)
+        two = await store.read_intervals(redis, "m2", "1d", None, None)
+        assert [round(r.values[0], 6) for r in one] == [24.0]
+        assert [round(r.values[0], 6) for r in two] == [48.0]
+        assert await store.meters(redis) == ["m1", "m2"]
     finally:
         service.stop()
         await redis.aclose()
