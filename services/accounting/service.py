@@ -2,7 +2,8 @@
 accounts, stored in Redis; the live tariff state recomputed every few seconds.
 
 - `consume(stream)`: one task per meter's readings stream (`shared.meter_streams
-  .each_meter_stream`): first the entries this consumer left pending (a crash), then new ones.
+  .each_meter_stream`): first the entries any consumer left pending (a crash; a container
+  recreated under another host name), then new ones.
   Each batch is counted, then its intervals and state are stored and its entries acknowledged in
   one transaction (`store.save`). An entry already counted (its id is not after the last one
   the meter's state recorded for that stream) is acknowledged without counting it again. A batch
@@ -91,6 +92,11 @@ class Accounting:
         while True:
             try:
                 await group.ensure_group("0")  # a new group counts the whole stream
+                # first what an earlier consumer name left pending (a container recreated under
+                # another host name; one replica runs, so none of them is alive), then this
+                # consumer's own pending entries, then new ones
+                while entries := await group.claim_idle(0, BATCH):
+                    await self.handle(stream, group.group, entries)
                 pending = True
                 while True:
                     entries = await (group.pending_mine(BATCH) if pending else group.new(BATCH))
