@@ -1,6 +1,8 @@
 """The accounting service as it runs: a real redis-server (AOF on) and `python -m
 services.accounting`. A month of readings gives the stored intervals and tariff the pure
-account gives; killing the service mid-batch and restarting Redis mid-month changes nothing;
+account gives; restarting Redis under the running service, killing the service (once
+mid-backlog, coming back under another consumer name) and restarting Redis meanwhile, all
+mid-month, changes nothing;
 an unknown rule is one line and exit 2."""
 
 from __future__ import annotations
@@ -74,7 +76,16 @@ async def test_restarts_mid_month_keep_the_month(redis_server: RedisServer, tmp_
     redis = Redis.from_url(redis_server.url)
     try:
         service.start()
-        last = await write(redis, month[:half])
+        third = half // 2
+        last = await write(redis, month[:third])
+        await wait_counted(redis, last, "m1", service)
+
+        # Redis restarted under the running service, which reconnects and goes on
+        await redis.aclose()
+        redis_server.restart()
+        redis = Redis.from_url(redis_server.url)
+        await redis_ready(redis, service.logs)
+        last = await write(redis, month[third:half])
         await wait_counted(redis, last, "m1", service)
 
         # the service killed, Redis restarted (AOF), the rest of the month arriving meanwhile
