@@ -280,6 +280,18 @@ async def test_one_reading_reaches_every_interface_then_each_service_survives_si
     assert 'hanport_meter_voltage_volts{phase="l1"}' in scraped
     assert 'hanport_meter_energy_kilowatt_hours{direction="import"}' in scraped
 
+    # 1b. the accounting service's state of the simulated meter, served by REST
+    async def accounted() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        tariff = await probe.http.get(f"{probe.rest_url}/meter/tariff")
+        energy = await probe.http.get(f"{probe.rest_url}/meter/energy?resolution=1d")
+        if tariff.status_code != 200 or not energy.json().get("intervals"):
+            return None  # a second reading makes the first interval
+        return tariff.json(), energy.json()
+
+    tariff, energy = await until(accounted, "the accounting state on REST", stack)
+    assert tariff["rule"] == "no-elvia" and tariff["window"] == 60
+    assert energy["intervals"][-1]["import"] > 0
+
     # 2. SIGKILL each service in turn; the others keep serving; it restarts and catches up
     for name in ("ingest", "rest", "mqtt", "modbus", "licensing"):
         service = stack[name]
