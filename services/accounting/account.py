@@ -83,6 +83,7 @@ class MeterAccount:
     live: LiveWindow = field(default_factory=LiveWindow)
     last_ts: int | None = None
     events: dict[str, int] = field(default_factory=dict)
+    _seen_extras: object = field(default=None, repr=False, compare=False)
 
     @classmethod
     def new(cls, meter: str, zone: ZoneInfo, tariff: CapacityRule) -> MeterAccount:
@@ -129,6 +130,10 @@ class MeterAccount:
         live.last_ts, live.last_w = reading.ts, power
 
     def _seed(self, reading: Reading) -> None:
+        raw = (reading.extras.get(seeds.PEAK_CODE), reading.extras.get(seeds.HISTORY_CODE))
+        if raw == self._seen_extras:
+            return  # a meter repeats them in every telegram: parsed once per change
+        self._seen_extras = raw
         peak = seeds.meter_peak(reading.extras, self.zone)
         if peak is not None:
             self.meter_peak = (to_ms(peak[0]), peak[1])
