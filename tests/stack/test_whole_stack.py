@@ -293,7 +293,7 @@ async def test_one_reading_reaches_every_interface_then_each_service_survives_si
     assert energy["intervals"][-1]["import"] > 0
 
     # 2. SIGKILL each service in turn; the others keep serving; it restarts and catches up
-    for name in ("ingest", "rest", "mqtt", "modbus", "licensing"):
+    for name in ("ingest", "rest", "mqtt", "modbus", "licensing", "accounting"):
         service = stack[name]
         before_id, _ = await probe.newest()
         before_mqtt = len(probe.mqtt.messages)
