@@ -75,11 +75,13 @@ async def save(
     ack: Ack | None = None,
 ) -> None:
     """Store each account's changed intervals and state (and tariff answer, when given), and
-    acknowledge `ack`'s entries, in one transaction; clears the accounts' changed sets."""
+    acknowledge `ack`'s entries, in one transaction; takes what it wrote out of the accounts'
+    changed sets."""
     pipe = redis.pipeline(transaction=True)
-    for account in accounts:
+    written = [set(account.ledger.changed) for account in accounts]
+    for account, changed in zip(accounts, written, strict=True):
         meter = account.meter
-        for row in account.rows(account.ledger.changed):
+        for row in account.rows(changed):
             key = energy_key(meter, RESOLUTIONS[row.period])
             pipe.zremrangebyscore(key, row.start_ms, row.start_ms)
             pipe.zadd(key, {encode_row(row): row.start_ms})
@@ -90,8 +92,8 @@ async def save(
     if ack is not None and ack.ids:
         pipe.xack(ack.stream, ack.group, *ack.ids)
     await pipe.execute()
-    for account in accounts:
-        account.ledger.changed.clear()
+    for account, changed in zip(accounts, written, strict=True):
+        account.ledger.changed -= changed  # what changed meanwhile is written next time
 
 
 async def load(redis: Redis, meter: str, zone: ZoneInfo, tariff: CapacityRule) -> MeterAccount:
