@@ -97,16 +97,26 @@ class AccountingRegisters:
 
     async def refresh(self, redis: Redis, configured: str | None = None) -> None:
         """Read the default meter's answer every INTERVAL_S, forever; Redis away only pauses."""
-        backoff = Backoff()
-        while True:
-            try:
-                names = await store.meters(redis)
-                meter = default_meter(names, configured, None)
-                if meter is not None:
-                    raw = await redis.get(store.tariff_key(meter))
-                    self.answer = None if raw is None else json.loads(raw)
-                backoff.reset()
-            except REDIS_DOWN:
-                await asyncio.sleep(backoff.next_delay())
-                continue
-            await asyncio.sleep(INTERVAL_S)
+        await refresh_accounting(redis, lambda: [(None, self)], configured)
+
+
+Targets = Callable[[], list[tuple[str | None, AccountingRegisters]]]
+
+
+async def refresh_accounting(redis: Redis, targets: Targets, configured: str | None = None) -> None:
+    """Every INTERVAL_S, forever, each (meter, registers) of `targets()` gets its meter's stored
+    answer; a meter of None is the default one (`HANPORT_DEFAULT_METER`, else the first with
+    accounting state). Redis away only pauses it."""
+    backoff = Backoff()
+    while True:
+        try:
+            names = await store.meters(redis)
+            for meter, registers_of in targets():
+                name = meter or default_meter(names, configured, None)
+                raw = None if name is None else await redis.get(store.tariff_key(name))
+                registers_of.answer = None if raw is None else json.loads(raw)
+            backoff.reset()
+        except REDIS_DOWN:
+            await asyncio.sleep(backoff.next_delay())
+            continue
+        await asyncio.sleep(INTERVAL_S)

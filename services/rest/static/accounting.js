@@ -5,7 +5,22 @@
 "use strict";
 
 const HOUR_MS = 3600 * 1000;
-const powerSamples = [];       // [received ms, net W], the last hour
+const powerSamples = [];       // [received ms, net W], the last hour, of the meter shown
+let accountingOf;              // the meter the card shows (app.js's `picked`: null = default)
+
+// The meter app.js shows: `/meter` (the default meter) or `/meters/<id>`
+function meterBase() {
+  return typeof picked === "undefined" || picked === null ? "/meter" : meterPath(picked);
+}
+
+// A meter picked on the page: its own samples and numbers from now on
+function followPicked() {
+  const now = typeof picked === "undefined" ? null : picked;
+  if (now === accountingOf) return false;
+  accountingOf = now;
+  powerSamples.length = 0;
+  return true;
+}
 
 function fmtW(watts) {
   if (watts === null || watts === undefined) return "no limit in this window";
@@ -41,7 +56,7 @@ function dayBefore(isoDate) {
 async function showTariff() {
   let t;
   try {
-    t = await getJson("/meter/tariff");
+    t = await getJson(`${meterBase()}/tariff`);
   } catch (_) {
     document.getElementById("accounting").hidden = true;
     return null;
@@ -64,9 +79,9 @@ async function showEnergy(tariff) {
   const today = tariff.energy["1d"].start.slice(0, 10);
   const yesterday = dayBefore(today);
   const [hoursToday, hoursYesterday, days] = await Promise.all([
-    getJson(`/meter/energy?resolution=1h&from=${today}`),
-    getJson(`/meter/energy?resolution=1h&from=${yesterday}&to=${today}`),
-    getJson("/meter/energy?resolution=1d"),
+    getJson(`${meterBase()}/energy?resolution=1h&from=${today}`),
+    getJson(`${meterBase()}/energy?resolution=1h&from=${yesterday}&to=${today}`),
+    getJson(`${meterBase()}/energy?resolution=1d`),
   ]);
   // today and yesterday on one scale, so their hours compare
   const top = Math.max(0.001, ...[...hoursToday.intervals, ...hoursYesterday.intervals].map((i) => i.import));
@@ -92,7 +107,7 @@ function drawPower() {
 
 async function loadLastHour() {
   try {
-    const history = await getJson(`/meter/history?from=${Date.now() - HOUR_MS}&limit=3600`);
+    const history = await getJson(`${meterBase()}/history?from=${Date.now() - HOUR_MS}&limit=3600`);
     for (const r of history.readings) addPower(r.ts, r.p[0] ?? ((r.pi[0] ?? 0) - (r.pe[0] ?? 0)));
   } catch (_) { /* the live readings fill it */ }
 }
@@ -100,18 +115,21 @@ async function loadLastHour() {
 function followLive() {
   // app.js owns the /events connection and hands each reading on
   window.addEventListener("hanport-reading", (event) => {
+    if (followPicked()) loadLastHour();
     const m = event.detail;
     addPower(Date.now(), m.p[0] ?? ((m.pi[0] ?? 0) - (m.pe[0] ?? 0)));
   });
 }
 
 async function refreshAccounting() {
+  if (followPicked()) loadLastHour().then(drawPower);
   const tariff = await showTariff();
   if (tariff) {
     try { await showEnergy(tariff); } catch (_) { /* next round */ }
   }
 }
 
+followPicked();
 loadLastHour().then(drawPower);
 followLive();
 refreshAccounting();
