@@ -64,7 +64,6 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "HANPORT_MQTT_RAW_TOPIC": ("hanport/raw",),
     "HANPORT_MQTT_CONSUMER": ("replica-1",),
     "HANPORT_ACCOUNTING_CONSUMER": ("accounting-1",),
-    "HANPORT_METER_NAME": ("garage",),
     "HANPORT_MODBUS_UNIT_ID": ("1", "247"),
     "HANPORT_ADMIN_TOKEN": ("s3cret-token",),
     "HANPORT_LICENSING_ADMIN_TOKEN": ("s3cret-token",),
