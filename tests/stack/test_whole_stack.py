@@ -277,8 +277,9 @@ async def test_one_reading_reaches_every_interface_then_each_service_survives_si
     # the meter's values reach Prometheus (the Grafana dashboard's meter panels)
     port = stack["ingest"].port("HANPORT_METRICS_PORT")
     scraped = (await probe.http.get(f"http://127.0.0.1:{port}/metrics")).text
-    assert 'hanport_meter_voltage_volts{phase="l1"}' in scraped
-    assert 'hanport_meter_energy_kilowatt_hours{direction="import"}' in scraped
+    # (each series carries the meter's name too: `meter` comes first)
+    assert re.search(r'hanport_meter_voltage_volts\{[^}]*phase="l1"', scraped)
+    assert re.search(r'hanport_meter_energy_kilowatt_hours\{[^}]*direction="import"', scraped)
 
     # 1b. the accounting service's state of the simulated meter, served by REST
     async def accounted() -> tuple[dict[str, Any], dict[str, Any]] | None:
