@@ -24,7 +24,7 @@ from fastapi.responses import Response
 
 from services.accounting import store
 from services.accounting.intervals import interval_start, to_ms
-from shared.meters import default_meter, meter_of
+from shared.meters import default_meter
 from shared.stream import REDIS_DOWN
 
 from .api import BAD, READ_SECURITY, REDIS_503, REFUSALS, Context, Reader, error, json_response
@@ -41,14 +41,14 @@ METER_ID = Path(description="The meter's name (`GET /meters`).", pattern=r"^[A-Z
 
 
 async def default_meter_name(context: Context) -> str | None:
-    """The meter `/meter/energy` and `/meter/tariff` serve. (The REST service's own notion of
-    the default meter replaces this lookup once it lands: one line.)"""
+    """The meter `/meter/energy` and `/meter/tariff` serve: the one `/meter` serves (the REST
+    state's default meter); before any is known, the configured one or the first with
+    accounting state."""
+    known = context.state.default
+    if known is not None:
+        return known
     names = await store.meters(context.redis)
-    latest = context.state.latest
-    classic = meter_of(latest.reading) if latest is not None else None
-    if classic not in names:
-        classic = None
-    return default_meter(names, getattr(context.settings, "default_meter", None), classic)
+    return default_meter(names, context.settings.default_meter, None)
 
 
 async def zone_of(context: Context, meter: str) -> tuple[ZoneInfo, dict[str, Any] | None]:
