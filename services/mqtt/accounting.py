@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,18 +63,24 @@ def state_topic(topics: Topics, meter: str) -> str:
 
 
 def discovery_messages(
-    meter: str, *, topics: Topics, serial: str, prefix: str
+    meter: str, *, topics: Topics, serial: str, prefix: str, device_node: str | None = None
 ) -> list[tuple[str, bytes]]:
-    """(config topic, JSON) of each accounting sensor of `meter`. A null value (headroom when
-    the window does not count) renders as `None`, which Home Assistant shows as unknown."""
+    """(config topic, JSON) of each accounting sensor of `meter`: on the meter's own Home
+    Assistant device when its node is given (`device_node`), else on a device of their own. A
+    null value (headroom when the window does not count) renders as `None`, which Home
+    Assistant shows as unknown."""
     node = f"{node_id(serial)}_{re.sub(r'[^a-zA-Z0-9_-]', '_', meter).lower()}_accounting"
-    device = {
-        "identifiers": [node],
-        "name": f"hanport {serial} {meter} accounting",
-        "manufacturer": "hanport",
-        "model": "energy accounting",
-        "sw_version": software_version(),
-    }
+    device: dict[str, Any] = (
+        {"identifiers": [device_node]}
+        if device_node
+        else {
+            "identifiers": [node],
+            "name": f"hanport {serial} {meter} accounting",
+            "manufacturer": "hanport",
+            "model": "energy accounting",
+            "sw_version": software_version(),
+        }
+    )
     out = []
     for sensor in SENSORS:
         config: dict[str, Any] = {
@@ -101,6 +108,7 @@ async def publish_accounting(
     topics: Topics,
     serial: str,
     interval_s: float = INTERVAL_S,
+    device_node: Callable[[str], str] | None = None,
 ) -> None:
     """Publish each meter's accounting answer when it changed (and its discovery once per
     session), forever."""
@@ -121,7 +129,11 @@ async def publish_accounting(
                 continue
             if settings.mqtt_discovery and meter not in announced:
                 for topic, payload in discovery_messages(
-                    meter, topics=topics, serial=serial, prefix=settings.mqtt_discovery_prefix
+                    meter,
+                    topics=topics,
+                    serial=serial,
+                    prefix=settings.mqtt_discovery_prefix,
+                    device_node=device_node(meter) if device_node else None,
                 ):
                     await client.publish(topic, payload, qos=1, retain=True)
                 announced.add(meter)

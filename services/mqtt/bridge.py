@@ -311,7 +311,14 @@ class Bridge:
             tasks.append(asyncio.create_task(self._forward_raw(client)))
         tasks.append(  # energy accounting's state, when the accounting service runs
             asyncio.create_task(
-                publish_accounting(client, self.redis, self.settings, topics, self.meters.serial)
+                publish_accounting(
+                    client,
+                    self.redis,
+                    self.settings,
+                    topics,
+                    self.meters.serial,
+                    device_node=lambda meter: self.meters._device(meter, None).node,
+                )
             )
         )
         try:

@@ -68,3 +68,8 @@ async def test_accounting_state_and_discovery(
     headroom = found[f"{node}_headroom"]
     assert (headroom["state_topic"], headroom["unit_of_measurement"]) == (state, "W")
     assert found[f"{node}_energy_today"]["device_class"] == "energy"
+    # on the meter's own device (the bridge's: `hanport_<serial>_<meter>` for a meter that is
+    # not the default one), not a device of their own
+    assert {json.dumps(c["device"]) for c in found.values()} == {
+        json.dumps({"identifiers": [f"hanport_{SERIAL.lower()}_m1"]})
+    }
