@@ -75,3 +75,15 @@ def test_the_meter_replacement_is_an_event() -> None:
     from .examples import ELVIA
 
     assert account_of(ELVIA).events == {"reset": 1}
+
+
+def test_outside_the_high_load_hours_the_window_does_not_count() -> None:
+    from .examples import SWEDEN
+
+    account = account_of(SWEDEN)
+    zone = ZoneInfo(SWEDEN.zone)
+    saturday = account.tariff_state(to_ms(local("2026-03-28T10:30", zone)))
+    evening = account.tariff_state(to_ms(local("2026-03-30T20:30", zone)))
+    for answer in (saturday, evening):
+        assert answer["headroom_w"] is None and answer["headroom_value_w"] is None
+        assert answer["value_kw"] == pytest.approx(SWEDEN.value_kw, abs=1e-6)
