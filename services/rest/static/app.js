@@ -143,6 +143,7 @@ function connect() {
     const m = JSON.parse(event.data);
     receivedAt = Date.now();
     showReading(m);
+    window.dispatchEvent(new CustomEvent("hanport-reading", { detail: m })); // accounting.js
     if (["–", "unknown"].includes($("meter-id").textContent)) loadMeterId();
     refresh();
   });
