@@ -60,11 +60,6 @@ class ModbusSettings(CommonSettings):
         "exception 0x0B on that unit only. Unit ids not listed answer for the default meter, "
         "as a one-meter box does (only HANPORT_MODBUS_UNIT_ID when that is set).",
     )
-    default_meter: str | None = Field(
-        None,
-        description="The meter that unit ids not in HANPORT_MODBUS_UNITS answer for. Unset: the "
-        "meter on the classic stream (HANPORT_STREAM), else the first by name.",
-    )
     modbus_sunspec_model: Annotated[Literal[213, 203], NUMBER_FROM_TEXT] = Field(
         213,
         description="SunSpec meter model at 40070: `213` (float32) or `203` (integers with scale "

@@ -78,14 +78,6 @@ class MqttSettings(CommonSettings):
     mqtt_split_topics: bool = Field(
         False, description="Also publish one value per topic (`<prefix>/power/import`, ...)."
     )
-    default_meter: str | None = Field(
-        None,
-        description="The meter (its name, or its equipment id) that publishes on "
-        "HANPORT_MQTT_TOPIC / HANPORT_MQTT_TOPIC_PREFIX as a one-meter box does, its Home "
-        "Assistant device and entities unchanged; every other meter publishes under "
-        "`<prefix>/meters/<name>/`. Unset: the meter on the classic stream (HANPORT_STREAM), "
-        "else the first by name.",
-    )
     mqtt_raw_topic: str | None = Field(
         None, description="Topic for raw telegrams from the raw stream; off when unset."
     )
