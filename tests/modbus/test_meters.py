@@ -28,6 +28,7 @@ from tests.stack.polling import until
 from .conftest import SERIAL, StartModbus, import_reading
 from .test_server import F64, U64, client, number
 
+STREAM = "hanport:readings"
 UNITS = "1=main,2=heatpump,3=dsmr"
 GAS_TS = 1_764_000_000_000
 DSMR_ID = "E0044007382246019"
@@ -157,3 +158,21 @@ def test_the_default_meters_unit_id_cannot_also_be_mapped() -> None:
         1: "main",
         2: "heatpump",
     }
+
+
+@pytest.mark.parametrize("default", ["heatpump", "HP-77"])  # its name, or its equipment id
+async def test_unmapped_unit_ids_answer_for_the_configured_default_meter(
+    start_modbus: StartModbus, redis_server: RedisServer, default: str
+) -> None:
+    await add_meters(redis_server.url, heatpump_age_s=0)
+    service = await start_modbus(modbus_units="3=dsmr", default_meter=default)
+    redis = Redis.from_url(redis_server.url)
+    await ReadingStream(redis, STREAM).add(import_reading(meter="main", ic=1000.25))
+    await redis.aclose()
+    modbus = await client(service)
+    try:
+        await until(lambda: _is(ic_of(modbus, 9), 50.5), "the heat pump on unit 9", lambda: "", 10)
+        assert await ic_of(modbus, 1) == 50.5  # every unmapped unit id: the default meter
+        assert await ic_of(modbus, 3) == 2130.115
+    finally:
+        modbus.close()
