@@ -195,3 +195,29 @@ async def test_a_license_naming_meters_serves_only_those(
     assert not sub.on(f"homeassistant/sensor/{NODE}_heatpump/#")
     assert refused("heatpump") == before + N
     assert refused("main") == refused("dsmr") == 0
+
+
+async def test_the_configured_default_meter_takes_the_one_meter_topics(
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
+) -> None:
+    """`HANPORT_DEFAULT_METER` (here by equipment id): that meter publishes on the configured
+    topic with the one-meter device; the meter on the classic stream moves under `meters/`."""
+    await add_meters(redis_server.url)
+    config = settings(
+        redis_server, mosquitto_server, license_keys, mqtt_discovery=True, default_meter="HP-77"
+    )
+    async with (
+        Subscriber(mosquitto_server, ["homeassistant/#", f"{BASE}/#"]) as sub,
+        running_bridge(config),
+    ):
+        await sub.wait_count(f"{BASE}/data", N)
+        await sub.wait_count(f"{BASE}/meters/main/data", N)
+        await sub.wait_for(lambda _m: config_of(sub, f"{NODE}_main", "energy_import") is not None)
+    assert [m.payload for m in sub.on(f"{BASE}/data")] == [
+        encode_cozify(heatpump_reading(n)) for n in range(N)
+    ]
+    assert [m.payload for m in sub.on(f"{BASE}/meters/main/data")] == [
+        encode_cozify(main_reading(n)) for n in range(N)
+    ]
+    power = config_of(sub, NODE, "power")
+    assert power is not None and power["device"]["model"] == "ABB B23"
