@@ -13,6 +13,8 @@ from typing import Any
 
 import msgspec
 from prometheus_client import REGISTRY
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from shared.meters import MeterDirectory, MeterKeys, MeterRecord
 from shared.reading import Reading, SubMeter, encode_cozify
@@ -221,3 +223,37 @@ async def test_the_configured_default_meter_takes_the_one_meter_topics(
     ]
     power = config_of(sub, NODE, "power")
     assert power is not None and power["device"]["model"] == "ABB B23"
+
+
+async def raw_group_on(redis: Redis, key: str) -> bool:
+    try:
+        return any(g["name"] == b"mqtt-raw" for g in await redis.xinfo_groups(key))
+    except ResponseError:  # the stream does not exist yet
+        return False
+
+
+async def test_each_named_meter_has_its_raw_topic(
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
+) -> None:
+    """With HANPORT_MQTT_RAW_TOPIC, a named meter's decoded telegrams go to
+    `<prefix>/meters/<name>/raw`, from its own raw stream; the classic raw topic is unchanged."""
+    await add_meters(redis_server.url)
+    config = settings(redis_server, mosquitto_server, license_keys, mqtt_raw_topic="hanport/raw")
+    raw_key = MeterKeys.named("dsmr").raw
+    redis = await connect(redis_server.url)
+    async with (
+        Subscriber(mosquitto_server, ["hanport/raw", f"{BASE}/meters/+/raw"]) as sub,
+        running_bridge(config),
+    ):
+        await eventually(functools.partial(raw_group_on, redis, raw_key))
+        for raw, result in (
+            (b"/ISK5 one", "ok"),
+            (b"/ISK5 bad", "crc_error"),
+            (b"/ISK5 two", "ok"),
+        ):
+            await redis.xadd(raw_key, {b"raw": raw, b"result": result, b"received": 1})
+        got = await sub.wait_count(f"{BASE}/meters/dsmr/raw", 2)
+        await eventually(functools.partial(no_pending, redis, "mqtt-raw", raw_key))
+    await redis.aclose()
+    assert [m.payload for m in got] == [b"/ISK5 one", b"/ISK5 two"]
+    assert not sub.on("hanport/raw") and not sub.on(f"{BASE}/meters/heatpump/raw")
