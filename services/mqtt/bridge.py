@@ -301,8 +301,8 @@ class Bridge:
 
     async def _raw_of(self, key: str) -> RawForwarder | None:
         """The raw forwarder of the named meter whose readings stream is `key` (with
-        HANPORT_MQTT_RAW_TOPIC set): `<prefix>/meters/<name>/raw`, its own group on the meter's
-        raw stream. None without a raw topic, or while the directory does not list the meter."""
+        HANPORT_MQTT_RAW_TOPIC set; the topic: `_raw_topic`), its own group on the meter's raw
+        stream. None without a raw topic, or while the directory does not list the meter."""
         if self.raw is None:
             return None
         found = self.raws.get(key)
@@ -312,21 +312,31 @@ class Bridge:
         record = next((r for r in records if r.readings == key), None)
         if record is None:
             return None
-        topic = f"{self.meters.topics_of(record.name).prefix}/raw"
+        topic = self.settings.mqtt_raw_topic or ""  # see `_raw_topic`
         group = f"{self.settings.mqtt_group}-raw"
         raw = RawForwarder(self.redis, record.raw, group, self.settings.mqtt_consumer, topic)
         raw.meter = record.name
         self.raws[key] = raw
         return raw
 
+    def _raw_topic(self, raw: RawForwarder) -> str:
+        """The default meter's telegrams go to HANPORT_MQTT_RAW_TOPIC, as on a one-meter box;
+        another meter's to `<prefix>/meters/<name>/raw`."""
+        if raw.meter == self.meters.default:
+            return raw.topic
+        assert self.meters.base is not None
+        return f"{self.meters.base.for_meter(raw.meter).prefix}/raw"
+
     async def _forward_meter_raw(self, raw: RawForwarder, client: aiomqtt.Client) -> None:
         """A named meter's raw telegrams, only while the license serves the meter."""
         qos = self.settings.mqtt_qos
 
-        async def publish(topic: str, payload: bytes) -> None:
+        async def publish(_topic: str, payload: bytes) -> None:
             decision = self.gate.decide(FEATURE) if self.gate is not None else None
             if decision is None or self.meter_filter.serves(decision, raw.meter):
-                await self.delivery.publish(client, topic, payload, qos, False, "raw")
+                await self.delivery.publish(
+                    client, self._raw_topic(raw), payload, qos, False, "raw"
+                )
 
         await raw.run(self.delivery.redis_call, publish)
 

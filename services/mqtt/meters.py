@@ -132,10 +132,6 @@ class Meters:
             meter_id = previous.last_reading.meter_id if previous.last_reading else None
             self.state(name, meter_id).last_reading = previous.last_reading
 
-    def topics_of(self, name: str) -> Topics:
-        """The meter's topics now (the default meter's are the settings')."""
-        return self._topics(name)
-
     def _topics(self, name: str) -> Topics:
         assert self.base is not None
         return self.base if name == self.default else self.base.for_meter(name)
