@@ -6,6 +6,7 @@ acknowledged; a license naming meters serves only those."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from pathlib import Path
@@ -257,3 +258,48 @@ async def test_each_named_meter_has_its_raw_topic(
     await redis.aclose()
     assert [m.payload for m in got] == [b"/ISK5 one", b"/ISK5 two"]
     assert not sub.on("hanport/raw") and not sub.on(f"{BASE}/meters/heatpump/raw")
+
+
+def unique(payloads: list[bytes]) -> list[bytes]:
+    """In order of first arrival (at least once: a message whose PUBACK was lost may repeat)."""
+    return list(dict.fromkeys(payloads))
+
+
+async def test_a_redis_restart_loses_no_meters_reading(
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
+) -> None:
+    """Every meter's stream, before and after Redis restarts, is published whole and in order,
+    and nothing stays pending on any of them."""
+    await add_meters(redis_server.url)  # readings 0..N-1 of each meter
+    config = settings(redis_server, mosquitto_server, license_keys)
+    topics = {
+        STREAM: (f"{BASE}/data", main_reading),
+        MeterKeys.named("heatpump").readings: (f"{BASE}/meters/heatpump/data", heatpump_reading),
+        MeterKeys.named("dsmr").readings: (f"{BASE}/meters/dsmr/data", dsmr_reading),
+    }
+    async with (
+        Subscriber(mosquitto_server, [f"{BASE}/#"]) as sub,
+        running_bridge(config),
+    ):
+        for topic, _make in topics.values():
+            await sub.wait_count(topic, N)
+        await asyncio.to_thread(redis_server.restart)  # append-only file: the streams survive
+        redis = await connect(redis_server.url)
+        for key, (_topic, make) in topics.items():
+            for n in range(N, 2 * N):
+                await ReadingStream(redis, key).add(make(n))
+        for topic, _make in topics.values():
+            await sub.wait_for(functools.partial(all_arrived, sub, topic))
+        for key in topics:
+            await eventually(functools.partial(no_pending, redis, key=key))
+        await redis.aclose()
+    for topic, make in topics.values():
+        assert unique(pay(sub, topic)) == [encode_cozify(make(n)) for n in range(2 * N)]
+
+
+def pay(sub: Subscriber, topic: str) -> list[bytes]:
+    return [bytes(m.payload) for m in sub.on(topic)]
+
+
+def all_arrived(sub: Subscriber, topic: str, _messages: object) -> bool:
+    return len(unique(pay(sub, topic))) >= 2 * N
