@@ -29,7 +29,7 @@ from shared.meters import MeterDirectory
 from shared.stream import REDIS_DOWN, ReadingStream, wait_for_redis
 from shared.supervise import Work, run_supervised
 
-from .metrics import DATA_AGE, LICENSED
+from .metrics import DATA_AGE, LICENSED, METER_AGES
 from .register_map import Identity, blocks
 from .server import HanportModbusServer, Limits
 from .settings import ModbusSettings
@@ -178,6 +178,7 @@ async def run_service(
     default = store
     DATA_AGE.set_function(lambda: float("nan") if (age := default.age()) is None else age)
     units = Units.of(settings, store)
+    METER_AGES.source = units.ages
     try:  # the meters with streams of their own, before the first reading is taken
         units.set_directory(await MeterDirectory(redis).records())
     except REDIS_DOWN as error:

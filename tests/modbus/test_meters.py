@@ -11,6 +11,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import ValidationError
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.pdu import ExceptionResponse
@@ -95,6 +96,14 @@ async def test_a_unit_id_per_meter_and_a_stale_one_answers_an_exception_alone(
         status = await native(modbus, NATIVE_BASE, 4, 2)
         assert isinstance(status, list) and status[1] == 0  # data valid: no
         assert number(status[2:4], AsyncModbusTcpClient.DATATYPE.UINT32) >= 119  # age, s
+        ages = {
+            unit: REGISTRY.get_sample_value(
+                "hanport_modbus_meter_data_age_seconds", {"meter": meter, "unit": unit}
+            )
+            for meter, unit in (("heatpump", "2"), ("dsmr", "3"), ("main", "1"))
+        }
+        assert ages["2"] is not None and ages["2"] >= 119
+        assert ages["3"] is not None and ages["1"] is not None and max(ages["3"], ages["1"]) < 30
         # ... while the others keep serving
         assert await ic_of(modbus, 1) == 1000.25 and await ic_of(modbus, 3) == 2130.115
         # the gas sub-meter and its own time in the native map, on the DSMR meter's unit only
