@@ -174,7 +174,8 @@ On `127.0.0.1:9103/metrics` (HANPORT_METRICS_HOST, HANPORT_METRICS_PORT; compose
 private network for Prometheus):
 `hanport_modbus_requests_total{{function,result}}` (result `ok` or the exception name),
 `hanport_modbus_exceptions_total{{code}}`, `hanport_modbus_clients`,
-`hanport_modbus_data_age_seconds`, `hanport_modbus_licensed`,
+`hanport_modbus_data_age_seconds` (the default meter's),
+`hanport_modbus_meter_data_age_seconds{{meter,unit}}` (each unit id's meter), `hanport_modbus_licensed`,
 `hanport_modbus_malformed_frames_total`, `hanport_modbus_encode_errors_total`,
 `hanport_modbus_connections_refused_total` (over HANPORT_MODBUS_MAX_CLIENTS),
 `hanport_modbus_connections_timed_out_total` (HANPORT_MODBUS_IDLE_TIMEOUT), plus the shared
