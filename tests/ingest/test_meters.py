@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from services.ingest.naming import MeterNaming, source_name
-from services.ingest.registration import Registration, conflict
+from services.ingest.registration import Registration, check_unclaimed, conflict
 from services.ingest.sources.spec import parse_source
 from shared.meters import MeterDirectory, MeterKeys, MeterRecord
 from shared.reading import Reading
@@ -63,9 +63,10 @@ def test_a_running_meter_of_the_same_name_elsewhere_is_a_conflict() -> None:
     mine = Registration(keys, MeterNaming("ev", "serial /dev/ttyUSB2"), host="box")
     other = MeterRecord(name="ev", readings=keys.readings, raw=keys.raw, status=keys.status,
                         source="serial /dev/ttyUSB1", host="box", updated=now - 3000)  # fmt: skip
-    said = conflict(mine, [other], now)
-    assert said is not None
-    assert "'ev' is already read from serial /dev/ttyUSB1" in said
+    found = conflict(mine, [other], now)
+    assert found is not None
+    said = found.line(now)
+    assert "'ev' is already read from serial /dev/ttyUSB1 on host box (seen 3 s ago)" in said
     assert "this ingest reads serial /dev/ttyUSB2" in said
     # the same source on the same host: this ingest restarted; a record gone quiet: no longer running
     assert conflict(Registration(keys, MeterNaming("ev", "serial /dev/ttyUSB1"), host="box"),
@@ -104,28 +105,44 @@ async def test_two_named_meters_write_their_own_streams_and_the_directory(
         assert await redis.xlen("hanport:readings") == 0  # the classic stream is not written
 
 
-async def test_a_second_ingest_with_a_running_meters_name_is_refused_with_one_line(
-    redis_server: RedisServer, redis: Redis
-) -> None:
-    record = MeterRecord(
+def running_elsewhere(updated: int) -> MeterRecord:
+    return MeterRecord(
         name="main", readings="hanport:{main}:readings", raw="hanport:{main}:raw",
         status="hanport:{main}:ingest:status", source="serial /dev/ttyUSB0", host="other-box",
-        updated=int(time.time() * 1000),
+        updated=updated,
     )  # fmt: skip
-    await MeterDirectory(redis).put(record)
-    env = {
+
+
+def ingest_env(redis_server: RedisServer) -> dict[str, str]:
+    return {
         "HANPORT_REDIS_URL": redis_server.url,
         "HANPORT_METER_NAME": "main",
         "HANPORT_SOURCE": "simulator",
         "HANPORT_METRICS_PORT": "0",
         "PATH": "/usr/bin:/bin",
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.ingest", env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    async with asyncio.timeout(WAIT):
-        _out, err = await proc.communicate()
+
+
+async def test_a_second_ingest_with_a_running_meters_name_is_refused_with_one_line(
+    redis_server: RedisServer, redis: Redis
+) -> None:
+    directory = MeterDirectory(redis)
+
+    async def keep_alive() -> None:  # the other ingest, rewriting its record as ingest does
+        while True:
+            await directory.put(running_elsewhere(int(time.time() * 1000)))
+            await asyncio.sleep(1.0)
+
+    alive = asyncio.create_task(keep_alive())
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.ingest", env=ingest_env(redis_server),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        async with asyncio.timeout(WAIT):
+            _out, err = await proc.communicate()
+    finally:
+        alive.cancel()
     assert proc.returncode == 2
     said = [line for line in err.decode().splitlines() if line.startswith("hanport:")]
     assert len(said) == 1, err.decode()
@@ -135,3 +152,13 @@ async def test_a_second_ingest_with_a_running_meters_name_is_refused_with_one_li
     assert said[0].endswith(
         "this ingest reads simulator: give each meter its own HANPORT_METER_NAME"
     )
+
+
+async def test_a_record_no_longer_rewritten_is_taken_over(
+    redis_server: RedisServer, redis: Redis
+) -> None:
+    """A container stopped and recreated (a new host name) within the record's 30 s: the old
+    record is not rewritten while watched, so the new ingest takes the meter over."""
+    mine = Registration(MeterKeys.named("main"), MeterNaming("main", "simulator"), host="new")
+    await MeterDirectory(redis).put(running_elsewhere(int(time.time() * 1000) - 5000))
+    assert await check_unclaimed(redis_server.url, mine, watch_s=2.0) is None

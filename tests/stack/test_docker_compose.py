@@ -513,7 +513,10 @@ async def test_monitoring_profile_scrapes_every_service(stack: Stack) -> None:
     stack.configure(broker=True)
     stack.project.up(*SCALE, profiles=["broker"])
     stack.project.up("prometheus", profiles=["broker", "monitoring"])
-    expected = {"ingest": 1, "rest": 3, "mqtt": 2, "modbus": 1, "licensing": 1, "prometheus": 1}
+    expected = {
+        **{"ingest": 1, "rest": 3, "mqtt": 2, "modbus": 1, "licensing": 1},
+        **{"accounting": 1, "prometheus": 1},
+    }
     url = f"http://127.0.0.1:{stack.ports.prometheus}/api/v1/targets"
     async with httpx.AsyncClient(timeout=10.0) as http:
 
