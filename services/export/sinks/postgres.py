@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql as q
+from psycopg.conninfo import conninfo_to_dict
 
 from shared.reading import Reading
 
@@ -44,6 +45,17 @@ LOCK_ID = 0x68616E70  # "hanp": one migration at a time across export services a
 REFUSED_CLASSES = ("22", "23")  # data exception, integrity constraint violation
 STAGE = {READINGS: "hanport_stage_readings", SUBMETERS: "hanport_stage_submeters"}
 COLUMNS = {READINGS: READING_COLUMNS, SUBMETERS: SUBMETER_COLUMNS}
+
+
+def describe_dsn(dsn: str) -> str:
+    """`host:port/dbname` of a DSN (URL or `key=value` form), for log lines: never the password
+    nor the user."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "(a DSN that does not parse)"
+    host = parts.get("host") or "localhost"
+    return f"{host}:{parts.get('port') or 5432}/{parts.get('dbname') or ''}"
 
 
 def _reason(error: psycopg.Error) -> str:
