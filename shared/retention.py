@@ -59,11 +59,13 @@ RETENTION_DROPPED = Counter(
 
 @dataclass(frozen=True)
 class Backlog:
-    """What a consumer group has not confirmed: entries (pending + not yet delivered) and the
-    id of the oldest (None when none)."""
+    """What a consumer group has not confirmed: entries still in the stream (pending + not yet
+    delivered), the id of the oldest (None when none), and `missing`: entries it never got
+    that the stream no longer holds (trimmed past the budget)."""
 
     entries: int
     oldest: str | None
+    missing: int = 0
 
     def age_s(self, now: float | None = None) -> float:
         """Seconds since the oldest unconfirmed entry was received (0 when none)."""
@@ -79,30 +81,39 @@ def _text(value: Any) -> str:
 
 async def group_backlogs(redis: Redis, key: str, prefix: str = "") -> dict[str, Backlog]:
     """The backlog of every consumer group of `key` whose name starts with `prefix`; {} when
-    the stream does not exist. A group whose lag Redis cannot tell counts the whole stream."""
+    the stream does not exist. Redis's `lag` is used only while the group has not read up to
+    the stream's last entry (Redis 7.0 keeps a stale lag after a trim past the group); a group
+    whose lag Redis cannot tell counts the whole stream."""
     try:
         groups: Any = await redis.xinfo_groups(key)
     except ResponseError as error:
         if "no such key" in str(error).lower():
             return {}
         raise
+    groups = [g for g in groups if _text(g.get("name")).startswith(prefix)]
+    if not groups:
+        return {}
+    stream: Any = await redis.xinfo_stream(key)
+    length = int(stream.get("length") or 0)
+    last = StreamId.parse(_text(stream.get("last-generated-id") or "0-0"))
     out: dict[str, Backlog] = {}
     for info in groups:
         name = _text(info.get("name"))
-        if not name.startswith(prefix):
-            continue
         pending = int(info.get("pending") or 0)
+        delivered = _text(info.get("last-delivered-id") or "0-0")
         lag = info.get("lag")
-        undelivered = int(lag) if lag is not None else int(await redis.xlen(key))
+        undelivered, missing = 0, 0
+        if StreamId.parse(delivered) < last:
+            behind = int(lag) if lag is not None else length
+            undelivered, missing = min(behind, length), max(0, behind - length)
         oldest = None
         if pending:
             summary: Any = await redis.xpending(key, name)
             oldest = _text(summary.get("min")) if summary.get("min") else None
         elif undelivered:
-            after = _text(info.get("last-delivered-id") or "0-0")
-            following: Any = await redis.xrange(key, f"({after}", "+", count=1)
+            following: Any = await redis.xrange(key, f"({delivered}", "+", count=1)
             oldest = _text(following[0][0]) if following else None
-        out[name] = Backlog(pending + undelivered, oldest)
+        out[name] = Backlog(pending + undelivered, oldest, missing)
     return out
 
 
@@ -137,15 +148,14 @@ class Retention:
         RETAINED.labels(key).set(behind)
         RETAINED_RATIO.labels(key).set(behind / self.budget if self.budget else 0.0)
         if self._maxlen > maxlen:
-            await self._account(redis, key, backlogs)
+            await self._account(key, backlogs)
         else:
             self._warned.clear()
             self._lost.clear()
         return self._maxlen
 
-    async def _account(self, redis: Redis, key: str, backlogs: dict[str, Backlog]) -> None:
+    async def _account(self, key: str, backlogs: dict[str, Backlog]) -> None:
         """Warn as a group crosses 50% and 90% of the budget; count what it lost past it."""
-        length = int(await redis.xlen(key))
         for group, backlog in backlogs.items():
             share = backlog.entries / self.budget if self.budget else 1.0
             crossed = max((mark for mark in WARN_AT if share >= mark), default=0.0)
@@ -162,16 +172,16 @@ class Retention:
                     self.budget,
                 )
             self._warned[group] = crossed
-            lost = max(0, backlog.entries - length)
             before = self._lost.get(group, 0)
-            if lost > before:
-                RETENTION_DROPPED.labels(key, group).inc(lost - before)
-                log.error(
-                    "stream %s: %d entries group %s had not confirmed were dropped (over "
-                    "HANPORT_STREAM_RETAIN_MAX=%d)",
-                    key,
-                    lost - before,
-                    group,
-                    self.budget,
-                )
-            self._lost[group] = lost
+            if backlog.missing > before:
+                RETENTION_DROPPED.labels(key, group).inc(backlog.missing - before)
+                if before == 0:
+                    log.error(
+                        "stream %s: over HANPORT_STREAM_RETAIN_MAX=%d, dropping the oldest "
+                        "entries group %s has not confirmed (counted in "
+                        "hanport_stream_retention_dropped_total)",
+                        key,
+                        self.budget,
+                        group,
+                    )
+            self._lost[group] = backlog.missing
