@@ -16,7 +16,7 @@ starts in temporary folders); produces figures on stdout:
   twice.
 
     python -m bench.export [--count 100000] [--batch 5000] [--meters 3] [--seconds 60]
-                           [--outage 600]
+                           [--outage 600] [--outage-only]
 """
 
 from __future__ import annotations
@@ -285,7 +285,10 @@ async def run(args: argparse.Namespace) -> None:
             server.start()
         try:
             url = redis.url
-            print(f"{args.count} readings, batches of {args.batch}, full P1 readings (35 values)")
+            if args.outage_only:
+                await outage(url, victoria, args.outage or 600)
+                return
+            print(f"{args.count} readings, batches of {args.batch}, full P1 readings (27 values)")
             vm = await export_rate(url, "influx", args.count, args.batch, influx_url=victoria.url)
             vm_bare = await bare_victoria(victoria.url, args.count, args.batch)
             print(
@@ -328,6 +331,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--meters", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--outage", type=float, default=0.0, help="seconds (the issue: 600)")
+    parser.add_argument("--outage-only", action="store_true", help="only the outage case")
     args = parser.parse_args(
         argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else []
     )

@@ -54,7 +54,8 @@ async def test_two_meters_every_reading_once_in_victoria_metrics_and_postgres(
         redis_server.url,
         tmp_path,
         influx_url=victoria.url,
-        postgres_dsn=postgres.dsn,
+        influx_token="s3cret-token-42",  # VictoriaMetrics ignores it
+        postgres_dsn=postgres.dsn.replace("hanport@", "hanport:pg-s3cret@"),  # trust: ignored
         batch_size="50",
         metrics=True,
     )
@@ -78,6 +79,7 @@ async def test_two_meters_every_reading_once_in_victoria_metrics_and_postgres(
             20,
         )
         assert export.metric("hanport_export_readings_written_total", sink="postgres") == 201
+        assert "s3cret" not in export.output()  # credentials are never logged
     rows = await pg_rows(
         postgres.dsn,
         "SELECT meter, count(*), count(DISTINCT time), min(p), max(p), min(u_l1), "
