@@ -4,6 +4,7 @@ at 50% and 90% of it, and past it drops the oldest and counts them (real redis-s
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -57,7 +58,7 @@ async def test_budget_warnings_and_drops(
     assert dropped("export-influx") - before == 29  # the 30th over is dropped by the next XADD
     assert dropped("mqtt") == 0
     # the group reads everything left and confirms it: back to the usual length
-    entries = await redis.xreadgroup("export-influx", "c", {KEY: ">"}, count=1000)
+    entries: Any = await redis.xreadgroup("export-influx", "c", {KEY: ">"}, count=1000)
     await redis.xack(KEY, "export-influx", *[e[0] for e in entries[0][1]])
     assert await retention.maxlen(redis, KEY, 20) == 20
     await redis.aclose()
