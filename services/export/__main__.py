@@ -6,7 +6,9 @@ Consumes every meter's readings stream (the classic `HANPORT_STREAM` and each me
 `export-postgres`), and produces writes to the sinks configured: InfluxDB line protocol over
 HTTP (`HANPORT_EXPORT_INFLUX_*`: InfluxDB 1.x/2.x/3, VictoriaMetrics) and PostgreSQL/TimescaleDB
 (`HANPORT_EXPORT_POSTGRES_DSN`). An entry is acknowledged once its sink confirmed it; readings a
-sink refuses for good go to the dead-letter stream `HANPORT_EXPORT_DEAD_LETTER_STREAM`. Serves
+sink refuses for good go to the dead-letter stream `HANPORT_EXPORT_DEAD_LETTER_STREAM`. The
+accounting service's energy intervals (`hanport:{<meter>}:accounting:15m|1h|1d|1mo`) go to the
+same sinks (`HANPORT_EXPORT_INTERVALS`). Serves
 Prometheus metrics on `HANPORT_METRICS_PORT` (9105): lag per sink in entries and seconds,
 readings written and refused. Without a sink configured the service idles.
 """
@@ -25,6 +27,7 @@ from shared.service import run, start
 from shared.stream import connect
 from shared.supervise import Work, run_supervised
 
+from .intervals import IntervalExport
 from .settings import ExportSettings
 from .sinks import Sink
 from .sinks.influx import InfluxSink
@@ -110,7 +113,16 @@ async def serve(settings: ExportSettings) -> None:
             for sink in sinks:
                 await sink.close()
 
-    await each_meter_stream(redis, settings.stream, export_stream)
+    async def all_streams() -> None:
+        await each_meter_stream(redis, settings.stream, export_stream)
+
+    works: dict[str, Work] = {"readings": all_streams}
+    if settings.export_intervals:
+        for name, make in makers.items():
+            works[f"intervals {name}"] = IntervalExport(
+                redis, make(), settings.export_intervals_every
+            ).run
+    await run_supervised(works)
 
 
 def main(argv: list[str] | None = None) -> int:

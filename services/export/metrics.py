@@ -41,3 +41,8 @@ WRITE_SECONDS = Histogram(
     ["sink"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+INTERVALS = Counter(
+    "hanport_export_intervals_written_total",
+    "Accounting intervals the sink confirmed (each change of an interval counts), by sink.",
+    ["sink"],
+)

@@ -92,6 +92,14 @@ class ExportSettings(CommonSettings):
         gt=0,
         description="Seconds after which another replica's unconfirmed entries are taken over.",
     )
+    export_intervals: bool = Field(
+        True,
+        description="Also export the accounting service's energy intervals (15 min, hour, "
+        "day, month) when it runs.",
+    )
+    export_intervals_every: float = Field(
+        60.0, gt=0, le=3600, description="Seconds between looks for changed intervals."
+    )
     export_dead_letter_stream: str = Field(
         "hanport:export:dead",
         min_length=1,

@@ -207,3 +207,65 @@ async def test_refused_points_go_to_the_dead_letter_stream(
     assert b'"frequency":50.01' in dead[0][1][b"reading"]
     assert int(influx.query("SELECT count(p) FROM hanport")[0]["values"][0][1]) == 37
     await redis.aclose()
+
+
+async def test_accounting_intervals_written_and_rewritten_when_they_change(
+    redis_server: RedisServer,
+    victoria: VictoriaMetricsServer,
+    postgres: PostgresServer,
+    tmp_path: Path,
+) -> None:
+    """The accounting service's layout (services/accounting/store.py): sorted sets of
+    `<start>|<import>|<export>|<reactive import>|<reactive export>|<estimated>`."""
+    redis = await connect(redis_server.url)
+    now = int(time.time() * 1000) // 900_000 * 900_000
+    key = "hanport:{main}:accounting:15m"
+    for n in range(4):
+        start = now - (3 - n) * 900_000
+        await redis.zadd(key, {f"{start}|0.{n + 1}|0.0|0.01|0.0|{n % 2}": start})
+    await redis.zadd("hanport:{main}:accounting:1mo", {f"{T0}|512.5|3.25|10.0|1.0|0": T0})
+    await redis.sadd("hanport:accounting:meters", "main")
+    env = export_env(
+        redis_server.url,
+        tmp_path,
+        influx_url=victoria.url,
+        postgres_dsn=postgres.dsn,
+        intervals_every="0.2",
+    )
+    query = (
+        "SELECT resolution, extract(epoch FROM start) * 1000, import, export, estimated "
+        "FROM hanport_intervals ORDER BY resolution, start"
+    )
+
+    async def rows() -> list[tuple]:
+        try:
+            return await pg_rows(postgres.dsn, query)
+        except psycopg.errors.UndefinedTable:
+            return []
+
+    with exporting(env, tmp_path / "export.log") as export:
+        await until(lambda: rows(), "intervals in PostgreSQL", export.output, 30)
+        got = await rows()
+        assert [(r[0], int(r[1]), r[2], r[3], r[4]) for r in got] == [
+            ("15m", now - 3 * 900_000, 0.1, 0.0, False),
+            ("15m", now - 2 * 900_000, 0.2, 0.0, True),
+            ("15m", now - 900_000, 0.3, 0.0, False),
+            ("15m", now, 0.4, 0.0, True),
+            ("1mo", T0, 512.5, 3.25, False),
+        ]
+        # the running quarter-hour grows: its member is replaced, the row follows
+        await redis.zremrangebyscore(key, now, now)
+        await redis.zadd(key, {f"{now}|0.75|0.0|0.01|0.0|0": now})
+
+        async def updated() -> bool:
+            return any(r[0] == "15m" and r[2] == 0.75 and not r[4] for r in await rows())
+
+        await until(updated, "the changed interval", export.output, 20)
+    series = [
+        s
+        for s in victoria.samples('{__name__="hanport_energy_import"}')
+        if s["metric"]["resolution"] == "15m"
+    ]
+    assert series[0]["metric"]["meter"] == "main" and series[0]["metric"]["box"] == BOX
+    assert series[0]["values"][-1] == 0.75
+    await redis.aclose()

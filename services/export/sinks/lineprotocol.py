@@ -47,7 +47,7 @@ _PLAN: tuple[tuple[str, tuple[str, ...] | None], ...] = tuple(
 )
 
 
-def _escape_tag(text: str) -> str:
+def escape_tag(text: str) -> str:
     """A tag key or value, or a measurement: `,`, `=`, space and backslash escaped."""
     if not any(c in text for c in ",= \\\n"):
         return text
@@ -65,7 +65,7 @@ def _number(value: Any) -> str | None:
 
 def series_prefix(box: str, meter: str, measurement: str = MEASUREMENT) -> str:
     """`hanport,box=...,meter=... `: the measurement and tags of a meter's lines."""
-    return f"{_escape_tag(measurement)},box={_escape_tag(box)},meter={_escape_tag(meter)}"
+    return f"{escape_tag(measurement)},box={escape_tag(box)},meter={escape_tag(meter)}"
 
 
 _KEYS = tuple(key for key, _names in _PLAN)
@@ -131,15 +131,15 @@ def submeter_line(submeter: SubMeter, reading: Reading, box: str, meter: str) ->
     if value is None:
         return None
     tags = [
-        _escape_tag(SUBMETER_MEASUREMENT),
-        f"box={_escape_tag(box)}",
+        escape_tag(SUBMETER_MEASUREMENT),
+        f"box={escape_tag(box)}",
         f"channel={submeter.channel}",
     ]
     if submeter.id:
-        tags.append(f"device={_escape_tag(submeter.id)}")
-    tags.append(f"meter={_escape_tag(meter)}")  # tags in key order: what InfluxDB sorts to
+        tags.append(f"device={escape_tag(submeter.id)}")
+    tags.append(f"meter={escape_tag(meter)}")  # tags in key order: what InfluxDB sorts to
     if submeter.unit:
-        tags.append(f"unit={_escape_tag(submeter.unit)}")
+        tags.append(f"unit={escape_tag(submeter.unit)}")
     fields = f"value={value}"
     if submeter.device_type is not None:
         fields += f",device_type={int(submeter.device_type)}i"

@@ -26,6 +26,7 @@ from psycopg.conninfo import conninfo_to_dict
 from shared.reading import Reading
 
 from . import Entry, Rejected, SinkDown, WriteResult, bisect
+from .intervals import UPSERT, Interval, interval_row
 from .sql import (
     MIGRATIONS,
     PARTITIONED,
@@ -168,6 +169,19 @@ class PostgresSink:
                         for row in table_rows:
                             await copy.write_row(row)
                     await cursor.execute(insert_statement(table))
+        except psycopg.Error as error:
+            if error.sqlstate and error.sqlstate[:2] in REFUSED_CLASSES:
+                raise Rejected(_reason(error)) from None
+            await self._drop()
+            raise SinkDown(f"PostgreSQL: {_reason(error)}") from None
+
+    async def write_intervals(self, intervals: list[Interval]) -> None:
+        if not intervals:
+            return
+        try:
+            conn = await self._connection()
+            async with conn.transaction(), conn.cursor() as cursor:
+                await cursor.executemany(UPSERT, [interval_row(i, self.box) for i in intervals])
         except psycopg.Error as error:
             if error.sqlstate and error.sqlstate[:2] in REFUSED_CLASSES:
                 raise Rejected(_reason(error)) from None

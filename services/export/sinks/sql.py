@@ -23,6 +23,7 @@ from typing import Any
 from shared.meters import meter_of
 from shared.reading import Reading, SubMeter
 
+from .intervals import DDL as INTERVALS_DDL
 from .lineprotocol import EXPORTED, export_name, flat_values
 
 READINGS = "hanport_readings"
@@ -65,6 +66,7 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 ) PARTITION BY RANGE (time)""",
         ),
     ),
+    (2, (INTERVALS_DDL,)),  # the accounting service's intervals (sinks/intervals.py)
 )
 SCHEMA_DDL = f"""CREATE TABLE IF NOT EXISTS {SCHEMA} (
   version integer PRIMARY KEY,
