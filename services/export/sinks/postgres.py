@@ -1,7 +1,8 @@
 """The PostgreSQL sink (psycopg 3): creates and migrates its tables (`sql.MIGRATIONS`), makes the
-monthly partitions a batch needs, and writes each batch in one transaction: COPY into a
-temporary table, then `INSERT ... SELECT ... ON CONFLICT DO NOTHING` into the partitioned
-tables, so a batch written again (after a crash, a lost COMMIT answer) stores nothing twice.
+monthly partitions a batch needs, and writes each batch in one transaction with COPY straight
+into the partitioned tables. A batch written again (after a crash, a lost COMMIT answer) breaks
+the primary key: that transaction is rolled back and the batch goes through a temporary table
+and `INSERT ... SELECT ... ON CONFLICT DO NOTHING`, so it stores nothing twice.
 Works unchanged on TimescaleDB (plain declarative partitions; no extension needed).
 
 How answers map to the `Sink` contract (services/export/sinks/__init__.py):
@@ -73,9 +74,10 @@ def insert_statement(table: str) -> q.Composed:
     )
 
 
-def copy_statement(table: str) -> q.Composed:
+def copy_statement(table: str, *, staged: bool) -> q.Composed:
     columns = q.SQL(", ").join(q.Identifier(c) for c in COLUMNS[table])
-    return q.SQL("COPY {} ({}) FROM STDIN").format(q.Identifier(STAGE[table]), columns)
+    target = STAGE[table] if staged else table
+    return q.SQL("COPY {} ({}) FROM STDIN").format(q.Identifier(target), columns)
 
 
 async def migrate(conn: psycopg.AsyncConnection[Any]) -> list[int]:
@@ -160,20 +162,37 @@ class PostgresSink:
             for s in r.submeters
             if (row := submeter_row(s, r, self.box)) is not None
         ]
+        tables = [(t, r) for t, r in ((READINGS, rows), (SUBMETERS, subs)) if r]
         try:
-            async with conn.transaction(), conn.cursor() as cursor:
-                for table, table_rows in ((READINGS, rows), (SUBMETERS, subs)):
-                    if not table_rows:
-                        continue
-                    async with cursor.copy(copy_statement(table)) as copy:
-                        for row in table_rows:
-                            await copy.write_row(row)
-                    await cursor.execute(insert_statement(table))
+            try:
+                await self._copy(conn, tables, staged=False)
+            except psycopg.errors.UniqueViolation:
+                # (part of) the batch is there already (a replay): skip what is there
+                await self._copy(conn, tables, staged=True)
         except psycopg.Error as error:
             if error.sqlstate and error.sqlstate[:2] in REFUSED_CLASSES:
                 raise Rejected(_reason(error)) from None
             await self._drop()
             raise SinkDown(f"PostgreSQL: {_reason(error)}") from None
+
+    async def _copy(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        tables: list[tuple[str, list[tuple[Any, ...]]]],
+        *,
+        staged: bool,
+    ) -> None:
+        """One transaction: COPY the rows straight into their tables (the usual case, as fast
+        as a bare COPY), or, `staged`, into the temporary tables and from there with
+        `ON CONFLICT DO NOTHING` (a batch written again)."""
+        async with conn.transaction(), conn.cursor() as cursor:
+            for table, table_rows in tables:
+                statement = copy_statement(table, staged=staged)
+                async with cursor.copy(statement) as copy:
+                    for row in table_rows:
+                        await copy.write_row(row)
+                if staged:
+                    await cursor.execute(insert_statement(table))
 
     async def write_intervals(self, intervals: list[Interval]) -> None:
         if not intervals:
