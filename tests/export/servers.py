@@ -69,15 +69,26 @@ class VictoriaMetricsServer(OwnPort):
         return f"http://127.0.0.1:{self.port}"
 
     def samples(self, match: str = '{__name__=~"hanport.*"}') -> list[dict[str, Any]]:
-        """Every series matching (its labels, values and timestamps), from /api/v1/export."""
+        """Every series matching (its labels, values and timestamps in time order), from
+        /api/v1/export (which may answer a series in several lines: merged here)."""
         httpx.get(f"{self.url}/internal/force_flush", timeout=10).raise_for_status()
-        answer = httpx.post(
-            f"{self.url}/api/v1/export",
-            data={"match[]": match, "reduce_mem_usage": "1"},
-            timeout=30,
-        )
+        answer = httpx.post(f"{self.url}/api/v1/export", data={"match[]": match}, timeout=30)
         answer.raise_for_status()
-        return [json.loads(line) for line in answer.text.splitlines() if line.strip()]
+        merged: dict[str, dict[str, Any]] = {}
+        for line in answer.text.splitlines():
+            if not line.strip():
+                continue
+            part = json.loads(line)
+            key = json.dumps(part["metric"], sort_keys=True)
+            series = merged.setdefault(key, {"metric": part["metric"], "points": []})
+            series["points"] += zip(part["timestamps"], part["values"], strict=True)
+        out = []
+        for series in merged.values():
+            points = sorted(series.pop("points"))
+            series["timestamps"] = [t for t, _v in points]
+            series["values"] = [v for _t, v in points]
+            out.append(series)
+        return out
 
 
 class InfluxServer(OwnPort):
