@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         argv,
         "Export every reading to InfluxDB/VictoriaMetrics and PostgreSQL (docs/export.md).",
     )
+    # httpx logs every request at INFO: one line per batch, and the URL with its query
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     serve_metrics(settings.metrics_port, settings.metrics_host)
     return run(lambda: serve(settings))
 
