@@ -233,7 +233,7 @@ async def outage(redis_url: str, victoria: VictoriaMetricsServer, seconds: float
         retention=Retention(budget=1_000_000),
     )  # fmt: skip
     publishing = asyncio.create_task(publisher.run())
-    env = export_env(redis_url, influx_url=victoria.url, influx_database="outage")
+    env = export_env(redis_url, influx_url=victoria.url, influx_database="outage", timeout="2")
     proc = start_export(env, Path(tempfile.gettempdir()) / "bench-export-outage.log")
     start = int(time.time() * 1000) - 7 * 86_400_000
     sent = 0
@@ -251,10 +251,10 @@ async def outage(redis_url: str, victoria: VictoriaMetricsServer, seconds: float
 
     try:
         await at_10_per_second(5)
-        victoria.stop()
+        victoria.pause()  # SIGSTOP: it keeps its port (a restart could lose it to another run)
         await at_10_per_second(seconds)
         held = await redis.xlen(STREAM)
-        victoria.start()
+        victoria.resume()
         back = time.monotonic()
         await at_10_per_second(5)
         while True:

@@ -26,8 +26,12 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 class OwnPort(Server):
     """A server that makes sure the port it waited for is its own: other test runs on this
-    machine hand out ports from the same block, so when the process ended (it could not bind)
-    it starts again on another free port."""
+    machine hand out ports from the same block, so when the process ended at its first start
+    (it could not bind) it starts again on another free port. A restart keeps the port (the
+    client under test knows only that one) and fails when it is taken meanwhile; `pause` and
+    `resume` stop the server without letting go of its port."""
+
+    started_once = False
 
     def start(self) -> None:
         for _attempt in range(5):
@@ -36,7 +40,10 @@ class OwnPort(Server):
                 wait_for_port(self.port, timeout=30)
             time.sleep(0.2)  # a server that lost the port to another exits at once
             if self.proc is not None and self.proc.poll() is None:
+                self.started_once = True
                 return
+            if self.started_once:
+                break
             self.port = free_port()
         raise RuntimeError(f"{self.binary} did not start; see {self.workdir}/server.log")
 
@@ -45,6 +52,15 @@ class OwnPort(Server):
         self.proc = subprocess.Popen(
             self.command(), cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT
         )
+
+    def pause(self) -> None:
+        """SIGSTOP: connections are accepted by the kernel and never answered."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
 
 
 class VictoriaMetricsServer(OwnPort):
