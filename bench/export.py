@@ -38,16 +38,21 @@ from services.export.sinks import lineprotocol
 from services.export.sinks.postgres import PostgresSink
 from services.export.sinks.sql import READING_COLUMNS, reading_row
 from services.ingest.publisher import Publisher
+from shared.meters import MeterDirectory, MeterKeys, MeterRecord
 from shared.reading import Reading, encode_reading
 from shared.retention import Retention, group_backlogs
 from shared.stream import connect
-from tests.export.servers import PostgresServer, VictoriaMetricsServer
+from tests.export.servers import OwnPort, PostgresServer, VictoriaMetricsServer
 from tests.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 STREAM = "hanport:readings"
 BOX = "HPBENCH"
 T0 = 1_764_547_200_000
+
+
+class OwnRedis(OwnPort, RedisServer):
+    """redis-server that is sure to own its port (other runs hand out the same ports)."""
 
 
 def reading(n: int, meter: str = "main", start: int = T0) -> Reading:
@@ -184,23 +189,36 @@ async def bare_postgres(dsn: str, count: int, batch: int) -> float:
 async def cpu_at_1_per_second(
     redis_url: str, meters: int, seconds: float, **settings: str
 ) -> tuple[float, int]:
-    """The export's CPU seconds per reading while each of `meters` meters sends 1 reading/s."""
+    """The export's CPU seconds per reading while each of `meters` meters sends 1 reading/s,
+    each on its own stream (as each meter's ingest writes), the settings' defaults otherwise."""
     redis = await connect(redis_url)
     await redis.delete(STREAM)
+    keys = []
+    for m in range(meters):
+        meter_keys = MeterKeys.named(f"m{m}")
+        await MeterDirectory(redis).put(
+            MeterRecord(
+                name=f"m{m}", readings=meter_keys.readings, raw=meter_keys.raw,
+                status=meter_keys.status,
+            )
+        )  # fmt: skip
+        keys.append(meter_keys.readings)
     env = export_env(redis_url, **settings)
     proc = start_export(env, Path(tempfile.gettempdir()) / "bench-export-cpu.log")
     try:
-        await asyncio.sleep(5)  # start-up (imports, connections) is not what is measured
-        start_cpu, sent = cpu_seconds(proc.pid), 0
         now = int(time.time() * 1000)
+        for m, key in enumerate(keys):  # start-up (connections, tables) is not measured
+            await redis.xadd(key, {"reading": encode_reading(reading(0, f"m{m}", now - 1000))})
+        await asyncio.sleep(12)
+        start_cpu, sent = cpu_seconds(proc.pid), 0
         next_at = time.monotonic()
         while sent < seconds * meters:
-            for m in range(meters):
-                await redis.xadd(STREAM, {"reading": encode_reading(reading(sent, f"m{m}", now))})
+            for m, key in enumerate(keys):
+                await redis.xadd(key, {"reading": encode_reading(reading(sent, f"m{m}", now))})
                 sent += 1
             next_at += 1.0
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-        await asyncio.sleep(2)  # the last batch
+        await asyncio.sleep(7)  # the last batch (HANPORT_EXPORT_BATCH_WAIT 5 s)
         used = cpu_seconds(proc.pid) - start_cpu
     finally:
         proc.terminate()
@@ -281,7 +299,7 @@ async def outage(redis_url: str, victoria: VictoriaMetricsServer, seconds: float
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-export-") as folder:
         base = Path(folder)
-        redis = RedisServer(base / "redis")
+        redis = OwnRedis(base / "redis")
         victoria = VictoriaMetricsServer(base / "victoria")
         postgres = PostgresServer(base / "postgres")
         for server in (redis, victoria, postgres):
@@ -290,6 +308,13 @@ async def run(args: argparse.Namespace) -> None:
             url = redis.url
             if args.outage_only:
                 await outage(url, victoria, args.outage or 600)
+                return
+            if args.cpu_only:
+                per, sent = await cpu_at_1_per_second(
+                    url, args.meters, args.seconds,
+                    influx_url=victoria.url, postgres_dsn=postgres.dsn,
+                )  # fmt: skip
+                print(f"CPU at 1 reading/s per meter: {per * 1e3:.2f} ms per reading ({sent})")
                 return
             print(f"{args.count} readings, batches of {args.batch}, full P1 readings (27 values)")
             vm, vm_cpu = await export_rate(
@@ -339,6 +364,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--outage", type=float, default=0.0, help="seconds (the issue: 600)")
     parser.add_argument("--outage-only", action="store_true", help="only the outage case")
+    parser.add_argument("--cpu-only", action="store_true", help="only the CPU at 1 reading/s")
     args = parser.parse_args(
         argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else []
     )

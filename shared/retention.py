@@ -142,7 +142,12 @@ class Retention:
         if self._maxlen is not None and now < self._next_look:
             return self._maxlen
         self._next_look = now + self.every
-        backlogs = await group_backlogs(redis, key, self.prefix)
+        try:
+            backlogs = await group_backlogs(redis, key, self.prefix)
+        except ResponseError as error:  # never a reason to stop publishing, nor to trim more
+            log.debug("cannot look at the consumer groups of %s: %s", key, error)
+            self._maxlen = max(maxlen, self.budget)
+            return self._maxlen
         behind = max((b.entries for b in backlogs.values()), default=0)
         self._maxlen = choose_maxlen(maxlen, self.budget, behind)
         RETAINED.labels(key).set(behind)

@@ -66,11 +66,12 @@ class ExportSettings(CommonSettings):
         5000, ge=1, le=100_000, description="Readings per write at most."
     )
     export_batch_wait: float = Field(
-        1.0,
+        5.0,
         ge=0,
         le=60,
-        description="Seconds a write waits for more readings to fill its batch (a backlog "
-        "goes out in full batches at once).",
+        description="Seconds a write waits for more readings after the first (a backlog "
+        "goes out in full batches at once): how far the store may lag behind the meter; "
+        "longer batches cost less CPU per reading.",
     )
     export_timeout: float = Field(
         10.0, gt=0, description="Seconds a write may take before it is tried again."

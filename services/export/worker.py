@@ -85,10 +85,11 @@ class SinkWorker:
     dead: DeadLetters
     group_prefix: str = "export-"
     batch_size: int = 5000
-    batch_wait: float = 1.0
+    batch_wait: float = 5.0
     claim_idle_ms: int = 60_000
     written: int = field(default=0, init=False)
     _down_since: float | None = field(default=None, init=False)
+    _queued: set[str] = field(default_factory=set, init=False)  # read, not yet acknowledged
 
     def __post_init__(self) -> None:
         self.group_name = f"{self.group_prefix}{self.sink.name}"
@@ -97,6 +98,7 @@ class SinkWorker:
         )
 
     async def run(self) -> None:
+        self._queued.clear()
         await self.redis_call(self.create_group)
         log.info(
             "export to %s: stream %s, group %s, consumer %s",
@@ -149,35 +151,30 @@ class SinkWorker:
             if not entries:
                 break
             log.info("%s: writing %d readings left pending again", self.sink.name, len(entries))
+            self._queued.update(entry_id for entry_id, _ in entries)
             await queue.put(entries)
             after = entries[-1][0]
         while True:
             entries = await self.redis_call(self.next_batch)
             if not entries:  # idle: take over what a gone replica left pending
-                entries = await self.redis_call(
+                claimed = await self.redis_call(
                     self.reader.claim_idle, self.claim_idle_ms, self.batch_size
-                )
+                )  # (XAUTOCLAIM also hands back our own, queued while a sink was down)
+                entries = [e for e in claimed if e[0] not in self._queued]
             if entries:
+                self._queued.update(entry_id for entry_id, _ in entries)
                 await queue.put(entries)
 
     async def next_batch(self) -> list[Entry]:
-        """Up to `batch_size` new readings: at once when the stream holds them, else what
-        arrives within `batch_wait` s of the first one."""
+        """Up to `batch_size` new readings: at once when the stream holds them (a backlog),
+        else the first to arrive and whatever follows within `batch_wait` s (one more read
+        after that pause: a meter sending every second costs two reads per batch)."""
         entries = await self.reader.new(count=self.batch_size)
         if not entries or len(entries) >= self.batch_size or not self.batch_wait:
             return entries
-        deadline = time.monotonic() + self.batch_wait
-        while len(entries) < self.batch_size:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            more = await self.reader.new(
-                count=self.batch_size - len(entries), block_ms=max(1, int(left * 1000))
-            )
-            if not more:
-                break
-            entries += more
-        return entries
+        await asyncio.sleep(self.batch_wait)  # a linger, as MQTT's read_linger
+        more = await self.reader.new(count=self.batch_size - len(entries), block_ms=1)
+        return entries + more
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -197,6 +194,7 @@ class SinkWorker:
                 )
             await self.redis_call(self.dead.put, self.sink.name, self.key, result.refused)
         await self.redis_call(self.reader.ack, *(entry_id for entry_id, _ in batch))
+        self._queued.difference_update(entry_id for entry_id, _ in batch)
         self.written += result.written
         metrics.WRITTEN.labels(self.sink.name).inc(result.written)
 
