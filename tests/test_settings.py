@@ -30,6 +30,9 @@ from tests.conftest import FIXTURES
 # Valid values, as they would be written in .env, for settings whose default does not serve
 # (none, or empty). `{tmp}` is a folder holding FILES; `{fixtures}` is tests/fixtures.
 EXAMPLES: dict[str, tuple[str, ...]] = {
+    "HANPORT_DEFAULT_METER": ("main", "E0044007382246019"),
+    "HANPORT_METER_NAME": ("heatpump", "flat-2.main_meter"),
+    "HANPORT_MODBUS_UNITS": ("1=main,2=heatpump", " 3=E0044007382246019 "),
     "HANPORT_SERIAL": ("HP0A1B2C3D4E",),
     "HANPORT_LICENSE_PUBLIC_KEYS": ("{tmp}/public_keys",),
     "HANPORT_LOG_LEVEL": ("debug", "WARNING"),
@@ -60,6 +63,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "HANPORT_MQTT_TOPIC_PREFIX": ("home/meter",),
     "HANPORT_MQTT_RAW_TOPIC": ("hanport/raw",),
     "HANPORT_MQTT_CONSUMER": ("replica-1",),
+    "HANPORT_ACCOUNTING_CONSUMER": ("accounting-1",),
     "HANPORT_MODBUS_UNIT_ID": ("1", "247"),
     "HANPORT_ADMIN_TOKEN": ("s3cret-token",),
     "HANPORT_LICENSING_ADMIN_TOKEN": ("s3cret-token",),
@@ -133,8 +137,15 @@ def cases() -> Iterator[Any]:
 
 def test_the_walk_finds_every_service() -> None:
     assert list(settings_classes()) == [
-        "common", "ingest", "rest", "mqtt", "modbus", "licensing", "export",
-    ]  # fmt: skip
+        "common",
+        "ingest",
+        "rest",
+        "mqtt",
+        "modbus",
+        "licensing",
+        "accounting",
+        "export",
+    ]
 
 
 @pytest.mark.parametrize(("cls", "name", "variable", "value"), list(cases()))

@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .accounting import ACCOUNTING_BASE
+from .accounting import SIZE as ACCOUNTING_SIZE
 from .register_map import DERIVED, LIVE, METER_MODELS, NATIVE_BASE, SUNSPEC_BASE, Block, Point
 from .register_map import blocks as all_blocks
 
@@ -44,6 +46,7 @@ SunSpec meter or an Eastron SDM630:
 | Eastron SDM630 | 04 read input registers | 0-{_SDM_END - 1} (0x0000-0x{_SDM_END - 1:04X}) | evcc/openWB/chargers configured for an SDM630 |
 | SDM630 serial | 03 read holding registers | 64512-64513 (0xFC00) | openWB reads the meter serial |
 | hanport native | 03 read holding registers | {NATIVE_BASE}-{_NATIVE_END - 1} | anything else: every value of the Cozify message |
+| energy accounting | 03 read holding registers | {ACCOUNTING_BASE}-{ACCOUNTING_BASE + ACCOUNTING_SIZE - 1} | a charger under a capacity tariff: headroom, window average, month value ([accounting.md](accounting.md)) |
 
 This file is generated from `services/modbus/register_map.py` (`python -m services.modbus.docs`);
 a test fails when it is out of date.
@@ -111,6 +114,22 @@ By default every unit id is answered (SunSpec scanners probe 1, 126, 200, 240). 
 `HANPORT_MODBUS_UNIT_ID=n` only unit id n is answered; any other id gets exception 0x0A
 (gateway path unavailable).
 
+**Several meters.** `HANPORT_MODBUS_UNITS=1=main,2=heatpump` gives each meter a unit id of its
+own (1-247; a meter by its name on the box or its equipment id): that unit answers every map for
+its meter (the SunSpec `DA` register says its unit id). Unit ids not listed answer for the
+default meter exactly as on a one-meter box (`HANPORT_DEFAULT_METER`, else the meter on the
+classic stream, else the first by name), or only `HANPORT_MODBUS_UNIT_ID` when that is set
+(which may not also be in the list). Each meter's data goes stale on its own: a meter that
+stopped sending answers 0x0B on its unit only, and the others keep serving. A bad list stops the
+service at start with one line naming HANPORT_MODBUS_UNITS and what is wrong. A license naming
+meters (`docs/licensing.md`) serves only those: another meter's unit answers 0x0A, logged once
+and counted in `hanport_entitlement_meter_refused_total{{feature="modbus",meter}}`.
+
+**M-Bus sub-meters** (DSMR gas, water, heat behind the meter) are in the native map from 1100:
+each value (float64: gas and water in m³, heat in kWh, GJ converted) and its own time (uint64,
+ms since the epoch), of the lowest M-Bus channel of that kind; not implemented while the meter
+has none.
+
 ## Exceptions
 
 | code | name | when |
@@ -118,7 +137,7 @@ By default every unit id is answered (SunSpec scanners probe 1, 126, 200, 240). 
 | 0x01 | illegal function | any function other than 03 and 04: every write (05, 06, 0F, 10, 16, 17) is refused, nothing is ever written |
 | 0x02 | illegal data address | a read outside every block, or spanning two blocks |
 | 0x03 | illegal data value | a read of 0 or more than 125 registers, or a read PDU of the wrong length |
-| 0x0A | gateway path unavailable | a unit id other than HANPORT_MODBUS_UNIT_ID (when set) |
+| 0x0A | gateway path unavailable | a unit id other than HANPORT_MODBUS_UNIT_ID (when set) and not in HANPORT_MODBUS_UNITS; the unit of a meter the license does not name |
 | 0x0B | gateway target device failed to respond | **stale data**: the read touches a measurement register and the newest reading is older than HANPORT_MODBUS_STALE_AFTER (default 30 s), or there is no reading yet |
 
 Stale data: a charger must never balance load on old values, so measurement registers answer
@@ -155,7 +174,8 @@ On `127.0.0.1:9103/metrics` (HANPORT_METRICS_HOST, HANPORT_METRICS_PORT; compose
 private network for Prometheus):
 `hanport_modbus_requests_total{{function,result}}` (result `ok` or the exception name),
 `hanport_modbus_exceptions_total{{code}}`, `hanport_modbus_clients`,
-`hanport_modbus_data_age_seconds`, `hanport_modbus_licensed`,
+`hanport_modbus_data_age_seconds` (the default meter's),
+`hanport_modbus_meter_data_age_seconds{{meter,unit}}` (each unit id's meter), `hanport_modbus_licensed`,
 `hanport_modbus_malformed_frames_total`, `hanport_modbus_encode_errors_total`,
 `hanport_modbus_connections_refused_total` (over HANPORT_MODBUS_MAX_CLIENTS),
 `hanport_modbus_connections_timed_out_total` (HANPORT_MODBUS_IDLE_TIMEOUT), plus the shared

@@ -30,22 +30,25 @@ TEXT_503_AGENTS = (b"homeassistant/",)
 _encoder = msgspec.json.Encoder()
 
 
-def stale_body(state: State, now: float | None = None) -> bytes | None:
-    """The 503 body when the newest reading is missing or too old, else None."""
-    reason = state.stale_reason(now)
+def stale_body(state: State, now: float | None = None, name: str | None = None) -> bytes | None:
+    """The 503 body when the newest reading (of the default meter, or of meter `name`: then
+    the body says `meter`) is missing or too old, else None."""
+    reason = state.stale_reason(now, name)
     if reason is None:
         return None
     message, age = reason
-    latest = state.latest
-    return _encoder.encode(
-        {
-            "error": "stale",
-            "message": f"no fresh reading: {message}",
-            "age_seconds": age,
-            "stale_after": state.stale_after,
-            "last_reading": latest.reading.ts if latest else None,
-        }
-    )
+    meter = state.meter(name) if name is not None else None
+    latest = state.latest if name is None else meter.latest if meter else None
+    body = {
+        "error": "stale",
+        "message": f"no fresh reading{'' if name is None else f' of meter {name!r}'}: {message}",
+        "age_seconds": age,
+        "stale_after": state.stale_after,
+        "last_reading": latest.reading.ts if latest else None,
+    }
+    if name is not None:
+        body["meter"] = name
+    return _encoder.encode(body)
 
 
 def wants_text_503(user_agent: bytes | None) -> bool:
@@ -88,10 +91,13 @@ class FastPath:
 
     async def meter(self, scope: Scope, send: Send) -> None:
         refusal = self.guard.check_asgi("read", scope)
+        snapshot = self.state.latest
+        if refusal is None and self.guard.entitlements is not None:  # a license naming meters
+            meter_id = snapshot.reading.meter_id if snapshot else None
+            refusal = self.guard.meter_refusal(self.state.default, meter_id)
         if refusal is not None:
             await send_refusal(send, refusal)
             return
-        snapshot = self.state.latest
         if snapshot is None or is_stale(snapshot.reading, self.state.stale_after):
             body = stale_body(self.state) or b"{}"
             METER_STALE.inc()
