@@ -1,8 +1,8 @@
-"""The accounting service's energy intervals to one sink (a hook on the accounting service's
-Redis layout: services/export/sinks/intervals.py describes it).
+"""The accounting service's energy intervals to one sink.
 
-Consumes the sorted sets `hanport:{<meter>}:accounting:15m|1h|1d|1mo` of every meter in
-`hanport:accounting:meters`; produces `Sink.write_intervals` calls. At start every stored
+Consumes the accounting service's sorted sets `hanport:{<meter>}:accounting:15m|1h|1d|1mo` of
+every meter in `hanport:accounting:meters`, read with its own functions
+(services/accounting/store.py); produces `Sink.write_intervals` calls. At start every stored
 interval is written (a store that missed some catches up; writing one again overwrites it), then
 every `every` s the intervals of the last `LOOKBACK_MS` whose member changed since it was last
 written (the running interval, and those a gap was spread over). A sink that is down gets the
@@ -20,13 +20,15 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from services.accounting import store
+from services.accounting.account import RESOLUTIONS, IntervalRow
 from shared.backoff import Backoff
 from shared.cancellation import raise_if_cancelling
 from shared.stream import REDIS_DOWN
 
 from . import metrics
 from .sinks import Rejected, Sink, SinkDown
-from .sinks.intervals import METERS_KEY, RESOLUTIONS, Interval, intervals_key, parse_member
+from .sinks.intervals import Interval
 
 log = logging.getLogger(__name__)
 
@@ -40,24 +42,39 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def interval_of(meter: str, row: IntervalRow) -> Interval:
+    imported, exported, reactive_imported, reactive_exported = row.values
+    return Interval(
+        meter,
+        RESOLUTIONS[row.period],
+        row.start_ms,
+        imported,
+        exported,
+        reactive_imported,
+        reactive_exported,
+        row.estimated,
+    )
+
+
 async def changed_intervals(
     redis: Redis, seen: Seen, since_ms: int | None
 ) -> list[tuple[Interval, str]]:
     """Intervals (and their members) starting at `since_ms` or later (all when None) whose
     member differs from the one in `seen`."""
     out: list[tuple[Interval, str]] = []
-    meters = sorted(_text(m) for m in await redis.smembers(METERS_KEY))
-    for meter in meters:
-        for resolution in RESOLUTIONS:
+    for meter in await store.meters(redis):
+        for period, resolution in RESOLUTIONS.items():
             members: Any = await redis.zrangebyscore(
-                intervals_key(meter, resolution), "-inf" if since_ms is None else since_ms, "+inf"
+                store.energy_key(meter, resolution),
+                "-inf" if since_ms is None else since_ms,
+                "+inf",
             )
             for raw in members:
                 member = _text(raw)
                 try:
-                    interval = parse_member(meter, resolution, member)
-                except ValueError as error:
-                    log.debug("skipping an accounting interval: %s", error)
+                    interval = interval_of(meter, store.decode_row(period, member))
+                except (ValueError, IndexError) as error:
+                    log.debug("skipping an accounting interval %r: %s", member, error)
                     continue
                 if seen.get((meter, resolution, interval.start_ms)) != member:
                     out.append((interval, member))

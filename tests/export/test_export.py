@@ -12,6 +12,8 @@ from typing import Any
 import psycopg
 from redis.asyncio import Redis
 
+from services.accounting.account import RESOLUTIONS, IntervalRow
+from services.accounting.store import METERS_KEY, encode_row, energy_key
 from services.ingest.publisher import Publisher
 from shared.retention import Retention, group_backlogs
 from shared.stream import connect
@@ -220,16 +222,21 @@ async def test_accounting_intervals_written_and_rewritten_when_they_change(
     postgres: PostgresServer,
     tmp_path: Path,
 ) -> None:
-    """The accounting service's layout (services/accounting/store.py): sorted sets of
-    `<start>|<import>|<export>|<reactive import>|<reactive export>|<estimated>`."""
+    """Intervals as the accounting service stores them (its own `encode_row`, keys and meter
+    set), so a change of its layout breaks this test."""
     redis = await connect(redis_server.url)
     now = int(time.time() * 1000) // 900_000 * 900_000
-    key = "hanport:{main}:accounting:15m"
+
+    async def store(row: IntervalRow) -> None:
+        target = energy_key("main", RESOLUTIONS[row.period])
+        await redis.zremrangebyscore(target, row.start_ms, row.start_ms)
+        await redis.zadd(target, {encode_row(row): row.start_ms})
+
     for n in range(4):
         start = now - (3 - n) * 900_000
-        await redis.zadd(key, {f"{start}|0.{n + 1}|0.0|0.01|0.0|{n % 2}": start})
-    await redis.zadd("hanport:{main}:accounting:1mo", {f"{T0}|512.5|3.25|10.0|1.0|0": T0})
-    await redis.sadd("hanport:accounting:meters", "main")
+        await store(IntervalRow("quarter", start, (0.1 * (n + 1), 0.0, 0.01, 0.0), n % 2 == 1))
+    await store(IntervalRow("month", T0, (512.5, 3.25, 10.0, 1.0), False))
+    await redis.sadd(METERS_KEY, "main")
     env = export_env(
         redis_server.url,
         tmp_path,
@@ -254,13 +261,12 @@ async def test_accounting_intervals_written_and_rewritten_when_they_change(
         assert [(r[0], int(r[1]), r[2], r[3], r[4]) for r in got] == [
             ("15m", now - 3 * 900_000, 0.1, 0.0, False),
             ("15m", now - 2 * 900_000, 0.2, 0.0, True),
-            ("15m", now - 900_000, 0.3, 0.0, False),
+            ("15m", now - 900_000, 0.1 * 3, 0.0, False),
             ("15m", now, 0.4, 0.0, True),
             ("1mo", T0, 512.5, 3.25, False),
         ]
         # the running quarter-hour grows: its member is replaced, the row follows
-        await redis.zremrangebyscore(key, now, now)
-        await redis.zadd(key, {f"{now}|0.75|0.0|0.01|0.0|0": now})
+        await store(IntervalRow("quarter", now, (0.75, 0.0, 0.01, 0.0), False))
 
         async def updated() -> bool:
             return any(r[0] == "15m" and r[2] == 0.75 and not r[4] for r in await rows())

@@ -1,11 +1,9 @@
 """The accounting service's energy intervals as line protocol and SQL rows: pure, no I/O.
 
-The accounting service keeps, per meter and resolution (`15m`, `1h`, `1d`, `1mo`), a sorted set
-`hanport:{<meter>}:accounting:<resolution>` scored by each interval's start (ms), each member
-`<start>|<import>|<export>|<reactive import>|<reactive export>|<estimated 0/1>` (kWh, kvarh;
-services/accounting/store.py). An interval can still change after it ended (a gap spread over
-it), so an export writes it again whenever its member changes: line protocol overwrites the
-point, SQL updates the row.
+The accounting service keeps each meter's energy per interval (`15m`, `1h`, `1d`, `1mo`:
+services/accounting/store.py; services/export/intervals.py reads them). An interval can still
+change after it ended (a gap spread over it), so an export writes it again whenever it changes:
+line protocol overwrites the point, SQL updates the row.
 
 - line protocol: measurement `hanport_energy`, tags `box`, `meter`, `resolution`; fields
   `import`, `export`, `reactive_import`, `reactive_export` (floats) and `estimated` (boolean);
@@ -23,12 +21,6 @@ from .lineprotocol import escape_tag
 
 MEASUREMENT = "hanport_energy"
 TABLE = "hanport_intervals"
-RESOLUTIONS = ("15m", "1h", "1d", "1mo")
-METERS_KEY = "hanport:accounting:meters"
-
-
-def intervals_key(meter: str, resolution: str) -> str:
-    return "hanport:{" + meter + "}:accounting:" + resolution
 
 
 @dataclass(frozen=True)
@@ -43,25 +35,6 @@ class Interval:
     reactive_imported: float
     reactive_exported: float
     estimated: bool
-
-
-def parse_member(meter: str, resolution: str, member: bytes | str) -> Interval:
-    """An interval from its sorted-set member; ValueError when it does not parse."""
-    text = member.decode() if isinstance(member, bytes) else member
-    parts = text.split("|")
-    if len(parts) != 6:
-        raise ValueError(f"an accounting interval has 6 parts, got {text!r}")
-    imported, exported, reactive_imported, reactive_exported = (float(v) for v in parts[1:5])
-    return Interval(
-        meter,
-        resolution,
-        int(parts[0]),
-        imported,
-        exported,
-        reactive_imported,
-        reactive_exported,
-        estimated=parts[5] == "1",
-    )
 
 
 def interval_line(interval: Interval, box: str) -> str:
