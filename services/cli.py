@@ -2,6 +2,7 @@
 
     hanport ingest | rest | mqtt | modbus | licensing   run that service (= python -m services.X)
     hanport accounting                                  run the accounting service
+    hanport export                                      run the export service (docs/export.md)
     hanport decode FILE...                              decode captures to JSON readings
     hanport doctor                                      say why meter data does or does not arrive
     hanport simulate ...                                write simulated telegrams
