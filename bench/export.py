@@ -137,19 +137,27 @@ async def drain_rate(
 
 
 async def export_rate(
-    redis_url: str, sink: str, count: int, batch: int, **settings: str
+    redis_url: str, sink: str, count: int, batch: int, replicas: int = 1, **settings: str
 ) -> tuple[float, float]:
+    """Readings/s of `replicas` export processes (one consumer group, consumers `r0`, ...)
+    draining a backlog of `count`, and the first one's CPU per reading over its share."""
     redis = await connect(redis_url)
     await redis.delete(STREAM)
     await redis.aclose()
     await fill(redis_url, count)
-    env = export_env(redis_url, batch_size=str(batch), batch_wait="0", **settings)
-    proc = start_export(env, Path(tempfile.gettempdir()) / f"bench-export-{sink}.log")
+    procs = []
+    for n in range(replicas):
+        env = export_env(
+            redis_url, batch_size=str(batch), batch_wait="0", consumer=f"r{n}", **settings
+        )
+        procs.append(start_export(env, Path(tempfile.gettempdir()) / f"bench-export-{sink}.log"))
     try:
-        return await drain_rate(redis_url, f"export-{sink}", count, proc)
+        rate, cpu = await drain_rate(redis_url, f"export-{sink}", count, procs[0])
+        return rate, cpu * replicas
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=15)
 
 
 async def bare_victoria(url: str, count: int, batch: int) -> float:
@@ -309,6 +317,12 @@ async def run(args: argparse.Namespace) -> None:
             if args.outage_only:
                 await outage(url, victoria, args.outage or 600)
                 return
+            if args.replicas > 1:
+                rate, _cpu = await export_rate(
+                    url, "influx", args.count, args.batch, args.replicas, influx_url=victoria.url
+                )
+                print(f"VictoriaMetrics, {args.replicas} export replicas: {rate:,.0f} readings/s")
+                return
             if args.cpu_only:
                 per, sent = await cpu_at_1_per_second(
                     url, args.meters, args.seconds,
@@ -365,6 +379,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--outage", type=float, default=0.0, help="seconds (the issue: 600)")
     parser.add_argument("--outage-only", action="store_true", help="only the outage case")
     parser.add_argument("--cpu-only", action="store_true", help="only the CPU at 1 reading/s")
+    parser.add_argument(
+        "--replicas", type=int, default=1, help=">1: only VictoriaMetrics, N replicas"
+    )
     args = parser.parse_args(
         argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else []
     )
