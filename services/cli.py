@@ -2,6 +2,7 @@
 
     hanport ingest | rest | mqtt | modbus | licensing   run that service (= python -m services.X)
     hanport accounting                                  run the accounting service
+    hanport export                                      run the export service (docs/export.md)
     hanport decode FILE...                              decode captures to JSON readings
     hanport doctor                                      say why meter data does or does not arrive
     hanport simulate ...                                write simulated telegrams
@@ -22,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "rest": ("services.rest.__main__", "main", "serve readings over HTTP (REST, SSE, WebSocket)"),
     "mqtt": ("services.mqtt.__main__", "main", "publish readings to an MQTT broker"),
     "modbus": ("services.modbus.__main__", "main", "serve readings over Modbus TCP"),
+    "export": ("services.export.__main__", "main", "export readings to InfluxDB and PostgreSQL"),
     "licensing": ("services.licensing.__main__", "main", "decide which interfaces are licensed"),
     "accounting": (
         "services.accounting.__main__",
