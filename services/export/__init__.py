@@ -1,0 +1,1 @@
+"""The export service: every reading to time-series and SQL stores (docs/export.md)."""

@@ -1,0 +1,81 @@
+"""Sinks: where the export service writes readings, one module per kind of store.
+
+Every sink has the same small API (`Sink`), so the export service and the fleet hub's workers
+drive any of them alike:
+
+    result = await sink.write(batch)   # batch: list of (stream entry id, Reading)
+
+- It returns when the store confirmed the batch (HTTP 2xx, SQL COMMIT). `result.refused` holds
+  the entries the store refused for good (HTTP 400, a constraint violation), each with the reason:
+  everything else of the batch is stored. The caller dead-letters the refused ones and
+  acknowledges the whole batch.
+- It raises `SinkDown` when the store cannot take the batch now (unreachable, 5xx, 429, a wrong
+  token): nothing is confirmed, the caller retries the same batch later.
+
+Writing a batch twice stores nothing twice (line protocol overwrites the same series and time; the
+SQL tables have a primary key and `ON CONFLICT DO NOTHING`), so a retry after a crash is safe.
+
+The pure parts (no I/O) live apart: `lineprotocol` (Reading -> line protocol) and `sql` (Reading
+-> rows, the schema and its migrations).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from shared.reading import Reading
+
+Entry = tuple[str, Reading]
+
+
+class SinkDown(Exception):
+    """The store cannot take the batch now; retry it later (nothing of it is confirmed)."""
+
+
+class Rejected(Exception):
+    """The store refused (part of) a batch for good: a bad point, a constraint violation."""
+
+
+@dataclass
+class WriteResult:
+    """What became of a batch: all stored except `refused` (entry id, reading, reason)."""
+
+    written: int = 0
+    refused: list[tuple[str, Reading, str]] = field(default_factory=list)
+
+
+class Sink(Protocol):
+    """A store that readings are written to."""
+
+    name: str  # the sink's kind and its consumer group suffix: `influx`, `postgres`
+
+    async def write(self, batch: list[Entry]) -> WriteResult: ...
+
+    async def close(self) -> None: ...
+
+
+async def bisect(batch: list[Entry], send: Callable[[list[Entry]], Awaitable[None]]) -> WriteResult:
+    """Write `batch` with `send`; when the store refuses it (`Rejected`), write each half again,
+    down to single entries, so only the bad entries are refused (each with the store's reason)
+    and every good one is stored. `SinkDown` passes through (the caller retries the whole batch,
+    which stores nothing twice)."""
+    result = WriteResult()
+    todo = [batch]
+    while todo:
+        part = todo.pop()
+        if not part:
+            continue
+        try:
+            await send(part)
+        except Rejected as error:
+            if len(part) == 1:
+                entry_id, reading = part[0]
+                result.refused.append((entry_id, reading, str(error)))
+                continue
+            middle = len(part) // 2
+            todo += [part[middle:], part[:middle]]  # the first half is written first
+            continue
+        result.written += len(part)
+    return result

@@ -1,0 +1,114 @@
+"""The InfluxDB line protocol sink: HTTP v1 `/write` (InfluxDB 1.x, VictoriaMetrics) or v2
+`/api/v2/write` (InfluxDB 2.x, 3 and Cloud: org, bucket, token), precision ms.
+
+How answers map to the `Sink` contract (services/export/sinks/__init__.py):
+- 2xx: stored.
+- 400, 413, 422 (a bad point, a body too big): the batch is split in halves and written again,
+  down to single points (`bisect`); a single point refused is refused for good, with the
+  server's message. Points written twice overwrite themselves (same series, same time).
+- anything else (401/403 a wrong token, 404 no such database, 429, 5xx, no answer):
+  `SinkDown`, the batch is tried again later. The message names the URL (without credentials),
+  never the token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import httpx
+
+from shared.log import redact_url
+
+from . import Entry, Rejected, SinkDown, WriteResult, bisect
+from .lineprotocol import PRECISION, body
+
+API = Literal["v1", "v2"]
+REFUSED_STATUS = (400, 413, 422)
+HINTS = {
+    401: "the token (HANPORT_EXPORT_INFLUX_TOKEN) is missing or wrong",
+    403: "the token may not write to this database or bucket",
+    404: "no such database or bucket (create it, or correct HANPORT_EXPORT_INFLUX_DATABASE / "
+    "_BUCKET)",
+    429: "the server limits the write rate",
+}
+
+
+def write_request(
+    url: str,
+    api: API,
+    *,
+    database: str = "hanport",
+    org: str | None = None,
+    bucket: str | None = None,
+    token: str | None = None,
+) -> tuple[str, dict[str, str], dict[str, str]]:
+    """(URL, query parameters, headers) of a write: pure, so the fleet hub can reuse it."""
+    base = url.rstrip("/")
+    headers = {"Content-Type": "text/plain; charset=utf-8"}
+    if token:
+        headers["Authorization"] = f"Token {token}"
+    if api == "v2":
+        params = {"bucket": bucket or database, "precision": PRECISION}
+        if org:
+            params["org"] = org
+        return f"{base}/api/v2/write", params, headers
+    return f"{base}/write", {"db": database, "precision": PRECISION}, headers
+
+
+@dataclass
+class InfluxSink:
+    """Writes batches of readings as line protocol to one InfluxDB-compatible server."""
+
+    url: str
+    box: str
+    api: API = "v1"
+    database: str = "hanport"
+    org: str | None = None
+    bucket: str | None = None
+    token: str | None = field(default=None, repr=False)
+    timeout: float = 10.0
+    name: str = "influx"
+    _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._endpoint, self._params, self._headers = write_request(
+            self.url,
+            self.api,
+            database=self.database,
+            org=self.org,
+            bucket=self.bucket,
+            token=self.token,
+        )
+        self.where = redact_url(self._endpoint)
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout)
+        return self._client
+
+    async def write(self, batch: list[Entry]) -> WriteResult:
+        return await bisect(batch, self._send)
+
+    async def _send(self, batch: list[Entry]) -> None:
+        data = body((reading for _id, reading in batch), self.box)
+        if not data:
+            return  # readings without a single value: nothing to store
+        try:
+            answer = await self._http().post(
+                self._endpoint, params=self._params, headers=self._headers, content=data
+            )
+        except httpx.HTTPError as error:
+            raise SinkDown(f"{self.where}: {type(error).__name__}: {error}") from None
+        if answer.is_success:
+            return
+        text = answer.text.strip().replace("\n", " ")[:300]
+        if answer.status_code in REFUSED_STATUS:
+            raise Rejected(f"HTTP {answer.status_code}: {text}")
+        hint = HINTS.get(answer.status_code, "the server cannot take writes now")
+        raise SinkDown(f"{self.where} answered HTTP {answer.status_code} ({hint}): {text}")
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

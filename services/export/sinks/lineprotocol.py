@@ -1,0 +1,138 @@
+"""Readings as InfluxDB line protocol: pure, no I/O (the InfluxDB sink and the fleet hub's
+workers share it).
+
+One line per reading in the measurement `hanport`, tagged `box` (the reader's serial) and `meter`
+(`shared.meters.meter_of`); one field per number the meter sent, named from the field catalogue
+(shared/fields.py: the total of an array by its key, `p`, a phase by `Value.column`, `p_l1`);
+a value the meter did not send is left out, never 0; the time is the reading's `ts` in ms
+(write with precision `ms`). Each M-Bus sub-meter (gas, water, heat) is a line in the
+measurement `hanport_submeter`, tagged also `channel`, `device` (its id) and `unit`.
+
+    hanport,box=HP12,meter=main ic=1234.5,p=512.0,p_l1=200.0,u_l1=230.1 1733300000000
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from shared.fields import BY_KEY, ELECTRICAL, Value, values
+from shared.meters import meter_of
+from shared.reading import Reading, SubMeter
+
+MEASUREMENT = "hanport"
+SUBMETER_MEASUREMENT = "hanport_submeter"
+PRECISION = "ms"
+
+
+def export_name(value: Value) -> str:
+    """The field's name in every export: `ic`, `p` (an array's total), `p_l1`, `u_l1`."""
+    return value.field.key if value.phase == "total" else value.column
+
+
+# Every number of a reading an export carries: the Cozify values, then the grid frequency.
+EXPORTED: tuple[Value, ...] = values((*ELECTRICAL, BY_KEY["frequency"]))
+# The plan walked once per reading: (attribute of `Reading`, None for a scalar or the export name
+# of each position of an array), built from `EXPORTED`.
+_PLAN: tuple[tuple[str, tuple[str, ...] | None], ...] = tuple(
+    (
+        key,
+        None
+        if BY_KEY[key].positions == ()
+        else tuple(export_name(v) for v in EXPORTED if v.field.key == key),
+    )
+    for key in dict.fromkeys(v.field.key for v in EXPORTED)
+)
+
+
+def _escape_tag(text: str) -> str:
+    """A tag key or value, or a measurement: `,`, `=`, space and backslash escaped."""
+    if not any(c in text for c in ",= \\\n"):
+        return text
+    text = text.replace("\n", " ")
+    return text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def _number(value: Any) -> str | None:
+    """A float field value (`230.1`), or None for a value to leave out (absent, NaN, inf)."""
+    if value is None or isinstance(value, bool):
+        return None
+    number = float(value)
+    return repr(number) if math.isfinite(number) else None
+
+
+def series_prefix(box: str, meter: str, measurement: str = MEASUREMENT) -> str:
+    """`hanport,box=...,meter=... `: the measurement and tags of a meter's lines."""
+    return f"{_escape_tag(measurement)},box={_escape_tag(box)},meter={_escape_tag(meter)}"
+
+
+def reading_fields(reading: Reading) -> list[str]:
+    """`name=value` of every number the reading has (absent, NaN and infinite ones left out)."""
+    fields: list[str] = []
+    add = fields.append
+    for key, names in _PLAN:
+        value = getattr(reading, key)
+        if names is None:
+            # `x - x == 0` is False for None-free NaN and +-inf: a float field must be finite
+            if value is not None and value - value == 0:
+                add(f"{key}={float(value)!r}")
+            continue
+        for name, item in zip(names, value, strict=False):
+            if item is not None and item - item == 0:
+                add(f"{name}={float(item)!r}")
+    return fields
+
+
+def reading_line(reading: Reading, prefix: str) -> str | None:
+    """The reading's line after `prefix` (`series_prefix`); None when it has no value at all
+    (line protocol needs a field)."""
+    fields = reading_fields(reading)
+    if not fields:
+        return None
+    return f"{prefix} {','.join(fields)} {reading.ts}"
+
+
+def submeter_line(submeter: SubMeter, reading: Reading, box: str, meter: str) -> str | None:
+    """A sub-meter's line (its own time when it sent one), None when it has no value."""
+    value = _number(submeter.value)
+    if value is None:
+        return None
+    tags = [
+        _escape_tag(SUBMETER_MEASUREMENT),
+        f"box={_escape_tag(box)}",
+        f"channel={submeter.channel}",
+    ]
+    if submeter.id:
+        tags.append(f"device={_escape_tag(submeter.id)}")
+    tags.append(f"meter={_escape_tag(meter)}")  # tags in key order: what InfluxDB sorts to
+    if submeter.unit:
+        tags.append(f"unit={_escape_tag(submeter.unit)}")
+    fields = f"value={value}"
+    if submeter.device_type is not None:
+        fields += f",device_type={int(submeter.device_type)}i"
+    return f"{','.join(tags)} {fields} {submeter.ts or reading.ts}"
+
+
+def lines(readings: Iterable[Reading], box: str) -> list[str]:
+    """Every line of `readings` (their sub-meters after each), in order."""
+    out: list[str] = []
+    prefixes: dict[str, str] = {}
+    for reading in readings:
+        meter = meter_of(reading)
+        prefix = prefixes.get(meter)
+        if prefix is None:
+            prefix = prefixes[meter] = series_prefix(box, meter)
+        line = reading_line(reading, prefix)
+        if line is not None:
+            out.append(line)
+        for submeter in reading.submeters:
+            sub = submeter_line(submeter, reading, box, meter)
+            if sub is not None:
+                out.append(sub)
+    return out
+
+
+def body(readings: Iterable[Reading], box: str) -> bytes:
+    """The request body of one write: the lines, newline-separated."""
+    return "\n".join(lines(readings, box)).encode()

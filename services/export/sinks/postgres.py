@@ -1,0 +1,172 @@
+"""The PostgreSQL sink (psycopg 3): creates and migrates its tables (`sql.MIGRATIONS`), makes the
+monthly partitions a batch needs, and writes each batch in one transaction: COPY into a
+temporary table, then `INSERT ... SELECT ... ON CONFLICT DO NOTHING` into the partitioned
+tables, so a batch written again (after a crash, a lost COMMIT answer) stores nothing twice.
+Works unchanged on TimescaleDB (plain declarative partitions; no extension needed).
+
+How answers map to the `Sink` contract (services/export/sinks/__init__.py):
+- COMMIT: stored.
+- a data error or a constraint violation (SQLSTATE classes 22 and 23): the transaction is rolled
+  back and the batch written again in halves, down to single readings (`bisect`); a single one
+  refused is refused for good, with the server's message.
+- anything else (no connection, the server shutting down, a missing permission): `SinkDown`;
+  the connection is dropped and made again for the next try. Messages never hold the DSN.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql as q
+
+from shared.reading import Reading
+
+from . import Entry, Rejected, SinkDown, WriteResult, bisect
+from .sql import (
+    MIGRATIONS,
+    PARTITIONED,
+    READING_COLUMNS,
+    READINGS,
+    SCHEMA,
+    SCHEMA_DDL,
+    SUBMETER_COLUMNS,
+    SUBMETERS,
+    months,
+    partition_ddl,
+    reading_row,
+    submeter_row,
+)
+
+LOCK_ID = 0x68616E70  # "hanp": one migration at a time across export services and the hub
+REFUSED_CLASSES = ("22", "23")  # data exception, integrity constraint violation
+STAGE = {READINGS: "hanport_stage_readings", SUBMETERS: "hanport_stage_submeters"}
+COLUMNS = {READINGS: READING_COLUMNS, SUBMETERS: SUBMETER_COLUMNS}
+
+
+def _reason(error: psycopg.Error) -> str:
+    diag = error.diag
+    text = (diag.message_primary or str(error)).strip()
+    detail = f" ({diag.message_detail})" if diag.message_detail else ""
+    return f"SQLSTATE {error.sqlstate}: {text}{detail}"
+
+
+def insert_statement(table: str) -> q.Composed:
+    columns = q.SQL(", ").join(q.Identifier(c) for c in COLUMNS[table])
+    return q.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
+        q.Identifier(table), columns, columns, q.Identifier(STAGE[table])
+    )
+
+
+def copy_statement(table: str) -> q.Composed:
+    columns = q.SQL(", ").join(q.Identifier(c) for c in COLUMNS[table])
+    return q.SQL("COPY {} ({}) FROM STDIN").format(q.Identifier(STAGE[table]), columns)
+
+
+async def migrate(conn: psycopg.AsyncConnection[Any]) -> list[int]:
+    """Apply the migrations this database lacks (under an advisory lock); the versions applied."""
+    applied: list[int] = []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+        await conn.execute(SCHEMA_DDL)
+        cursor = await conn.execute(f"SELECT version FROM {SCHEMA}")
+        have = {row[0] for row in await cursor.fetchall()}
+        for version, statements in MIGRATIONS:
+            if version in have:
+                continue
+            for statement in statements:
+                await conn.execute(statement)
+            await conn.execute(f"INSERT INTO {SCHEMA} (version) VALUES (%s)", (version,))
+            applied.append(version)
+    return applied
+
+
+@dataclass
+class PostgresSink:
+    """Writes batches of readings to one PostgreSQL (or TimescaleDB) database."""
+
+    dsn: str = field(repr=False)
+    box: str
+    timeout: float = 10.0
+    name: str = "postgres"
+    _conn: psycopg.AsyncConnection[Any] | None = field(default=None, init=False, repr=False)
+    _partitions: set[tuple[str, int, int]] = field(default_factory=set, init=False)
+
+    async def write(self, batch: list[Entry]) -> WriteResult:
+        try:
+            conn = await self._connection()
+            await self._ensure_partitions(conn, [reading for _id, reading in batch])
+        except psycopg.Error as error:
+            await self._drop()
+            raise SinkDown(f"PostgreSQL: {_reason(error)}") from None
+        return await bisect(batch, self._send)
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is None or self._conn.closed:
+            conn = await psycopg.AsyncConnection.connect(
+                self.dsn, autocommit=True, connect_timeout=max(2, int(self.timeout))
+            )
+            try:
+                await migrate(conn)
+                for table, stage in STAGE.items():
+                    await conn.execute(
+                        q.SQL(
+                            "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS"
+                        ).format(q.Identifier(stage), q.Identifier(table))
+                    )
+            except BaseException:
+                await conn.close()
+                raise
+            self._conn = conn
+            self._partitions.clear()
+        return self._conn
+
+    async def _ensure_partitions(
+        self, conn: psycopg.AsyncConnection[Any], readings: list[Reading]
+    ) -> None:
+        for year, month in sorted(months(readings)):
+            for table in PARTITIONED:
+                if (table, year, month) in self._partitions:
+                    continue
+                async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+                    await conn.execute(partition_ddl(table, year, month))
+                self._partitions.add((table, year, month))
+
+    async def _send(self, batch: list[Entry]) -> None:
+        conn = self._conn
+        if conn is None:
+            raise SinkDown("PostgreSQL: not connected")
+        readings = [reading for _id, reading in batch]
+        rows = [reading_row(r, self.box) for r in readings]
+        subs = [
+            row
+            for r in readings
+            for s in r.submeters
+            if (row := submeter_row(s, r, self.box)) is not None
+        ]
+        try:
+            async with conn.transaction(), conn.cursor() as cursor:
+                for table, table_rows in ((READINGS, rows), (SUBMETERS, subs)):
+                    if not table_rows:
+                        continue
+                    async with cursor.copy(copy_statement(table)) as copy:
+                        for row in table_rows:
+                            await copy.write_row(row)
+                    await cursor.execute(insert_statement(table))
+        except psycopg.Error as error:
+            if error.sqlstate and error.sqlstate[:2] in REFUSED_CLASSES:
+                raise Rejected(_reason(error)) from None
+            await self._drop()
+            raise SinkDown(f"PostgreSQL: {_reason(error)}") from None
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()
+
+    async def close(self) -> None:
+        await self._drop()

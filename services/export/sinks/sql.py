@@ -1,0 +1,126 @@
+"""Readings as SQL rows, and the schema the PostgreSQL sink creates and migrates: pure, no I/O
+(the PostgreSQL sink and the fleet hub's workers share it).
+
+Tables (docs/export.md):
+- `hanport_readings`: one row per reading: `box` (the reader's serial), `meter`
+  (`shared.meters.meter_of`), `time` (the reading's `ts`), `received`, then one `double
+  precision` column per number, named as in line protocol (`ic`, `p`, `p_l1`, `u_l1`, ...;
+  `lineprotocol.EXPORTED`); NULL where the meter sent nothing.
+- `hanport_submeters`: one row per M-Bus sub-meter value: `box`, `meter`, `channel`, `time`
+  (its own, else the reading's), `device`, `device_type`, `value`, `unit`.
+- `hanport_schema`: the migrations applied (`MIGRATIONS`, by version).
+
+Both data tables are partitioned by month of `time` (UTC; `partition_ddl` makes one, the sink
+before each batch that needs it) and keyed by (box, meter[, channel], time): written with
+`ON CONFLICT DO NOTHING`, a batch written again stores nothing twice.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.meters import meter_of
+from shared.reading import Reading, SubMeter
+
+from .lineprotocol import EXPORTED, export_name
+
+READINGS = "hanport_readings"
+SUBMETERS = "hanport_submeters"
+SCHEMA = "hanport_schema"
+
+# (column, its SQL type, the Value it holds) per number; the key columns come first
+VALUE_COLUMNS: tuple[str, ...] = tuple(export_name(v) for v in EXPORTED)
+READING_COLUMNS: tuple[str, ...] = ("box", "meter", "time", "received", *VALUE_COLUMNS)
+SUBMETER_COLUMNS: tuple[str, ...] = (
+    "box", "meter", "channel", "time", "device", "device_type", "value", "unit",
+)  # fmt: skip
+
+_values_sql = ",\n  ".join(f"{name} double precision" for name in VALUE_COLUMNS)
+
+# (version, statements): applied in order, each version once, recorded in `hanport_schema`. A
+# new column is a new version (`ALTER TABLE ... ADD COLUMN IF NOT EXISTS`), never an edit.
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (
+        1,
+        (
+            f"""CREATE TABLE IF NOT EXISTS {READINGS} (
+  box text NOT NULL,
+  meter text NOT NULL,
+  time timestamptz NOT NULL,
+  received timestamptz,
+  {_values_sql},
+  PRIMARY KEY (box, meter, time)
+) PARTITION BY RANGE (time)""",
+            f"""CREATE TABLE IF NOT EXISTS {SUBMETERS} (
+  box text NOT NULL,
+  meter text NOT NULL,
+  channel integer NOT NULL,
+  time timestamptz NOT NULL,
+  device text,
+  device_type integer,
+  value double precision,
+  unit text,
+  PRIMARY KEY (box, meter, channel, time)
+) PARTITION BY RANGE (time)""",
+        ),
+    ),
+)
+SCHEMA_DDL = f"""CREATE TABLE IF NOT EXISTS {SCHEMA} (
+  version integer PRIMARY KEY,
+  applied timestamptz NOT NULL DEFAULT now()
+)"""
+PARTITIONED = (READINGS, SUBMETERS)
+
+
+def to_time(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def month_of(ms: int) -> tuple[int, int]:
+    """(year, month) in UTC of a time in ms: the partition a row goes to."""
+    moment = to_time(ms)
+    return moment.year, moment.month
+
+
+def partition_ddl(table: str, year: int, month: int) -> str:
+    """The statement creating `table`'s partition for one month (UTC), if missing."""
+    after = (year + 1, 1) if month == 12 else (year, month + 1)
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table}_{year:04d}_{month:02d} PARTITION OF {table} "
+        f"FOR VALUES FROM ('{year:04d}-{month:02d}-01 00:00:00+00') "
+        f"TO ('{after[0]:04d}-{after[1]:02d}-01 00:00:00+00')"
+    )
+
+
+def reading_row(reading: Reading, box: str, meter: str | None = None) -> tuple[Any, ...]:
+    """The reading's row of `hanport_readings`, in `READING_COLUMNS` order."""
+    row: list[Any] = [box, meter or meter_of(reading), to_time(reading.ts)]
+    row.append(to_time(reading.received) if reading.received else None)
+    for value in EXPORTED:
+        number = value.of(reading)
+        row.append(float(number) if number is not None and number - number == 0 else None)
+    return tuple(row)
+
+
+def submeter_row(submeter: SubMeter, reading: Reading, box: str) -> tuple[Any, ...] | None:
+    """A sub-meter's row of `hanport_submeters`, None when it sent no value."""
+    if submeter.value is None:
+        return None
+    return (
+        box,
+        meter_of(reading),
+        submeter.channel,
+        to_time(submeter.ts or reading.ts),
+        submeter.id,
+        submeter.device_type,
+        float(submeter.value),
+        submeter.unit,
+    )
+
+
+def months(readings: list[Reading]) -> set[tuple[int, int]]:
+    """The months (UTC) the rows of `readings` fall in: the partitions a batch needs."""
+    out = {month_of(r.ts) for r in readings}
+    out |= {month_of(s.ts) for r in readings for s in r.submeters if s.ts}
+    return out
