@@ -23,6 +23,7 @@ from tests.readings import simulated_readings
 from tests.stack.polling import until
 
 BOX = "HPTESTBOX01"
+TS0 = 1_717_236_000_000  # distinct meter times: 10 ms apart
 
 
 def settings(hub_url: str, redis_url: str, **extra: Any) -> UplinkSettings:
@@ -47,7 +48,9 @@ class Feeder:
     async def add(self, n: int) -> None:
         for _ in range(n):
             meter = self.meters[self.count % len(self.meters)]
-            reading = msgspec.structs.replace(self.pool[self.count % 50], meter=meter)
+            reading = msgspec.structs.replace(
+                self.pool[self.count % 50], meter=meter, ts=TS0 + 10 * self.count
+            )
             entry_id = f"{1_700_000_000_000 + self.count}-0"
             await self.stream.add(reading, entry_id=entry_id)
             self.sent[meter].append(entry_id)
