@@ -22,10 +22,10 @@ from pathlib import Path
 
 from services.uplink.connection import Endpoint, connect_nats
 from services.uplink.messages import check_box
+from shared.log import setup_logging
 from shared.metrics import serve_metrics
 from shared.service import run
 from shared.settings import load_settings
-from shared.log import setup_logging
 
 from .credentials import Fleet
 from .settings import HubSettings

@@ -67,7 +67,7 @@ class SinkWorker:
         while True:
             try:
                 msgs = await sub.fetch(self.batch, timeout=2.0)
-            except (asyncio.TimeoutError, NatsTimeout):
+            except (TimeoutError, NatsTimeout):
                 continue
             await self.handle(msgs)
 

@@ -82,7 +82,7 @@ async def connect_nats(endpoint: Endpoint, backoff: Backoff | None = None) -> Cl
                 disconnected_cb=disconnected,
                 reconnected_cb=reconnected,
             )
-        except (OSError, asyncio.TimeoutError, nats.errors.Error) as e:
+        except (TimeoutError, OSError, nats.errors.Error) as e:
             raise_if_cancelling(e)
             CONNECTED.labels(stage).set(0)
             delay = backoff.next_delay()

@@ -61,7 +61,7 @@ class HealthReporter:
             LAG.labels(key).set(lag)
             meters[key] = MeterHealth(stream=key, lag=lag, last_entry=relay.last_entry)
         spool = int(await self.spooled()) if self.spooled else 0
-        licence = {}
+        licence: dict[str, str] = {}
         for feature in FEATURES:
             decision = self.entitlements.decide(feature)
             licence[feature] = "granted" if decision.granted else decision.reason
@@ -73,5 +73,5 @@ class HealthReporter:
     async def run(self) -> None:
         while True:
             message = health_message(await self.snapshot())
-            await publish_in_order(self.js, [message], timeout=self.timeout, stage=self.stage)
+            await publish_in_order(self.js, [message], ack_timeout=self.timeout, stage=self.stage)
             await asyncio.sleep(self.interval)

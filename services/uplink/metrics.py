@@ -20,7 +20,9 @@ ERRORS = Counter(
     "disconnected, other); each is retried.",
     ["stage", "kind"],
 )
-CONNECTED = Gauge("hanport_uplink_connected", "1 while connected to the server, by stage.", ["stage"])
+CONNECTED = Gauge(
+    "hanport_uplink_connected", "1 while connected to the server, by stage.", ["stage"]
+)
 SPOOLED = Gauge(
     "hanport_uplink_spool_messages", "Messages on the box's disk spool not yet at the hub."
 )

@@ -41,13 +41,16 @@ def error_kind(error: BaseException) -> str:
 
 
 async def publish_in_order(
-    js: JetStreamContext, batch: Sequence[Outgoing], *, timeout: float, stage: str
+    js: JetStreamContext, batch: Sequence[Outgoing], *, ack_timeout: float, stage: str
 ) -> int:
     """Publish `batch`; the number of leading messages JetStream acknowledged."""
     if not batch:
         return 0
     results = await asyncio.gather(
-        *(js.publish(m.subject, m.payload, timeout=timeout, headers=m.headers()) for m in batch),
+        *(
+            js.publish(m.subject, m.payload, timeout=ack_timeout, headers=m.headers())
+            for m in batch
+        ),
         return_exceptions=True,
     )
     done = 0

@@ -59,7 +59,7 @@ class MeterRelay:
         """Send `entries` until JetStream acknowledged them all, acking each prefix in Redis."""
         todo: list[Outgoing] = [reading_message(self.box, i, r) for i, r in entries]
         while todo:
-            done = await publish_in_order(self.js, todo, timeout=self.timeout, stage=self.stage)
+            done = await publish_in_order(self.js, todo, ack_timeout=self.timeout, stage=self.stage)
             if done:
                 await reader.ack(*(m.key for m in todo[:done]))
                 self.last_entry = todo[done - 1].key

@@ -96,7 +96,7 @@ class Forwarder:
             while True:
                 try:
                     msgs = await sub.fetch(self.batch, timeout=2.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 held = [
                     (m.metadata.sequence.stream,
@@ -110,7 +110,7 @@ class Forwarder:
     async def forward(self, held: list[tuple[int, Outgoing]]) -> None:
         while held:
             todo = [m for _seq, m in held]
-            done = await publish_in_order(self.hub, todo, timeout=self.timeout, stage="hub")
+            done = await publish_in_order(self.hub, todo, ack_timeout=self.timeout, stage="hub")
             if done:
                 # everything before the next unsent message is at the hub
                 await self.spool.purge_stream(SPOOL_STREAM, seq=held[done - 1][0] + 1)

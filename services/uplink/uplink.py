@@ -83,8 +83,15 @@ async def run_uplink(settings: UplinkSettings, redis: Redis) -> None:
         target, stage = hub.jetstream(), "hub"
     relays = {
         key: MeterRelay(
-            redis, key, target, box, settings.uplink_group, settings.uplink_consumer, stage,
-            settings.uplink_batch, settings.uplink_ack_timeout,
+            redis,
+            key,
+            target,
+            box,
+            settings.uplink_group,
+            settings.uplink_consumer,
+            stage,
+            settings.uplink_batch,
+            settings.uplink_ack_timeout,
         )  # fmt: skip
         for key in meter_streams(settings)
     }

@@ -63,7 +63,9 @@ class NatsServer:
         wait_for_port(self.port)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc and self.proc.poll() is None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
             self.proc.send_signal(sig)
             self.proc.wait(timeout=15)
         self.proc = None

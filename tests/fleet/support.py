@@ -89,7 +89,7 @@ async def hub_readings(nc: Client, box: str = BOX) -> dict[str, list[str]]:
         while True:
             try:
                 msgs = await sub.fetch(1000, timeout=0.5)
-            except (asyncio.TimeoutError, nats.errors.TimeoutError):
+            except (TimeoutError, nats.errors.TimeoutError):
                 break
             for m in msgs:
                 parsed = parse_subject(m.subject)

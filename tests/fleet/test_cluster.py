@@ -52,6 +52,7 @@ async def test_leader_killed_mid_stream(tmp_path: Path, redis_server: RedisServe
         return "\n".join(n.log() for n in nodes)
 
     try:
+
         async def created() -> bool:
             try:
                 await create_hub_stream(admin, replicas=3)
@@ -86,9 +87,7 @@ async def test_leader_killed_mid_stream(tmp_path: Path, redis_server: RedisServe
             return times
 
         async def all_written() -> bool:
-            return all(
-                len(stored_times(meter)) == len(ids) for meter, ids in feeder.sent.items()
-            )
+            return all(len(stored_times(meter)) == len(ids) for meter, ids in feeder.sent.items())
 
         await eventually(all_written, "every reading in VictoriaMetrics", within=60)
         for meter, ids in feeder.sent.items():

@@ -59,6 +59,7 @@ async def test_two_boxes_own_subjects_only(
             await feeders[box].add(20)
             tasks.append(asyncio.create_task(run_uplink(config, redis)))
         for box, feeder in feeders.items():
+
             async def arrived(box: str = box, feeder: Feeder = feeder) -> bool:
                 return dict(await hub_readings(admin, box)) == dict(feeder.sent)
 
