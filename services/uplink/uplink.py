@@ -55,14 +55,15 @@ async def box_id(settings: UplinkSettings, redis: Redis) -> str:
 
 async def run_uplink(settings: UplinkSettings, redis: Redis) -> None:
     box = await box_id(settings, redis)
-    hub = await connect_nats(hub_endpoint(settings, box))
-    spool: Client | None = None
+    clients: list[Client] = []
     works: dict[str, Callable[[], Awaitable[None]]] = {}
     spool_count: Callable[[], Awaitable[int]] | None = None
     if settings.uplink_spool_url:
+        # the spool first: a box that starts while the hub is unreachable spools from the start
         spool = await connect_nats(
             Endpoint(urls=[settings.uplink_spool_url], name=f"hanport-spool-{box}", stage="spool")
         )
+        clients.append(spool)
         spool_js = spool.jetstream()
         await ensure_spool(
             spool_js,
@@ -70,16 +71,28 @@ async def run_uplink(settings: UplinkSettings, redis: Redis) -> None:
                          settings.uplink_spool_max_days * 86400),
         )  # fmt: skip
         target, stage = spool_js, "spool"
-        forwarder = Forwarder(
-            spool_js, hub.jetstream(), box, settings.uplink_batch, settings.uplink_ack_timeout
-        )
-        works["forwarder"] = forwarder.run
+
+        async def forward() -> None:
+            hub = await connect_nats(hub_endpoint(settings, box))
+            clients.append(hub)
+            try:
+                await Forwarder(
+                    spool_js, hub.jetstream(), box, settings.uplink_batch,
+                    settings.uplink_ack_timeout,
+                ).run()  # fmt: skip
+            finally:
+                clients.remove(hub)
+                await hub.close()
+
+        works["forwarder"] = forward
 
         async def count() -> int:
             return await spooled(spool_js)
 
         spool_count = count
     else:
+        hub = await connect_nats(hub_endpoint(settings, box))
+        clients.append(hub)
         target, stage = hub.jetstream(), "hub"
     relays = {
         key: MeterRelay(
@@ -106,11 +119,11 @@ async def run_uplink(settings: UplinkSettings, redis: Redis) -> None:
     works["health"] = reporter.run
     log.info(
         "uplink of box %s: %d meter stream(s) -> %s", box, len(relays),
-        "the spool -> the hub" if spool else "the hub",
+        "the spool -> the hub" if settings.uplink_spool_url else "the hub",
     )  # fmt: skip
     try:
         await run_supervised(works)
     finally:
-        for client in (hub, spool):
-            if client is not None and not client.is_closed:
+        for client in clients:
+            if not client.is_closed:
                 await client.close()

@@ -17,8 +17,8 @@ from redis.asyncio import Redis
 from services.hub.stream import HUB_STREAM, ensure_hub_stream, hub_stream_config
 from services.uplink.messages import MSG_ID, parse_subject
 from services.uplink.settings import UplinkSettings
-from shared.reading import decode_reading
-from shared.stream import ReadingStream
+from shared.reading import decode_reading, encode_reading
+from shared.stream import READING_FIELD, ReadingStream
 from tests.readings import simulated_readings
 from tests.stack.polling import until
 
@@ -46,15 +46,21 @@ class Feeder:
         self.pool = simulated_readings(50)
 
     async def add(self, n: int) -> None:
-        for _ in range(n):
+        """`n` more readings, written in pipelined chunks."""
+        redis = self.stream.redis
+        pipe = redis.pipeline(transaction=False)
+        for k in range(n):
             meter = self.meters[self.count % len(self.meters)]
             reading = msgspec.structs.replace(
                 self.pool[self.count % 50], meter=meter, ts=TS0 + 10 * self.count
             )
             entry_id = f"{1_700_000_000_000 + self.count}-0"
-            await self.stream.add(reading, entry_id=entry_id)
+            pipe.xadd(self.stream.key, {READING_FIELD: encode_reading(reading)}, id=entry_id)
             self.sent[meter].append(entry_id)
             self.count += 1
+            if k % 500 == 499:
+                await pipe.execute()
+        await pipe.execute()
 
     async def flow(self, rate: float, stop: asyncio.Event) -> None:
         """`rate` readings/s until `stop` is set."""

@@ -24,6 +24,7 @@ from tests.fleet.support import (
 from tests.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
+BACKLOG = 20_000
 
 
 class Uplink:
@@ -72,17 +73,17 @@ async def test_uplink_and_power_cut(tmp_path: Path, redis_server: RedisServer) -
         return sum(map(len, (await hub_readings(nc)).values())) > n
 
     try:
-        await feeder.add(3000)
+        await feeder.add(BACKLOG)
         uplink.start()
         await eventually(lambda: at_hub_more_than(300), "the first readings at the hub")
         uplink.kill()  # mid-batch: thousands still to send
-        assert not await at_hub_more_than(2999)
+        assert not await at_hub_more_than(BACKLOG - 1)
         uplink.start()
         assert dict(await wait_all(nc, feeder, logs)) == dict(feeder.sent)
 
         # a power cut: every process of the box at once
-        await feeder.add(3000)
-        await eventually(lambda: at_hub_more_than(3300), "readings after the first crash")
+        await feeder.add(BACKLOG)
+        await eventually(lambda: at_hub_more_than(BACKLOG + 300), "readings after the first crash")
         uplink.kill()
         spool.kill()
         redis_server.kill()

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import nats
+from nats.aio.client import Client
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.errors import APIError
 
@@ -35,7 +36,7 @@ async def test_two_hundred_boxes_at_one_hertz(tmp_path: Path) -> None:
     (creds / "admin.creds").write_text(fleet.service_creds("admin"))
     admin = await nats.connect(urls, user_credentials=str(creds / "admin.creds"))
     boxes = [f"HPSIM{n:04d}" for n in range(BOXES)]
-    clients: list[nats.aio.client.Client] = []
+    clients: list[Client] = []
     payload = encode_reading(simulated_readings(1)[0])
     try:
 
@@ -60,7 +61,7 @@ async def test_two_hundred_boxes_at_one_hertz(tmp_path: Path) -> None:
             )
         start = time.monotonic() + 0.5
 
-        async def box_loop(box: str, nc: nats.aio.client.Client) -> int:
+        async def box_loop(box: str, nc: Client) -> int:
             js = nc.jetstream()
             acked = 0
             for tick in range(SECONDS):
