@@ -93,6 +93,9 @@ async def test_leader_killed_mid_stream(tmp_path: Path, redis_server: RedisServe
             return all(len(stored_times(meter)) == len(ids) for meter, ids in feeder.sent.items())
 
         await eventually(all_written, "every reading in VictoriaMetrics", within=60)
+        # the fleet view learnt the box from its health messages
+        assert worker.view.boxes == {BOX}
+        assert BOX in worker.view.versions
         for meter, ids in feeder.sent.items():
             counts = [int(i.split("-")[0]) - 1_700_000_000_000 for i in ids]  # Feeder's ids
             assert stored_times(meter) == {TS0 + 10 * c for c in counts}
