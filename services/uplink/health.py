@@ -56,7 +56,7 @@ class HealthReporter:
 
     async def snapshot(self) -> Health:
         meters: dict[str, MeterHealth] = {}
-        for key, relay in self.relays.items():
+        for key, relay in list(self.relays.items()):  # grows as meters appear
             lag = await group_lag(self.redis, key, relay.group)
             LAG.labels(key).set(lag)
             meters[key] = MeterHealth(stream=key, lag=lag, last_entry=relay.last_entry)

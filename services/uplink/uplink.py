@@ -1,10 +1,10 @@
 """The uplink's parts put together: Redis -> (the box's spool ->) the hub.
 
-With `HANPORT_UPLINK_SPOOL_URL`: one `MeterRelay` per meter stream into the spool (stage
+With `HANPORT_UPLINK_SPOOL_URL`: one `MeterRelay` per meter stream (`each_meter_stream`: the
+classic one and every meter's in the directory, as they appear) into the spool (stage
 `spool`), one `Forwarder` from the spool to the hub, health into the spool. Without it: the relays
-publish to the hub directly (stage `hub`). Every part runs under `run_supervised` (an error
-restarts it with backoff; nothing acknowledged is ever sent twice to Redis' or the spool's
-loss).
+publish to the hub directly (stage `hub`). Every part runs under `run_supervised`: an error
+restarts it with backoff, and what was not acknowledged is sent again (and stored once).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from services.hub.credentials import box_inbox
 from shared.entitlements import Entitlements
 from shared.identity import wait_for_serial
+from shared.meter_streams import each_meter_stream
 from shared.supervise import run_supervised
 
 from .connection import Endpoint, connect_nats
@@ -40,11 +41,6 @@ def hub_endpoint(settings: UplinkSettings, box: str) -> Endpoint:
         name=f"hanport-uplink-{box}",
         stage="hub",
     )
-
-
-def meter_streams(settings: UplinkSettings) -> list[str]:
-    """The meter streams to send (the classic stream until shared.meter_streams lands)."""
-    return [settings.stream]
 
 
 async def box_id(settings: UplinkSettings, redis: Redis) -> str:
@@ -94,22 +90,17 @@ async def run_uplink(settings: UplinkSettings, redis: Redis) -> None:
         hub = await connect_nats(hub_endpoint(settings, box))
         clients.append(hub)
         target, stage = hub.jetstream(), "hub"
-    relays = {
-        key: MeterRelay(
-            redis,
-            key,
-            target,
-            box,
-            settings.uplink_group,
-            settings.uplink_consumer,
-            stage,
-            settings.uplink_batch,
-            settings.uplink_ack_timeout,
-        )  # fmt: skip
-        for key in meter_streams(settings)
-    }
-    for key, relay in relays.items():
-        works[f"relay {key}"] = relay.run
+    relays: dict[str, MeterRelay] = {}  # by stream key: every meter's, as they appear
+
+    async def relay(key: str) -> None:
+        if key not in relays:
+            relays[key] = MeterRelay(
+                redis, key, target, box, settings.uplink_group, settings.uplink_consumer, stage,
+                settings.uplink_batch, settings.uplink_ack_timeout,
+            )  # fmt: skip
+        await relays[key].run()
+
+    works["meter streams"] = lambda: each_meter_stream(redis, settings.stream, relay)
     entitlements = Entitlements(redis, settings)
     works["entitlements"] = entitlements.run
     reporter = HealthReporter(
@@ -118,7 +109,7 @@ async def run_uplink(settings: UplinkSettings, redis: Redis) -> None:
     )  # fmt: skip
     works["health"] = reporter.run
     log.info(
-        "uplink of box %s: %d meter stream(s) -> %s", box, len(relays),
+        "uplink of box %s: every meter's stream -> %s", box,
         "the spool -> the hub" if settings.uplink_spool_url else "the hub",
     )  # fmt: skip
     try:
