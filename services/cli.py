@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "rest": ("services.rest.__main__", "main", "serve readings over HTTP (REST, SSE, WebSocket)"),
     "mqtt": ("services.mqtt.__main__", "main", "publish readings to an MQTT broker"),
     "modbus": ("services.modbus.__main__", "main", "serve readings over Modbus TCP"),
+    "export": ("services.export.__main__", "main", "export readings to InfluxDB and PostgreSQL"),
     "licensing": ("services.licensing.__main__", "main", "decide which interfaces are licensed"),
     "decode": ("services.ingest.cli.decode", "main", "decode captures to JSON readings"),
     "simulate": ("services.ingest.cli.simulate", "main", "write simulated meter telegrams"),

@@ -76,6 +76,17 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "HANPORT_LICENSING_ADMIN_TOKEN": ("s3cret-token",),
     "HANPORT_ADMIN_TOKEN_FILE": ("{tmp}/admin.token",),
     "HANPORT_LICENSING_ADMIN_TOKEN_FILE": ("{tmp}/admin.token",),
+    "HANPORT_EXPORT_INFLUX_URL": (
+        "http://victoria.lan:8428",
+        "https://eu-central-1-1.aws.cloud2.influxdata.com",
+    ),
+    "HANPORT_EXPORT_INFLUX_ORG": ("home",),
+    "HANPORT_EXPORT_INFLUX_BUCKET": ("hanport",),
+    "HANPORT_EXPORT_INFLUX_TOKEN": ("s3cret-token",),
+    "HANPORT_EXPORT_INFLUX_TOKEN_FILE": ("{tmp}/admin.token",),
+    "HANPORT_EXPORT_POSTGRES_DSN": ("postgresql://hanport:s3cret@db.lan:5432/hanport",),
+    "HANPORT_EXPORT_POSTGRES_DSN_FILE": ("{tmp}/admin.token",),
+    "HANPORT_EXPORT_CONSUMER": ("replica-1",),
 }
 
 # The files `{tmp}` holds (only the meter key is read while the settings load).
@@ -133,7 +144,7 @@ def cases() -> Iterator[Any]:
 
 def test_the_walk_finds_every_service() -> None:
     assert list(settings_classes()) == [
-        "common", "ingest", "rest", "mqtt", "modbus", "licensing", "uplink", "hub"
+        "common", "ingest", "rest", "mqtt", "modbus", "licensing", "export", "uplink", "hub",
     ]  # fmt: skip
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from shared import meter_metrics
 from shared.metrics import serve_metrics
+from shared.retention import Retention
 from shared.service import run, start
 
 from .codec.decoded import Decoded, DecodeError, Decoder
@@ -164,6 +165,7 @@ async def serve(settings: IngestSettings) -> None:
         keys.readings,
         keys.raw,
         maxlen=settings.stream_maxlen,
+        retention=Retention(settings.stream_retain_max),
         raw_maxlen=settings.raw_maxlen,
         max_items=settings.buffer_max_readings,
         max_bytes=settings.buffer_max_bytes,

@@ -35,6 +35,7 @@ from shared.log import redact_url
 from shared.metrics import LAST_READING_TS, REDIS_CONNECTED, REDIS_RECONNECTS
 from shared.raw_stream import FIELDS
 from shared.reading import Reading, encode_reading
+from shared.retention import Retention
 from shared.stream import READING_FIELD, REDIS_DOWN, connect
 from shared.stream_id import StreamId, entry_id_text
 
@@ -112,6 +113,7 @@ class Publisher:
     max_items: int = 100_000
     max_bytes: int = 64 * 1024 * 1024
     batch_wait: float = BATCH_WAIT
+    retention: Retention | None = None  # keeps what export sinks have not confirmed
     queue: deque[Pending] = field(default_factory=deque, init=False)
     queued_bytes: int = field(default=0, init=False)
     dropped: int = field(default=0, init=False)
@@ -241,7 +243,10 @@ class Publisher:
         while self.queue:
             batch = list(itertools.islice(self.queue, limit))
             self._inflight = len(batch)
-            args: list[bytes | str | int] = [self.maxlen, self.raw_maxlen, READING_FIELD, *FIELDS]
+            maxlen = self.maxlen
+            if self.retention is not None:
+                maxlen = await self.retention.maxlen(redis, self.stream_key, self.maxlen)
+            args: list[bytes | str | int] = [maxlen, self.raw_maxlen, READING_FIELD, *FIELDS]
             for item in batch:
                 if item.entry_id is None:
                     item.entry_id = self._next_id(item.received)

@@ -54,6 +54,13 @@ class IngestSettings(CommonSettings):
     stream_maxlen: int = Field(
         86400, ge=1, description="Approximate number of readings kept in the readings stream."
     )
+    stream_retain_max: int = Field(
+        604_800,
+        ge=1,
+        description="Entries a readings stream may grow to while an export sink (consumer "
+        "group `export-*`) has not confirmed them (default: 7 days at 1 reading/s, about "
+        "0.4 GB of Redis memory; docs/export.md); past it the oldest are dropped and counted.",
+    )
     raw_maxlen: int = Field(
         1000, ge=0, description="Approximate raw telegrams kept in the raw stream (0: none)."
     )

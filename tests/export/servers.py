@@ -4,6 +4,7 @@ temporary folder, that a test can stop and start again with its data: VictoriaMe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -11,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,30 @@ from tests.servers import Server, free_port, wait_for_port
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
-class VictoriaMetricsServer(Server):
+class OwnPort(Server):
+    """A server that makes sure the port it waited for is its own: other test runs on this
+    machine hand out ports from the same block, so when the process ended (it could not bind)
+    it starts again on another free port."""
+
+    def start(self) -> None:
+        for _attempt in range(5):
+            self._launch()
+            with contextlib.suppress(TimeoutError):
+                wait_for_port(self.port, timeout=30)
+            time.sleep(0.2)  # a server that lost the port to another exits at once
+            if self.proc is not None and self.proc.poll() is None:
+                return
+            self.port = free_port()
+        raise RuntimeError(f"{self.binary} did not start; see {self.workdir}/server.log")
+
+    def _launch(self) -> None:
+        log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - kept open by the child
+        self.proc = subprocess.Popen(
+            self.command(), cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT
+        )
+
+
+class VictoriaMetricsServer(OwnPort):
     """victoria-metrics single node, deduplicating samples of one series and time (as a replay
     writes them twice), answering queries without the usual 30 s delay."""
 
@@ -55,7 +80,7 @@ class VictoriaMetricsServer(Server):
         return [json.loads(line) for line in answer.text.splitlines() if line.strip()]
 
 
-class InfluxServer(Server):
+class InfluxServer(OwnPort):
     """InfluxDB 1.x (`influxd`) with its data, WAL and meta in the folder."""
 
     binary = "influxd"
@@ -99,11 +124,18 @@ bind-address = "127.0.0.1:{self.rpc_port}"
             raise AssertionError(result["error"])
         return list(result.get("series", []))
 
+    def write(self, lines: str, database: str = "hanport") -> None:
+        """Line protocol, precision ms."""
+        answer = httpx.post(
+            f"{self.url}/write", params={"db": database, "precision": "ms"}, content=lines
+        )
+        answer.raise_for_status()
+
     def create_database(self, name: str = "hanport") -> None:
         self.query(f'CREATE DATABASE "{name}"', database="")
 
 
-class PostgresServer(Server):
+class PostgresServer(OwnPort):
     """A PostgreSQL cluster of its own: `initdb` in a temporary folder, `postgres` on a free
     port (as the user `postgres` when the tests run as root: the server refuses root)."""
 
@@ -137,12 +169,11 @@ class PostgresServer(Server):
             "-c", "full_page_writes=off",
         ]  # fmt: skip
 
-    def start(self) -> None:
+    def _launch(self) -> None:
         log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - kept open by the child
         self.proc = subprocess.Popen(
             self.command(), stdout=log, stderr=subprocess.STDOUT, user=self.user
         )
-        wait_for_port(self.port, timeout=30)
 
     def stop(self, sig: int = signal.SIGINT) -> None:  # SIGINT: fast shutdown
         super().stop(sig)

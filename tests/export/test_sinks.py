@@ -112,3 +112,16 @@ async def test_postgres_rows_partitions_replay_and_refusal(postgres: PostgresSer
     assert result.written == 15
     assert sorted(e for e, _r, _w in result.refused) == [f"{n}-0" for n in range(26, 31)]
     assert all("sane" in why for _e, _r, why in result.refused)
+
+
+async def test_influx_v2_api_with_org_bucket_and_token(victoria: VictoriaMetricsServer) -> None:
+    """VictoriaMetrics takes InfluxDB 2's /api/v2/write as well (it ignores the token)."""
+    sink = InfluxSink(victoria.url, BOX, api="v2", org="home", bucket="hanport", token="t0k")
+    assert sink._endpoint.endswith("/api/v2/write")
+    assert sink._params == {"bucket": "hanport", "precision": "ms", "org": "home"}
+    assert sink._headers["Authorization"] == "Token t0k" and "t0k" not in repr(sink)
+    result = await sink.write(batch(5))
+    await sink.close()
+    assert (result.written, result.refused) == (5, [])
+    series = {s["metric"]["__name__"]: s for s in victoria.samples()}
+    assert series["hanport_p"]["values"] == [500.0, 501.0, 502.0, 503.0, 504.0]

@@ -13,7 +13,7 @@ import yaml
 from services import config_doc
 from tests.stack.compose import COMPOSE, HANPORT_SERVICES, ROOT, resolved_config
 
-PROFILES = ("broker", "monitoring")
+PROFILES = ("broker", "monitoring", "export")
 # settings a service inherits but does not use: rest and licensing serve /metrics on their port
 # REST and licensing serve /metrics on their own HTTP port
 UNUSED = {
@@ -36,6 +36,7 @@ def test_compose_validates_with_and_without_profiles(tmp_path: Path) -> None:
         ("mosquitto", "broker"),
         ("prometheus", "monitoring"),
         ("grafana", "monitoring"),
+        ("export", "export"),
     ):
         assert full["services"][name]["profiles"] == [profile]
 
@@ -98,7 +99,7 @@ def test_environment_lists_exactly_the_settings_of_each_service(config: dict[str
     """Every setting of a service reaches its container from .env, and compose passes nothing
     the service does not read."""
     classes = config_doc.settings_classes()
-    for name in HANPORT_SERVICES:
+    for name in (*HANPORT_SERVICES, "export"):
         if name not in classes:
             continue  # that service's settings module has not landed yet
         fields = classes[name].model_fields

@@ -15,8 +15,9 @@ drive any of them alike:
 Writing a batch twice stores nothing twice (line protocol overwrites the same series and time; the
 SQL tables have a primary key and `ON CONFLICT DO NOTHING`), so a retry after a crash is safe.
 
-The pure parts (no I/O) live apart: `lineprotocol` (Reading -> line protocol) and `sql` (Reading
--> rows, the schema and its migrations).
+The pure parts (no I/O) live apart: `lineprotocol` (Reading -> line protocol), `sql` (Reading
+-> rows, the schema and its migrations) and `intervals` (the accounting service's intervals).
+`write_intervals` stores those (an interval written again overwrites itself).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from shared.reading import Reading
+
+from .intervals import Interval
 
 Entry = tuple[str, Reading]
 
@@ -52,6 +55,10 @@ class Sink(Protocol):
     name: str  # the sink's kind and its consumer group suffix: `influx`, `postgres`
 
     async def write(self, batch: list[Entry]) -> WriteResult: ...
+
+    async def write_intervals(self, intervals: list[Interval]) -> None:
+        """Store (or overwrite) accounting intervals; `SinkDown` or `Rejected` as `write`."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -21,6 +21,7 @@ import httpx
 from shared.log import redact_url
 
 from . import Entry, Rejected, SinkDown, WriteResult, bisect
+from .intervals import Interval, intervals_body
 from .lineprotocol import PRECISION, body
 
 API = Literal["v1", "v2"]
@@ -90,10 +91,16 @@ class InfluxSink:
     async def write(self, batch: list[Entry]) -> WriteResult:
         return await bisect(batch, self._send)
 
+    async def write_intervals(self, intervals: list[Interval]) -> None:
+        if intervals:
+            await self._post(intervals_body(intervals, self.box))
+
     async def _send(self, batch: list[Entry]) -> None:
         data = body((reading for _id, reading in batch), self.box)
-        if not data:
-            return  # readings without a single value: nothing to store
+        if data:  # readings without a single value: nothing to store
+            await self._post(data)
+
+    async def _post(self, data: bytes) -> None:
         try:
             answer = await self._http().post(
                 self._endpoint, params=self._params, headers=self._headers, content=data

@@ -14,6 +14,7 @@ measurement `hanport_submeter`, tagged also `channel`, `device` (its id) and `un
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable
 from typing import Any
 
@@ -46,7 +47,7 @@ _PLAN: tuple[tuple[str, tuple[str, ...] | None], ...] = tuple(
 )
 
 
-def _escape_tag(text: str) -> str:
+def escape_tag(text: str) -> str:
     """A tag key or value, or a measurement: `,`, `=`, space and backslash escaped."""
     if not any(c in text for c in ",= \\\n"):
         return text
@@ -64,24 +65,55 @@ def _number(value: Any) -> str | None:
 
 def series_prefix(box: str, meter: str, measurement: str = MEASUREMENT) -> str:
     """`hanport,box=...,meter=... `: the measurement and tags of a meter's lines."""
-    return f"{_escape_tag(measurement)},box={_escape_tag(box)},meter={_escape_tag(meter)}"
+    return f"{escape_tag(measurement)},box={escape_tag(box)},meter={escape_tag(meter)}"
 
 
-def reading_fields(reading: Reading) -> list[str]:
-    """`name=value` of every number the reading has (absent, NaN and infinite ones left out)."""
-    fields: list[str] = []
-    add = fields.append
-    for key, names in _PLAN:
-        value = getattr(reading, key)
-        if names is None:
-            # `x - x == 0` is False for None-free NaN and +-inf: a float field must be finite
-            if value is not None and value - value == 0:
-                add(f"{key}={float(value)!r}")
-            continue
-        for name, item in zip(names, value, strict=False):
-            if item is not None and item - item == 0:
-                add(f"{name}={float(item)!r}")
-    return fields
+_KEYS = tuple(key for key, _names in _PLAN)
+_SIZES = tuple(None if names is None else len(names) for _key, names in _PLAN)
+_GET = operator.attrgetter(*_KEYS)
+_NONES = (None,) * len(EXPORTED)
+
+
+def flat_values(reading: Reading) -> list[Any]:
+    """Every exported value of the reading, in `EXPORTED` order (None where absent)."""
+    out: list[Any] = []
+    for value, size in zip(_GET(reading), _SIZES, strict=True):
+        if size is None:
+            out.append(value)
+        elif len(value) == size:
+            out += value
+        else:  # an array of another length than the catalogue's: pad or cut
+            out += (list(value) + [None] * size)[:size]
+    return out
+
+
+_NAMES: tuple[str, ...] = tuple(export_name(v) for v in EXPORTED)
+# The field set of a reading, as a `%` template, by which values are absent: a meter sends the
+# same values in every telegram, so each meter needs one or two of these.
+_TEMPLATES: dict[tuple[bool, ...], str] = {}
+
+
+def _template(absent: tuple[bool, ...]) -> str:
+    template = _TEMPLATES.get(absent)
+    if template is None:
+        fields = [f"{name}=%r" for name, gone in zip(_NAMES, absent, strict=True) if not gone]
+        template = _TEMPLATES[absent] = ",".join(fields)
+    return template
+
+
+def reading_fields(reading: Reading) -> str:
+    """`ic=1234.5,p=512.0,...`: every number the reading has (absent, NaN and infinite ones
+    left out); "" when it has none."""
+    values = flat_values(reading)
+    absent = tuple(map(operator.is_, values, _NONES))
+    present = tuple([v for v in values if v is not None])
+    text = _template(absent) % present
+    # a float's repr has no `n` but in nan and inf, which line protocol cannot carry: those
+    # are left out (an int, which `Reading` may hold when built in Python, is a valid float)
+    if "n" in text:
+        kept = [(n, v) for n, v in zip(_NAMES, values, strict=True) if v is not None]
+        text = ",".join(f"{n}={float(v)!r}" for n, v in kept if math.isfinite(v))
+    return text
 
 
 def reading_line(reading: Reading, prefix: str) -> str | None:
@@ -90,7 +122,7 @@ def reading_line(reading: Reading, prefix: str) -> str | None:
     fields = reading_fields(reading)
     if not fields:
         return None
-    return f"{prefix} {','.join(fields)} {reading.ts}"
+    return f"{prefix} {fields} {reading.ts}"
 
 
 def submeter_line(submeter: SubMeter, reading: Reading, box: str, meter: str) -> str | None:
@@ -99,15 +131,15 @@ def submeter_line(submeter: SubMeter, reading: Reading, box: str, meter: str) ->
     if value is None:
         return None
     tags = [
-        _escape_tag(SUBMETER_MEASUREMENT),
-        f"box={_escape_tag(box)}",
+        escape_tag(SUBMETER_MEASUREMENT),
+        f"box={escape_tag(box)}",
         f"channel={submeter.channel}",
     ]
     if submeter.id:
-        tags.append(f"device={_escape_tag(submeter.id)}")
-    tags.append(f"meter={_escape_tag(meter)}")  # tags in key order: what InfluxDB sorts to
+        tags.append(f"device={escape_tag(submeter.id)}")
+    tags.append(f"meter={escape_tag(meter)}")  # tags in key order: what InfluxDB sorts to
     if submeter.unit:
-        tags.append(f"unit={_escape_tag(submeter.unit)}")
+        tags.append(f"unit={escape_tag(submeter.unit)}")
     fields = f"value={value}"
     if submeter.device_type is not None:
         fields += f",device_type={int(submeter.device_type)}i"

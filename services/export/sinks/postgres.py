@@ -21,10 +21,12 @@ from typing import Any
 
 import psycopg
 from psycopg import sql as q
+from psycopg.conninfo import conninfo_to_dict
 
 from shared.reading import Reading
 
 from . import Entry, Rejected, SinkDown, WriteResult, bisect
+from .intervals import UPSERT, Interval, interval_row
 from .sql import (
     MIGRATIONS,
     PARTITIONED,
@@ -44,6 +46,17 @@ LOCK_ID = 0x68616E70  # "hanp": one migration at a time across export services a
 REFUSED_CLASSES = ("22", "23")  # data exception, integrity constraint violation
 STAGE = {READINGS: "hanport_stage_readings", SUBMETERS: "hanport_stage_submeters"}
 COLUMNS = {READINGS: READING_COLUMNS, SUBMETERS: SUBMETER_COLUMNS}
+
+
+def describe_dsn(dsn: str) -> str:
+    """`host:port/dbname` of a DSN (URL or `key=value` form), for log lines: never the password
+    nor the user."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "(a DSN that does not parse)"
+    host = parts.get("host") or "localhost"
+    return f"{host}:{parts.get('port') or 5432}/{parts.get('dbname') or ''}"
 
 
 def _reason(error: psycopg.Error) -> str:
@@ -156,6 +169,19 @@ class PostgresSink:
                         for row in table_rows:
                             await copy.write_row(row)
                     await cursor.execute(insert_statement(table))
+        except psycopg.Error as error:
+            if error.sqlstate and error.sqlstate[:2] in REFUSED_CLASSES:
+                raise Rejected(_reason(error)) from None
+            await self._drop()
+            raise SinkDown(f"PostgreSQL: {_reason(error)}") from None
+
+    async def write_intervals(self, intervals: list[Interval]) -> None:
+        if not intervals:
+            return
+        try:
+            conn = await self._connection()
+            async with conn.transaction(), conn.cursor() as cursor:
+                await cursor.executemany(UPSERT, [interval_row(i, self.box) for i in intervals])
         except psycopg.Error as error:
             if error.sqlstate and error.sqlstate[:2] in REFUSED_CLASSES:
                 raise Rejected(_reason(error)) from None

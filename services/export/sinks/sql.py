@@ -23,7 +23,8 @@ from typing import Any
 from shared.meters import meter_of
 from shared.reading import Reading, SubMeter
 
-from .lineprotocol import EXPORTED, export_name
+from .intervals import DDL as INTERVALS_DDL
+from .lineprotocol import EXPORTED, export_name, flat_values
 
 READINGS = "hanport_readings"
 SUBMETERS = "hanport_submeters"
@@ -65,6 +66,7 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 ) PARTITION BY RANGE (time)""",
         ),
     ),
+    (2, (INTERVALS_DDL,)),  # the accounting service's intervals (sinks/intervals.py)
 )
 SCHEMA_DDL = f"""CREATE TABLE IF NOT EXISTS {SCHEMA} (
   version integer PRIMARY KEY,
@@ -95,12 +97,11 @@ def partition_ddl(table: str, year: int, month: int) -> str:
 
 def reading_row(reading: Reading, box: str, meter: str | None = None) -> tuple[Any, ...]:
     """The reading's row of `hanport_readings`, in `READING_COLUMNS` order."""
-    row: list[Any] = [box, meter or meter_of(reading), to_time(reading.ts)]
-    row.append(to_time(reading.received) if reading.received else None)
-    for value in EXPORTED:
-        number = value.of(reading)
-        row.append(float(number) if number is not None and number - number == 0 else None)
-    return tuple(row)
+    received = to_time(reading.received) if reading.received else None
+    values = flat_values(reading)
+    if any(v is not None and v - v != 0 for v in values):  # NaN, inf: NULL, as absent
+        values = [v if v is not None and v - v == 0 else None for v in values]
+    return (box, meter or meter_of(reading), to_time(reading.ts), received, *values)
 
 
 def submeter_row(submeter: SubMeter, reading: Reading, box: str) -> tuple[Any, ...] | None:

@@ -1,0 +1,342 @@
+"""Export benchmark: hanport's export service against a bare client writing the same points.
+
+Consumes nothing but this machine (a redis-server, VictoriaMetrics and a PostgreSQL cluster it
+starts in temporary folders); produces figures on stdout:
+- readings/s the export service (`python -m services.export`, its own process) takes from a
+  backlog of `--count` readings in the stream to VictoriaMetrics (line protocol, v1 /write) and
+  to PostgreSQL (COPY, ON CONFLICT DO NOTHING), batches of `--batch`; next to a bare client
+  (httpx posting line protocol made beforehand; psycopg COPY of rows made beforehand) writing
+  the same points in the same batch sizes, one batch at a time (the ceiling); the ratio
+  export / bare (goal >= 0.8, and >= 20,000 readings/s into VictoriaMetrics);
+- the export's CPU per reading at 1 reading/s per meter (`--meters` meters, `--seconds` s,
+  both sinks on);
+- the Redis memory of one readings-stream entry (what HANPORT_STREAM_RETAIN_MAX costs);
+- with `--outage SECONDS` (the issue's case: 600): VictoriaMetrics stopped for that long while
+  readings arrive at 10/s with the stream's MAXLEN far below it, then started: all there, none
+  twice.
+
+    python -m bench.export [--count 100000] [--batch 5000] [--meters 3] [--seconds 60]
+                           [--outage 600] [--outage-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from bench.common import cpu_seconds
+from services.export.sinks import lineprotocol
+from services.export.sinks.postgres import PostgresSink
+from services.export.sinks.sql import READING_COLUMNS, reading_row
+from services.ingest.publisher import Publisher
+from shared.reading import Reading, encode_reading
+from shared.retention import Retention, group_backlogs
+from shared.stream import connect
+from tests.export.servers import PostgresServer, VictoriaMetricsServer
+from tests.servers import RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
+STREAM = "hanport:readings"
+BOX = "HPBENCH"
+T0 = 1_764_547_200_000
+
+
+def reading(n: int, meter: str = "main", start: int = T0) -> Reading:
+    """A full P1 reading (every value an ELL5 sends), values varying with n."""
+    return Reading(
+        ts=start + n * 1000,
+        received=start + n * 1000 + 120,
+        meter=meter,
+        ic=47522.278 + n / 1000,
+        ec=0.001,
+        ric=59.039,
+        rec=12570.976 + n / 10000,
+        p=[1231.0 + n % 100, 376.0, 824.0 + n % 100, 30.0],
+        pi=[1231.0 + n % 100, 376.0, 824.0 + n % 100, 30.0],
+        pe=[0.0, 0.0, 0.0, 0.0],
+        r=[-451.0, -72.0, -349.0, -29.0],
+        u=[232.8, 233.5, 238.5 - n % 7],
+        i=[1.8, 4.0, 0.1],
+        meter_model="ELL5\\253833635_A",
+        meter_time="241212201348W",
+        crc="ok",
+    )
+
+
+def start_export(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.export"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def export_env(redis_url: str, **settings: str) -> dict[str, str]:
+    env = {
+        "HANPORT_REDIS_URL": redis_url,
+        "HANPORT_SERIAL": BOX,
+        "HANPORT_LICENSE_DIR": "/nonexistent",
+        "HANPORT_METRICS_PORT": "0",
+        "HANPORT_LOG_FORMAT": "text",
+    }
+    env |= {f"HANPORT_EXPORT_{k.upper()}": v for k, v in settings.items()}
+    return env
+
+
+async def fill(redis_url: str, count: int, meter: str = "main") -> None:
+    redis = await connect(redis_url)
+    pipe = redis.pipeline(transaction=False)
+    for n in range(count):
+        pipe.xadd(STREAM, {"reading": encode_reading(reading(n, meter))})
+        if n % 5000 == 4999:
+            await pipe.execute()
+    await pipe.execute()
+    await redis.aclose()
+
+
+async def drain_rate(
+    redis_url: str, group: str, count: int, proc: subprocess.Popen[bytes]
+) -> float:
+    """Readings/s from the first confirmed batch until the group has confirmed all (the
+    service's start-up excluded)."""
+    redis = await connect(redis_url)
+    first: tuple[float, int] | None = None
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the export service ended")
+        backlog = (await group_backlogs(redis, STREAM, group)).get(group)
+        now = time.monotonic()
+        if backlog is not None:
+            done = count - backlog.entries
+            if first is None and done > 0:
+                first = (now, done)
+            if done >= count and first is not None:
+                await redis.aclose()
+                return (count - first[1]) / max(1e-9, now - first[0])
+        await asyncio.sleep(0.02)
+    raise TimeoutError("the export did not finish")
+
+
+async def export_rate(redis_url: str, sink: str, count: int, batch: int, **settings: str) -> float:
+    redis = await connect(redis_url)
+    await redis.delete(STREAM)
+    await redis.aclose()
+    await fill(redis_url, count)
+    env = export_env(redis_url, batch_size=str(batch), batch_wait="0", **settings)
+    proc = start_export(env, Path(tempfile.gettempdir()) / f"bench-export-{sink}.log")
+    try:
+        return await drain_rate(redis_url, f"export-{sink}", count, proc)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+async def bare_victoria(url: str, count: int, batch: int) -> float:
+    """httpx posting the same lines (made beforehand) in the same batches, one at a time."""
+    bodies = [
+        lineprotocol.body((reading(n) for n in range(i, min(count, i + batch))), BOX)
+        for i in range(0, count, batch)
+    ]
+    async with httpx.AsyncClient(timeout=30) as client:
+        started = time.monotonic()
+        for data in bodies:
+            answer = await client.post(
+                f"{url}/write", params={"db": "bare", "precision": "ms"}, content=data
+            )
+            answer.raise_for_status()
+        return count / (time.monotonic() - started)
+
+
+async def bare_postgres(dsn: str, count: int, batch: int) -> float:
+    """psycopg COPY of the same rows (made beforehand) in the same batches into a table of the
+    same shape (partitioned, same key), one transaction per batch."""
+    sink = PostgresSink(dsn, BOX)
+    await sink.write([("0-1", reading(0))])  # the tables and this month's partition
+    await sink.close()
+    rows = [reading_row(reading(n), BOX, "bare") for n in range(count)]
+    columns = ", ".join(READING_COLUMNS)
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        started = time.monotonic()
+        for i in range(0, count, batch):
+            statement = f"COPY hanport_readings ({columns}) FROM STDIN"
+            async with conn.transaction(), conn.cursor() as cursor, cursor.copy(statement) as copy:
+                for row in rows[i : i + batch]:
+                    await copy.write_row(row)
+        return count / (time.monotonic() - started)
+
+
+async def cpu_at_1_per_second(
+    redis_url: str, meters: int, seconds: float, **settings: str
+) -> tuple[float, int]:
+    """The export's CPU seconds per reading while each of `meters` meters sends 1 reading/s."""
+    redis = await connect(redis_url)
+    await redis.delete(STREAM)
+    env = export_env(redis_url, **settings)
+    proc = start_export(env, Path(tempfile.gettempdir()) / "bench-export-cpu.log")
+    try:
+        await asyncio.sleep(5)  # start-up (imports, connections) is not what is measured
+        start_cpu, sent = cpu_seconds(proc.pid), 0
+        now = int(time.time() * 1000)
+        next_at = time.monotonic()
+        while sent < seconds * meters:
+            for m in range(meters):
+                await redis.xadd(STREAM, {"reading": encode_reading(reading(sent, f"m{m}", now))})
+                sent += 1
+            next_at += 1.0
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        await asyncio.sleep(2)  # the last batch
+        used = cpu_seconds(proc.pid) - start_cpu
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        await redis.aclose()
+    return used / sent, sent
+
+
+async def entry_bytes(redis_url: str, count: int = 100_000) -> float:
+    redis = await connect(redis_url)
+    await redis.delete("bench:memory")
+    pipe = redis.pipeline(transaction=False)
+    for n in range(count):
+        pipe.xadd("bench:memory", {"reading": encode_reading(reading(n))})
+        if n % 5000 == 4999:
+            await pipe.execute()
+    await pipe.execute()
+    used = await redis.memory_usage("bench:memory", samples=0)
+    await redis.delete("bench:memory")
+    await redis.aclose()
+    return float(used or 0) / count
+
+
+async def outage(redis_url: str, victoria: VictoriaMetricsServer, seconds: float) -> None:
+    """VictoriaMetrics down for `seconds` while readings arrive at 10/s (MAXLEN 100)."""
+    redis = await connect(redis_url)
+    await redis.delete(STREAM)
+    publisher = Publisher(
+        redis_url, STREAM, "hanport:raw", maxlen=100, raw_maxlen=0,
+        retention=Retention(budget=1_000_000),
+    )  # fmt: skip
+    publishing = asyncio.create_task(publisher.run())
+    env = export_env(redis_url, influx_url=victoria.url, influx_database="outage")
+    proc = start_export(env, Path(tempfile.gettempdir()) / "bench-export-outage.log")
+    start = int(time.time() * 1000) - 7 * 86_400_000
+    sent = 0
+
+    async def at_10_per_second(duration: float) -> None:
+        nonlocal sent
+        next_at = time.monotonic()
+        for _ in range(int(duration * 10)):
+            r = reading(sent, "outage", start)
+            r.ts = start + sent * 100
+            publisher.put(r, b"", "ok", int(time.time() * 1000))
+            sent += 1
+            next_at += 0.1
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    try:
+        await at_10_per_second(5)
+        victoria.stop()
+        await at_10_per_second(seconds)
+        held = await redis.xlen(STREAM)
+        victoria.start()
+        back = time.monotonic()
+        await at_10_per_second(5)
+        while True:
+            backlogs = await group_backlogs(redis, STREAM, "export-influx")
+            if not backlogs["export-influx"].entries:
+                break
+            await asyncio.sleep(0.1)
+        caught_up = time.monotonic() - back
+        series = [s for s in victoria.samples('{__name__="hanport_ic",db="outage"}')]
+        times = series[0]["timestamps"] if series else []
+        print(
+            f"outage of {seconds:.0f} s at 10 readings/s (stream MAXLEN 100): {sent} sent, "
+            f"{held} held in the stream at the end of the outage, caught up {caught_up:.1f} s "
+            f"after the sink came back; in VictoriaMetrics {len(times)} readings, "
+            f"{len(times) - len(set(times))} twice, {sent - len(set(times))} missing"
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        publishing.cancel()
+        await redis.aclose()
+
+
+async def run(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-export-") as folder:
+        base = Path(folder)
+        redis = RedisServer(base / "redis")
+        victoria = VictoriaMetricsServer(base / "victoria")
+        postgres = PostgresServer(base / "postgres")
+        for server in (redis, victoria, postgres):
+            server.start()
+        try:
+            url = redis.url
+            if args.outage_only:
+                await outage(url, victoria, args.outage or 600)
+                return
+            print(f"{args.count} readings, batches of {args.batch}, full P1 readings (27 values)")
+            vm = await export_rate(url, "influx", args.count, args.batch, influx_url=victoria.url)
+            vm_bare = await bare_victoria(victoria.url, args.count, args.batch)
+            print(
+                f"VictoriaMetrics: export {vm:,.0f} readings/s, bare httpx {vm_bare:,.0f}/s, "
+                f"ratio {vm / vm_bare:.2f} (goal >= 0.8 and >= 20,000/s)"
+            )
+            pg = await export_rate(
+                url, "postgres", args.count, args.batch, postgres_dsn=postgres.dsn
+            )
+            pg_bare = await bare_postgres(postgres.dsn, args.count, args.batch)
+            print(
+                f"PostgreSQL: export {pg:,.0f} readings/s, bare psycopg COPY {pg_bare:,.0f}/s, "
+                f"ratio {pg / pg_bare:.2f} (goal >= 0.8)"
+            )
+            per, sent = await cpu_at_1_per_second(
+                url, args.meters, args.seconds,
+                influx_url=victoria.url, postgres_dsn=postgres.dsn,
+            )  # fmt: skip
+            print(
+                f"CPU at 1 reading/s per meter ({args.meters} meters, {sent} readings, both "
+                f"sinks): {per * 1e3:.2f} ms per reading"
+            )
+            size = await entry_bytes(url)
+            print(
+                f"Redis memory per readings-stream entry: {size:.0f} bytes "
+                f"(HANPORT_STREAM_RETAIN_MAX=604800, 7 days at 1/s: {size * 604800 / 2**20:.0f} MiB)"
+            )
+            if args.outage:
+                await outage(url, victoria, args.outage)
+        finally:
+            for server in (redis, victoria, postgres):
+                server.stop()
+            postgres.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.export", description=__doc__)
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--meters", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--outage", type=float, default=0.0, help="seconds (the issue: 600)")
+    parser.add_argument("--outage-only", action="store_true", help="only the outage case")
+    args = parser.parse_args(
+        argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else []
+    )
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""`hanport export` / `python -m services.export`: export every reading to time-series and SQL
+stores (docs/export.md).
+
+Consumes every meter's readings stream (the classic `HANPORT_STREAM` and each meter's
+`hanport:{<name>}:readings`) through one Redis consumer group per sink (`export-influx`,
+`export-postgres`), and produces writes to the sinks configured: InfluxDB line protocol over
+HTTP (`HANPORT_EXPORT_INFLUX_*`: InfluxDB 1.x/2.x/3, VictoriaMetrics) and PostgreSQL/TimescaleDB
+(`HANPORT_EXPORT_POSTGRES_DSN`). An entry is acknowledged once its sink confirmed it; readings a
+sink refuses for good go to the dead-letter stream `HANPORT_EXPORT_DEAD_LETTER_STREAM`. The
+accounting service's energy intervals (`hanport:{<meter>}:accounting:15m|1h|1d|1mo`) go to the
+same sinks (`HANPORT_EXPORT_INTERVALS`). Serves
+Prometheus metrics on `HANPORT_METRICS_PORT` (9105): lag per sink in entries and seconds,
+readings written and refused. Without a sink configured the service idles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from shared.identity import wait_for_serial
+from shared.log import redact_url
+from shared.meter_streams import each_meter_stream
+from shared.metrics import serve_metrics
+from shared.service import run, start
+from shared.stream import connect
+from shared.supervise import Work, run_supervised
+
+from .intervals import IntervalExport
+from .settings import ExportSettings
+from .sinks import Sink
+from .sinks.influx import InfluxSink
+from .sinks.postgres import PostgresSink, describe_dsn
+from .worker import DeadLetters, SinkWorker
+
+log = logging.getLogger("services.export")
+
+SinkFactory = Callable[[], Sink]
+
+
+def sink_factories(settings: ExportSettings, box: str) -> dict[str, SinkFactory]:
+    """A maker of each configured sink, by name (one sink per stream: a PostgreSQL connection
+    carries one transaction at a time)."""
+    makers: dict[str, SinkFactory] = {}
+    if settings.export_influx_url:
+        url, token = settings.export_influx_url, settings.influx_token()
+
+        def influx() -> Sink:
+            return InfluxSink(
+                url,
+                box,
+                api=settings.export_influx_api,
+                database=settings.export_influx_database,
+                org=settings.export_influx_org,
+                bucket=settings.export_influx_bucket,
+                token=token,
+                timeout=settings.export_timeout,
+            )
+
+        makers["influx"] = influx
+        log.info(
+            "sink influx: %s API %s (token %s)",
+            redact_url(url),
+            settings.export_influx_api,
+            "set" if token else "none",
+        )
+    dsn = settings.postgres_dsn()
+    if dsn:
+
+        def postgres() -> Sink:
+            return PostgresSink(dsn, box, timeout=settings.export_timeout)
+
+        makers["postgres"] = postgres
+        log.info("sink postgres: %s", describe_dsn(dsn))
+    return makers
+
+
+async def serve(settings: ExportSettings) -> None:
+    if not settings.export_influx_url and not settings.postgres_dsn():
+        log.info(
+            "no sink configured (HANPORT_EXPORT_INFLUX_URL, HANPORT_EXPORT_POSTGRES_DSN): "
+            "the export stays off"
+        )
+        await asyncio.Event().wait()
+    redis = await connect(settings.redis_url)
+    box = await wait_for_serial(settings.serial, settings.license_dir, redis)
+    makers = sink_factories(settings, box)
+    dead = DeadLetters(
+        redis, settings.export_dead_letter_stream, settings.export_dead_letter_maxlen
+    )
+
+    async def export_stream(key: str) -> None:
+        works: dict[str, Work] = {}
+        sinks: list[Sink] = []
+        for name, make in makers.items():
+            sink = make()
+            sinks.append(sink)
+            works[f"export {name} {key}"] = SinkWorker(
+                redis,
+                key,
+                sink,
+                settings.export_consumer,
+                dead,
+                group_prefix=settings.export_group_prefix,
+                batch_size=settings.export_batch_size,
+                batch_wait=settings.export_batch_wait,
+                claim_idle_ms=int(settings.export_claim_idle * 1000),
+            ).run
+        try:
+            await run_supervised(works)
+        finally:
+            for sink in sinks:
+                await sink.close()
+
+    async def all_streams() -> None:
+        await each_meter_stream(redis, settings.stream, export_stream)
+
+    works: dict[str, Work] = {"readings": all_streams}
+    if settings.export_intervals:
+        for name, make in makers.items():
+            works[f"intervals {name}"] = IntervalExport(
+                redis, make(), settings.export_intervals_every
+            ).run
+    await run_supervised(works)
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = start(
+        "export",
+        ExportSettings,
+        argv,
+        "Export every reading to InfluxDB/VictoriaMetrics and PostgreSQL (docs/export.md).",
+    )
+    serve_metrics(settings.metrics_port, settings.metrics_host)
+    return run(lambda: serve(settings))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,292 @@
+"""One sink's worker on one readings stream: the consumer group `export-<sink>`, batches, the
+write, the acknowledgement, the dead letters.
+
+Consumes the stream through the group (its own pending entries first after a restart, then new
+ones, then entries a gone replica left pending) and produces writes to the sink:
+
+- A batch is up to `batch_size` readings: whatever the stream holds at once (a backlog goes out
+  in full batches, as fast as the sink takes them), else what arrives within `batch_wait` s.
+- Batches are written one at a time, in stream order (so in order per meter); while one is
+  written the next is read (at most `PREFETCH` ahead).
+- An entry is acknowledged only after the sink confirmed its batch. A sink that cannot take the
+  batch now (`SinkDown`) gets the same batch again, with backoff, until it does; nothing after it
+  is written meanwhile. A crash leaves the batch pending: the next start writes it again, which
+  stores nothing twice.
+- Entries the sink refuses for good go to the dead-letter stream (sink, stream, entry id,
+  reason, the reading) before being acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from shared.backoff import Backoff
+from shared.cancellation import raise_if_cancelling, stop
+from shared.metrics import REDIS_CONNECTED
+from shared.reading import encode_reading
+from shared.retention import group_backlogs
+from shared.stream import REDIS_DOWN, GroupReader, ReadingStream
+from shared.supervise import Fatal
+
+from . import metrics
+from .sinks import Entry, Sink, SinkDown, WriteResult
+
+log = logging.getLogger(__name__)
+
+PREFETCH = 2  # batches read ahead while one is written
+LAG_EVERY_S = 5.0
+T = TypeVar("T")
+
+
+@dataclass
+class DeadLetters:
+    """The dead-letter stream: one entry per reading a sink refused for good."""
+
+    redis: Redis
+    key: str = "hanport:export:dead"
+    maxlen: int = 10_000
+
+    async def put(self, sink: str, stream: str, refused: list[tuple[str, Any, str]]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        now = int(time.time() * 1000)
+        for entry_id, reading, reason in refused:
+            pipe.xadd(
+                self.key,
+                {
+                    "sink": sink,
+                    "stream": stream,
+                    "entry": entry_id,
+                    "reason": reason,
+                    "reading": encode_reading(reading),
+                    "at": now,
+                },
+                maxlen=self.maxlen,
+                approximate=True,
+            )
+        await pipe.execute()
+
+
+@dataclass
+class SinkWorker:
+    """Writes every reading of `key` to `sink` (see the module's docstring); `run()` forever."""
+
+    redis: Redis
+    key: str
+    sink: Sink
+    consumer: str
+    dead: DeadLetters
+    group_prefix: str = "export-"
+    batch_size: int = 5000
+    batch_wait: float = 1.0
+    claim_idle_ms: int = 60_000
+    written: int = field(default=0, init=False)
+    _down_since: float | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.group_name = f"{self.group_prefix}{self.sink.name}"
+        self.reader = GroupReader(
+            ReadingStream(self.redis, self.key), self.group_name, self.consumer
+        )
+
+    async def run(self) -> None:
+        await self.redis_call(self.create_group)
+        log.info(
+            "export to %s: stream %s, group %s, consumer %s",
+            self.sink.name,
+            self.key,
+            self.group_name,
+            self.consumer,
+        )
+        queue: asyncio.Queue[list[Entry]] = asyncio.Queue(maxsize=PREFETCH)
+        reading = asyncio.create_task(self._read(queue), name=f"read {self.key}")
+        lag = asyncio.create_task(self._watch_lag(), name=f"lag {self.key}")
+        try:
+            while True:
+                getting = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait(
+                    {getting, reading}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if reading in done:  # the reader failed: let the supervisor start us again
+                    await stop(getting)
+                    reading.result()
+                await self.deliver(getting.result())
+        finally:
+            await stop(reading)
+            await stop(lag)
+
+    async def create_group(self) -> None:
+        """The group, from the stream's first entry; its read counter set so Redis's `lag`
+        counts what the stream holds (not what it held before trimming)."""
+        try:
+            info: Any = await self.redis.xinfo_stream(self.key)
+            read = max(0, int(info.get("entries-added") or 0) - int(info.get("length") or 0))
+        except ResponseError as error:
+            if "no such key" not in str(error).lower():
+                raise
+            read = 0
+        try:
+            await self.redis.xgroup_create(
+                self.key, self.group_name, "0", mkstream=True, entries_read=read
+            )
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    # --- reading ---------------------------------------------------------------------------
+
+    async def _read(self, queue: asyncio.Queue[list[Entry]]) -> None:
+        after = "0"
+        while True:  # what this consumer left pending (a crash, a stop mid-batch): first
+            entries = await self.redis_call(self.reader.pending_after, after, self.batch_size)
+            if not entries:
+                break
+            log.info("%s: writing %d readings left pending again", self.sink.name, len(entries))
+            await queue.put(entries)
+            after = entries[-1][0]
+        while True:
+            entries = await self.redis_call(self.next_batch)
+            if not entries:  # idle: take over what a gone replica left pending
+                entries = await self.redis_call(
+                    self.reader.claim_idle, self.claim_idle_ms, self.batch_size
+                )
+            if entries:
+                await queue.put(entries)
+
+    async def next_batch(self) -> list[Entry]:
+        """Up to `batch_size` new readings: at once when the stream holds them, else what
+        arrives within `batch_wait` s of the first one."""
+        entries = await self.reader.new(count=self.batch_size)
+        if not entries or len(entries) >= self.batch_size or not self.batch_wait:
+            return entries
+        deadline = time.monotonic() + self.batch_wait
+        while len(entries) < self.batch_size:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            more = await self.reader.new(
+                count=self.batch_size - len(entries), block_ms=max(1, int(left * 1000))
+            )
+            if not more:
+                break
+            entries += more
+        return entries
+
+    # --- writing ---------------------------------------------------------------------------
+
+    async def deliver(self, batch: list[Entry]) -> None:
+        """Write `batch` until the sink confirms it; dead-letter what it refuses; acknowledge."""
+        result = await self._write_until_confirmed(batch)
+        if result.refused:
+            metrics.DEAD.labels(self.sink.name).inc(len(result.refused))
+            for entry_id, _reading, reason in result.refused[:3]:
+                log.warning(
+                    "%s refused reading %s of %s for good: %s (on the dead-letter stream %s)",
+                    self.sink.name,
+                    entry_id,
+                    self.key,
+                    reason,
+                    self.dead.key,
+                )
+            await self.redis_call(self.dead.put, self.sink.name, self.key, result.refused)
+        await self.redis_call(self.reader.ack, *(entry_id for entry_id, _ in batch))
+        self.written += result.written
+        metrics.WRITTEN.labels(self.sink.name).inc(result.written)
+
+    async def _write_until_confirmed(self, batch: list[Entry]) -> WriteResult:
+        backoff = Backoff(maximum=30.0)
+        while True:
+            started = time.monotonic()
+            try:
+                result = await self.sink.write(batch)
+            except SinkDown as error:
+                raise_if_cancelling()
+                self._down(str(error), backoff)
+            except (OSError, RuntimeError, ValueError) as error:  # not expected: never a crash
+                raise_if_cancelling()
+                log.exception("%s: the write failed unexpectedly", self.sink.name)
+                self._down(f"{type(error).__name__}: {error}", backoff)
+            else:
+                metrics.WRITE_SECONDS.labels(self.sink.name).observe(time.monotonic() - started)
+                metrics.SINK_UP.labels(self.sink.name).set(1)
+                if self._down_since is not None:
+                    log.info(
+                        "%s takes writes again after %.0f s; writing the backlog",
+                        self.sink.name,
+                        time.monotonic() - self._down_since,
+                    )
+                    self._down_since = None
+                return result
+            await asyncio.sleep(backoff.next_delay())
+
+    def _down(self, reason: str, backoff: Backoff) -> None:
+        metrics.FAILURES.labels(self.sink.name).inc()
+        metrics.SINK_UP.labels(self.sink.name).set(0)
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+        if backoff.attempts in (0, 5) or backoff.attempts % 60 == 0:
+            log.warning(
+                "%s cannot take writes: %s; readings stay in the stream and go out when it "
+                "does (attempt %d)",
+                self.sink.name,
+                reason,
+                backoff.attempts + 1,
+            )
+
+    # --- Redis -----------------------------------------------------------------------------
+
+    async def redis_call(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """`await call(*args)`, waiting out Redis outages with backoff (and a lost group)."""
+        backoff = Backoff()
+        while True:
+            try:
+                result = await call(*args)
+            except REDIS_DOWN as error:
+                raise_if_cancelling()
+                REDIS_CONNECTED.set(0)
+                metrics.REDIS_ERRORS.labels(self.sink.name).inc()
+                if backoff.attempts == 0:
+                    log.warning(
+                        "lost Redis (%s); retrying, nothing is acknowledged meanwhile", error
+                    )
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            except ResponseError as error:
+                raise_if_cancelling(error)
+                metrics.REDIS_ERRORS.labels(self.sink.name).inc()
+                if "WRONGTYPE" in str(error):
+                    raise Fatal(
+                        f"Redis refused a command ({error}): {self.key} or {self.dead.key} holds "
+                        "another kind of value; delete that key or name other keys"
+                    ) from error
+                if "NOGROUP" not in str(error) or backoff.attempts > 5:
+                    raise
+                log.warning(
+                    "group %s is gone (Redis lost its data?); creating it again", self.group_name
+                )
+                await self.create_group()
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            if backoff.attempts:
+                REDIS_CONNECTED.set(1)
+            return result
+
+    async def _watch_lag(self) -> None:
+        while True:
+            try:
+                backlogs = await group_backlogs(self.redis, self.key, self.group_name)
+                backlog = backlogs.get(self.group_name)
+                if backlog is not None:
+                    metrics.LAG_ENTRIES.labels(self.sink.name, self.key).set(backlog.entries)
+                    metrics.LAG_SECONDS.labels(self.sink.name, self.key).set(backlog.age_s())
+            except (*REDIS_DOWN, ResponseError) as error:
+                raise_if_cancelling(error)
+                log.debug("lag unavailable: %s", error)
+            await asyncio.sleep(LAG_EVERY_S)
