@@ -31,6 +31,7 @@ from tests.conftest import FIXTURES
 # (none, or empty). `{tmp}` is a folder holding FILES; `{fixtures}` is tests/fixtures.
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "HANPORT_SERIAL": ("HP0A1B2C3D4E",),
+    "HANPORT_METER_NAME": ("flat-2",),
     "HANPORT_UPLINK_URL": ("tls://hub1.example.net:4222,tls://hub2.example.net:4222",),
     "HANPORT_UPLINK_CREDS_FILE": ("{tmp}/box.creds",),
     "HANPORT_UPLINK_NKEY_FILE": ("{tmp}/box.nk",),
