@@ -43,6 +43,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "HANPORT_HUB_CA_FILE": ("{tmp}/ca.pem",),
     "HANPORT_HUB_SINK_NAME": ("sink-1",),
     "HANPORT_HUB_VICTORIAMETRICS_URL": ("http://victoriametrics:8428",),
+    "HANPORT_HUB_POSTGRES_DSN": ("postgresql://hub:secret@db/hanport",),
+    "HANPORT_HUB_POSTGRES_DSN_FILE": ("{tmp}/dsn",),
     "HANPORT_LICENSE_PUBLIC_KEYS": ("{tmp}/public_keys",),
     "HANPORT_LOG_LEVEL": ("debug", "WARNING"),
     "HANPORT_SOURCE": (

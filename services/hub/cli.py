@@ -28,10 +28,11 @@ from shared.service import run
 from shared.settings import load_settings
 
 from .credentials import Fleet
+from .pgwriter import FleetPostgresWriter
 from .settings import HubSettings
 from .sink import SinkWorker
 from .stream import ensure_hub_stream, hub_stream_config
-from .writer import FleetLineWriter
+from .writer import Fanout, FleetLineWriter, Writer
 
 log = logging.getLogger("services.hub")
 
@@ -56,11 +57,16 @@ async def init(settings: HubSettings) -> str:
 
 async def sink(settings: HubSettings) -> None:
     nc = await connect_nats(endpoint(settings, f"hanport-sink-{settings.hub_sink_name}"))
-    writer = None
+    writers: list[Writer] = []
     if settings.hub_victoriametrics_url:
-        writer = FleetLineWriter(settings.hub_victoriametrics_url, settings.hub_database)
-    else:
-        log.info("HANPORT_HUB_VICTORIAMETRICS_URL is unset: keeping the fleet view only")
+        writers.append(FleetLineWriter(settings.hub_victoriametrics_url, settings.hub_database))
+    dsn = settings.postgres_dsn()
+    if dsn:
+        writers.append(FleetPostgresWriter(dsn))
+    if not writers:
+        log.info("no store set (HANPORT_HUB_VICTORIAMETRICS_URL, HANPORT_HUB_POSTGRES_DSN): "
+                 "keeping the fleet view only")  # fmt: skip
+    writer = Fanout(writers) if writers else None
     worker = SinkWorker(nc, writer, settings.hub_sink_durable, settings.hub_sink_batch)
     await worker.run()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from shared.settings import CommonSettings
 
@@ -55,9 +55,23 @@ class HubSettings(CommonSettings):
     hub_victoriametrics_url: str | None = Field(
         None,
         description="VictoriaMetrics (or InfluxDB 1.x) base URL the sink writes line protocol "
-        "to, e.g. `http://victoriametrics:8428`; unset: the sink only keeps the fleet view.",
+        "to, e.g. `http://victoriametrics:8428`. With neither this nor a PostgreSQL DSN the "
+        "sink only keeps the fleet view.",
     )
     hub_database: str = Field("hanport", description="Database name of the line protocol writes.")
+    hub_postgres_dsn: SecretStr | None = Field(
+        None,
+        description="PostgreSQL/TimescaleDB the sink also writes to, "
+        "`postgresql://user:pass@host/db` (the export service's schema, docs/export.md).",
+    )
+    hub_postgres_dsn_file: Path | None = Field(
+        None, description="File holding the DSN (wins over HANPORT_HUB_POSTGRES_DSN)."
+    )
+
+    def postgres_dsn(self) -> str | None:
+        if self.hub_postgres_dsn_file is not None:
+            return self.hub_postgres_dsn_file.read_text().strip()
+        return self.hub_postgres_dsn.get_secret_value() if self.hub_postgres_dsn else None
 
     def urls(self) -> list[str]:
         return [u.strip() for u in self.hub_url.split(",") if u.strip()]

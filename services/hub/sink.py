@@ -1,4 +1,4 @@
-"""Fleet sink workers: the hub stream -> VictoriaMetrics, and the fleet view.
+"""Fleet sink workers: the hub stream -> VictoriaMetrics and/or PostgreSQL, and the fleet view.
 
 Every worker binds the same durable pull consumer (`HANPORT_HUB_SINK_DURABLE`, explicit acks),
 so starting more workers spreads the work; a worker that dies leaves its unacknowledged messages
@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 from nats.aio.client import Client
@@ -23,21 +23,18 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from services.export.sinks import Entry, SinkDown, WriteResult
+from services.export.sinks import Entry, SinkDown
 from services.uplink.messages import HEALTH, MSG_ID, decode_health, parse_subject
 from shared.backoff import Backoff
 from shared.reading import decode_reading
 
 from .fleetview import ERRORS, READINGS, REFUSED, FleetView
 from .stream import HUB_STREAM
+from .writer import Writer
 
 log = logging.getLogger(__name__)
 
 ACK_WAIT_S = 30.0
-
-
-class Writer(Protocol):
-    async def write(self, batch: list[Entry]) -> WriteResult: ...
 
 
 @dataclass

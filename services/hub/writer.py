@@ -10,6 +10,7 @@ the message id starts with the box (`<box>:<meter>:<entry id>`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import httpx
 
@@ -17,6 +18,12 @@ from services.export.sinks import Entry, Rejected, SinkDown, WriteResult, bisect
 from services.export.sinks.influx import HINTS, REFUSED_STATUS, write_request
 from services.export.sinks.lineprotocol import lines
 from shared.log import redact_url
+
+
+class Writer(Protocol):
+    async def write(self, batch: list[Entry]) -> WriteResult: ...
+
+    async def close(self) -> None: ...
 
 
 def box_of(msg_id: str) -> str:
@@ -75,3 +82,23 @@ class FleetLineWriter:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+@dataclass
+class Fanout:
+    """Every store of the hub: a batch counts as written when each has confirmed it (a store
+    down raises `SinkDown`, and the whole batch is tried again: writes are idempotent)."""
+
+    writers: list[Writer]
+
+    async def write(self, batch: list[Entry]) -> WriteResult:
+        result = WriteResult()
+        for writer in self.writers:
+            part = await writer.write(batch)
+            result.written = max(result.written, part.written)
+            result.refused += part.refused
+        return result
+
+    async def close(self) -> None:
+        for writer in self.writers:
+            await writer.close()
