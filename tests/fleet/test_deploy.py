@@ -72,3 +72,22 @@ def test_hub_init_creates_then_updates_the_stream(
         assert asyncio.run(config()) == (["hanport.>"], 3 * 86400.0, 60.0, 1)
     finally:
         hub.stop()
+
+
+def test_fleet_dashboard_queries_known_metrics() -> None:
+    """Every metric the fleet dashboard queries is one the sink workers export."""
+    import json
+    import re
+
+    from services.hub import fleetview
+
+    exported = {
+        name
+        for metric in vars(fleetview).values()
+        if hasattr(metric, "_name")
+        for name in (metric._name, metric._name + "_total")
+    }
+    dashboard = json.loads((HUB / "grafana" / "fleet.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {m for e in exprs for m in re.findall(r"hanport_[a-z_]+", e)}
+    assert used and used <= exported, used - exported
