@@ -38,7 +38,6 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "HANPORT_UPLINK_CA_FILE": ("{tmp}/ca.pem",),
     "HANPORT_UPLINK_SPOOL_URL": ("nats://127.0.0.1:4223",),
     "HANPORT_UPLINK_BOX": ("HP0A1B2C3D4E",),
-    "HANPORT_UPLINK_CONSUMER": ("box-1",),
     "HANPORT_HUB_CREDS_FILE": ("{tmp}/sink.creds",),
     "HANPORT_HUB_CA_FILE": ("{tmp}/ca.pem",),
     "HANPORT_HUB_SINK_NAME": ("sink-1",),

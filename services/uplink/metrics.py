@@ -27,5 +27,7 @@ SPOOLED = Gauge(
     "hanport_uplink_spool_messages", "Messages on the box's disk spool not yet at the hub."
 )
 LAG = Gauge(
-    "hanport_uplink_lag_readings", "Readings in Redis not yet handed on, by meter.", ["meter"]
+    "hanport_uplink_lag_readings",
+    "Readings in Redis not yet handed on, by meter stream.",
+    ["stream"],
 )

@@ -6,7 +6,6 @@ while `HANPORT_UPLINK_URL` is unset.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -68,9 +67,11 @@ class UplinkSettings(CommonSettings):
     )
     uplink_group: str = Field("uplink", min_length=1, description="Redis consumer group name.")
     uplink_consumer: str = Field(
-        default_factory=socket.gethostname,
+        "uplink",
         min_length=1,
-        description="This uplink's name in the consumer group; default the host name.",
+        description="The uplink's name in the consumer group. Fixed, not the host name: a box "
+        "runs one uplink (order per meter), and a restarted or recreated one must find the "
+        "entries its predecessor left unacknowledged.",
     )
     uplink_batch: int = Field(
         100, ge=1, le=10000, description="Messages sent back to back before awaiting their acks."
