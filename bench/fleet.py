@@ -85,10 +85,14 @@ def hub_cpu(nodes: list[NatsServer]) -> float:
     return sum(cpu_seconds(n.proc.pid) for n in nodes if n.proc is not None)
 
 
+async def quiet(_error: Exception) -> None:
+    """The bench's own clients: reconnect errors while the hub is down on purpose are expected."""
+
+
 async def admin_client(nodes: list[NatsServer], creds: Path | None = None) -> Client:
     return await nats.connect(
         [n.url for n in nodes], user_credentials=str(creds) if creds else None,
-        max_reconnect_attempts=-1, reconnect_time_wait=0.2,
+        max_reconnect_attempts=-1, reconnect_time_wait=0.2, error_cb=quiet,
     )  # fmt: skip
 
 
