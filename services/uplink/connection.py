@@ -52,16 +52,23 @@ async def connect_nats(endpoint: Endpoint, backoff: Backoff | None = None) -> Cl
     backoff = backoff or Backoff()
     stage = endpoint.stage
 
+    told: set[str] = set()  # errors logged since the last (re)connect: one line each per outage
+
     async def disconnected() -> None:
         CONNECTED.labels(stage).set(0)
         log.warning("lost the %s at %s; reconnecting", stage, endpoint.shown())
 
     async def reconnected() -> None:
+        told.clear()
         CONNECTED.labels(stage).set(1)
         log.info("reconnected to the %s at %s", stage, endpoint.shown())
 
     async def error(e: Exception) -> None:
-        log.warning("%s connection at %s: %s", stage, endpoint.shown(), e)
+        text = f"{type(e).__name__}: {e}"
+        if text not in told:
+            told.add(text)
+            log.warning("%s connection at %s: %s (said once until reconnected)", stage,
+                        endpoint.shown(), text)  # fmt: skip
 
     while True:
         try:

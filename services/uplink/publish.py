@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from nats.errors import ConnectionClosedError, NoRespondersError, OutboundBufferLimitError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
-from nats.js.errors import APIError
+from nats.js.errors import APIError, NoStreamResponseError
 
 from .messages import Outgoing
 from .metrics import DUPLICATES, ERRORS, SENT
@@ -27,6 +27,7 @@ KINDS: tuple[tuple[type[BaseException], str], ...] = (
     (NatsTimeout, "timeout"),
     (asyncio.TimeoutError, "timeout"),
     (NoRespondersError, "no_responders"),
+    (NoStreamResponseError, "no_responders"),  # the stream is electing a leader
     (APIError, "refused"),
     (ConnectionClosedError, "disconnected"),
     (OutboundBufferLimitError, "disconnected"),

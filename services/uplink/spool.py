@@ -14,9 +14,11 @@ the server, and visible as the spool's first sequence jumping).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -70,9 +72,20 @@ async def spooled(js: JetStreamContext) -> int:
     return int(info.state.messages)
 
 
+FORWARDER = "forwarder"  # the spool's one consumer
+CHECK_EVERY = 30  # empty fetches (2 s each) between checks that the consumer is still there
+
+
 @dataclass
 class Forwarder:
-    """The spool -> the hub, in order, purging what the hub acknowledged."""
+    """The spool -> the hub, in order, purging what the hub acknowledged.
+
+    It reads through a durable consumer without acks (`FORWARDER`), made anew at each start so
+    that it begins at the spool's first message (everything before was purged: at the hub). A
+    durable one, not an ephemeral one: the server deletes an idle ephemeral consumer, and a
+    forwarder retrying one batch through a days-long outage is idle to the server. While no
+    message comes it checks every `CHECK_EVERY` empty fetches that its consumer still exists
+    (raising, so it is restarted and makes it again, if someone deleted it)."""
 
     spool: JetStreamContext
     hub: JetStreamContext
@@ -81,22 +94,31 @@ class Forwarder:
     timeout: float = 5.0
     backoff: Backoff = field(default_factory=Backoff)
 
-    async def run(self) -> None:
-        sub = await self.spool.pull_subscribe(
+    async def consumer(self) -> JetStreamContext.PullSubscription:
+        with contextlib.suppress(NotFoundError):
+            await self.spool.delete_consumer(SPOOL_STREAM, FORWARDER)
+        return await self.spool.pull_subscribe(
             box_subjects(self.box),
-            durable=None,
+            durable=FORWARDER,
             stream=SPOOL_STREAM,
             config=ConsumerConfig(
+                durable_name=FORWARDER,
                 ack_policy=AckPolicy.NONE,
                 deliver_policy=DeliverPolicy.ALL,
-                inactive_threshold=60.0,
             ),
         )
+
+    async def run(self) -> None:
+        sub = await self.consumer()
+        empty = 0
         try:
             while True:
                 try:
                     msgs = await sub.fetch(self.batch, timeout=2.0)
-                except TimeoutError:
+                except (TimeoutError, NatsTimeout):
+                    empty += 1
+                    if empty % CHECK_EVERY == 0:
+                        await sub.consumer_info()  # NotFoundError: restarted, made again
                     continue
                 held = [
                     (m.metadata.sequence.stream,
@@ -105,7 +127,8 @@ class Forwarder:
                 ]  # fmt: skip
                 await self.forward(held)
         finally:
-            await sub.unsubscribe()
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def forward(self, held: list[tuple[int, Outgoing]]) -> None:
         while held:

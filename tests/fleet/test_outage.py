@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from nats.js.errors import NotFoundError
 
+from services.uplink import spool as spool_module
 from services.uplink.spool import SPOOL_STREAM
 from services.uplink.uplink import run_uplink
 from shared.stream import connect
@@ -110,5 +111,38 @@ async def test_box_starting_while_the_hub_is_away_spools(
         await spool_nc.close()
         if nc is not None:
             await nc.close()
+        hub.stop()
+        spool.stop()
+
+
+async def test_forwarder_recovers_its_consumer(
+    tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spool's consumer gone while the forwarder waits (deleted by hand; an ephemeral one
+    would be deleted by the server after an idle spell, as a days-long retry is): the forwarder
+    notices, makes it again, and the readings after it still reach the hub, all once."""
+    monkeypatch.setattr(spool_module, "CHECK_EVERY", 1)
+    hub = NatsServer(tmp_path / "hub")
+    hub.start()
+    spool = NatsServer(tmp_path / "spool", "spool")
+    spool.start()
+    redis = await connect(redis_server.url)
+    nc = await hub_client(hub.url)
+    spool_nc = await hub_client(spool.url)
+    await create_hub_stream(nc)
+    config = settings(hub.url, redis_server.url, uplink_spool_url=spool.url)
+    feeder = Feeder(redis, config.stream)
+    uplink = asyncio.create_task(run_uplink(config, redis))
+    try:
+        await feeder.add(50)
+        await wait_all(nc, feeder, hub.log)
+        await spool_nc.jetstream().delete_consumer(SPOOL_STREAM, spool_module.FORWARDER)
+        await feeder.add(50)
+        assert dict(await wait_all(nc, feeder, hub.log)) == dict(feeder.sent)
+    finally:
+        uplink.cancel()
+        await asyncio.gather(uplink, return_exceptions=True)
+        await nc.close()
+        await spool_nc.close()
         hub.stop()
         spool.stop()
