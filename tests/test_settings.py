@@ -34,7 +34,6 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "HANPORT_METER_NAME": ("heatpump", "flat-2.main_meter"),
     "HANPORT_MODBUS_UNITS": ("1=main,2=heatpump", " 3=E0044007382246019 "),
     "HANPORT_SERIAL": ("HP0A1B2C3D4E",),
-    "HANPORT_METER_NAME": ("flat-2",),
     "HANPORT_UPLINK_URL": ("tls://hub1.example.net:4222,tls://hub2.example.net:4222",),
     "HANPORT_UPLINK_CREDS_FILE": ("{tmp}/box.creds",),
     "HANPORT_UPLINK_NKEY_FILE": ("{tmp}/box.nk",),
