@@ -382,7 +382,10 @@ async def outage(minutes: float = 10.0) -> None:
             await flow
 
             async def arrived() -> bool:
-                return sum(map(len, (await hub_readings(nc)).values())) >= feeder.count
+                try:
+                    return sum(map(len, (await hub_readings(nc)).values())) >= feeder.count
+                except (APIError, NatsTimeout):  # the cluster is still electing its leaders
+                    return False
 
             await poll(arrived, "every reading at the hub", every=0.5)
             got = await hub_readings(nc)

@@ -12,6 +12,7 @@ import msgspec
 import nats
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import APIError
 from redis.asyncio import Redis
 
 from services.hub.stream import HUB_STREAM, ensure_hub_stream, hub_stream_config
@@ -114,7 +115,10 @@ async def wait_all(
     nc: Client, feeder: Feeder, logs: Callable[[], str], within: float = 60.0
 ) -> dict[str, list[str]]:
     async def check() -> dict[str, list[str]] | None:
-        got = await hub_readings(nc)
+        try:
+            got = await hub_readings(nc)
+        except (APIError, nats.errors.TimeoutError):  # a cluster still electing its leaders
+            return None
         return got if sum(map(len, got.values())) >= feeder.count else None
 
     result: dict[str, list[str]] = await until(check, "every reading at the hub", logs, within, 0.3)
