@@ -16,7 +16,7 @@ from nats.js.errors import APIError
 from redis.asyncio import Redis
 
 from services.hub.stream import HUB_STREAM, ensure_hub_stream, hub_stream_config
-from services.uplink.messages import MSG_ID, parse_subject
+from services.uplink.messages import MSG_ID, Health, decode_health, parse_subject
 from services.uplink.settings import UplinkSettings
 from shared.reading import decode_reading, encode_reading
 from shared.stream import READING_FIELD, ReadingStream
@@ -131,3 +131,24 @@ def no_logs() -> str:
 
 async def eventually(check: Callable[[], Awaitable[Any]], what: str, within: float = 30.0) -> Any:
     return await until(check, what, no_logs, within, 0.1)
+
+
+async def hub_health(nc: Client, box: str = BOX) -> list[Health]:
+    """The box's health messages in the hub stream, in order."""
+    sub = await nc.jetstream().pull_subscribe(
+        f"hanport.{box}.health", durable=None, stream=HUB_STREAM,
+        config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL),
+    )  # fmt: skip
+    out: list[Health] = []
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(100, timeout=0.5)
+            except (TimeoutError, nats.errors.TimeoutError):
+                break
+            out += [decode_health(m.data) for m in msgs]
+            if msgs[-1].metadata.num_pending == 0:
+                break
+    finally:
+        await sub.unsubscribe()
+    return out

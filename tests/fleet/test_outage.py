@@ -14,15 +14,18 @@ import pytest
 from nats.js.errors import NotFoundError
 
 from services.uplink import spool as spool_module
+from services.uplink.messages import decode_health, health_subject
 from services.uplink.spool import SPOOL_STREAM
 from services.uplink.uplink import run_uplink
 from shared.stream import connect
 from tests.fleet.nats import NatsServer
 from tests.fleet.support import (
+    BOX,
     Feeder,
     create_hub_stream,
     eventually,
     hub_client,
+    hub_health,
     settings,
     wait_all,
 )
@@ -98,13 +101,25 @@ async def test_box_starting_while_the_hub_is_away_spools(
                 info = await spool_nc.jetstream().stream_info(SPOOL_STREAM)
             except NotFoundError:  # not yet made by the uplink
                 return False
-            return info.state.messages >= 300
+            if info.state.messages < 300:
+                return False
+            # and a health message on the spool that says so
+            try:
+                last = await spool_nc.jetstream().get_last_msg(SPOOL_STREAM, health_subject(BOX))
+            except NotFoundError:  # no health message yet
+                return False
+            return decode_health(last.data or b"").spool >= 300
 
         await eventually(spooled, "the readings on the spool")
         hub.start()
         nc = await hub_client(hub.url)
         await create_hub_stream(nc)
         assert dict(await wait_all(nc, feeder, hub.log)) == dict(feeder.sent)
+        # the health sent while the hub was away arrives too, and says what was waiting
+        health = await hub_health(nc)
+        assert health and all(h.box == BOX and h.version for h in health)
+        assert max(h.spool for h in health) >= 300
+        assert set(health[0].licence) == {"rest", "mqtt", "modbus"}
     finally:
         uplink.cancel()
         await asyncio.gather(uplink, return_exceptions=True)
