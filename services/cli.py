@@ -1,6 +1,7 @@
 """The `hanport` command: the front door to every service and tool.
 
     hanport ingest | rest | mqtt | modbus | licensing   run that service (= python -m services.X)
+    hanport accounting                                  run the accounting service
     hanport decode FILE...                              decode captures to JSON readings
     hanport doctor                                      say why meter data does or does not arrive
     hanport simulate ...                                write simulated telegrams
@@ -23,6 +24,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "modbus": ("services.modbus.__main__", "main", "serve readings over Modbus TCP"),
     "export": ("services.export.__main__", "main", "export readings to InfluxDB and PostgreSQL"),
     "licensing": ("services.licensing.__main__", "main", "decide which interfaces are licensed"),
+    "accounting": (
+        "services.accounting.__main__",
+        "main",
+        "energy per interval and capacity-tariff state per meter",
+    ),
     "decode": ("services.ingest.cli.decode", "main", "decode captures to JSON readings"),
     "simulate": ("services.ingest.cli.simulate", "main", "write simulated meter telegrams"),
     "doctor": ("services.ingest.cli.doctor", "main", "say why meter data does or does not arrive"),

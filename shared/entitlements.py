@@ -16,7 +16,8 @@ Licenses signed with the box's own key (`hanport license self-activate`, public 
 When the licensing service or Redis is away, the last verified licenses keep granting until
 their own expiry and never beyond: `decide` checks the window on every call, and a timer wakes
 waiters at each expiry boundary. Time is the larger of the system clock and the newest meter
-time seen on the readings stream, so turning the system clock back revives nothing.
+time seen on the readings streams (every meter's), so turning the system clock back revives
+nothing.
 
 Interfaces use it like this:
 
@@ -63,6 +64,7 @@ from .license import (
     read_signed,
     serves_meter,
 )
+from .meter_streams import MeterStreams
 from .settings import CommonSettings
 from .stream import REDIS_DOWN, ReadingStream
 
@@ -307,6 +309,13 @@ class Entitlements:
         if latest is not None:
             self._meter_ts = max(self._meter_ts, latest[1].ts)
             self._meter_id = latest[1].meter_id or self._meter_id
+        try:  # every other meter's time is a clock floor too (the classic one binds licenses)
+            for _entry_id, reading in await MeterStreams(self.redis, self.settings.stream).newest(
+                {self.settings.stream: ""}
+            ):
+                self._meter_ts = max(self._meter_ts, reading.ts)
+        except ResponseError as error:
+            log.warning("cannot read the meters' times: %s", error)
         for feature, data in zip(FEATURES, raw, strict=True):
             if data is None:
                 continue  # nothing published (yet, or Redis was emptied): keep what we hold

@@ -1,6 +1,6 @@
 """The licensing service's loops, each under `shared.supervise`: publish the entitlements (again
 at every change and validity boundary), follow the readings stream (meter id and meter time,
-`shared.follow.Follower`) and watch the license folder for changes made by hand. The state they
+`shared.follow.Follower`) and every meter's (meter time), and watch the license folder for changes made by hand. The state they
 drive is `services.licensing.service.LicensingService`.
 """
 
@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from shared.backoff import Backoff
 from shared.cancellation import raise_if_cancelling
 from shared.follow import BACKGROUND, Follower
+from shared.meter_streams import MeterStreams
 from shared.stream import REDIS_DOWN, ReadingStream
 from shared.supervise import run_supervised
 
@@ -39,11 +40,18 @@ async def run(service: LicensingService) -> None:
     service.loaded.set()
     stream = ReadingStream(service.redis, service.settings.stream)
     follower = Follower(stream, service.observe_entries, BACKGROUND)
+    # the meter time of every meter of the box (named meters have streams of their own)
+    every_meter = Follower(
+        MeterStreams(service.redis, service.settings.stream),
+        service.observe_meter_times,
+        BACKGROUND,
+    )
     try:
         await run_supervised(
             {
                 "entitlement publisher": lambda: publish_entitlements(service),
                 "stream follower": follower.run,
+                "meter times": every_meter.run,
                 "license folder": lambda: watch_folder(service),
             }
         )

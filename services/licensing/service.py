@@ -183,15 +183,28 @@ class LicensingService:
             log.info("meter %s seen on the readings stream", reading.meter_id)
             self.meter_id = reading.meter_id
             changed = True
-        if reading.ts > self.meter_ts:
-            boundary = next_boundary(self.licenses.values(), self.now())
-            self.meter_ts = reading.ts
-            changed = changed or (boundary is not None and self.now() >= boundary)
-            self.floor = max(self.floor, self.meter_ts)
-            if self.floor - self._saved_meter_ts >= METER_TIME_SAVE_MS:
-                self._save_meter_time()
-        if changed:
+        if self._observe_time(reading.ts) or changed:
             self.wake()
+
+    def _observe_time(self, ts: int) -> bool:
+        """A meter time seen: a later one raises the clock floor; whether a validity boundary
+        was crossed."""
+        if ts <= self.meter_ts:
+            return False
+        boundary = next_boundary(self.licenses.values(), self.now())
+        self.meter_ts = ts
+        self.floor = max(self.floor, self.meter_ts)
+        if self.floor - self._saved_meter_ts >= METER_TIME_SAVE_MS:
+            self._save_meter_time()
+        return boundary is not None and self.now() >= boundary
+
+    def observe_meter_times(self, batch: list[Entry]) -> None:
+        """A batch from any meter's stream (`shared.meter_streams.MeterStreams`): only its meter
+        time counts (a clock floor, as the classic stream's); the meter that binds licenses is
+        the classic stream's (`observe_entries`)."""
+        if self._observe_time(max(reading.ts for _entry_id, reading in batch)):
+            self.wake()
+        self._changed()
 
     def observe_batch(self, readings: Sequence[Reading]) -> None:
         """The readings of one stream read: the newest names the meter, and the latest meter

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 REQUESTS = Counter(
     "hanport_modbus_requests_total",
@@ -41,3 +45,28 @@ ENCODE_ERRORS = Counter(
     "hanport_modbus_encode_errors_total",
     "Reading values that did not fit their register type and were served as not implemented.",
 )
+
+
+class MeterAges(Collector):
+    """`hanport_modbus_meter_data_age_seconds{meter,unit}`: per unit id of HANPORT_MODBUS_UNITS
+    (and `unit="default"`, the other unit ids), seconds since its meter's newest reading was
+    received (NaN: none yet), read from `source` when scraped (the running service's `Units`)."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Iterable[tuple[str, str, float]]] | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "hanport_modbus_meter_data_age_seconds",
+            "Seconds since the newest reading of the meter a unit id answers for was received "
+            "(NaN before the first one), by meter and unit id (`default`: unit ids not in "
+            "HANPORT_MODBUS_UNITS).",
+            labels=["meter", "unit"],
+        )
+        for meter, unit, age in self.source() if self.source is not None else ():
+            family.add_metric([meter, unit], age)
+        yield family
+
+
+METER_AGES = MeterAges()
+REGISTRY.register(METER_AGES)

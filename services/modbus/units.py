@@ -145,6 +145,17 @@ class Units(SimCore):
             name,
         )
 
+    def ages(self) -> list[tuple[str, str, float]]:
+        """(meter, unit id, seconds since its newest reading; NaN: none) of every unit id mapped,
+        and of the default meter (`default`)."""
+        out = []
+        for unit, (name, store) in sorted(self.meters.items()):
+            age = store.age()
+            out.append((name, str(unit), float("nan") if age is None else age))
+        age = self.default.age()
+        out.append((self.default_name or "", "default", float("nan") if age is None else age))
+        return out
+
     # ------------------------------------------------------------ requests in
 
     def device_ids(self) -> list[int]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import aiomqtt
@@ -39,6 +40,7 @@ from shared.stream import REDIS_DOWN, ConsumerGroup, GroupReader, ReadingStream
 from shared.supervise import Work, run_supervised
 
 from . import metrics
+from .accounting import publish_accounting
 from .confirm import Confirmations
 from .connection import OFFLINE, ONLINE, ConfigError, explain, lost_hint, make_client
 from .delivery import ConnectionLost, Delivery
@@ -90,6 +92,8 @@ class Bridge:
         )
         # one delivery per meter stream (the classic one's is `delivery`), each with its group
         self.deliveries: dict[str, Delivery] = {settings.stream: self.delivery}
+        # with a raw topic: each named meter's raw stream, by its readings stream
+        self.raws: dict[str, RawForwarder] = {}
         self.connected_once = False
         self.connected_at = 0.0  # time.monotonic() of the last accepted connection
         self.last_failure: str | None = None
@@ -192,7 +196,7 @@ class Bridge:
             self.deliveries[key] = delivery
         return delivery
 
-    async def _deliver_every_stream(self, out: Confirmations) -> None:
+    async def _deliver_every_stream(self, out: Confirmations, client: aiomqtt.Client) -> None:
         """Deliver every meter's stream on this connection (`each_meter_stream`: one consumer
         group reader per stream, meters that appear later included); returns or raises as soon
         as one delivery ends (the connection is lost), and stops the others."""
@@ -202,7 +206,11 @@ class Bridge:
             delivery = self._delivery(key)
             try:
                 await delivery.redis_call(delivery.group.ensure_group)
-                await delivery.deliver(out)
+                raw = await self._raw_of(key) if key != self.settings.stream else None
+                if raw is None:
+                    await delivery.deliver(out)
+                else:
+                    await _first_to_end(delivery.deliver(out), self._forward_meter_raw(raw, client))
             except Exception as error:  # the session ends: its caller decides what follows
                 if not ended.done():
                     ended.set_exception(error)
@@ -292,6 +300,47 @@ class Bridge:
     def _topics(self) -> Topics:
         return self.delivery.current_topics()
 
+    async def _raw_of(self, key: str) -> RawForwarder | None:
+        """The raw forwarder of the named meter whose readings stream is `key` (with
+        HANPORT_MQTT_RAW_TOPIC set; the topic: `_raw_topic`), its own group on the meter's raw
+        stream. None without a raw topic, or while the directory does not list the meter."""
+        if self.raw is None:
+            return None
+        found = self.raws.get(key)
+        if found is not None:
+            return found
+        records = await self.delivery.redis_call(MeterDirectory(self.redis).records)
+        record = next((r for r in records if r.readings == key), None)
+        if record is None:
+            return None
+        topic = self.settings.mqtt_raw_topic or ""  # see `_raw_topic`
+        group = f"{self.settings.mqtt_group}-raw"
+        raw = RawForwarder(self.redis, record.raw, group, self.settings.mqtt_consumer, topic)
+        raw.meter = record.name
+        self.raws[key] = raw
+        return raw
+
+    def _raw_topic(self, raw: RawForwarder) -> str:
+        """The default meter's telegrams go to HANPORT_MQTT_RAW_TOPIC, as on a one-meter box;
+        another meter's to `<prefix>/meters/<name>/raw`."""
+        if raw.meter == self.meters.default:
+            return raw.topic
+        assert self.meters.base is not None
+        return f"{self.meters.base.for_meter(raw.meter).prefix}/raw"
+
+    async def _forward_meter_raw(self, raw: RawForwarder, client: aiomqtt.Client) -> None:
+        """A named meter's raw telegrams, only while the license serves the meter."""
+        qos = self.settings.mqtt_qos
+
+        async def publish(_topic: str, payload: bytes) -> None:
+            decision = self.gate.decide(FEATURE) if self.gate is not None else None
+            if decision is None or self.meter_filter.serves(decision, raw.meter):
+                await self.delivery.publish(
+                    client, self._raw_topic(raw), payload, qos, False, "raw"
+                )
+
+        await raw.run(self.delivery.redis_call, publish)
+
     # --- one connection ----------------------------------------------------------------------
 
     async def _session(self, client: aiomqtt.Client) -> None:
@@ -304,10 +353,22 @@ class Bridge:
         out = Confirmations(client, self.settings.mqtt_inflight)
         tasks = [
             asyncio.create_task(self._watch_messages(client, out, status_topic)),
-            asyncio.create_task(self._deliver_every_stream(out)),
+            asyncio.create_task(self._deliver_every_stream(out, client)),
         ]
         if self.raw is not None:
             tasks.append(asyncio.create_task(self._forward_raw(client)))
+        tasks.append(  # energy accounting's state, when the accounting service runs
+            asyncio.create_task(
+                publish_accounting(
+                    client,
+                    self.redis,
+                    self.settings,
+                    topics,
+                    self.meters.serial,
+                    device_node=lambda meter: self.meters._device(meter, None).node,
+                )
+            )
+        )
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:  # stopping (signal or license gone): say so, cleanly
@@ -384,3 +445,15 @@ def _is_failure(code: Any) -> bool:
     if isinstance(code, int):
         return code >= 0x80
     return bool(getattr(code, "is_failure", False))
+
+
+async def _first_to_end(*works: Awaitable[None]) -> None:
+    """Run `works` at once until the first ends (its error raised); the others are stopped."""
+    tasks = [asyncio.ensure_future(work) for work in works]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            await stop(task)
+    for task in done:
+        task.result()

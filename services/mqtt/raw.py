@@ -32,6 +32,7 @@ class RawForwarder:
         self.reader = RawGroupReader(RawStream(redis, key), group, consumer)
         self.group = group
         self.topic = topic
+        self.meter = ""  # a named meter's forwarder: the meter (the license may not serve it)
 
     async def ensure_group(self) -> None:
         """Create the group if missing; a new group starts with the next telegram."""

@@ -16,8 +16,20 @@ import pytest
 from redis.asyncio import Redis
 
 from services.cli import main as hanport
+from services.licensing.service import LicensingService
+from services.licensing.settings import LicensingSettings
 from shared.entitlements import METER_REFUSED, Decision, MeterFilter
-from shared.license import LicenseError, canonical, load_public_keys, read_signed, serves_meter
+from shared.license import (
+    LicenseError,
+    canonical,
+    load_public_keys,
+    now_ms,
+    read_signed,
+    serves_meter,
+)
+from shared.meters import MeterDirectory, MeterKeys, MeterRecord
+from shared.reading import Reading
+from shared.stream import ReadingStream
 from tests.licensing_helpers import grant
 from tests.servers import RedisServer
 
@@ -123,3 +135,41 @@ async def test_entitlements_follow_a_license_naming_meters(
             assert meter_filter.serves(entitlements.decide("mqtt"), "heatpump", "HP-77")
         assert "mqtt: meter heatpump is served again" in caplog.text
     assert Decision(True, "").meters is None  # interfaces' stand-ins serve every meter
+
+
+async def test_every_meters_time_is_a_clock_floor(
+    redis_server: RedisServer,
+    redis: Redis,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    """A named meter's stream (not only the classic one) moves the time licenses are judged by:
+    a license that expires within the hour is expired once a meter says it is two hours later."""
+    env = await grant(redis_server.url, tmp_path, SERIAL, ["mqtt"], expires_in_s=3600)
+    keys = MeterKeys.named("heatpump")
+    await MeterDirectory(redis).put(MeterRecord(name="heatpump", readings=keys.readings,
+                                                raw=keys.raw, status=keys.status))  # fmt: skip
+    async with following(redis, env) as entitlements:
+        assert (await asyncio.wait_for(entitlements.wait_until("mqtt", True), WAIT)).granted
+        later = now_ms() + 2 * 3_600_000
+        await ReadingStream(redis, keys.readings).add(Reading(ts=later, received=now_ms()))
+        await entitlements.refresh()
+        decision = entitlements.decide("mqtt")
+        assert not decision.granted and "expired" in decision.reason
+
+
+def test_the_licensing_service_takes_every_meters_time(tmp_path: Path) -> None:
+    settings = LicensingSettings(
+        redis_url="redis://127.0.0.1:1/0",
+        serial=SERIAL,
+        license_dir=tmp_path,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    service = LicensingService(settings, Redis.from_url(settings.redis_url), {})
+    service.observe_batch([Reading(ts=5000, received=1, meter_id="A")])
+    service.observe_meter_times(
+        [("1-0", Reading(ts=9000, received=2, meter="heatpump", meter_id="B"))]
+    )
+    # the time floor moved; the meter that binds licenses is still the classic stream's
+    assert (service.meter_id, service.meter_ts) == ("A", 9000)
+    service.observe_meter_times([("2-0", Reading(ts=7000, received=3, meter="heatpump"))])
+    assert service.meter_ts == 9000

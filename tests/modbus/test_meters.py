@@ -11,6 +11,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import ValidationError
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.pdu import ExceptionResponse
@@ -28,6 +29,7 @@ from tests.stack.polling import until
 from .conftest import SERIAL, StartModbus, import_reading
 from .test_server import F64, U64, client, number
 
+STREAM = "hanport:readings"
 UNITS = "1=main,2=heatpump,3=dsmr"
 GAS_TS = 1_764_000_000_000
 DSMR_ID = "E0044007382246019"
@@ -94,6 +96,14 @@ async def test_a_unit_id_per_meter_and_a_stale_one_answers_an_exception_alone(
         status = await native(modbus, NATIVE_BASE, 4, 2)
         assert isinstance(status, list) and status[1] == 0  # data valid: no
         assert number(status[2:4], AsyncModbusTcpClient.DATATYPE.UINT32) >= 119  # age, s
+        ages = {
+            unit: REGISTRY.get_sample_value(
+                "hanport_modbus_meter_data_age_seconds", {"meter": meter, "unit": unit}
+            )
+            for meter, unit in (("heatpump", "2"), ("dsmr", "3"), ("main", "1"))
+        }
+        assert ages["2"] is not None and ages["2"] >= 119
+        assert ages["3"] is not None and ages["1"] is not None and max(ages["3"], ages["1"]) < 30
         # ... while the others keep serving
         assert await ic_of(modbus, 1) == 1000.25 and await ic_of(modbus, 3) == 2130.115
         # the gas sub-meter and its own time in the native map, on the DSMR meter's unit only
@@ -157,3 +167,21 @@ def test_the_default_meters_unit_id_cannot_also_be_mapped() -> None:
         1: "main",
         2: "heatpump",
     }
+
+
+@pytest.mark.parametrize("default", ["heatpump", "HP-77"])  # its name, or its equipment id
+async def test_unmapped_unit_ids_answer_for_the_configured_default_meter(
+    start_modbus: StartModbus, redis_server: RedisServer, default: str
+) -> None:
+    await add_meters(redis_server.url, heatpump_age_s=0)
+    service = await start_modbus(modbus_units="3=dsmr", default_meter=default)
+    redis = Redis.from_url(redis_server.url)
+    await ReadingStream(redis, STREAM).add(import_reading(meter="main", ic=1000.25))
+    await redis.aclose()
+    modbus = await client(service)
+    try:
+        await until(lambda: _is(ic_of(modbus, 9), 50.5), "the heat pump on unit 9", lambda: "", 10)
+        assert await ic_of(modbus, 1) == 50.5  # every unmapped unit id: the default meter
+        assert await ic_of(modbus, 3) == 2130.115
+    finally:
+        modbus.close()

@@ -6,6 +6,7 @@ acknowledged; a license naming meters serves only those."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 
 import msgspec
 from prometheus_client import REGISTRY
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from shared.meters import MeterDirectory, MeterKeys, MeterRecord
 from shared.reading import Reading, SubMeter, encode_cozify
@@ -195,3 +198,108 @@ async def test_a_license_naming_meters_serves_only_those(
     assert not sub.on(f"homeassistant/sensor/{NODE}_heatpump/#")
     assert refused("heatpump") == before + N
     assert refused("main") == refused("dsmr") == 0
+
+
+async def test_the_configured_default_meter_takes_the_one_meter_topics(
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
+) -> None:
+    """`HANPORT_DEFAULT_METER` (here by equipment id): that meter publishes on the configured
+    topic with the one-meter device; the meter on the classic stream moves under `meters/`."""
+    await add_meters(redis_server.url)
+    config = settings(
+        redis_server, mosquitto_server, license_keys, mqtt_discovery=True, default_meter="HP-77"
+    )
+    async with (
+        Subscriber(mosquitto_server, ["homeassistant/#", f"{BASE}/#"]) as sub,
+        running_bridge(config),
+    ):
+        await sub.wait_count(f"{BASE}/data", N)
+        await sub.wait_count(f"{BASE}/meters/main/data", N)
+        await sub.wait_for(lambda _m: config_of(sub, f"{NODE}_main", "energy_import") is not None)
+    assert [m.payload for m in sub.on(f"{BASE}/data")] == [
+        encode_cozify(heatpump_reading(n)) for n in range(N)
+    ]
+    assert [m.payload for m in sub.on(f"{BASE}/meters/main/data")] == [
+        encode_cozify(main_reading(n)) for n in range(N)
+    ]
+    power = config_of(sub, NODE, "power")
+    assert power is not None and power["device"]["model"] == "ABB B23"
+
+
+async def raw_group_on(redis: Redis, key: str) -> bool:
+    try:
+        return any(g["name"] == b"mqtt-raw" for g in await redis.xinfo_groups(key))
+    except ResponseError:  # the stream does not exist yet
+        return False
+
+
+async def test_each_named_meter_has_its_raw_topic(
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
+) -> None:
+    """With HANPORT_MQTT_RAW_TOPIC, a named meter's decoded telegrams go to
+    `<prefix>/meters/<name>/raw`, from its own raw stream; the classic raw topic is unchanged."""
+    await add_meters(redis_server.url)
+    config = settings(redis_server, mosquitto_server, license_keys, mqtt_raw_topic="hanport/raw")
+    raw_key = MeterKeys.named("dsmr").raw
+    redis = await connect(redis_server.url)
+    async with (
+        Subscriber(mosquitto_server, ["hanport/raw", f"{BASE}/meters/+/raw"]) as sub,
+        running_bridge(config),
+    ):
+        await eventually(functools.partial(raw_group_on, redis, raw_key))
+        for raw, result in (
+            (b"/ISK5 one", "ok"),
+            (b"/ISK5 bad", "crc_error"),
+            (b"/ISK5 two", "ok"),
+        ):
+            await redis.xadd(raw_key, {b"raw": raw, b"result": result, b"received": 1})
+        got = await sub.wait_count(f"{BASE}/meters/dsmr/raw", 2)
+        await eventually(functools.partial(no_pending, redis, "mqtt-raw", raw_key))
+    await redis.aclose()
+    assert [m.payload for m in got] == [b"/ISK5 one", b"/ISK5 two"]
+    assert not sub.on("hanport/raw") and not sub.on(f"{BASE}/meters/heatpump/raw")
+
+
+def unique(payloads: list[bytes]) -> list[bytes]:
+    """In order of first arrival (at least once: a message whose PUBACK was lost may repeat)."""
+    return list(dict.fromkeys(payloads))
+
+
+async def test_a_redis_restart_loses_no_meters_reading(
+    redis_server: RedisServer, mosquitto_server: MosquittoServer, license_keys: str
+) -> None:
+    """Every meter's stream, before and after Redis restarts, is published whole and in order,
+    and nothing stays pending on any of them."""
+    await add_meters(redis_server.url)  # readings 0..N-1 of each meter
+    config = settings(redis_server, mosquitto_server, license_keys)
+    topics = {
+        STREAM: (f"{BASE}/data", main_reading),
+        MeterKeys.named("heatpump").readings: (f"{BASE}/meters/heatpump/data", heatpump_reading),
+        MeterKeys.named("dsmr").readings: (f"{BASE}/meters/dsmr/data", dsmr_reading),
+    }
+    async with (
+        Subscriber(mosquitto_server, [f"{BASE}/#"]) as sub,
+        running_bridge(config),
+    ):
+        for topic, _make in topics.values():
+            await sub.wait_count(topic, N)
+        await asyncio.to_thread(redis_server.restart)  # append-only file: the streams survive
+        redis = await connect(redis_server.url)
+        for key, (_topic, make) in topics.items():
+            for n in range(N, 2 * N):
+                await ReadingStream(redis, key).add(make(n))
+        for topic, _make in topics.values():
+            await sub.wait_for(functools.partial(all_arrived, sub, topic))
+        for key in topics:
+            await eventually(functools.partial(no_pending, redis, key=key))
+        await redis.aclose()
+    for topic, make in topics.values():
+        assert unique(pay(sub, topic)) == [encode_cozify(make(n)) for n in range(2 * N)]
+
+
+def pay(sub: Subscriber, topic: str) -> list[bytes]:
+    return [bytes(m.payload) for m in sub.on(topic)]
+
+
+def all_arrived(sub: Subscriber, topic: str, _messages: object) -> bool:
+    return len(unique(pay(sub, topic))) >= 2 * N
