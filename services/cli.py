@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "decode": ("services.ingest.cli.decode", "main", "decode captures to JSON readings"),
     "simulate": ("services.ingest.cli.simulate", "main", "write simulated meter telegrams"),
     "doctor": ("services.ingest.cli.doctor", "main", "say why meter data does or does not arrive"),
+    "uplink": ("services.uplink.__main__", "main", "send every reading to the fleet hub (NATS)"),
+    "hub": ("services.hub.cli", "main", "fleet hub: init, keys, box-creds, sink"),
     "license": (
         "services.licensing.cli",
         "main",

@@ -34,6 +34,18 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "HANPORT_METER_NAME": ("heatpump", "flat-2.main_meter"),
     "HANPORT_MODBUS_UNITS": ("1=main,2=heatpump", " 3=E0044007382246019 "),
     "HANPORT_SERIAL": ("HP0A1B2C3D4E",),
+    "HANPORT_UPLINK_URL": ("tls://hub1.example.net:4222,tls://hub2.example.net:4222",),
+    "HANPORT_UPLINK_CREDS_FILE": ("{tmp}/box.creds",),
+    "HANPORT_UPLINK_NKEY_FILE": ("{tmp}/box.nk",),
+    "HANPORT_UPLINK_CA_FILE": ("{tmp}/ca.pem",),
+    "HANPORT_UPLINK_SPOOL_URL": ("nats://127.0.0.1:4223",),
+    "HANPORT_UPLINK_BOX": ("HP0A1B2C3D4E",),
+    "HANPORT_HUB_CREDS_FILE": ("{tmp}/sink.creds",),
+    "HANPORT_HUB_CA_FILE": ("{tmp}/ca.pem",),
+    "HANPORT_HUB_SINK_NAME": ("sink-1",),
+    "HANPORT_HUB_VICTORIAMETRICS_URL": ("http://victoriametrics:8428",),
+    "HANPORT_HUB_POSTGRES_DSN": ("postgresql://hub:secret@db/hanport",),
+    "HANPORT_HUB_POSTGRES_DSN_FILE": ("{tmp}/dsn",),
     "HANPORT_LICENSE_PUBLIC_KEYS": ("{tmp}/public_keys",),
     "HANPORT_LOG_LEVEL": ("debug", "WARNING"),
     "HANPORT_SOURCE": (
@@ -137,15 +149,9 @@ def cases() -> Iterator[Any]:
 
 def test_the_walk_finds_every_service() -> None:
     assert list(settings_classes()) == [
-        "common",
-        "ingest",
-        "rest",
-        "mqtt",
-        "modbus",
-        "licensing",
-        "accounting",
-        "export",
-    ]
+        "common", "ingest", "rest", "mqtt", "modbus", "licensing", "accounting", "export",
+        "uplink", "hub",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("cls", "name", "variable", "value"), list(cases()))

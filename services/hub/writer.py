@@ -1,0 +1,104 @@
+"""Line protocol writes of many boxes' readings in one request (VictoriaMetrics, InfluxDB 1.x).
+
+Reuses the export service's pure parts: `lineprotocol.lines` (a box's readings -> lines, tags
+`box` and `meter`), `influx.write_request` (the URL of a v1 write) and `bisect` (a refused batch
+split down to the bad readings). The export's `InfluxSink` serves one box; a hub batch holds
+many, so this writer groups the batch by box into one body. Entries are `(message id, Reading)`;
+the message id starts with the box (`<box>:<meter>:<entry id>`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import httpx
+
+from services.export.sinks import Entry, Rejected, SinkDown, WriteResult, bisect
+from services.export.sinks.influx import HINTS, REFUSED_STATUS, write_request
+from services.export.sinks.lineprotocol import lines
+from shared.log import redact_url
+
+
+class Writer(Protocol):
+    async def write(self, batch: list[Entry]) -> WriteResult: ...
+
+    async def close(self) -> None: ...
+
+
+def box_of(msg_id: str) -> str:
+    return msg_id.split(":", 1)[0]
+
+
+def fleet_body(batch: list[Entry]) -> bytes:
+    """One body for a batch of many boxes' readings, in batch order per box."""
+    by_box: dict[str, list[Entry]] = {}
+    for entry in batch:
+        by_box.setdefault(box_of(entry[0]), []).append(entry)
+    out: list[str] = []
+    for box, entries in by_box.items():
+        out += lines((reading for _id, reading in entries), box)
+    return "\n".join(out).encode()
+
+
+@dataclass
+class FleetLineWriter:
+    url: str
+    database: str = "hanport"
+    timeout: float = 10.0
+    name: str = "victoriametrics"
+    _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._endpoint, self._params, self._headers = write_request(
+            self.url, "v1", database=self.database
+        )
+        self.where = redact_url(self._endpoint)
+
+    async def write(self, batch: list[Entry]) -> WriteResult:
+        return await bisect(batch, self._send)
+
+    async def _send(self, batch: list[Entry]) -> None:
+        data = fleet_body(batch)
+        if not data:
+            return
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout)
+        try:
+            answer = await self._client.post(
+                self._endpoint, params=self._params, headers=self._headers, content=data
+            )
+        except httpx.HTTPError as error:
+            raise SinkDown(f"{self.where}: {type(error).__name__}: {error}") from None
+        if answer.is_success:
+            return
+        text = answer.text.strip().replace("\n", " ")[:300]
+        if answer.status_code in REFUSED_STATUS:
+            raise Rejected(f"HTTP {answer.status_code}: {text}")
+        hint = HINTS.get(answer.status_code, "the server cannot take writes now")
+        raise SinkDown(f"{self.where} answered HTTP {answer.status_code} ({hint}): {text}")
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+@dataclass
+class Fanout:
+    """Every store of the hub: a batch counts as written when each has confirmed it (a store
+    down raises `SinkDown`, and the whole batch is tried again: writes are idempotent)."""
+
+    writers: list[Writer]
+
+    async def write(self, batch: list[Entry]) -> WriteResult:
+        result = WriteResult()
+        for writer in self.writers:
+            part = await writer.write(batch)
+            result.written = max(result.written, part.written)
+            result.refused += part.refused
+        return result
+
+    async def close(self) -> None:
+        for writer in self.writers:
+            await writer.close()
