@@ -80,9 +80,11 @@ class SinkWorker:
             await self.handle(msgs)
 
     def split(self, msgs: list[Msg]) -> tuple[list[Entry], dict[str, list[Interval]]]:
-        """The batch's readings, and its accounting intervals by box."""
+        """The batch's readings, and its accounting intervals by box: of an interval sent
+        several times (revisions) the batch's last, as a store may keep either of two points of
+        one series and time written in one request."""
         entries: list[Entry] = []
-        intervals: dict[str, list[Interval]] = {}
+        latest: dict[str, dict[tuple[str, str, int], Interval]] = {}
         now = time.time()
         for m in msgs:
             subject = parse_subject(m.subject)
@@ -102,11 +104,12 @@ class SinkWorker:
                     interval = decode_interval(m.data)
                     if interval.meter != subject.meter:
                         raise ValueError(f"interval of {interval.meter} under {m.subject}")
-                    intervals.setdefault(subject.box, []).append(interval)
+                    key = (interval.meter, interval.resolution, interval.start_ms)
+                    latest.setdefault(subject.box, {})[key] = interval
             except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as error:
                 ERRORS.labels("bad_message").inc()
                 log.warning("skipping message %s: %s", m.subject, error)
-        return entries, intervals
+        return entries, {box: list(by_key.values()) for box, by_key in latest.items()}
 
     async def handle(self, msgs: list[Msg]) -> None:
         entries, intervals = self.split(msgs)
