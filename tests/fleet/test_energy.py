@@ -1,8 +1,9 @@
 """The accounting intervals over the fleet: stored by the real accounting code (`MeterAccount`
 fed readings, `store.save`), sent by the uplink (its own process, through the box's spool) on
-`hanport.<box>.<meter>.energy`; a grown interval is sent again and stored as a new message; a
-replay after the uplink is SIGKILLed is dropped by the hub; a sink worker writes them to
-VictoriaMetrics (measurement `hanport_energy`) and PostgreSQL (`hanport_intervals`)."""
+`hanport.<box>.<meter>.energy`; a grown interval waits on the spool while the hub is down, then
+is sent again and stored as a new message; a replay after the uplink is SIGKILLed is dropped by
+the hub; a sink worker writes them to VictoriaMetrics (measurement `hanport_energy`) and
+PostgreSQL (`hanport_intervals`)."""
 
 from __future__ import annotations
 
@@ -150,13 +151,22 @@ async def test_intervals_revisions_replay_and_sink(
         assert sorted(i for i, _ in got) == sorted(first)  # each once
         assert {i: v for i, v in got} == first
 
-        # the running intervals grow: sent again, stored as new messages (not deduplicated)
+        # the hub down; the running intervals grow: they wait on the box's disk spool, then are
+        # sent again and stored as new messages (not deduplicated)
+        hub.stop()
         for r in readings(now, 1, 1000.0 + 0.1 * 24 + 0.5):
             account.add(r)
         await store.save(redis, [account], {})
         second = await stored(redis)
         grown = set(second) - set(first)
         assert grown  # at least the running quarter-hour, hour, day and month
+
+        async def spooled() -> bool:
+            info = await spool_nc.jetstream().stream_info(SPOOL_STREAM)
+            return info.state.messages >= len(grown)
+
+        await until(spooled, "the grown intervals on the spool", logs, 60, 0.2)
+        hub.start()
         await until(lambda: hub_has(grown), "the grown intervals at the hub", logs, 60, 0.2)
         got = await hub_energy(nc)
         assert sorted(i for i, _ in got) == sorted(set(first) | grown)
@@ -212,7 +222,7 @@ async def test_intervals_revisions_replay_and_sink(
     finally:
         if task is not None:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.wait([task], timeout=10)
         uplink.kill()
         await redis.aclose()
         await nc.close()
