@@ -1,13 +1,15 @@
 """The accounting service's intervals -> JetStream (the box's spool, or the hub directly).
 
 Reads every meter's quarter-hour, hour, day and month intervals with the export's reader
-(`services.export.intervals.changed_intervals` over services/accounting/store.py): at start
-every stored interval, then every `every` s those of the last `LOOKBACK_MS` whose stored member
-changed since it was last acknowledged (the running interval grows, a gap is spread). Each goes
-out as `interval_message` (subject `hanport.<box>.<meter>.energy`); an interval counts as sent
-only when JetStream acknowledged it, what was not is sent again after a backoff. The message id
-holds a hash of the member, so a replay (a restart sends everything again) is dropped by the
-hub's duplicate window and a grown interval is stored as a new message.
+(`services.export.intervals.changed_intervals` over services/accounting/store.py): at the first
+start every stored interval (then `HISTORY_SENT` is set), at later starts those of the last
+`LOOKBACK_MS`, then every `every` s those of the last `LOOKBACK_MS` whose stored member changed
+since it was last acknowledged (the running interval grows, a gap is spread). Each goes out as
+`interval_message` (subject `hanport.<box>.<meter>.energy`); an interval counts as sent only
+when JetStream acknowledged it, what was not is sent again after a backoff. The message id holds
+a hash of the member, so a replay (a restart sends the last two months again) is dropped by the
+hub's duplicate window (later than it, stored again: the stores overwrite), and a grown interval
+is stored as a new message.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ from .publish import publish_in_order
 
 log = logging.getLogger(__name__)
 
+# Set (to the time in ms) once every stored interval was acknowledged: later starts send only
+# the intervals that can still change (the last `LOOKBACK_MS`), not years of history again.
+# Delete it to send the whole history again (a new hub).
+HISTORY_SENT = "hanport:uplink:energy:history_sent"
+
 
 @dataclass
 class EnergyRelay:
@@ -47,9 +54,12 @@ class EnergyRelay:
     backoff: Backoff = field(default_factory=Backoff)
 
     async def run(self) -> None:
-        since: int | None = None  # the first round: everything stored
+        first = True
         while True:
             try:
+                since: int | None = int(time.time() * 1000) - LOOKBACK_MS
+                if first and not await self.redis.exists(HISTORY_SENT):
+                    since = None  # never sent in full: the whole history
                 changed = await changed_intervals(self.redis, self.seen, since)
             except (*REDIS_DOWN, ResponseError) as error:
                 raise_if_cancelling(error)
@@ -61,6 +71,10 @@ class EnergyRelay:
                 continue
             for start in range(0, len(changed), self.batch):
                 await self.send(changed[start : start + self.batch])
+            if first and since is None:
+                await self.redis.set(HISTORY_SENT, str(int(time.time() * 1000)))
+                log.info("sent the whole accounting history (%d intervals)", len(changed))
+            first = False
             since = int(time.time() * 1000) - LOOKBACK_MS
             for key in [k for k in self.seen if k[2] < since]:
                 del self.seen[key]

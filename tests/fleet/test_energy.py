@@ -23,14 +23,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from services.accounting import store
-from services.accounting.account import MeterAccount
+from services.accounting.account import IntervalRow, MeterAccount
 from services.accounting.tariffs import rule
-from services.export.intervals import changed_intervals
+from services.export.intervals import LOOKBACK_MS, changed_intervals
 from services.export.sinks.intervals import Interval
 from services.hub.pgwriter import FleetPostgresWriter
 from services.hub.sink import SinkWorker, consumer_state
 from services.hub.stream import HUB_STREAM
 from services.hub.writer import Fanout, FleetLineWriter
+from services.uplink.energy import HISTORY_SENT
 from services.uplink.messages import MSG_ID, decode_interval, interval_message
 from services.uplink.spool import SPOOL_STREAM
 from shared.reading import Reading
@@ -142,6 +143,9 @@ async def test_intervals_revisions_replay_and_sink(
         for r in readings(now - 24 * STEP_MS, 24, 1000.0):
             account.add(r)
         await store.save(redis, [account], {})
+        # and a month of long ago: sent in the first full round, not again after a restart
+        old = IntervalRow("month", now - 400 * 86_400_000, (300.0, 0.0, 1.0, 0.0), False)
+        await redis.zadd(store.energy_key("m1", "1mo"), {store.encode_row(old): old.start_ms})
         first = await stored(redis)
         assert len(first) >= 8  # quarter-hours, hours, the day, the month
 
@@ -177,12 +181,17 @@ async def test_intervals_revisions_replay_and_sink(
         uplink.kill()
         uplink.start()
 
+        assert await redis.exists(HISTORY_SENT)
+        recent = [v for v in second.values() if v.start_ms >= now - LOOKBACK_MS]
+        assert len(recent) == len(second) - 1  # all but the old month
+
         async def replayed() -> bool:
             acked = metric(port, "hanport_uplink_intervals_acked_total", stage="spool")
             info = await spool_nc.jetstream().stream_info(SPOOL_STREAM)
-            return acked >= len(second) and info.state.messages == 0
+            return acked >= len(recent) and info.state.messages == 0
 
-        await until(replayed, "every interval sent again and forwarded", logs, 60, 0.2)
+        await until(replayed, "the last two months sent again and forwarded", logs, 60, 0.2)
+        assert metric(port, "hanport_uplink_intervals_acked_total", stage="spool") == len(recent)
         assert sorted(i for i, _ in await hub_energy(nc)) == sorted(set(first) | grown)
 
         # a sink worker writes them through the export's write_intervals
