@@ -71,7 +71,7 @@ class EnergyRelay:
                 continue
             for start in range(0, len(changed), self.batch):
                 await self.send(changed[start : start + self.batch])
-            if first and since is None:
+            if first and since is None and changed:  # nothing stored yet: look again next start
                 await self.redis.set(HISTORY_SENT, str(int(time.time() * 1000)))
                 log.info("sent the whole accounting history (%d intervals)", len(changed))
             first = False
