@@ -71,7 +71,9 @@ async def test_self_activation_switches_on_modbus_without_any_vendor_key(
     assert not await modbus_serves(modbus_port)
 
     out = self_activate(folder, monkeypatch, capsys)
-    assert f"consumer activation of mqtt, modbus for reader {SERIAL}" in out
+    assert (
+        f"consumer activation of mqtt, modbus, shelly, homewizard, sma for reader {SERIAL}" in out
+    )
     assert (local_private(folder).stat().st_mode & 0o777) == 0o600
 
     async def serving() -> bool:
