@@ -1,0 +1,104 @@
+"""The newest reading of every meter, and which meter a device serves to which client.
+
+Consumes batches of readings (`shared.follow.Follower`'s handle); produces, per meter name
+(`shared.meters.meter_of`), its newest reading, served only while fresh (`shared.stale`):
+
+    latest = Latest(stale_after=20.0)
+    follower = Follower(stream, latest.update, NEWEST_ONLY)
+    latest.get("house")     # the newest Reading of meter "house", or None
+    latest.fresh("house")   # the same, or None when older than stale_after (never zeros)
+
+The SMA sender and every other personality read it; `Choice` says which meter one of them
+serves to a client address (`HANPORT_EMULATE_CLIENTS`, its own meter setting,
+`HANPORT_DEFAULT_METER`, then `shared.meters.default_meter`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from shared.meters import default_meter, meter_of
+from shared.reading import Reading
+from shared.stale import is_stale
+from shared.stream import Entry
+
+from .settings import Network
+
+
+class Latest:
+    """The newest reading per meter (see the module docstring). `clock`: seconds since the
+    epoch (tests pass their own)."""
+
+    def __init__(self, stale_after: float, clock: Callable[[], float] = time.time) -> None:
+        self.stale_after = stale_after
+        self.clock = clock
+        self.readings: dict[str, Reading] = {}
+        self.classic: str | None = None  # the meter whose readings come on the classic stream
+        self._changed = asyncio.Event()
+
+    def update(self, batch: list[Entry], *, classic: bool = True) -> None:
+        """Keep the newest reading of each meter in `batch` (readings of one meter come in
+        order); wake whoever waits for a change."""
+        for _id, reading in batch:
+            name = meter_of(reading)
+            self.readings[name] = reading
+            if classic:
+                self.classic = name
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def get(self, meter: str) -> Reading | None:
+        return self.readings.get(meter)
+
+    def fresh(self, meter: str | None) -> Reading | None:
+        """The meter's newest reading, or None when there is none or it is stale."""
+        reading = None if meter is None else self.readings.get(meter)
+        if reading is None or is_stale(reading, self.stale_after, self.clock()):
+            return None
+        return reading
+
+    def is_stale(self, meter: str) -> bool:
+        return is_stale(self.readings.get(meter), self.stale_after, self.clock())
+
+    def names(self) -> list[str]:
+        return sorted(self.readings)
+
+    async def until(self, predicate: Callable[[], object]) -> None:
+        """Return once `predicate()` is true, checking after every update (tests, benchmarks)."""
+        while not predicate():
+            await self._changed.wait()
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Which meter a device serves: per client address first, then the device's own setting,
+    then the box's default meter."""
+
+    latest: Latest
+    meter: str | None = None  # the device's own setting (HANPORT_SHELLY_METER, ...)
+    default: str | None = None  # HANPORT_DEFAULT_METER
+    clients: list[tuple[Network, str]] = field(default_factory=list)
+
+    def meter_for(self, address: str | None = None) -> str | None:
+        if address and self.clients:
+            try:
+                ip = ipaddress.ip_address(address.split("%", 1)[0])
+            except ValueError:
+                ip = None
+            if ip is not None:
+                mapped = getattr(ip, "ipv4_mapped", None) or ip
+                for network, meter in self.clients:
+                    if mapped in network:
+                        return meter
+        if self.meter:
+            return self.meter
+        return default_meter(self.latest.names(), self.default, self.latest.classic)
+
+    def reading_for(self, address: str | None = None) -> tuple[str | None, Reading | None]:
+        """(the meter, its fresh reading or None)."""
+        meter = self.meter_for(address)
+        return meter, self.latest.fresh(meter)

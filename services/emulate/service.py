@@ -1,0 +1,218 @@
+"""The emulation service: follows the readings into `Latest` and runs each configured device
+(personality) while a license grants its feature.
+
+Consumes the readings stream (`shared.follow.Follower`, the newest reading per meter of every
+XREAD's batch), the raw stream (HomeWizard's `/api/v1/telegram`) and the `shelly` /
+`homewizard` entitlements (`shared.gate.while_granted`); produces the Shelly Pro 3EM (HTTP,
+WebSocket, UDP JSON-RPC, mDNS) and the HomeWizard P1 meter (HTTP API v1, mDNS). Without its
+entitlement a device is silent (its routes 404, its UDP ports closed, no announcement; an HTTP
+port no device uses is closed), the log says why and `hanport_emulate_licensed` is 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from redis.asyncio import Redis
+
+from shared.entitlements import Decision, Entitlements, EntitlementSource, Feature
+from shared.follow import NEWEST_ONLY, Follower
+from shared.gate import Change, Report, while_granted
+from shared.identity import wait_for_serial
+from shared.stream import ReadingStream
+from shared.supervise import Work, run_supervised
+
+from . import homewizard, shelly
+from .device import Identity
+from .homewizard_io import Telegrams
+from .homewizard_io import add_routes as homewizard_routes
+from .latest import Choice, Latest
+from .mdns import Announcement, Announcer, host_addresses
+from .metrics import LICENSED
+from .settings import EmulateSettings
+from .shelly_io import add_routes as shelly_routes
+from .shelly_io import open_udp
+from .web import Port
+
+log = logging.getLogger(__name__)
+STARTUP_GRACE_S = 3.0
+
+
+class Serving:
+    """Which devices answer now; events to await a change (tests, benchmarks)."""
+
+    def __init__(self) -> None:
+        self.opened: dict[str, asyncio.Event] = {}
+        self.closed: dict[str, asyncio.Event] = {}
+
+    def _events(self, name: str) -> tuple[asyncio.Event, asyncio.Event]:
+        if name not in self.opened:
+            self.opened[name] = asyncio.Event()
+            self.closed[name] = asyncio.Event()
+            self.closed[name].set()
+        return self.opened[name], self.closed[name]
+
+    def set(self, name: str, is_open: bool) -> None:
+        opened, closed = self._events(name)
+        (closed if is_open else opened).clear()
+        (opened if is_open else closed).set()
+
+    async def wait(self, name: str, is_open: bool = True) -> None:
+        opened, closed = self._events(name)
+        await (opened if is_open else closed).wait()
+
+
+def hanport_version() -> str:
+    try:
+        return version("hanport")
+    except PackageNotFoundError:
+        return "dev"
+
+
+def reporter(name: str, what: str) -> Report:
+    def report(change: Change, decision: Decision) -> None:
+        if change == "refused":
+            LICENSED.labels(name).set(0)
+            log.warning(
+                "%s stays silent: %s. Install a license that grants '%s' (see "
+                "docs/licensing.md); it starts answering as soon as it arrives.",
+                what,
+                decision.reason,
+                name,
+            )
+        elif change == "withdrawn":
+            log.warning("%s going silent: %s", what, decision.reason)
+
+    return report
+
+
+Context = Callable[[], AbstractAsyncContextManager[object]]
+
+
+def gated(
+    entitlements: EntitlementSource,
+    name: Feature,
+    what: str,
+    parts: list[Context],
+    serving: Serving,
+) -> Work:
+    """A device's work: its parts (ports, announcements) open while `name` is granted."""
+
+    async def work() -> None:
+        async with AsyncExitStack() as stack:
+            for part in parts:
+                await stack.enter_async_context(part())
+            LICENSED.labels(name).set(1)
+            serving.set(name, True)
+            log.info("%s answering (%s)", what, entitlements.decide(name).reason)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                LICENSED.labels(name).set(0)
+                serving.set(name, False)
+
+    def run() -> Awaitable[None]:
+        return while_granted(
+            entitlements, name, work, report=reporter(name, what), grace=STARTUP_GRACE_S
+        )
+
+    return run
+
+
+def _udp(settings: EmulateSettings, port: int, choice: Choice, device: shelly.Device) -> Context:
+    @asynccontextmanager
+    async def context() -> AsyncIterator[object]:
+        transport = await open_udp(settings.emulate_host, port, choice, device)
+        try:
+            yield transport
+        finally:
+            transport.close()
+
+    return context
+
+
+async def run_service(
+    settings: EmulateSettings,
+    redis: Redis,
+    *,
+    entitlements: EntitlementSource | None = None,
+    latest: Latest | None = None,
+    serving: Serving | None = None,
+    extra: Callable[[Identity, Latest, EntitlementSource], dict[str, Work]] | None = None,
+) -> None:
+    """Run until cancelled. `entitlements` defaults to the real, signature-checking one;
+    `extra` adds the works of further personalities (the SMA sender)."""
+    serial = await wait_for_serial(settings.serial, settings.license_dir, redis)
+    identity = Identity(serial, hanport_version())
+    latest = latest or Latest(settings.emulate_stale_after)
+    serving = serving or Serving()
+    works: dict[str, Work] = {
+        "stream follower": Follower(
+            ReadingStream(redis, settings.stream), latest.update, NEWEST_ONLY
+        ).run
+    }
+    if entitlements is None:
+        real = Entitlements(redis, settings)
+        works["entitlements"] = real.run
+        entitlements = real
+    ports: dict[int, Port] = {}
+
+    def port(number: int) -> Port:
+        if number not in ports:
+            ports[number] = Port(settings.emulate_host, number, settings.emulate_max_request_bytes)
+        return ports[number]
+
+    def choice(meter: str | None) -> Choice:
+        return Choice(latest, meter, settings.default_meter, settings.clients)
+
+    announcer = Announcer(host_addresses(settings.emulate_host))
+
+    def announce(items: list[Announcement]) -> list[Context]:
+        return [lambda: announcer.announcing(items)] if settings.emulate_mdns else []
+
+    personalities = settings.personalities
+    if "shelly" in personalities:
+        device = shelly.Device(identity)
+        chosen = choice(settings.shelly_meter)
+        http = port(settings.shelly_http_port)
+        shelly_routes(http, chosen, device)
+        text = {"gen": "2", "app": shelly.APP, "ver": shelly.VERSION, "id": device.id}
+        host = f"{device.id}.local."
+        parts: list[Context] = [lambda: http.serving("shelly")]
+        parts += [_udp(settings, udp, chosen, device) for udp in settings.udp_ports]
+        parts += announce(
+            [
+                Announcement("_shelly._tcp.local.", device.instance, http.port, text, host),
+                Announcement("_http._tcp.local.", device.instance, http.port, text, host),
+            ]
+        )
+        where = f"HTTP :{http.port}, UDP {settings.udp_ports or 'off'}"
+        works["shelly"] = gated(entitlements, "shelly", f"Shelly Pro 3EM ({where})", parts, serving)
+    if "homewizard" in personalities:
+        hw = homewizard.Device(identity)
+        chosen = choice(settings.homewizard_meter)
+        hw_http = port(settings.homewizard_port)
+        homewizard_routes(hw_http, chosen, hw, Telegrams(redis, settings.raw_stream, chosen))
+        hw_text = {"api_enabled": "1", "path": "/api/v1", "serial": hw.serial,
+                   "product_name": homewizard.PRODUCT_NAME,
+                   "product_type": homewizard.PRODUCT_TYPE}  # fmt: skip
+        hw_parts: list[Context] = [lambda: hw_http.serving("homewizard")]
+        hw_parts += announce(
+            [
+                Announcement(
+                    "_hwenergy._tcp.local.", hw.instance, hw_http.port, hw_text,
+                    f"{hw.instance}.local.",
+                )
+            ]
+        )  # fmt: skip
+        works["homewizard"] = gated(
+            entitlements, "homewizard", f"HomeWizard P1 meter (HTTP :{hw_http.port})",
+            hw_parts, serving,
+        )  # fmt: skip
+    if extra is not None:
+        works.update(extra(identity, latest, entitlements))
+    await run_supervised(works)
