@@ -16,10 +16,24 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .metrics import REFUSED
 
 log = logging.getLogger(__name__)
+
+
+class _NotParseErrors(logging.Filter):
+    """aiohttp logs every request it cannot parse with a traceback; those are counted
+    instead (anyone on the LAN could fill the log with them). Other errors are logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, HttpProcessingError)
+
+
+server_log = logging.getLogger("services.emulate.http")
+server_log.addFilter(_NotParseErrors())
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ACTIVE = web.AppKey("active", set)
@@ -27,9 +41,9 @@ ACTIVE = web.AppKey("active", set)
 
 class _Counting(AbstractAccessLogger):
     """Counts the requests the server refused before any handler ran (head too large,
-    unparsable), and bodies refused as too large."""
+    unparsable), and bodies refused as too large, under the port's devices' name."""
 
-    personality = "http"
+    personality = "http"  # replaced per port
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         if response.status == 413:
@@ -88,9 +102,12 @@ class Port:
                     await runner.cleanup()
 
     async def _start(self) -> web.AppRunner:
+        name = "+".join(sorted({personality for personality, *_ in self.routes})) or "http"
+        counting = type("Counting", (_Counting,), {"personality": name})
         runner = web.AppRunner(
             self._app(),
-            access_log_class=_Counting,
+            access_log_class=counting,
+            logger=server_log,
             handle_signals=False,
             max_line_size=self.max_bytes,
             max_field_size=self.max_bytes,

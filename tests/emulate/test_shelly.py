@@ -1,0 +1,240 @@
+"""The Shelly Pro 3EM as its clients see it: Home Assistant's `aioshelly` over HTTP and
+WebSocket, a Marstek battery's JSON-RPC over UDP, and raw HTTP for the edges (stale data,
+missing values, a second meter, malformed datagrams, oversized requests)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import httpx
+import msgspec
+import pytest
+from aioshelly.common import ConnectionOptions, get_info
+from aioshelly.exceptions import DeviceConnectionError
+from aioshelly.rpc_device import RpcDevice
+from prometheus_client import REGISTRY
+
+from shared.reading import cozify_message
+from tests.emulate.conftest import StartEmulate, UdpClient, fresh, now_ms
+
+
+def refused(reason: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "hanport_emulate_refused_total", {"personality": "shelly", "reason": reason}
+    )
+    return value or 0.0
+
+
+def marstek_request(request_id: int, method: str = "EM.GetStatus") -> bytes:
+    """What a Marstek Venus sends to port 1010 (and B2500 firmware 226+ to 2220)."""
+    return msgspec.json.encode(
+        {"id": request_id, "src": "marstek", "method": method, "params": {"id": 0}}
+    )
+
+
+async def test_aioshelly_reads_the_power_and_energy_rest_serves(
+    start_emulate: StartEmulate,
+) -> None:
+    service = await start_emulate()
+    reading = fresh()
+    await service.publish(reading)
+    meter = cozify_message(reading)  # what REST /meter answers for this reading
+    port = service.settings.shelly_http_port
+    async with aiohttp.ClientSession() as session:
+        info = await get_info(session, "127.0.0.1", port=port)
+        assert info["model"] == "SPEM-003CEBEU" and info["gen"] == 2 and info["app"] == "Pro3EM"
+        assert info["id"].startswith("shellypro3em-")
+        device = await RpcDevice.create(session, None, ConnectionOptions("127.0.0.1", port=port))
+        await device.initialize()
+        try:
+            assert device.initialized and device.model == "SPEM-003CEBEU"
+            em = device.status["em:0"]
+            emdata = device.status["emdata:0"]
+            assert em["total_act_power"] == meter["p"][0]
+            assert [em["a_act_power"], em["b_act_power"], em["c_act_power"]] == meter["p"][1:]
+            assert [em["a_voltage"], em["b_voltage"], em["c_voltage"]] == meter["u"]
+            assert [em["a_current"], em["b_current"], em["c_current"]] == meter["i"]
+            assert emdata["total_act"] == round(meter["ic"] * 1000, 2)
+            assert emdata["total_act_ret"] == round(meter["ec"] * 1000, 2)
+
+            # a new reading is pushed over the WebSocket as NotifyStatus, as the device does
+            updates: asyncio.Queue[object] = asyncio.Queue()
+            device.subscribe_updates(lambda _device, kind: updates.put_nowait(kind))
+            newer = fresh(p=[1234.5, 400.0, 400.5, 434.0])
+            await service.publish(newer)
+            while device.status["em:0"]["total_act_power"] != 1234.5:
+                await asyncio.wait_for(updates.get(), 10)
+            assert device.status["em:0"]["a_act_power"] == 400.0
+        finally:
+            await device.shutdown()
+
+
+async def test_marstek_udp_exchange_on_both_ports(
+    start_emulate: StartEmulate, udp_client: UdpClient
+) -> None:
+    service = await start_emulate()
+    reading = fresh()
+    await service.publish(reading)
+    for number, port in enumerate(service.settings.udp_ports):
+        udp_client.send(marstek_request(number + 1), ("127.0.0.1", port))
+        answer = await udp_client.answer()
+        assert answer["id"] == number + 1 and answer["dst"] == "marstek"
+        assert answer["src"].startswith("shellypro3em-")
+        result = answer["result"]
+        assert result["total_act_power"] == reading.p[0]
+        assert [result["a_act_power"], result["b_act_power"], result["c_act_power"]] == reading.p[
+            1:
+        ]
+    # a method the Pro 3EM does not have (EM1 is the Pro EM's): the device's error frame
+    udp_client.send(marstek_request(9, "EM1.GetStatus"), service.udp)
+    answer = await udp_client.answer()
+    assert answer["id"] == 9 and answer["error"]["code"] == 404
+
+
+async def test_stale_data_is_unavailable_never_zeros(
+    start_emulate: StartEmulate, udp_client: UdpClient
+) -> None:
+    service = await start_emulate(emulate_stale_after=5)
+    old = fresh(received=now_ms() - 6000)
+    await service.publish(old)
+    async with httpx.AsyncClient(base_url=service.shelly, timeout=10) as http:
+        response = await http.get("/rpc/EM.GetStatus", params={"id": 0})
+        assert response.status_code == 503 and response.json()["code"] == -114
+        assert (await http.get("/rpc/EMData.GetStatus?id=0")).status_code == 503
+        framed = (await http.post("/rpc", json={"id": 3, "method": "EM.GetStatus"})).json()
+        assert framed["error"]["code"] == -114 and "result" not in framed
+        assert (await http.get("/shelly")).status_code == 200  # who it is still answers
+    # UDP: silence (Marstek treats a meter that stops answering as lost). The request after it
+    # is answered: the first answer is the second request's.
+    udp_client.send(marstek_request(1), service.udp)
+    udp_client.send(marstek_request(2, "Shelly.GetDeviceInfo"), service.udp)
+    assert (await udp_client.answer())["id"] == 2
+    # Home Assistant's client: the device does not initialise (its entities are unavailable)
+    async with aiohttp.ClientSession() as session:
+        options = ConnectionOptions("127.0.0.1", port=service.settings.shelly_http_port)
+        device = await RpcDevice.create(session, None, options)
+        with pytest.raises(DeviceConnectionError):
+            await device.initialize()
+        await device.shutdown()
+    # fresh data again: answered at once
+    await service.publish(fresh())
+    udp_client.send(marstek_request(3), service.udp)
+    assert (await udp_client.answer())["id"] == 3
+
+
+async def test_missing_per_phase_values_are_left_out(start_emulate: StartEmulate) -> None:
+    service = await start_emulate()
+    reading = fresh(
+        p=[850.0, None, None, None],
+        pi=[850.0, None, None, None],
+        pe=[0.0, None, None, None],
+        u=[None, None, None],
+        i=[None, None, None],
+    )
+    await service.publish(reading)
+    async with httpx.AsyncClient(base_url=service.shelly, timeout=10) as http:
+        em = (await http.get("/rpc/EM.GetStatus?id=0")).json()
+    assert em["total_act_power"] == 850.0
+    for key in ("a_act_power", "a_voltage", "a_current", "a_pf", "total_current"):
+        assert key not in em  # never 0 for a value the meter did not send
+
+
+async def test_a_second_meter_per_device_and_per_client(start_emulate: StartEmulate) -> None:
+    service = await start_emulate(shelly_meter="garage")
+    mapped = await start_emulate(emulate_clients="10.0.0.0/8=garage,127.0.0.1=house")
+    for reading in (
+        fresh(meter="house", p=[1000.0, 300.0, 300.0, 400.0]),
+        fresh(meter="garage", p=[-200.0, -100.0, -50.0, -50.0]),
+    ):
+        await service.publish(reading)
+        await mapped.latest.until(lambda r=reading: mapped.latest.get(r.meter or "") == r)
+    async with httpx.AsyncClient(base_url=service.shelly, timeout=10) as http:
+        em = (await http.get("/rpc/EM.GetStatus?id=0")).json()
+        assert em["total_act_power"] == -200.0
+    async with httpx.AsyncClient(base_url=mapped.shelly, timeout=10) as http:
+        em = (await http.get("/rpc/EM.GetStatus?id=0")).json()
+        assert em["total_act_power"] == 1000.0
+    # a meter that stops sending is stale on its own; the other one stays fresh
+    stale = await start_emulate(shelly_meter="nothing-here")
+    async with httpx.AsyncClient(base_url=stale.shelly, timeout=10) as http:
+        assert (await http.get("/rpc/EM.GetStatus?id=0")).status_code == 503
+
+
+async def test_malformed_datagrams_are_ignored_and_counted(
+    start_emulate: StartEmulate, udp_client: UdpClient
+) -> None:
+    service = await start_emulate()
+    await service.publish(fresh())
+    malformed, too_large = refused("malformed"), refused("too_large")
+    for junk in (b" ", b"\xff\xfe", b"{", b"[1,2]", b'{"id":1}', b'{"method":"EM.GetStatus"}'):
+        udp_client.send(junk, service.udp)
+    udp_client.send(b'{"id":1,"method":"EM.GetStatus","pad":"' + b"x" * 4000 + b'"}', service.udp)
+    udp_client.send(marstek_request(7), service.udp)
+    answer = await udp_client.answer()
+    assert answer["id"] == 7 and "result" in answer  # the first answer: nothing else was
+    assert refused("malformed") - malformed == 6
+    assert refused("too_large") - too_large == 1
+
+
+async def test_oversized_http_requests_are_refused_and_counted(
+    start_emulate: StartEmulate,
+) -> None:
+    service = await start_emulate(emulate_max_request_bytes=1024)
+    await service.publish(fresh())
+    too_large, bad = refused("too_large"), refused("bad_request")
+    async with httpx.AsyncClient(base_url=service.shelly, timeout=10) as http:
+        body = b'{"id":1,"method":"EM.GetStatus","pad":"' + b"x" * 5000 + b'"}'
+        response = await http.post("/rpc", content=body)
+        assert response.status_code == 413
+        response = await http.get("/rpc/EM.GetStatus", headers={"X-Long": "y" * 5000})
+        assert response.status_code in (400, 431)
+        response = await http.post("/rpc", content=b"not json")
+        assert response.status_code == 400
+        # still answering
+        em = (await http.get("/rpc/EM.GetStatus?id=0")).json()
+        assert "total_act_power" in em
+    # the access log sees the response after it was sent: wait for the counters
+    await asyncio.wait_for(_counted(lambda: refused("bad_request") > bad), 10)
+    assert refused("too_large") > too_large
+
+
+async def _counted(check: object) -> None:
+    assert callable(check)
+    while not check():
+        await asyncio.sleep(0.01)
+
+
+async def test_unknown_method_and_component(start_emulate: StartEmulate) -> None:
+    service = await start_emulate()
+    await service.publish(fresh())
+    async with httpx.AsyncClient(base_url=service.shelly, timeout=10) as http:
+        response = await http.get("/rpc/Switch.Set")
+        assert response.status_code == 404 and response.json()["code"] == 404
+        response = await http.get("/rpc/EM.GetStatus?id=1")
+        assert response.status_code == 400 and response.json()["code"] == -103
+        methods = (await http.get("/rpc/Shelly.ListMethods")).json()["methods"]
+        assert "EM.GetStatus" in methods and "EMData.GetStatus" in methods
+
+
+async def test_silent_without_a_license(start_emulate: StartEmulate) -> None:
+    service = await start_emulate(licensed=("homewizard",))
+    await service.publish(fresh())
+    async with httpx.AsyncClient(timeout=10) as http:
+        # the HTTP port is the HomeWizard's too here? No: separate ports, the Shelly's is closed
+        with pytest.raises(httpx.ConnectError):
+            await http.get(f"{service.shelly}/shelly")
+        assert (await http.get(f"{service.homewizard}/api")).status_code == 200
+
+
+async def test_shared_port_answers_only_the_licensed_device(start_emulate: StartEmulate) -> None:
+    from tests.servers import free_port
+
+    port = free_port()
+    service = await start_emulate(
+        licensed=("homewizard",), shelly_http_port=port, homewizard_port=port
+    )
+    await service.publish(fresh())
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        assert (await http.get("/api")).status_code == 200
+        assert (await http.get("/shelly")).status_code == 404
