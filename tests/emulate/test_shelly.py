@@ -16,6 +16,7 @@ from aioshelly.rpc_device import RpcDevice
 from prometheus_client import REGISTRY
 
 from shared.reading import cozify_message
+from tests.stack.polling import until
 from tests.emulate.conftest import StartEmulate, UdpClient, fresh, now_ms
 
 
@@ -194,15 +195,12 @@ async def test_oversized_http_requests_are_refused_and_counted(
         # still answering
         em = (await http.get("/rpc/EM.GetStatus?id=0")).json()
         assert "total_act_power" in em
+
     # the access log sees the response after it was sent: wait for the counters
-    await asyncio.wait_for(_counted(lambda: refused("bad_request") > bad), 10)
-    assert refused("too_large") > too_large
+    async def counted() -> bool:
+        return refused("bad_request") > bad and refused("too_large") > too_large
 
-
-async def _counted(check: object) -> None:
-    assert callable(check)
-    while not check():
-        await asyncio.sleep(0.01)
+    await until(counted, "the refusals counted", lambda: "", within=10)
 
 
 async def test_unknown_method_and_component(start_emulate: StartEmulate) -> None:
