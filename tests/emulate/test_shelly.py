@@ -16,8 +16,8 @@ from aioshelly.rpc_device import RpcDevice
 from prometheus_client import REGISTRY
 
 from shared.reading import cozify_message
-from tests.stack.polling import until
 from tests.emulate.conftest import StartEmulate, UdpClient, fresh, now_ms
+from tests.stack.polling import until
 
 
 def refused(reason: str) -> float:
@@ -149,7 +149,7 @@ async def test_a_second_meter_per_device_and_per_client(start_emulate: StartEmul
         fresh(meter="garage", p=[-200.0, -100.0, -50.0, -50.0]),
     ):
         await service.publish(reading)
-        await mapped.latest.until(lambda r=reading: mapped.latest.get(r.meter or "") == r)
+        await mapped.publish_seen(reading)
     async with httpx.AsyncClient(base_url=service.shelly, timeout=10) as http:
         em = (await http.get("/rpc/EM.GetStatus?id=0")).json()
         assert em["total_act_power"] == -200.0
