@@ -13,8 +13,9 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.meters import MeterDirectory
+from shared.meters import MeterDirectory, meter_of
 from shared.raw_stream import parse_raw
+from shared.stream import ReadingStream
 
 from .homewizard import Device, data, device_info, unavailable
 from .latest import Choice
@@ -35,19 +36,20 @@ class Telegrams:
     """The newest raw telegram of a meter: its raw stream from the directory of meters, or the
     box's classic raw stream for the meter on the classic stream."""
 
-    def __init__(self, redis: Redis, classic_raw: str, choice: Choice) -> None:
+    def __init__(self, redis: Redis, classic: str, classic_raw: str) -> None:
         self.redis = redis
+        self.classic = classic
         self.classic_raw = classic_raw
-        self.choice = choice
 
     async def newest(self, meter: str) -> tuple[bytes, int | None] | None:
         record = await MeterDirectory(self.redis).get(meter)
         if record is not None:
             key = record.raw
-        elif meter == self.choice.latest.classic:
-            key = self.classic_raw
         else:
-            return None
+            on_classic = await ReadingStream(self.redis, self.classic).latest()
+            if on_classic is None or meter_of(on_classic[1]) != meter:
+                return None
+            key = self.classic_raw
         entries = await self.redis.xrevrange(key, count=1)
         if not entries:
             return None

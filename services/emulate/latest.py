@@ -4,7 +4,7 @@ Consumes batches of readings (`shared.follow.Follower`'s handle); produces, per 
 (`shared.meters.meter_of`), its newest reading, served only while fresh (`shared.stale`):
 
     latest = Latest(stale_after=20.0)
-    follower = Follower(stream, latest.update, NEWEST_ONLY)
+    follower = Follower(MeterStreams(redis, classic_stream), latest.update, NEWEST_ONLY)
     latest.get("house")     # the newest Reading of meter "house", or None
     latest.fresh("house")   # the same, or None when older than stale_after (never zeros)
 
@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from shared.meters import default_meter, meter_of
 from shared.reading import Reading
 from shared.stale import is_stale
-from shared.stream import Entry
+from shared.stream import Entry, ReadingStream
 
 from .settings import Network
+
+CLASSIC_REFRESH_S = 5.0  # how often the classic stream's meter is looked up
 
 
 class Latest:
@@ -37,17 +39,15 @@ class Latest:
         self.stale_after = stale_after
         self.clock = clock
         self.readings: dict[str, Reading] = {}
-        self.classic: str | None = None  # the meter whose readings come on the classic stream
+        # the meter whose readings come on the classic stream (`follow_classic` keeps it)
+        self.classic: str | None = None
         self._changed = asyncio.Event()
 
-    def update(self, batch: list[Entry], *, classic: bool = True) -> None:
+    def update(self, batch: list[Entry]) -> None:
         """Keep the newest reading of each meter in `batch` (readings of one meter come in
         order); wake whoever waits for a change."""
         for _id, reading in batch:
-            name = meter_of(reading)
-            self.readings[name] = reading
-            if classic:
-                self.classic = name
+            self.readings[meter_of(reading)] = reading
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
@@ -66,6 +66,14 @@ class Latest:
 
     def names(self) -> list[str]:
         return sorted(self.readings)
+
+    async def follow_classic(self, stream: ReadingStream, every: float = CLASSIC_REFRESH_S) -> None:
+        """Keep `classic` the meter of the classic stream's newest reading, forever."""
+        while True:
+            latest = await stream.latest()
+            if latest is not None:
+                self.classic = meter_of(latest[1])
+            await asyncio.sleep(every)
 
     async def until(self, predicate: Callable[[], object]) -> None:
         """Return once `predicate()` is true, checking after every update (tests, benchmarks)."""

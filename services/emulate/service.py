@@ -1,8 +1,8 @@
 """The emulation service: follows the readings into `Latest` and runs each configured device
 (personality) while a license grants its feature.
 
-Consumes the readings stream (`shared.follow.Follower`, the newest reading per meter of every
-XREAD's batch), the raw stream (HomeWizard's `/api/v1/telegram`) and the `shelly` /
+Consumes every meter's readings stream (`shared.follow.Follower` over
+`shared.meter_streams.MeterStreams`, the newest reading per meter of every XREAD's batch), the raw stream (HomeWizard's `/api/v1/telegram`) and the `shelly` /
 `homewizard` entitlements (`shared.gate.while_granted`); produces the Shelly Pro 3EM (HTTP,
 WebSocket, UDP JSON-RPC, mDNS) and the HomeWizard P1 meter (HTTP API v1, mDNS). Without its
 entitlement a device is silent (its routes 404, its UDP ports closed, no announcement; an HTTP
@@ -23,6 +23,7 @@ from shared.entitlements import Decision, Entitlements, EntitlementSource, Featu
 from shared.follow import NEWEST_ONLY, Follower
 from shared.gate import Change, Report, while_granted
 from shared.identity import wait_for_serial
+from shared.meter_streams import MeterStreams
 from shared.stream import ReadingStream
 from shared.supervise import Work, run_supervised
 
@@ -152,8 +153,9 @@ async def run_service(
     serving = serving or Serving()
     works: dict[str, Work] = {
         "stream follower": Follower(
-            ReadingStream(redis, settings.stream), latest.update, NEWEST_ONLY
-        ).run
+            MeterStreams(redis, settings.stream), latest.update, NEWEST_ONLY
+        ).run,
+        "classic meter": lambda: latest.follow_classic(ReadingStream(redis, settings.stream)),
     }
     if entitlements is None:
         real = Entitlements(redis, settings)
@@ -196,7 +198,9 @@ async def run_service(
         hw = homewizard.Device(identity)
         chosen = choice(settings.homewizard_meter)
         hw_http = port(settings.homewizard_port)
-        homewizard_routes(hw_http, chosen, hw, Telegrams(redis, settings.raw_stream, chosen))
+        homewizard_routes(
+            hw_http, chosen, hw, Telegrams(redis, settings.stream, settings.raw_stream)
+        )
         hw_text = {"api_enabled": "1", "path": "/api/v1", "serial": hw.serial,
                    "product_name": homewizard.PRODUCT_NAME,
                    "product_type": homewizard.PRODUCT_TYPE}  # fmt: skip

@@ -35,7 +35,7 @@ def client_meters(text: str) -> list[tuple[Network, str]]:
             network = ipaddress.ip_network(address.strip(), strict=False)
         except ValueError as error:
             raise ValueError(f"{part!r}: {error}") from None
-        out.append((network, check_name(meter.strip(), "meter")))
+        out.append((network, check_name(meter.strip())))
     return out
 
 
@@ -138,7 +138,7 @@ class EmulateSettings(CommonSettings):
     @field_validator("default_meter", "shelly_meter", "homewizard_meter")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
-        return None if value is None else check_name(value, "meter setting")
+        return None if value is None else check_name(value)
 
     @property
     def personalities(self) -> list[str]:

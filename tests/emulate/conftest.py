@@ -71,9 +71,9 @@ class Running:
     async def publish(self, reading: Reading) -> None:
         """XADD the reading and wait (no polling) until the service holds it."""
         await self.stream.add(reading)
-        await self.publish_seen(reading)
+        await self.seen(reading)
 
-    async def publish_seen(self, reading: Reading) -> None:
+    async def seen(self, reading: Reading) -> None:
         """Wait (no polling) until the service holds `reading` (XADDed by anyone)."""
         name = meter_of(reading)
         await asyncio.wait_for(self.latest.until(lambda: self.latest.get(name) == reading), TIMEOUT)

@@ -15,7 +15,9 @@ from aioshelly.exceptions import DeviceConnectionError
 from aioshelly.rpc_device import RpcDevice
 from prometheus_client import REGISTRY
 
+from shared.meters import MeterDirectory, MeterKeys, MeterRecord
 from shared.reading import cozify_message
+from shared.stream import ReadingStream
 from tests.emulate.conftest import StartEmulate, UdpClient, fresh, now_ms
 from tests.stack.polling import until
 
@@ -142,20 +144,29 @@ async def test_missing_per_phase_values_are_left_out(start_emulate: StartEmulate
 
 
 async def test_a_second_meter_per_device_and_per_client(start_emulate: StartEmulate) -> None:
+    """`house` on the classic stream, `garage` on its own stream listed in the directory of
+    meters (as a second ingest with HANPORT_METER_NAME=garage writes them)."""
     service = await start_emulate(shelly_meter="garage")
     mapped = await start_emulate(emulate_clients="10.0.0.0/8=garage,127.0.0.1=house")
-    for reading in (
-        fresh(meter="house", p=[1000.0, 300.0, 300.0, 400.0]),
-        fresh(meter="garage", p=[-200.0, -100.0, -50.0, -50.0]),
-    ):
-        await service.publish(reading)
-        await mapped.publish_seen(reading)
+    garage = MeterKeys.named("garage")
+    redis = service.stream.redis
+    await MeterDirectory(redis).put(
+        MeterRecord(name="garage", readings=garage.readings, raw=garage.raw, status=garage.status,
+                    updated=now_ms())
+    )  # fmt: skip
+    house_reading = fresh(meter="house", p=[1000.0, 300.0, 300.0, 400.0])
+    garage_reading = fresh(meter="garage", p=[-200.0, -100.0, -50.0, -50.0])
+    await service.stream.add(house_reading)
+    await ReadingStream(redis, garage.readings).add(garage_reading)
+    for running in (service, mapped):
+        for reading in (house_reading, garage_reading):
+            await running.seen(reading)
     async with httpx.AsyncClient(base_url=service.shelly, timeout=10) as http:
         em = (await http.get("/rpc/EM.GetStatus?id=0")).json()
         assert em["total_act_power"] == -200.0
     async with httpx.AsyncClient(base_url=mapped.shelly, timeout=10) as http:
         em = (await http.get("/rpc/EM.GetStatus?id=0")).json()
-        assert em["total_act_power"] == 1000.0
+        assert em["total_act_power"] == 1000.0  # 127.0.0.1 is mapped to house
     # a meter that stops sending is stale on its own; the other one stays fresh
     stale = await start_emulate(shelly_meter="nothing-here")
     async with httpx.AsyncClient(base_url=stale.shelly, timeout=10) as http:
