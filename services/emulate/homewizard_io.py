@@ -66,12 +66,18 @@ def add_routes(port: Port, choice: Choice, device: Device, telegrams: Telegrams)
         REQUESTS.labels(PERSONALITY, "http", "ok").inc()
         return _json(device_info(device))
 
+    last: list[Any] = [None, b""]  # the reading, its /api/v1/data body (served until the next)
+    ok = REQUESTS.labels(PERSONALITY, "http", "ok")
+
     async def api_data(request: web.Request) -> web.Response:
         _meter, reading = choice.reading_for(request.remote)
         if reading is None:
             return not_available()
-        REQUESTS.labels(PERSONALITY, "http", "ok").inc()
-        return _json(data(reading))
+        if last[0] is not reading:
+            last[1] = _encode(data(reading))
+            last[0] = reading
+        ok.inc()
+        return web.Response(body=last[1], content_type="application/json")
 
     async def telegram(request: web.Request) -> web.Response:
         meter, reading = choice.reading_for(request.remote)

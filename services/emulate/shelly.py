@@ -198,11 +198,21 @@ def status(device: Device, reading: Reading) -> dict[str, Any]:
 Method = Callable[[Device, Reading | None], Any]
 
 
-def _measured(build: Callable[[Device, Reading], Any]) -> Method:
+def _measured(build: Callable[[Device, Reading], Any], *, reuse: bool = True) -> Method:
+    """A method answering from a fresh reading. `reuse`: its answer depends on the reading
+    alone, so the last one is kept and served again until the next reading (batteries poll
+    the same reading several times a second)."""
+    last: list[Any] = [None, None]  # the reading, its answer
+
     def method(device: Device, reading: Reading | None) -> Any:
         if reading is None:
             raise RpcError(UNAVAILABLE, "meter data unavailable (no fresh reading)")
-        return build(device, reading)
+        if not reuse:
+            return build(device, reading)
+        if last[0] is not reading:
+            last[1] = build(device, reading)
+            last[0] = reading
+        return last[1]
 
     return method
 
@@ -210,7 +220,7 @@ def _measured(build: Callable[[Device, Reading], Any]) -> Method:
 METHODS: dict[str, Method] = {
     "Shelly.GetDeviceInfo": lambda device, _r: device_info(device),
     "Shelly.GetConfig": lambda device, _r: config(device),
-    "Shelly.GetStatus": _measured(status),
+    "Shelly.GetStatus": _measured(status, reuse=False),  # sys carries the time
     "Shelly.GetComponents": lambda _d, _r: {"components": [], "cfg_rev": 1, "offset": 0,
                                             "total": 0},
     "Sys.GetConfig": lambda device, _r: sys_config(device),

@@ -39,10 +39,17 @@ def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=_encode(body), status=status, content_type="application/json")
 
 
+_COUNTERS = {
+    (transport, kind): REQUESTS.labels(PERSONALITY, transport, kind)
+    for transport in ("http", "websocket", "udp")
+    for kind in ("ok", "error", "unavailable")
+}
+
+
 def _result(transport: str, out: dict[str, Any]) -> None:
     error = out.get("error")
     kind = "ok" if error is None else "unavailable" if error["code"] == -114 else "error"
-    REQUESTS.labels(PERSONALITY, transport, kind).inc()
+    _COUNTERS[transport, kind].inc()
 
 
 def _request(data: bytes) -> dict[str, Any] | None:
