@@ -62,6 +62,7 @@ def _serve_hanport(http: int, udp: int, redis_url: str) -> None:
                 "shelly_udp_ports": str(udp),
                 "homewizard_port": http,
                 "emulate_mdns": False,
+                "emulate_stale_after": 3600,  # the load runs serve one reading for minutes
                 "metrics_port": 0,
             }
         )
