@@ -147,7 +147,8 @@ def test_the_activation_it_writes_verifies_with_the_box_key(
     signed = read_signed(written.read_bytes(), {}, local_keys(folder))
     license = signed.license
     assert (license.serial, license.use, license.kind) == (SERIAL, "consumer", "activation")
-    assert license.features == ["mqtt", "modbus"] and license.expires is None
+    assert license.features == ["mqtt", "modbus", "shelly", "homewizard", "sma"]
+    assert license.expires is None
     with pytest.raises(LicenseError) as unknown:  # not a vendor key: unknown without the folder
         read_signed(written.read_bytes(), {})
     assert unknown.value.reason == "unknown_key"
