@@ -309,7 +309,9 @@ def main(argv: list[str] | None = None) -> None:
             samples = uvloop.run(_xadd_to_readable(ours_http, ours_udp, redis.url))
             print(f"  XADD -> readable over Shelly UDP RPC:   {_percentiles(samples['udp'])}")
             print(f"  XADD -> readable over HomeWizard HTTP:  {_percentiles(samples['http'])}")
-            print(f"  (of which the XADD itself, appendfsync everysec as in compose.yaml: {_percentiles(samples['xadd'])})")
+            print(
+                f"  (of which the XADD itself, appendfsync everysec as in compose.yaml: {_percentiles(samples['xadd'])})"
+            )
             print("  (goal p99 < 10 ms)")
         finally:
             for process in processes:
