@@ -70,7 +70,13 @@ class Announcer:
         """The announcements registered for the body's duration (a failure is logged and
         counted: the device still answers those who know its address)."""
         if self._zeroconf is None:
-            self._zeroconf = AsyncZeroconf(ip_version=IPVersion.V4Only)
+            try:
+                self._zeroconf = AsyncZeroconf(ip_version=IPVersion.V4Only)
+            except OSError as error:  # no multicast-capable interface, port 5353 refused
+                ERRORS.labels("mdns").inc()
+                log.warning("mDNS unavailable (%s): the devices are not announced", error)
+                yield
+                return
         self._users += 1
         zc = self._zeroconf
         registered = []

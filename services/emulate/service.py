@@ -92,21 +92,32 @@ def reporter(name: str, what: str) -> Report:
 
 
 Context = Callable[[], AbstractAsyncContextManager[object]]
+# a part of a device (a port, its announcements) and what to tell the user when it cannot open
+Part = tuple[Context, str]
 
 
 def gated(
     entitlements: EntitlementSource,
     name: Feature,
     what: str,
-    parts: list[Context],
+    parts: list[Part],
     serving: Serving,
 ) -> Work:
     """A device's work: its parts (ports, announcements) open while `name` is granted."""
 
     async def work() -> None:
         async with AsyncExitStack() as stack:
-            for part in parts:
-                await stack.enter_async_context(part())
+            for part, where in parts:
+                try:
+                    await stack.enter_async_context(part())
+                except OSError as error:
+                    log.error(
+                        "%s: cannot open %s (%s); is another program using it? Retrying soon",
+                        what,
+                        where,
+                        error,
+                    )
+                    raise
             LICENSED.labels(name).set(1)
             serving.set(name, True)
             log.info("%s answering (%s)", what, entitlements.decide(name).reason)
@@ -173,8 +184,10 @@ async def run_service(
 
     announcer = Announcer(host_addresses(settings.emulate_host))
 
-    def announce(items: list[Announcement]) -> list[Context]:
-        return [lambda: announcer.announcing(items)] if settings.emulate_mdns else []
+    def announce(items: list[Announcement]) -> list[Part]:
+        if not settings.emulate_mdns:
+            return []
+        return [(lambda: announcer.announcing(items), "mDNS (set HANPORT_EMULATE_MDNS=false)")]
 
     personalities = settings.personalities
     if "shelly" in personalities:
@@ -184,8 +197,13 @@ async def run_service(
         shelly_routes(http, chosen, device)
         text = {"gen": "2", "app": shelly.APP, "ver": shelly.VERSION, "id": device.id}
         host = f"{device.id}.local."
-        parts: list[Context] = [lambda: http.serving("shelly")]
-        parts += [_udp(settings, udp, chosen, device) for udp in settings.udp_ports]
+        parts: list[Part] = [
+            (lambda: http.serving("shelly"), f"HTTP port {http.port} (HANPORT_SHELLY_HTTP_PORT)")
+        ]
+        parts += [
+            (_udp(settings, udp, chosen, device), f"UDP port {udp} (HANPORT_SHELLY_UDP_PORTS)")
+            for udp in settings.udp_ports
+        ]
         parts += announce(
             [
                 Announcement("_shelly._tcp.local.", device.instance, http.port, text, host),
@@ -204,7 +222,10 @@ async def run_service(
         hw_text = {"api_enabled": "1", "path": "/api/v1", "serial": hw.serial,
                    "product_name": homewizard.PRODUCT_NAME,
                    "product_type": homewizard.PRODUCT_TYPE}  # fmt: skip
-        hw_parts: list[Context] = [lambda: hw_http.serving("homewizard")]
+        hw_parts: list[Part] = [
+            (lambda: hw_http.serving("homewizard"),
+             f"HTTP port {hw_http.port} (HANPORT_HOMEWIZARD_PORT)")
+        ]  # fmt: skip
         hw_parts += announce(
             [
                 Announcement(

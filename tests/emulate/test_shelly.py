@@ -5,6 +5,8 @@ missing values, a second meter, malformed datagrams, oversized requests)."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 
 import aiohttp
 import httpx
@@ -18,7 +20,7 @@ from prometheus_client import REGISTRY
 from shared.meters import MeterDirectory, MeterKeys, MeterRecord
 from shared.reading import cozify_message
 from shared.stream import ReadingStream
-from tests.emulate.conftest import StartEmulate, UdpClient, fresh, now_ms
+from tests.emulate.conftest import StartEmulate, UdpClient, free_udp_port, fresh, now_ms
 from tests.stack.polling import until
 
 
@@ -247,3 +249,23 @@ async def test_shared_port_answers_only_the_licensed_device(start_emulate: Start
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
         assert (await http.get("/api")).status_code == 200
         assert (await http.get("/shelly")).status_code == 404
+
+
+async def test_a_port_in_use_is_said_and_retried(
+    start_emulate: StartEmulate, udp_client: UdpClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_udp_port()
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", port))
+    caplog.set_level(logging.ERROR, "services.emulate")
+    starting = asyncio.create_task(start_emulate(shelly_udp_ports=str(port)))
+
+    async def said() -> bool:
+        return f"cannot open UDP port {port} (HANPORT_SHELLY_UDP_PORTS)" in caplog.text
+
+    await until(said, "the error line", lambda: caplog.text, within=10)
+    taken.close()
+    service = await starting  # opened on a later try
+    await service.publish(fresh())
+    udp_client.send(marstek_request(1), ("127.0.0.1", port))
+    assert (await udp_client.answer())["id"] == 1
