@@ -14,7 +14,7 @@ REFUSED = Counter(
     "hanport_emulate_refused_total",
     "Requests and datagrams refused or ignored, by device and reason (too_large: over "
     "HANPORT_EMULATE_MAX_REQUEST_BYTES or the datagram limit; malformed: not a request; "
-    "bad_request: HTTP the server could not parse).",
+    "bad_request: HTTP the server could not parse; too_many: WebSocket clients over 32).",
     ["personality", "reason"],
 )
 LICENSED = Gauge(

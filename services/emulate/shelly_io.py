@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 PERSONALITY = "shelly"
 MAX_DATAGRAM = 1024  # a Marstek request is under 100 bytes; a real Pro 3EM takes about this much
 NOTIFY_MIN_INTERVAL = 0.5  # seconds between two NotifyStatus to one WebSocket client
+MAX_WEBSOCKETS = 32  # open at once; more are refused (a real Pro 3EM takes a handful)
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -99,7 +100,19 @@ def add_routes(port: Port, choice: Choice, device: Device) -> None:
         _result("http", out)
         return _json(out)
 
+    open_sockets = [0]
+
     async def websocket(request: web.Request) -> web.StreamResponse:
+        if open_sockets[0] >= MAX_WEBSOCKETS:
+            REFUSED.labels(PERSONALITY, "too_many").inc()
+            return _json({"code": -114, "message": "too many WebSocket clients"}, 503)
+        open_sockets[0] += 1
+        try:
+            return await _serve_websocket(request)
+        finally:
+            open_sockets[0] -= 1
+
+    async def _serve_websocket(request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(max_msg_size=port.max_bytes, heartbeat=None)
         await ws.prepare(request)
         peer: dict[str, Any] = {}
