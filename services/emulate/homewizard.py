@@ -19,7 +19,7 @@ from typing import Any
 from shared.reading import Reading, SubMeter
 
 from .device import Identity
-from .table import Row, render, tariff
+from .table import BY_PATH, Read, Row, render, tariff
 
 PRODUCT_TYPE = "HWE-P1"
 PRODUCT_NAME = "P1 meter"
@@ -64,6 +64,24 @@ def _smr_version(reading: Reading) -> int | None:
     return int(text) if isinstance(text, str | int) and str(text).isdigit() else None
 
 
+def _first_tariff(key: str, total: str) -> Read:
+    """Tariff 1's register; a meter with no tariff registers (one tariff, as Nordic meters)
+    has all its energy on tariff 1, as a DSMR meter with a single tariff reports it: clients
+    that add the tariffs up (evcc, Alfen) get the total."""
+    prefix = key.rsplit(".", 1)[0] + "."
+    read_total = BY_PATH[total]
+
+    def read(reading: Reading) -> float | None:
+        tariffs = reading.tariffs
+        if key in tariffs:
+            return tariffs[key]
+        if any(k.startswith(prefix) for k in tariffs):
+            return None
+        return read_total(reading)
+
+    return read
+
+
 def _active_tariff(reading: Reading) -> int | None:
     return int(reading.tariff) if reading.tariff and reading.tariff.isdigit() else None
 
@@ -74,12 +92,12 @@ DATA: tuple[Row, ...] = (
     Row("unique_id", _unique_id, digits=None),
     Row("active_tariff", _active_tariff, digits=None),
     Row("total_power_import_kwh", "ic"),
-    Row("total_power_import_t1_kwh", tariff("1.8.1")),
+    Row("total_power_import_t1_kwh", _first_tariff("1.8.1", "ic")),
     Row("total_power_import_t2_kwh", tariff("1.8.2")),
     Row("total_power_import_t3_kwh", tariff("1.8.3")),
     Row("total_power_import_t4_kwh", tariff("1.8.4")),
     Row("total_power_export_kwh", "ec"),
-    Row("total_power_export_t1_kwh", tariff("2.8.1")),
+    Row("total_power_export_t1_kwh", _first_tariff("2.8.1", "ec")),
     Row("total_power_export_t2_kwh", tariff("2.8.2")),
     Row("total_power_export_t3_kwh", tariff("2.8.3")),
     Row("total_power_export_t4_kwh", tariff("2.8.4")),
@@ -125,8 +143,13 @@ def external(submeter: SubMeter) -> dict[str, Any] | None:
     }
 
 
+# What the real device always sends about itself (a wired box has no Wi-Fi; strict clients
+# declare these required).
+DEVICE_FIELDS: dict[str, Any] = {"wifi_ssid": "hanport (wired)", "wifi_strength": 100}
+
+
 def data(reading: Reading) -> dict[str, Any]:
-    out = render(DATA, reading)
+    out = {**DEVICE_FIELDS, **render(DATA, reading)}
     out["external"] = [e for e in map(external, reading.submeters) if e is not None]
     gas = next((e for e in out["external"] if e["type"] == "gas_meter"), None)
     if gas is not None:  # the older, still documented gas keys

@@ -82,3 +82,15 @@ def test_fresh_is_none_once_stale() -> None:
     now[0] = 106.0
     assert latest.fresh("m") is None and latest.get("m") is not None
     assert latest.fresh("other") is None and latest.fresh(None) is None
+
+
+def test_a_meter_without_tariff_registers_has_its_energy_on_tariff_1() -> None:
+    from services.emulate.homewizard import data
+
+    single = data(reading(ic=100.5, ec=20.25))
+    assert single["total_power_import_t1_kwh"] == 100.5
+    assert single["total_power_export_t1_kwh"] == 20.25
+    assert "total_power_import_t2_kwh" not in single
+    dsmr = data(reading(ic=30.0, tariffs={"1.8.1": 10.0, "1.8.2": 20.0}))
+    assert (dsmr["total_power_import_t1_kwh"], dsmr["total_power_import_t2_kwh"]) == (10.0, 20.0)
+    assert dsmr["wifi_strength"] == 100
