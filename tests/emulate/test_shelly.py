@@ -21,6 +21,7 @@ from shared.meters import MeterDirectory, MeterKeys, MeterRecord
 from shared.reading import cozify_message
 from shared.stream import ReadingStream
 from tests.emulate.conftest import StartEmulate, UdpClient, free_udp_port, fresh, now_ms
+from tests.licensing_helpers import revoke
 from tests.stack.polling import until
 
 
@@ -269,3 +270,25 @@ async def test_a_port_in_use_is_said_and_retried(
     await service.publish(fresh())
     udp_client.send(marstek_request(1), ("127.0.0.1", port))
     assert (await udp_client.answer())["id"] == 1
+
+
+async def test_withdrawn_license_silences_the_device(
+    start_emulate: StartEmulate, udp_client: UdpClient
+) -> None:
+    service = await start_emulate()
+    await service.publish(fresh())
+    async with httpx.AsyncClient(base_url=service.shelly, timeout=10) as http:
+        framed = await http.post("/rpc", json={"id": 5, "src": "t", "method": "EM.GetStatus"})
+        body = framed.json()
+        assert body["id"] == 5 and body["dst"] == "t" and "total_act_power" in body["result"]
+        by_query = await http.get("/rpc", params={"method": "EMData.GetStatus", "id": "0"})
+        assert "total_act" in by_query.json()
+    await revoke(service.settings.redis_url, ["shelly"])
+    await asyncio.wait_for(service.serving.wait("shelly", False), 10)
+    async with httpx.AsyncClient(timeout=10) as http:
+        with pytest.raises(httpx.ConnectError):
+            await http.get(f"{service.shelly}/shelly")
+        assert (await http.get(f"{service.homewizard}/api")).status_code == 200
+    for port in service.settings.udp_ports:  # closed: free for anyone to bind
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", port))
