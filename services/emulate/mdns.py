@@ -3,8 +3,9 @@ the Shelly as `_shelly._tcp` and `_http._tcp` (instance `ShellyPro3EM-<MAC>`, TX
 `app=Pro3EM`, `ver`), the HomeWizard as `_hwenergy._tcp` (TXT `api_enabled=1`,
 `path=/api/v1`, `product_type=HWE-P1`, `serial`).
 
-The addresses announced are the host's own (every non-loopback IPv4 address when the service
-listens on all of them, else the address it listens on).
+The addresses announced are the host's own (every non-loopback IPv4 address, but those of
+container and VM bridges, when the service listens on all of them, else the address it
+listens on).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from zeroconf.asyncio import AsyncZeroconf
 from .metrics import ERRORS
 
 log = logging.getLogger(__name__)
+# Interfaces of Docker's (and podman's, libvirt's) own networks, seen under host networking:
+# clients on the LAN cannot reach those addresses, so they are not announced.
+CONTAINER_BRIDGES = ("docker", "br-", "veth", "cni", "podman", "virbr", "flannel", "cali")
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ def host_addresses(listen: str) -> list[str]:
     found = [
         ip.ip
         for adapter in ifaddr.get_adapters()
+        if not adapter.name.startswith(CONTAINER_BRIDGES)
         for ip in adapter.ips
         if isinstance(ip.ip, str) and not ip.ip.startswith("127.")
     ]
