@@ -49,6 +49,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "HANPORT_METER_KEY_FILE": ("{tmp}/meter.key",),
     "HANPORT_METER_AUTH_KEY": ("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF",),
     "HANPORT_METER_AUTH_KEY_FILE": ("{tmp}/meter.key",),
+    "HANPORT_METER_NAME": ("house",),
     "HANPORT_REST_TOKENS": ("ops-token:admin;ha-token:read",),
     "HANPORT_REST_TOKENS_FILE": ("{tmp}/tokens",),
     "HANPORT_REST_CORS_ORIGINS": ("*", "http://ha.lan:8123,http://localhost:3000"),
