@@ -26,6 +26,7 @@ from shared.reading import Reading
 from shared.stale import is_stale
 from shared.stream import Entry, ReadingStream
 
+from .metrics import RECEIVED
 from .settings import Network
 
 CLASSIC_REFRESH_S = 5.0  # how often the classic stream's meter is looked up
@@ -48,6 +49,9 @@ class Latest:
         order); wake whoever waits for a change."""
         for _id, reading in batch:
             self.readings[meter_of(reading)] = reading
+        if batch:
+            newest = batch[-1][1]
+            RECEIVED.labels(meter_of(newest)).set(newest.received / 1000)
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 

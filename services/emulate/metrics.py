@@ -29,3 +29,9 @@ ERRORS = Counter(
     "announcement failed; telegram: the raw stream could not be read).",
     ["kind"],
 )
+RECEIVED = Gauge(
+    "hanport_emulate_reading_received_timestamp_seconds",
+    "When the newest reading of each meter the service holds was received (its age is "
+    "time() - this; past HANPORT_EMULATE_STALE_AFTER the devices answer 'unavailable').",
+    ["meter"],
+)
