@@ -25,6 +25,10 @@ Interfaces use it like this:
     decision = entitlements.decide("mqtt")          # Decision(granted, reason, until, license_id)
     await entitlements.wait_until("mqtt", granted=True)
 
+A license may name the meters it serves (`meters`): then `Decision.meters` holds them, and an
+interface serves a meter's data only when `MeterFilter.serves` says so (a meter is named by its
+name on the box or its equipment id).
+
 In consumer use REST is granted without a license; MQTT and Modbus need an activation. In
 commercial use every feature needs a commercial license (trial or full).
 """
@@ -57,6 +61,7 @@ from .license import (
     load_public_keys,
     now_ms,
     read_signed,
+    serves_meter,
 )
 from .settings import CommonSettings
 from .stream import REDIS_DOWN, ReadingStream
@@ -77,6 +82,12 @@ ENTITLEMENT_REFUSED = Counter(
     "hanport_entitlement_refused_total",
     "Entitlement records in Redis this process refused, by reason.",
     ["reason"],
+)
+METER_REFUSED = Counter(
+    "hanport_entitlement_meter_refused_total",
+    "Readings (MQTT) or requests (Modbus) of a meter the feature's license does not name, not "
+    "served, by feature and meter.",
+    ["feature", "meter"],
 )
 ENTITLEMENT_GRANTED = Gauge(
     "hanport_entitlement_granted", "1 while this process may serve the feature.", ["feature"]
@@ -116,6 +127,39 @@ class Decision:
     reason: str
     until: int | None = None  # ms since the epoch; None: no expiry
     license_id: str | None = None
+    meters: frozenset[str] | None = None  # the only meters served (license `meters`); None: all
+
+
+class MeterFilter:
+    """Which meters a feature may serve under its license (a license's `meters`): one per
+    interface. `serves` says so for a meter; the first refusal of a meter (and the first
+    serve after it) is logged, every refusal counted in `hanport_entitlement_meter_refused_total`.
+    """
+
+    def __init__(self, feature: Feature) -> None:
+        self.feature = feature
+        self.refused: set[str] = set()
+
+    def serves(self, decision: Decision, name: str, meter_id: str | None = None) -> bool:
+        if serves_meter(decision.meters, name, meter_id):
+            if name in self.refused:
+                self.refused.discard(name)
+                log.info("%s: meter %s is served again (%s)", self.feature, name, decision.reason)
+            return True
+        METER_REFUSED.labels(self.feature, name).inc()
+        if name not in self.refused:
+            self.refused.add(name)
+            log.warning(
+                "%s: license %s serves only the meters %s, not meter %s%s: its data is not "
+                "served on %s; install a license that names it",
+                self.feature,
+                decision.license_id,
+                ", ".join(sorted(decision.meters or ())),
+                name,
+                f" (equipment id {meter_id})" if meter_id and meter_id != name else "",
+                self.feature,
+            )
+        return False
 
 
 class EntitlementSource(Protocol):
@@ -193,6 +237,7 @@ class Entitlements:
             f"license {license.id} ({license.use} {license.kind}) grants '{feature}'",
             until=expires,
             license_id=license.id,
+            meters=None if license.meters is None else frozenset(license.meters),
         )
 
     async def wait_until(self, feature: Feature, granted: bool) -> Decision:

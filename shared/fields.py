@@ -215,6 +215,10 @@ def totals_first(fields: Iterable[Field]) -> tuple[Value, ...]:
 
 
 # ---------------------------------------------------------------- Prometheus metrics
+# Every meter value's series is also labeled with the meter's name on the box
+# (`shared.meters.meter_of`), the first label, added by shared/meter_metrics.py; the `labels`
+# of a `Metric` below are those after it.
+METER_LABEL = "meter"
 
 POWER = Metric(
     "hanport_meter_power_watts",

@@ -10,13 +10,15 @@ A license file, readable by a person:
     {
       "licence": {"id": ..., "serial": ..., "meter_id": null, "licensee": ..., "use": "consumer",
                   "kind": "activation", "features": ["mqtt"], "issued_at": "2026-11-26T12:00:00Z",
-                  "not_before": "2026-11-26T12:00:00Z", "expires": null, "key_id": "..."},
+                  "not_before": "2026-11-26T12:00:00Z", "expires": null, "key_id": "...",
+                  "meters": ["main", "heatpump"]},
       "signature": "<base64 Ed25519 signature over the canonical encoding of 'licence'>"
     }
 
 (The keys `licence` here and `licence_id`/`licences` in `GET /license` keep the spelling of
 0.1.0, so that files already issued and their clients keep working; everything else says
-"license".) The canonical encoding is the `licence` object as UTF-8 JSON with sorted keys and no spaces. The
+"license".) `meters` is optional: when present, the license's features serve only the meters it
+names (a meter's name on the box or its equipment id, `serves_meter`); absent, every meter. The canonical encoding is the `licence` object as UTF-8 JSON with sorted keys and no spaces. The
 key id is the first 16 hex digits of the SHA-256 of the raw 32-byte public key.
 """
 
@@ -36,6 +38,8 @@ import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from .meters import equipment_name
 
 Use = Literal["consumer", "commercial"]
 Kind = Literal["activation", "trial", "full"]
@@ -103,6 +107,9 @@ class License(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     key_id: str
     expires: str | None = None
     meter_id: str | None = None
+    # the meters (names on the box, or equipment ids) its features serve; None: every meter.
+    # Left out of the file when None, so licenses without it read as before everywhere.
+    meters: list[str] | None = None
 
     @property
     def not_before_ms(self) -> int:
@@ -113,7 +120,10 @@ class License(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return None if self.expires is None else parse_time(self.expires)
 
     def summary(self) -> dict[str, Any]:
-        return msgspec.to_builtins(self)
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        if out.get("meters") is None:  # every meter: said by leaving it out, as files do
+            out.pop("meters", None)
+        return out
 
 
 class _File(msgspec.Struct):
@@ -334,12 +344,25 @@ def verify(
     return signed
 
 
+def serves_meter(meters: list[str] | tuple[str, ...] | frozenset[str] | None, name: str,
+                 meter_id: str | None = None) -> bool:  # fmt: skip
+    """Whether a license naming `meters` (None: it names none) serves the meter called `name`
+    on this box, whose equipment id is `meter_id`: it names either."""
+    if meters is None:
+        return True
+    if name in meters:
+        return True
+    # as sent, or as its name reads it (DSMR meters send theirs hex-encoded: `4530...` is `E0...`)
+    return meter_id is not None and (meter_id in meters or equipment_name(meter_id) in meters)
+
+
 def describe(license: License) -> str:
     """The license as a person reads it (`hanport license show`)."""
     rows = [
         ("License", license.id),
         ("Reader serial", license.serial),
         ("Meter", license.meter_id or "any"),
+        *((("Serves meters", ", ".join(license.meters)),) if license.meters is not None else ()),
         ("Licensee", license.licensee or "-"),
         ("Use", license.use),
         ("Kind", license.kind),

@@ -14,8 +14,10 @@ import sys
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .meters import check_name
 
 ENV_PREFIX = "HANPORT_"
 
@@ -72,6 +74,13 @@ class CommonSettings(BaseSettings):
         description="Log lines as `json`, plain `text`, or `auto`: text when stderr is a "
         "terminal, JSON otherwise.",
     )
+    default_meter: str | None = Field(
+        None,
+        description="The box's default meter, by name (as `GET /meters` lists them): the one "
+        "REST `/meter`, `/han`, `/events` and `/ws`, the classic MQTT topics and Home Assistant "
+        "device, and Modbus unit ids not in HANPORT_MODBUS_UNITS serve, as on a one-meter box. "
+        "Unset: the meter on the classic stream (HANPORT_STREAM), else the first by name.",
+    )
     use: Literal["consumer", "commercial"] = Field(
         "consumer", description="Declared use: `consumer` (REST free) or `commercial`."
     )
@@ -88,6 +97,11 @@ class CommonSettings(BaseSettings):
         "live readings without authentication (compose sets 0.0.0.0 for Prometheus on its "
         "private network; see docs/security.md).",
     )
+
+    @field_validator("default_meter")
+    @classmethod
+    def _a_meter_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_name(value)
 
 
 S = TypeVar("S", bound=BaseSettings)

@@ -72,6 +72,7 @@ def issue(
     kind: Kind | None = None,
     days: int | None = None,
     meter_id: str | None = None,
+    meters: Iterable[str] | None = None,
     expires_ms: int | None = None,
     not_before_ms: int | None = None,
     now: int | None = None,
@@ -88,6 +89,7 @@ def issue(
         features=features,
         licensee="hanport tests",
         meter_id=meter_id,
+        meters=meters,
         days=days,
         now=now,
         not_before=not_before_ms,
@@ -114,13 +116,21 @@ async def grant(
     kind: Kind | None = None,
     days: int | None = None,
     expires_in_s: float | None = None,
+    meters: Iterable[str] | None = None,
 ) -> dict[str, str]:
-    """Sign a license for `features` and publish it as the licensing service would; returns the
+    """Sign a license for `features` (for `meters` only, when given) and publish it as the licensing service would; returns the
     env vars the service under test needs (see the module docstring)."""
     private, public = make_keys(tmp_path)
     expires = None if expires_in_s is None else now_ms() + int(expires_in_s * 1000)
     text = issue(
-        private, serial=serial, features=features, use=use, kind=kind, days=days, expires_ms=expires
+        private,
+        serial=serial,
+        features=features,
+        use=use,
+        kind=kind,
+        days=days,
+        expires_ms=expires,
+        meters=meters,
     )
     await publish_license(redis_url, text, public)
     return env_for(redis_url, public, serial, use)

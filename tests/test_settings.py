@@ -30,6 +30,9 @@ from tests.conftest import FIXTURES
 # Valid values, as they would be written in .env, for settings whose default does not serve
 # (none, or empty). `{tmp}` is a folder holding FILES; `{fixtures}` is tests/fixtures.
 EXAMPLES: dict[str, tuple[str, ...]] = {
+    "HANPORT_DEFAULT_METER": ("main", "E0044007382246019"),
+    "HANPORT_METER_NAME": ("heatpump", "flat-2.main_meter"),
+    "HANPORT_MODBUS_UNITS": ("1=main,2=heatpump", " 3=E0044007382246019 "),
     "HANPORT_SERIAL": ("HP0A1B2C3D4E",),
     "HANPORT_LICENSE_PUBLIC_KEYS": ("{tmp}/public_keys",),
     "HANPORT_LOG_LEVEL": ("debug", "WARNING"),

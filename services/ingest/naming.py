@@ -28,6 +28,7 @@ class MeterNaming:
     fallback: str = "meter"  # the name when the meter sends no equipment id (`source_name`)
     meter_id: str | None = None  # the equipment id last seen
     name: str | None = None  # the name last given
+    model: str | None = None  # the model line last seen
 
     def stamp(self, reading: Reading) -> Reading:
         """Set `reading.meter`; returns the reading."""
@@ -50,6 +51,7 @@ class MeterNaming:
         else:
             name = self.fallback
         self.name = reading.meter = name
+        self.model = reading.meter_model or self.model
         return reading
 
 

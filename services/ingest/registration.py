@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 
 from shared.meters import MeterDirectory, MeterKeys, MeterRecord
-from shared.reading import Reading
 from shared.stream import REDIS_DOWN, redis_client
 
 from .naming import MeterNaming
@@ -33,10 +32,6 @@ class Registration:
     naming: MeterNaming
     host: str = field(default_factory=socket.gethostname)
     started: int = field(default_factory=lambda: int(time.time() * 1000))
-    model: str | None = None
-
-    def seen(self, reading: Reading) -> None:
-        self.model = reading.meter_model or self.model
 
     def record(self, now_ms: int) -> MeterRecord | None:
         """The record to write; None until the meter's name is known (its first reading, when
@@ -52,7 +47,7 @@ class Registration:
             source=self.naming.source,
             host=self.host,
             meter_id=self.naming.meter_id,
-            model=self.model,
+            model=self.naming.model,
             started=self.started,
             updated=now_ms,
         )

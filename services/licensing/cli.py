@@ -3,7 +3,7 @@
     hanport license keygen --out DIR
     hanport license issue --key PRIVATE_KEY --serial S --use consumer|commercial
                           --kind activation|trial|full --features rest,mqtt,modbus
-                          [--meter-id M] [--days N] [--licensee NAME] --out FILE
+                          [--meter-id M] [--meters A,B] [--days N] [--licensee NAME] --out FILE
     hanport license trial --key PRIVATE_KEY --serial S [--licensee NAME] --out FILE
     hanport license verify --public-key FILE_OR_DIR [--serial S] [--use U] [--meter-id M] LICENSE
     hanport license show LICENSE
@@ -64,6 +64,14 @@ def features(text: str) -> list[FeatureName]:
     return cast(list[FeatureName], wanted)
 
 
+def meter_list(text: str) -> list[str]:
+    """`main,heatpump` -> the meters a license serves (at least one)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one meter, e.g. main,heatpump")
+    return names
+
+
 def keygen(args: argparse.Namespace) -> int:
     private, public = generate_keys(Path(args.out))
     print(f"private key: {private}  (keep it secret; never commit it)")
@@ -84,6 +92,7 @@ def issue(args: argparse.Namespace) -> int:
         features=args.features,
         licensee=args.licensee,
         meter_id=args.meter_id,
+        meters=args.meters,
         days=args.days,
     )
     _write(args.out, text)
@@ -185,6 +194,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", required=True, choices=["activation", "trial", "full"])
     p.add_argument("--features", required=True, type=features, help="e.g. mqtt,modbus")
     p.add_argument("--meter-id", help="bind the license to this meter")
+    p.add_argument(
+        "--meters",
+        type=meter_list,
+        help="serve only these meters, e.g. main,heatpump (names on the box or equipment ids; "
+        "default: every meter)",
+    )
     p.add_argument("--days", type=int, help="valid for N days (default: perpetual)")
     p.add_argument("--licensee", default="", help="who the license is for")
     p.add_argument("--out", required=True, help="the license file to write")

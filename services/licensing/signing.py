@@ -14,7 +14,6 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
-import msgspec
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -70,7 +69,7 @@ def sign(license: License, private: Ed25519PrivateKey) -> bytes:
     """The license file text for `license`, signed with `private` (its key id must match)."""
     if license.key_id != key_id(private.public_key()):
         raise ValueError("license.key_id does not name the signing key")
-    body = msgspec.to_builtins(license)
+    body = license.summary()  # without `meters` when it serves every meter: reads as before
     signature = private.sign(canonical(body))
     document = {"licence": body, "signature": base64.b64encode(signature).decode()}
     return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
@@ -85,13 +84,15 @@ def new_license(
     features: Iterable[FeatureName],
     licensee: str = "",
     meter_id: str | None = None,
+    meters: Iterable[str] | None = None,
     days: int | None = None,
     now: int | None = None,
     not_before: int | None = None,
     expires: int | None = None,
 ) -> bytes:
     """Issue a signed license file. `days` (or an explicit `expires` in ms) ends it; neither: it
-    never expires. A trial always lasts `TRIAL_DAYS` unless `expires` or `days` says otherwise."""
+    never expires. `meters`: the features serve only these meters (names or equipment ids). A
+    trial always lasts `TRIAL_DAYS` unless `expires` or `days` says otherwise."""
     issued = now if now is not None else now_ms()
     issued -= issued % 1000
     start = issued if not_before is None else not_before
@@ -107,6 +108,7 @@ def new_license(
         id=f"L-{secrets.token_hex(6)}",
         serial=serial,
         meter_id=meter_id,
+        meters=None if meters is None else list(dict.fromkeys(meters)),
         licensee=licensee,
         use=use,
         kind=kind,

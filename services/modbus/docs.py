@@ -111,6 +111,22 @@ By default every unit id is answered (SunSpec scanners probe 1, 126, 200, 240). 
 `HANPORT_MODBUS_UNIT_ID=n` only unit id n is answered; any other id gets exception 0x0A
 (gateway path unavailable).
 
+**Several meters.** `HANPORT_MODBUS_UNITS=1=main,2=heatpump` gives each meter a unit id of its
+own (1-247; a meter by its name on the box or its equipment id): that unit answers every map for
+its meter (the SunSpec `DA` register says its unit id). Unit ids not listed answer for the
+default meter exactly as on a one-meter box (`HANPORT_DEFAULT_METER`, else the meter on the
+classic stream, else the first by name), or only `HANPORT_MODBUS_UNIT_ID` when that is set
+(which may not also be in the list). Each meter's data goes stale on its own: a meter that
+stopped sending answers 0x0B on its unit only, and the others keep serving. A bad list stops the
+service at start with one line naming HANPORT_MODBUS_UNITS and what is wrong. A license naming
+meters (`docs/licensing.md`) serves only those: another meter's unit answers 0x0A, logged once
+and counted in `hanport_entitlement_meter_refused_total{{feature="modbus",meter}}`.
+
+**M-Bus sub-meters** (DSMR gas, water, heat behind the meter) are in the native map from 1100:
+each value (float64: gas and water in m³, heat in kWh, GJ converted) and its own time (uint64,
+ms since the epoch), of the lowest M-Bus channel of that kind; not implemented while the meter
+has none.
+
 ## Exceptions
 
 | code | name | when |
@@ -118,7 +134,7 @@ By default every unit id is answered (SunSpec scanners probe 1, 126, 200, 240). 
 | 0x01 | illegal function | any function other than 03 and 04: every write (05, 06, 0F, 10, 16, 17) is refused, nothing is ever written |
 | 0x02 | illegal data address | a read outside every block, or spanning two blocks |
 | 0x03 | illegal data value | a read of 0 or more than 125 registers, or a read PDU of the wrong length |
-| 0x0A | gateway path unavailable | a unit id other than HANPORT_MODBUS_UNIT_ID (when set) |
+| 0x0A | gateway path unavailable | a unit id other than HANPORT_MODBUS_UNIT_ID (when set) and not in HANPORT_MODBUS_UNITS; the unit of a meter the license does not name |
 | 0x0B | gateway target device failed to respond | **stale data**: the read touches a measurement register and the newest reading is older than HANPORT_MODBUS_STALE_AFTER (default 30 s), or there is no reading yet |
 
 Stale data: a charger must never balance load on old values, so measurement registers answer

@@ -10,7 +10,8 @@ Maps (docs/modbus.md is generated from these tables):
 - Eastron SDM630, input registers from 0 (float32, high word first), and its serial number at
   holding register 0xFC00.
 - hanport native map, holding registers from 1000: status, then every value of the Cozify message;
-  its points are the `register` of the field catalogue's rows (shared/fields.py).
+  its points are the `register` of the field catalogue's rows (shared/fields.py). From 1100 the
+  M-Bus sub-meters (gas, water, heat): value and its own time.
 
 A value the meter did not send is the type's "not implemented" value (float NaN, int16 0x8000,
 uint 0xFFFF..., acc32 0, string all zero bytes). Power is import-positive everywhere.
@@ -28,7 +29,8 @@ from typing import Any, Literal
 
 from shared.fields import FIELDS, getter, showing, values
 from shared.fields import Value as CatalogueValue
-from shared.reading import Reading
+from shared.reading import Reading, SubMeter
+from shared.submeters import medium
 
 Space = Literal["holding", "input"]
 Value = float | int | str | None
@@ -245,6 +247,43 @@ LIVE = {
 # every value of the field catalogue (shared/fields.py) by its path: `ic`, `p[0]`, `meter_model`
 _READING_VALUES = tuple((value.path, getter(value)) for value in values(FIELDS))
 
+# M-Bus sub-meters in the native map: value name -> (the media it is, unit per unit as sent
+# (lower case) -> factor to the register's unit, the register's unit, what it is for the docs).
+# Of several sub-meters of one kind, the lowest channel's is served.
+SUBMETERS: dict[str, tuple[frozenset[str], dict[str, float], str, str]] = {
+    "gas": (frozenset({"gas"}), {"m3": 1.0, "m³": 1.0}, "m³", "gas meter reading"),
+    "water": (
+        frozenset({"water", "warm_water", "hot_water", "cold_water"}),
+        {"m3": 1.0, "m³": 1.0},
+        "m³",
+        "water meter reading",
+    ),
+    "heat": (
+        frozenset({"heat", "heat_cooling"}),
+        {"kwh": 1.0, "mwh": 1000.0, "gj": 1e9 / 3.6e6},
+        "kWh",
+        "heat meter reading (GJ and MWh converted: 1 GJ = 277.78 kWh)",
+    ),
+}
+
+
+def _submeter(subs: Sequence[SubMeter], name: str) -> tuple[float | None, int | None]:
+    """The value (in the register's unit) and time (ms) of the sub-meter served as `name`."""
+    media, factors, _unit, _doc = SUBMETERS[name]
+    for sub in sorted(subs, key=lambda s: s.channel):
+        factor = factors.get((sub.unit or "").lower())
+        if sub.value is not None and factor is not None and medium(sub) in media:
+            return sub.value * factor, sub.ts
+    return None, None
+
+
+def submeter_values(reading: Reading) -> dict[str, Value]:
+    """`gas`, `gas_ts`, `water`, `water_ts`, `heat`, `heat_ts` of a reading (None: none)."""
+    out: dict[str, Value] = {}
+    for name in SUBMETERS:
+        out[name], out[f"{name}_ts"] = _submeter(reading.submeters, name)
+    return out
+
 
 def reading_values(reading: Reading | None, identity: Identity) -> dict[str, Value]:
     """Every value a map can name: the reading's fields (`p[0]`...), derived values, identity."""
@@ -255,6 +294,7 @@ def reading_values(reading: Reading | None, identity: Identity) -> dict[str, Val
         values[path] = value_of(reading)
     for name, (how, names, _doc) in DERIVED.items():
         values[name] = how([values.get(n) for n in names])
+    values.update(submeter_values(reading))
     return values
 
 
@@ -616,6 +656,17 @@ NATIVE = (
 )
 
 
+SUBMETER_BASE = 1100
+NATIVE_SUBMETERS = tuple(
+    point
+    for name, (_media, _factors, unit, doc) in SUBMETERS.items()
+    for point in (
+        Point(f"{name}", FLOAT64, name, unit, doc),
+        Point(f"{name} time", UINT64, f"{name}_ts", "ms", f"{doc}: the sub-meter's own time"),
+    )
+)
+
+
 def blocks(sunspec_model: int = 213) -> tuple[Block, ...]:
     """Every block the server answers, for the configured SunSpec meter model."""
     return (
@@ -647,6 +698,16 @@ def blocks(sunspec_model: int = 213) -> tuple[Block, ...]:
             NATIVE,
             doc="hanport native map: status, then every value of the Cozify meter message.",
         ),
+        Block(
+            "native sub-meters",
+            "holding",
+            SUBMETER_BASE,
+            NATIVE_SUBMETERS,
+            gap=FLOAT64,
+            doc="hanport native map, M-Bus sub-meters behind the meter (DSMR gas, water, heat): "
+            "each value (float64) and its own time (uint64, ms since the epoch); NaN and "
+            "0xFFFF... while the meter has none.",
+        ),
     )
 
 
@@ -654,6 +715,7 @@ def check(points: Sequence[Point]) -> None:
     """Raise ValueError when a point names a value no reading, derived value or identity has
     (a misspelt source would otherwise be served as not implemented, silently)."""
     known = {path for path, _value in _READING_VALUES} | set(DERIVED) | set(LIVE)
+    known |= {n for name in SUBMETERS for n in (name, f"{name}_ts")}
     known |= set(Identity(serial="", version="").values())
     for name, (_how, names, _doc) in DERIVED.items():
         if not set(names) <= known:

@@ -38,6 +38,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from .metrics import CLIENTS, EXCEPTIONS, MALFORMED, REFUSED, REQUESTS, TIMED_OUT
 from .settings import ModbusSettings
 from .store import RegisterStore
+from .units import Units
 
 log = logging.getLogger(__name__)
 
@@ -320,10 +321,10 @@ class Connection(ServerRequestHandler):
 class HanportModbusServer(ModbusTcpServer):
     """pymodbus's TCP server answering from `store`, with `Connection` as the front door."""
 
-    context: RegisterStore
+    context: RegisterStore | Units
 
     def __init__(
-        self, store: RegisterStore, host: str, port: int, limits: Limits | None = None
+        self, store: RegisterStore | Units, host: str, port: int, limits: Limits | None = None
     ) -> None:
         # pymodbus builds a datastore from a SimDevice; ours replaces it (same interface).
         self.limits = limits or Limits()

@@ -1,8 +1,10 @@
 """The Modbus service: follows the readings stream into the register store, and opens the TCP
 port only while a license grants Modbus.
 
-Consumes the readings stream (`shared.follow.Follower`, no polling: the newest reading of each
-XREAD's batch) and the `modbus` entitlement (`shared.gate.while_granted`);
+Consumes every meter's readings stream (`shared.follow.Follower` over
+`shared.meter_streams.MeterStreams`, no polling: the newest reading of each XREAD's batch) into
+`services.modbus.units.Units` (a unit id per meter, `HANPORT_MODBUS_UNITS`; other unit ids the
+default meter), and the `modbus` entitlement (`shared.gate.while_granted`);
 produces a Modbus TCP server on HANPORT_MODBUS_HOST:HANPORT_MODBUS_PORT. Without the entitlement
 the port is closed (clients get "connection refused"), the log says why and
 `hanport_modbus_licensed` is 0; it opens as soon as a license arrives and closes, dropping its
@@ -22,7 +24,9 @@ from shared.entitlements import Decision, Entitlements, EntitlementSource, Featu
 from shared.follow import NEWEST_ONLY, Follower
 from shared.gate import Change, Report, while_granted
 from shared.identity import wait_for_serial
-from shared.stream import ReadingStream
+from shared.meter_streams import REFRESH_S, MeterStreams
+from shared.meters import MeterDirectory
+from shared.stream import REDIS_DOWN, ReadingStream, wait_for_redis
 from shared.supervise import Work, run_supervised
 
 from .metrics import DATA_AGE, LICENSED
@@ -30,6 +34,7 @@ from .register_map import Identity, blocks
 from .server import HanportModbusServer, Limits
 from .settings import ModbusSettings
 from .store import RegisterStore
+from .units import Units
 
 log = logging.getLogger(__name__)
 FEATURE: Feature = "modbus"
@@ -90,9 +95,23 @@ def reporter(where: str) -> Report:
     return report
 
 
+async def watch_directory(redis: Redis, units: Units) -> None:
+    """Keep `units` current with the directory of meters (which is the default meter)."""
+    directory = MeterDirectory(redis)
+    backoff = Backoff()
+    while True:
+        try:
+            units.set_directory(await directory.records())
+        except REDIS_DOWN as error:
+            await wait_for_redis(error, backoff)
+            continue
+        backoff.reset()
+        await asyncio.sleep(REFRESH_S)
+
+
 async def serve_while_licensed(
     settings: ModbusSettings,
-    store: RegisterStore,
+    store: RegisterStore | Units,
     entitlements: EntitlementSource,
     state: PortState | None = None,
 ) -> None:
@@ -115,7 +134,7 @@ async def serve_while_licensed(
     await while_granted(entitlements, FEATURE, serve, report=reporter(where), grace=STARTUP_GRACE_S)
 
 
-async def _open(settings: ModbusSettings, store: RegisterStore) -> HanportModbusServer:
+async def _open(settings: ModbusSettings, store: RegisterStore | Units) -> HanportModbusServer:
     backoff = Backoff(maximum=30.0)
     while True:
         server = HanportModbusServer(
@@ -146,17 +165,28 @@ async def run_service(
     store: RegisterStore | None = None,
     state: PortState | None = None,
 ) -> None:
-    """Run until cancelled. `entitlements` defaults to the real, signature-checking one."""
+    """Run until cancelled. `entitlements` defaults to the real, signature-checking one. `store`
+    is the default meter's registers (unit ids not in HANPORT_MODBUS_UNITS); every meter's
+    stream is followed (`Units`)."""
     serial = await wait_for_serial(settings.serial, settings.license_dir, redis)
     store = store or make_store(settings, serial)
-    DATA_AGE.set_function(lambda: float("nan") if (age := store.age()) is None else age)
+    default = store
+    DATA_AGE.set_function(lambda: float("nan") if (age := default.age()) is None else age)
+    units = Units.of(settings, store)
+    try:  # the meters with streams of their own, before the first reading is taken
+        units.set_directory(await MeterDirectory(redis).records())
+    except REDIS_DOWN as error:
+        log.warning("cannot read the meter directory yet (%s); following it", error)
+    streams = MeterStreams(redis, settings.stream)
     works: dict[str, Work] = {
-        "stream follower": follower(ReadingStream(redis, settings.stream), store).run
+        "stream follower": Follower(streams, units.update, NEWEST_ONLY).run,
+        "meter directory": lambda: watch_directory(redis, units),
     }
     if entitlements is None:
         real = Entitlements(redis, settings)
         works["entitlements"] = real.run
         entitlements = real
     gated = entitlements
-    works["modbus port"] = lambda: serve_while_licensed(settings, store, gated, state)
+    units.decide = lambda: gated.decide(FEATURE)
+    works["modbus port"] = lambda: serve_while_licensed(settings, units, gated, state)
     await run_supervised(works)

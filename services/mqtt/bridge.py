@@ -27,11 +27,14 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from shared.backoff import Backoff
-from shared.cancellation import raise_if_cancelling
-from shared.entitlements import Entitlements, EntitlementSource
+from shared.cancellation import raise_if_cancelling, stop
+from shared.entitlements import Entitlements, EntitlementSource, MeterFilter
 from shared.gate import while_granted
 from shared.identity import wait_for_serial
 from shared.log import redact_url
+from shared.meter_streams import REFRESH_S, each_meter_stream
+from shared.meters import MeterDirectory
+from shared.reading import Reading
 from shared.stream import REDIS_DOWN, ConsumerGroup, GroupReader, ReadingStream
 from shared.supervise import Work, run_supervised
 
@@ -39,9 +42,9 @@ from . import metrics
 from .confirm import Confirmations
 from .connection import OFFLINE, ONLINE, ConfigError, explain, lost_hint, make_client
 from .delivery import ConnectionLost, Delivery
-from .discovery import SENSORS
 from .housekeeping import FORGET_IDLE_MS, forget_gone_replicas, watch_backlog
 from .license import FEATURE, report
+from .meters import Meters, MeterState
 from .raw import RawForwarder
 from .settings import MqttSettings
 from .topics import Topics
@@ -79,7 +82,14 @@ class Bridge:
             if settings.mqtt_raw_topic
             else None
         )
-        self.delivery = Delivery(settings, self.stream, self.group, self.raw)
+        self.meters = Meters(settings.stream, settings.default_meter)
+        self.meter_filter = MeterFilter(FEATURE)
+        self.gate: EntitlementSource | None = None  # what `_serves` asks (set by `run`)
+        self.delivery = Delivery(
+            settings, self.stream, self.group, self.raw, self.meters, self._serves
+        )
+        # one delivery per meter stream (the classic one's is `delivery`), each with its group
+        self.deliveries: dict[str, Delivery] = {settings.stream: self.delivery}
         self.connected_once = False
         self.connected_at = 0.0  # time.monotonic() of the last accepted connection
         self.last_failure: str | None = None
@@ -92,16 +102,18 @@ class Bridge:
         works: dict[str, Work] = {
             "backlog and consumer housekeeping": lambda: watch_backlog(
                 self.redis,
-                self.settings.stream,
+                lambda: list(self.deliveries),
                 self.settings.mqtt_group,
                 self.forget_gone_replicas,
-            )
+            ),
+            "meter directory": self._watch_directory,
         }
         entitlements = self.entitlements
         if real is not None:
             works["entitlements"] = real.run
             entitlements = real
         assert entitlements is not None
+        self.gate = entitlements
         log.info(
             "MQTT bridge %s: readings from %s (group %s) to %s on %s",
             self.settings.mqtt_consumer,
@@ -141,8 +153,76 @@ class Bridge:
                 )
                 await asyncio.sleep(delay)
         topics = Topics.from_settings(self.settings, serial)
-        self.delivery.serial, self.delivery.topics = serial, topics
+        self.meters.start(serial, topics)
+        # which meter is the default before anything is published: the classic stream's
+        latest = await self.delivery.redis_call(self.stream.latest)
+        if latest is not None:
+            self.meters.note(latest[1], self.settings.stream)
+        self.meters.set_directory(
+            await self.delivery.redis_call(MeterDirectory(self.redis).records)
+        )
         return topics
+
+    # --- several meters ------------------------------------------------------------------------
+
+    def _serves(self, state: MeterState, reading: Reading) -> bool:
+        """Whether the license for MQTT serves this reading's meter (it may name meters)."""
+        if self.gate is None:
+            return True
+        return self.meter_filter.serves(self.gate.decide(FEATURE), state.name, reading.meter_id)
+
+    async def _watch_directory(self) -> None:
+        """Keep `meters` current with the directory of meters (which is the default one)."""
+        directory = MeterDirectory(self.redis)
+        while True:
+            try:
+                self.meters.set_directory(await directory.records())
+            except (*REDIS_DOWN, ResponseError) as error:
+                raise_if_cancelling(error)
+                log.debug("cannot read the meter directory: %s", error)
+            await asyncio.sleep(REFRESH_S)
+
+    def _delivery(self, key: str) -> Delivery:
+        """The delivery of the meter stream `key` (made at its first use; it lasts)."""
+        delivery = self.deliveries.get(key)
+        if delivery is None:
+            stream = ReadingStream(self.redis, key)
+            group = GroupReader(stream, self.settings.mqtt_group, self.settings.mqtt_consumer)
+            delivery = Delivery(self.settings, stream, group, None, self.meters, self._serves)
+            self.deliveries[key] = delivery
+        return delivery
+
+    async def _deliver_every_stream(self, out: Confirmations) -> None:
+        """Deliver every meter's stream on this connection (`each_meter_stream`: one consumer
+        group reader per stream, meters that appear later included); returns or raises as soon
+        as one delivery ends (the connection is lost), and stops the others."""
+        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def deliver(key: str) -> None:
+            delivery = self._delivery(key)
+            try:
+                await delivery.redis_call(delivery.group.ensure_group)
+                await delivery.deliver(out)
+            except Exception as error:  # the session ends: its caller decides what follows
+                if not ended.done():
+                    ended.set_exception(error)
+                return
+            if not ended.done():
+                ended.set_result(None)
+
+        streams = asyncio.create_task(
+            each_meter_stream(self.redis, self.settings.stream, deliver), name="meter streams"
+        )
+        try:
+            await asyncio.wait({streams, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await stop(streams)
+        if ended.done():
+            ended.result()
+        elif not streams.cancelled() and streams.exception() is not None:
+            raise streams.exception()  # type: ignore[misc]
+        else:
+            ended.cancel()
 
     async def forget_gone_replicas(self, min_idle_ms: int = FORGET_IDLE_MS) -> list[str]:
         """Remove from the readings (and raw) consumer groups every other consumer that holds no
@@ -169,7 +249,8 @@ class Bridge:
                     await self._session(client)
             except (aiomqtt.MqttError, ConfigError) as error:
                 metrics.CONNECTED.set(0)
-                await self.delivery.ack_confirmed()
+                for delivery in list(self.deliveries.values()):
+                    await delivery.ack_confirmed()
                 if connected:
                     log.warning(
                         "lost the broker connection (%s); reconnecting, unconfirmed readings "
@@ -216,14 +297,14 @@ class Bridge:
     async def _session(self, client: aiomqtt.Client) -> None:
         topics = self._topics()
         await client.publish(topics.availability, ONLINE, qos=1, retain=True)
-        self.delivery.unannounced = SENSORS
+        self.meters.reset_announcements()
         status_topic = f"{self.settings.mqtt_discovery_prefix}/status"
         if self.settings.mqtt_discovery:
             await self._subscribe(client, status_topic)
         out = Confirmations(client, self.settings.mqtt_inflight)
         tasks = [
             asyncio.create_task(self._watch_messages(client, out, status_topic)),
-            asyncio.create_task(self.delivery.deliver(out)),
+            asyncio.create_task(self._deliver_every_stream(out)),
         ]
         if self.raw is not None:
             tasks.append(asyncio.create_task(self._forward_raw(client)))
@@ -250,7 +331,8 @@ class Bridge:
         _done, slow = await asyncio.wait(tasks, timeout=STOP_WAIT)
         if slow:
             log.debug("%d tasks still stopping; not waiting for them", len(slow))
-        await self.delivery.ack_last()
+        for delivery in list(self.deliveries.values()):
+            await delivery.ack_last()
         try:
             await client.publish(
                 self._topics().availability, OFFLINE, qos=1, retain=True, timeout=2
@@ -278,9 +360,11 @@ class Bridge:
         resend: set[asyncio.Task[None]] = set()
         async for message in client.messages:
             if message.topic.matches(status_topic) and message.payload == b"online":
-                self.delivery.unannounced = SENSORS
-                if self.delivery.last_reading is not None:
-                    sent = self.delivery.announce(out, self.delivery.last_reading)
+                self.meters.reset_announcements()
+                for state in list(self.meters.states.values()):
+                    if state.last_reading is None:
+                        continue
+                    sent = self.delivery.announce(out, state, state.last_reading)
                     if sent:
                         task = asyncio.ensure_future(self.delivery.confirm(sent))
                         resend.add(task)

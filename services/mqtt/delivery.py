@@ -32,8 +32,9 @@ from shared.supervise import Fatal
 
 from . import metrics
 from .confirm import Confirmations
-from .discovery import SENSORS, Sensor
-from .messages import KINDS, announcements, reading_messages
+from .discovery import box_messages
+from .messages import KINDS, announcements, reading_messages, submeter_announcements
+from .meters import Meters, MeterState
 from .raw import RawForwarder
 from .settings import MqttSettings
 from .topics import Topics
@@ -43,6 +44,11 @@ T = TypeVar("T")
 BATCH = 100
 ACK_DELAY = 0.05  # seconds a confirmed entry waits to be acknowledged with the next ones
 Sent = tuple["asyncio.Future[None] | None", str]  # a message's confirmation and its kind
+Serves = Callable[[MeterState, Reading], bool]  # whether a meter's readings may be published
+
+
+def _serve_all(_state: MeterState, _reading: Reading) -> bool:
+    return True
 
 
 class Pacer:
@@ -64,7 +70,10 @@ class ConnectionLost(aiomqtt.MqttError):
 
 
 class Delivery:
-    """The readings of one replica's consumer, from Redis to the broker."""
+    """The readings of one replica's consumer of one meter stream, from Redis to the broker.
+    `meters` (what each meter publishes to, and what was announced for it) is the bridge's,
+    shared by the deliveries of every stream; `serves` says whether a meter's readings may be
+    published (its license): those of a meter it refuses are acknowledged unpublished."""
 
     def __init__(
         self,
@@ -72,15 +81,15 @@ class Delivery:
         stream: ReadingStream,
         group: GroupReader,
         raw: RawForwarder | None,
+        meters: Meters | None = None,
+        serves: Serves = _serve_all,
     ) -> None:
         self.settings = settings
         self.stream = stream
         self.group = group
         self.raw = raw
-        self.serial = ""
-        self.topics: Topics | None = None
-        self.unannounced: tuple[Sensor, ...] = SENSORS  # discovery configs not yet sent
-        self.last_reading: Reading | None = None
+        self.meters = meters or Meters(settings.stream, settings.default_meter)
+        self.serves = serves
         self.held: dict[str, Reading] = {}  # entry id -> reading, waiting for the next slot
         # entries whose messages the broker confirmed, acknowledged together (one XACK per
         # ACK_DELAY or per BATCH instead of one per reading) and before anything is re-read
@@ -220,13 +229,17 @@ class Delivery:
             self.confirmed.clear()
 
     def send(self, out: Confirmations, reading: Reading) -> list[Sent]:
-        """Hand this reading's messages to the client (in order)."""
+        """Hand this reading's messages to the client (in order): none when its meter is not
+        served (its license names other meters)."""
         settings = self.settings
-        self.last_reading = reading
-        sent = self.announce(out, reading) if settings.mqtt_discovery else []
+        state = self.meters.note(reading, self.stream.key)
+        if not self.serves(state, reading):
+            return []
+        state.last_reading = reading
+        sent = self.announce(out, state, reading) if settings.mqtt_discovery else []
         for topic, payload, qos, retain, kind in reading_messages(
             reading,
-            self.current_topics(),
+            state.topics,
             qos=settings.mqtt_qos,
             retain=settings.mqtt_retain,
             split=settings.mqtt_split_topics,
@@ -234,16 +247,35 @@ class Delivery:
             sent.append((out.publish(topic, payload, qos, retain), kind))
         return sent
 
-    def announce(self, out: Confirmations, reading: Reading) -> list[Sent]:
-        """Discovery configs (retained) for sensors of this reading not yet announced."""
-        self.unannounced, messages = announcements(
+    def announce(self, out: Confirmations, state: MeterState, reading: Reading) -> list[Sent]:
+        """Discovery configs (retained) for sensors of this reading not yet announced: the
+        box's device first when there is one, then the meter's sensors and sub-meters."""
+        settings, meters = self.settings, self.meters
+        prefix, expire_after = settings.mqtt_discovery_prefix, settings.mqtt_expire_after
+        messages = []
+        if meters.boxed and not meters.box_announced:
+            meters.box_announced = True
+            box = box_messages(serial=meters.serial, topics=self.current_topics(), prefix=prefix)
+            messages += [(topic, payload, 1, True, "other") for topic, payload in box]
+        state.unannounced, configs = announcements(
             reading,
-            self.unannounced,
-            topics=self.current_topics(),
-            serial=self.serial,
-            prefix=self.settings.mqtt_discovery_prefix,
-            expire_after=self.settings.mqtt_expire_after,
+            state.unannounced,
+            topics=state.topics,
+            serial=meters.serial,
+            prefix=prefix,
+            expire_after=expire_after,
+            device=state.device,
         )
+        messages += configs
+        if reading.submeters:
+            messages += submeter_announcements(
+                reading,
+                state.announced,
+                topics=state.topics,
+                device=state.device,
+                prefix=prefix,
+                expire_after=expire_after,
+            )
         return [(out.publish(t, p, qos, retain), kind) for t, p, qos, retain, kind in messages]
 
     async def confirm(self, sent: list[Sent]) -> None:
@@ -280,8 +312,9 @@ class Delivery:
                 log.debug("could not acknowledge the last confirmed readings: %s", error)
 
     def current_topics(self) -> Topics:
-        assert self.topics is not None
-        return self.topics
+        """The default meter's topics (the settings'), whose availability is the bridge's."""
+        assert self.meters.base is not None
+        return self.meters.base
 
     # --- Redis ---------------------------------------------------------------------------------
 

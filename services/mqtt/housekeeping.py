@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -33,32 +33,54 @@ FORGET_EVERY_S = 300.0
 
 
 async def watch_backlog(
-    redis: Redis, key: str, group: str, forget: Callable[[], Awaitable[object]], every: float = 2.0
+    redis: Redis,
+    keys: str | Callable[[], Iterable[str]],
+    group: str,
+    forget: Callable[[], Awaitable[object]],
+    every: float = 2.0,
 ) -> None:
-    """Keep the backlog gauges current: pending + undelivered entries, oldest age; now and
-    then remove the consumer names of replicas gone for good."""
+    """Keep the backlog gauges current: pending + undelivered entries of every meter's stream
+    (`keys`: one key, or the keys now), the oldest one's age; now and then remove the consumer
+    names of replicas gone for good."""
     next_forget = time.monotonic() + every
     while True:
         if time.monotonic() >= next_forget:
             await forget()
             next_forget = time.monotonic() + FORGET_EVERY_S
         try:
-            summary = await redis.xpending(key, group)
-            groups = await redis.xinfo_groups(key)
-            info = next((g for g in groups if _text(g.get("name")) == group), {})
-            lag = int(info.get("lag") or 0)
-            oldest = _text(summary.get("min")) if summary.get("pending") else None
-            if oldest is None and lag:
-                after = _text(info.get("last-delivered-id") or "0-0")
-                nxt = await redis.xrange(key, f"({after}", "+", count=1)
-                oldest = _text(nxt[0][0]) if nxt else None
-            metrics.BACKLOG.set(int(summary.get("pending") or 0) + lag)
-            age = time.time() - StreamId.parse(oldest).ms / 1000 if oldest else 0.0
+            total, oldest_ms = 0, None
+            for key in [keys] if isinstance(keys, str) else list(keys()):
+                try:
+                    count, oldest = await _backlog(redis, key, group)
+                except ResponseError as error:  # a meter's stream whose group is not made yet
+                    if "NOGROUP" not in str(error) and "no such key" not in str(error):
+                        raise
+                    continue
+                total += count
+                if oldest is not None:
+                    ms = StreamId.parse(oldest).ms
+                    oldest_ms = ms if oldest_ms is None else min(oldest_ms, ms)
+            metrics.BACKLOG.set(total)
+            age = time.time() - oldest_ms / 1000 if oldest_ms is not None else 0.0
             metrics.BACKLOG_AGE.set(max(0.0, age))
         except (*REDIS_DOWN, ResponseError) as error:
             raise_if_cancelling(error)  # a cancelled command is not an outage: stop
             log.debug("backlog metrics unavailable: %s", error)
         await asyncio.sleep(every)
+
+
+async def _backlog(redis: Redis, key: str, group: str) -> tuple[int, str | None]:
+    """Pending + undelivered entries of `group` on `key`, and the oldest one's id."""
+    summary = await redis.xpending(key, group)
+    groups = await redis.xinfo_groups(key)
+    info = next((g for g in groups if _text(g.get("name")) == group), {})
+    lag = int(info.get("lag") or 0)
+    oldest = _text(summary.get("min")) if summary.get("pending") else None
+    if oldest is None and lag:
+        after = _text(info.get("last-delivered-id") or "0-0")
+        nxt = await redis.xrange(key, f"({after}", "+", count=1)
+        oldest = _text(nxt[0][0]) if nxt else None
+    return int(summary.get("pending") or 0) + lag, oldest
 
 
 async def forget_gone_replicas(

@@ -1,7 +1,7 @@
 """Topic names and the split topics: which value of a `Reading` goes to which sub-topic.
 
 Consumes the settings and the reader serial; produces `Topics` (every topic the bridge publishes
-to) and `split_messages(reading)`: one (sub-topic, payload) per value the meter sent. The
+to; the default meter's are the settings', another meter's `for_meter`) and `split_messages(reading)`: one (sub-topic, payload) per value the meter sent. The
 sub-topics are the values of the field catalogue (shared/fields.py) that have `topic`.
 """
 
@@ -30,6 +30,19 @@ class Topics:
     prefix: str
     availability: str
     raw: str | None
+
+    @property
+    def submeters(self) -> str:
+        """The meter's M-Bus sub-meters (gas, water, heat): one JSON message."""
+        return f"{self.prefix}/submeters"
+
+    def for_meter(self, name: str) -> Topics:
+        """The topics of a meter other than the default one: under `<prefix>/meters/<name>`
+        (data, split topics, sub-meters); availability stays the bridge's."""
+        prefix = f"{self.prefix}/meters/{name}"
+        return Topics(
+            data=f"{prefix}/data", prefix=prefix, availability=self.availability, raw=None
+        )
 
     @classmethod
     def from_settings(cls, settings: MqttSettings, serial: str) -> Topics:

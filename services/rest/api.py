@@ -41,7 +41,7 @@ from .history import ID_PATTERN, BadParameter, bounds, history_chunks, last_tele
 from .metrics import METER_OK, METER_STALE
 from .read_gate import Busy, GatedAnswer, ReadGate
 from .settings import RestSettings
-from .state import State
+from .state import ALL, MeterState, State
 
 STATIC = Path(__file__).parent / "static"
 # Swagger UI's own files (the fastapi-offline package ships them), served at /docs/assets so the
@@ -209,6 +209,7 @@ STATUS_MESSAGE: dict[str, Any] = {
         "age": {"type": ["number", "null"], "description": "Seconds since it was received."},
         "stale_after": {"type": "number", "description": "HANPORT_REST_STALE_AFTER."},
         "id": {"type": ["string", "null"], "description": "Stream id of the newest reading."},
+        "meter": {"type": "string", "description": "Whose: only on one meter's event stream."},
     },
 }
 
@@ -228,9 +229,15 @@ def sse_event(name: str, data: dict[str, Any]) -> dict[str, Any]:
             },
             "id": {"type": "string", "pattern": ID_PATTERN},
             "retry": {"type": "integer", "minimum": 0},
+            "meter": {"type": "string", "description": "The id of the reading's meter."},
         },
     }
 
+
+METER_OR_ALL = r"^(\*|[A-Za-z0-9._-]{1,64})$"
+UNKNOWN_METER: dict[int | str, dict[str, Any]] = {
+    404: {"model": models.UnknownMeter, "description": "No such meter on this box."}
+}
 
 SSE_EVENT: dict[str, Any] = {
     "oneOf": [
@@ -257,8 +264,11 @@ Time = Annotated[int, Field(ge=0)] | Annotated[datetime, BeforeValidator(iso_onl
 router = APIRouter()
 
 
-def meter_answer(context: Context, user_agent: str | None = None) -> Response:
-    body = stale_body(context.state)
+def meter_answer(
+    context: Context, user_agent: str | None = None, name: str | None = None
+) -> Response:
+    """`/meter` (the default meter), or `/meters/{name}`: the newest reading, 503 when stale."""
+    body = stale_body(context.state, name=name)
     if body is not None:
         METER_STALE.inc()
         if wants_text_503(user_agent.encode("latin-1") if user_agent else None):
@@ -269,9 +279,13 @@ def meter_answer(context: Context, user_agent: str | None = None) -> Response:
                 headers={"cache-control": "no-store"},
             )
         return json_response(body, 503)
-    assert context.state.latest is not None
     METER_OK.inc()
-    return json_response(context.state.latest.body)
+    if name is None:
+        assert context.state.latest is not None
+        return json_response(context.state.latest.body)
+    snapshot = context.state.meters[name].latest
+    assert snapshot is not None
+    return json_response(snapshot.tagged)
 
 
 @router.get(
@@ -376,16 +390,19 @@ async def meter_history(
     "/events",
     responses={
         200: {
-            "description": "Server-sent events: `HAN_METER_MESSAGE` (id = stream id, data = the "
-            "Cozify message) per reading; `HAN_STATUS` when Redis or freshness changes and as "
-            "keepalive. Without Last-Event-ID the newest reading comes first.",
+            "description": "Server-sent events: `HAN_METER_MESSAGE` (id = stream id, `meter` = "
+            "the meter's id, data = the Cozify message) per reading; `HAN_STATUS` when Redis or "
+            "freshness changes and as keepalive. Without Last-Event-ID the newest reading comes "
+            "first. The default meter's readings; `meter` picks one meter, or `*` every meter "
+            "(then live only: each meter's newest first, Last-Event-ID is not used).",
             "content": {
                 "text/event-stream": {
                     "itemSchema": SSE_EVENT,
-                    "example": 'id: 1764152400000-0\nevent: HAN_METER_MESSAGE\ndata: {"type":"HAN_METER_MESSAGE",...}\n\n',
+                    "example": 'id: 1764152400000-0\nevent: HAN_METER_MESSAGE\nmeter: main\ndata: {"type":"HAN_METER_MESSAGE",...}\n\n',
                 }
             },
         },
+        **UNKNOWN_METER,
         **BAD,
         **REDIS_503,
         **REFUSALS,
@@ -412,27 +429,78 @@ async def events(
             pattern=ID_PATTERN,
         ),
     ] = None,
+    meter: Annotated[
+        str | None,
+        Query(
+            description="Whose readings: a meter's id (as `/meters` lists), or `*` for every "
+            "meter; left out: the default meter's.",
+            pattern=METER_OR_ALL,
+            examples=["*"],
+        ),
+    ] = None,
 ) -> Response:
-    state, stream = context.state, context.stream
+    return await event_answer(context, last_event_id, resume, meter)
+
+
+def unknown_meter(context: Context, name: str) -> Response:
+    """404 for a meter id this box does not know, listing those it does."""
+    known = context.state.names()
+    body = {
+        "error": "unknown_meter",
+        "message": f"no meter {name!r} on this box; known: {', '.join(known) or 'none yet'} "
+        "(GET /meters lists them)",
+        "meters": known,
+    }
+    return json_response(msgspec.json.encode(body), 404)
+
+
+def streams_of(context: Context, name: str | None) -> tuple[str, str]:
+    """The readings and raw stream keys of meter `name`: its own when the directory lists a
+    stream of its own, else the classic ones (`HANPORT_STREAM`, `HANPORT_RAW_STREAM`)."""
+    state, settings = context.state, context.settings
+    record = state.records.get(name) if name is not None else None
+    if record is not None and state.named(record.name):
+        return record.readings, record.raw
+    return settings.stream, settings.raw_stream
+
+
+async def event_answer(
+    context: Context, last_event_id: str | None, resume: str | None, meter: str | None
+) -> Response:
+    """`/events` of the default meter (`meter` None), of one meter, or of every meter (ALL:
+    live only, no replay)."""
+    state = context.state
+    if meter is not None and meter != ALL and meter not in state.names():
+        return unknown_meter(context, meter)
     after = last_event_id or resume
     if after is not None:
         after = parse_id("Last-Event-ID" if last_event_id else "last_event_id", after)
+    if meter == ALL:
+        after = None  # every meter's stream has its own ids: nothing to resume from
     timeout = context.settings.rest_redis_timeout
+    name = state.default if meter is None else meter
+    stream = ReadingStream(context.redis, streams_of(context, name)[0])
 
     async def replay(page_after: str) -> Backlog:
         async with context.gate.slot("replay"):
-            return await backlog_page(stream, page_after, timeout)
+            return await backlog_page(stream, page_after, timeout, name)
 
-    queue = state.subscribe()
+    queue = state.subscribe(meter)
     try:
-        first = Backlog.newest(state.latest) if after is None else await replay(after)
+        if after is not None:
+            first = await replay(after)
+        elif meter == ALL:
+            first = Backlog.every_newest(state)
+        else:
+            one = state.latest if meter is None else state.meter(meter)
+            first = Backlog.newest(one.latest if isinstance(one, MeterState) else one)
     except Busy:
         state.unsubscribe(queue)
         return busy("the missed readings")
     except REDIS_DOWN:
         state.unsubscribe(queue)
         return redis_unavailable("the missed readings")
-    chunks = sse_chunks(state, queue, first, after, replay, context.settings.rest_keepalive)
+    chunks = sse_chunks(state, queue, first, after, replay, context.settings.rest_keepalive, meter)
     return EventStream(chunks, lambda: state.unsubscribe(queue), state.closing)
 
 
@@ -447,11 +515,17 @@ async def websocket(websocket: WebSocket) -> None:
             Response(refusal.body, refusal.status, media_type="application/json")
         )
         return
-    await websocket_feed(websocket, context.state)
+    meter = websocket.query_params.get("meter")
+    if meter is not None and meter != ALL and meter not in context.state.names():
+        await websocket.send_denial_response(unknown_meter(context, meter))
+        return
+    await websocket_feed(websocket, context.state, meter, tagged=meter is not None)
 
 
 @router.get("/ws", include_in_schema=False)  # documented with the WebSocket (app.py)
-async def websocket_over_http() -> Response:
+async def websocket_over_http(
+    meter: Annotated[str | None, Query(pattern=METER_OR_ALL)] = None,
+) -> Response:
     """`/ws` asked for without `Upgrade: websocket`: 426, saying how to connect."""
     response = error(
         426,
@@ -470,15 +544,20 @@ async def websocket_over_http() -> Response:
 # held, so a working gateway answers exactly as before; the live page shows its reason and fix.
 
 
-async def why_no_reading(context: Context) -> dict[str, Any]:
+async def why_no_reading(context: Context, name: str | None = None) -> dict[str, Any]:
     """`{"ingest": {...}}` (ingest's verdict on its source, or that ingest is silent) while there
-    is no fresh reading; `{}` while there is one, or when Redis does not answer (then `redis`
-    says so)."""
-    if context.state.stale_reason() is None:
+    is no fresh reading (of the default meter, or of meter `name`); `{}` while there is one, or
+    when Redis does not answer (then `redis` says so). A meter with a stream of its own has its
+    own status hash (its directory record's `status`); the classic stream's, `STATUS_KEY`."""
+    state = context.state
+    if state.stale_reason(name=name) is None:
         return {}
+    meter = state.default if name is None else name
+    record = state.records.get(meter) if meter is not None else None
+    key = record.status if record is not None and state.named(record.name) else STATUS_KEY
     try:
         async with asyncio.timeout(context.settings.rest_redis_timeout):
-            fields = read_status(await context.redis.hgetall(STATUS_KEY))
+            fields = read_status(await context.redis.hgetall(key))
     except REDIS_DOWN:
         return {}
     except ResponseError:  # the key holds something else: ingest cannot write its status either

@@ -26,6 +26,7 @@ from shared.stream import ReadingStream, redis_client
 from shared.supervise import run_supervised
 
 from .api import (
+    METER_OR_ALL,
     STATIC,
     SWAGGER_ASSETS,
     SWAGGER_UI,
@@ -37,9 +38,10 @@ from .api import (
 )
 from .auth import Tokens
 from .fastpath import FastPath
-from .follower import follower, learn_serial, watch
+from .follower import follow_every_meter, learn_serial, read_directory, watch
 from .guard import Guard
 from .history import BadParameter
+from .meters_api import router as meters_router
 from .metrics import BAD_REQUESTS
 from .settings import RestSettings
 from .state import State
@@ -50,6 +52,9 @@ WATCH_INTERVAL = 1.0
 DESCRIPTION = """Live readings of an electricity meter's HAN/P1 port, compatible with clients
 written for the Cozify HAN reader (`/meter`, `/meter/data`), plus history, server-sent events,
 a WebSocket, the reader's state, health and Prometheus metrics.
+
+A box may read several meters: `/meters` lists them, `/meters/{id}` (and its `/history`,
+`/telegram`, `/events`) serves each; `/meter` and the rest serve the default meter.
 
 Reads are open on the LAN unless `HANPORT_REST_READ_AUTH` is set; then send
 `Authorization: Bearer <token>` (or `?access_token=` where headers cannot be set: EventSource,
@@ -63,9 +68,22 @@ WS_OPERATION: dict[str, Any] = {
     "summary": "Live readings over a WebSocket: a snapshot, then every reading",
     "description": "Upgrade to a WebSocket. Text frames, each a Cozify HAN meter message: the "
     "newest reading first, then one per new reading. Close code 1013 means the client fell "
-    "too far behind and should reconnect. Same access rules as /meter.",
+    "too far behind and should reconnect. Same access rules as /meter. Without `meter`, the "
+    "default meter's readings, exactly as before several meters; with `meter` (a meter's id, "
+    "or `*` for every meter: each one's newest first), each frame is that meter's message as "
+    "`/meters/{id}` serves it, saying `meter` (and its `submeters`).",
     "operationId": "websocket_ws",
     "security": [{}, {"bearer": ["read"]}],
+    "parameters": [
+        {
+            "name": "meter",
+            "in": "query",
+            "required": False,
+            "description": "Whose readings: a meter's id (as `/meters` lists), or `*` for every "
+            "meter; left out: the default meter's (frames as before).",
+            "schema": {"type": "string", "pattern": METER_OR_ALL},
+        }
+    ],
     "responses": {
         "101": {"description": "Switching to the WebSocket protocol."},
         "401": {
@@ -73,6 +91,18 @@ WS_OPERATION: dict[str, Any] = {
             "or unknown."
         },
         "403": {"description": "No license for 'rest' (commercial use) or token lacks 'read'."},
+        "404": {
+            "description": "`meter` names no meter of this box.",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/UnknownMeter"}}
+            },
+        },
+        "422": {
+            "description": "`meter` is no meter id (nor `*`).",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/BadRequest"}}
+            },
+        },
         "426": {
             "description": "A plain HTTP request (no `Upgrade: websocket`): connect as a "
             "WebSocket.",
@@ -164,7 +194,12 @@ def drop_null_parameters(schema: dict[str, Any]) -> None:
 
 def create_app(settings: RestSettings, tokens: Tokens | None = None) -> ASGIApp:
     """The service's ASGI app. `tokens` defaults to those the settings name."""
-    state = State(stale_after=settings.rest_stale_after, queue_size=settings.rest_client_queue)
+    state = State(
+        stale_after=settings.rest_stale_after,
+        queue_size=settings.rest_client_queue,
+        default_setting=settings.default_meter,
+        classic_stream=settings.stream,
+    )
     guard = Guard(
         tokens
         if tokens is not None
@@ -183,10 +218,11 @@ def create_app(settings: RestSettings, tokens: Tokens | None = None) -> ASGIApp:
         background = asyncio.create_task(
             run_supervised(
                 {
-                    "stream follower": follower(stream, state).run,
+                    "stream follower": follow_every_meter(redis, settings.stream, state),
                     "Redis watcher": lambda: watch(
                         redis, state, WATCH_INTERVAL, settings.rest_keepalive
                     ),
+                    "meter directory": lambda: read_directory(redis, state),
                     "serial": lambda: learn_serial(
                         settings.serial, settings.license_dir, redis, state
                     ),
@@ -217,6 +253,7 @@ def create_app(settings: RestSettings, tokens: Tokens | None = None) -> ASGIApp:
         redoc_url=None,
     )
     api.include_router(router)
+    api.include_router(meters_router)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
     api.mount(SWAGGER_ASSETS, StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
     add_handlers(api)

@@ -2,7 +2,10 @@
 (WebSocket: a snapshot, then every reading).
 
 Consumes `State` subscriptions (each reading encoded once) and, to resume, the readings stream;
-produces the bytes sent to each client. A client too slow to keep up is disconnected rather than
+produces the bytes sent to each client. A client follows the default meter (as before several
+meters), one meter (`?meter=<id>`, `/meters/{id}/events`) or every meter (`?meter=*`: live
+only, no replay, since each meter's stream has its own ids); every `HAN_METER_MESSAGE` event
+says its meter (`meter:`). A client too slow to keep up is disconnected rather than
 buffered without bound; an SSE client then resumes with Last-Event-ID and loses nothing.
 """
 
@@ -18,12 +21,13 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from shared.cancellation import raise_if_cancelling
+from shared.meters import meter_of
 from shared.stream import REDIS_DOWN, ReadingStream, parse_entries
 from shared.stream_id import BEFORE_ALL, StreamId, entry_id_text, id_after
 
 from .metrics import SSE_CLIENTS, WS_CLIENTS
 from .read_gate import PAGE, Busy
-from .state import Closing, Item, Snapshot, State
+from .state import ALL, Closing, Item, Snapshot, State
 
 RETRY = b"retry: 2000\n\n"
 
@@ -39,6 +43,7 @@ class Backlog:
     events: bytes
     last_id: str | None  # the page's last stream id; None: an empty page
     full: bool  # a whole page: more may follow
+    meters: tuple[tuple[str, str], ...] = ()  # every meter's page: (meter, its newest id sent)
 
     @classmethod
     def newest(cls, snapshot: Snapshot | None) -> Backlog:
@@ -47,14 +52,32 @@ class Backlog:
             return cls(b"", None, False)
         return cls(snapshot.event, snapshot.entry_id, False)
 
+    @classmethod
+    def every_newest(cls, state: State) -> Backlog:
+        """A new client of every meter: each meter's newest reading, by meter name."""
+        newest = [m.latest for m in (state.meter(n) for n in state.names()) if m and m.latest]
+        return cls(
+            b"".join(s.event for s in newest),
+            None,
+            False,
+            tuple((s.meter, s.entry_id) for s in newest),
+        )
 
-async def backlog_page(stream: ReadingStream, after: str, redis_wait: float) -> Backlog:
-    """Up to PAGE readings after stream id `after`, oldest first, encoded as one chunk (raises
-    REDIS_DOWN errors, TimeoutError after `redis_wait` s). An entry that does not decode is
-    skipped but still counts, so the replay goes on past it."""
+
+async def backlog_page(
+    stream: ReadingStream, after: str, redis_wait: float, meter: str | None = None
+) -> Backlog:
+    """Up to PAGE readings after stream id `after` (only meter `meter`'s when given: a stream
+    several meters share), oldest first, encoded as one chunk (raises REDIS_DOWN errors,
+    TimeoutError after `redis_wait` s). An entry that does not decode, or is another meter's,
+    is skipped but still counts, so the replay goes on past it."""
     async with asyncio.timeout(redis_wait):
         raw = (await stream.redis.xrange(stream.key, id_after(after), "+", count=PAGE)) or []
-    events = b"".join(Snapshot.of(i, r).event for i, r in parse_entries(raw))
+    events = b"".join(
+        Snapshot.of(i, r).event
+        for i, r in parse_entries(raw)
+        if meter is None or meter_of(r) == meter
+    )
     return Backlog(events, entry_id_text(raw[-1][0]) if raw else None, len(raw) == PAGE)
 
 
@@ -69,10 +92,14 @@ async def sse_chunks(
     resume_after: str | None,
     replay: Replay,
     keepalive: float,
+    meter: str | None = None,
 ) -> AsyncIterator[bytes]:
     """The event stream: `first` (the backlog's first page, or the newest reading when not
-    resuming), the rest of the backlog page by page through `replay`, then live readings."""
+    resuming), the rest of the backlog page by page through `replay`, then live readings.
+    `meter`: which readings the queue gets (None the default meter's, ALL every meter's: each
+    meter's stream ids are its own, so those are compared per meter)."""
     last = StreamId.parse(resume_after) if resume_after else BEFORE_ALL
+    per_meter = {name: StreamId.parse(entry_id) for name, entry_id in first.meters}
     yield RETRY
     page = first
     while True:
@@ -86,7 +113,8 @@ async def sse_chunks(
             page = await replay(page.last_id)
         except (Busy, *REDIS_DOWN):
             return  # the client reconnects with Last-Event-ID and resumes from there
-    yield status_event(state.status())  # after the backlog: says how old the newest reading is
+    # after the backlog: says how old the newest reading is
+    yield status_event(state.status(None if meter == ALL else meter))
     while True:
         try:
             item = await asyncio.wait_for(queue.get(), keepalive)
@@ -105,6 +133,11 @@ async def sse_chunks(
                 return
             if isinstance(item, bytes):
                 chunk.append(status_event(item))
+            elif meter == ALL:
+                key = StreamId.parse(item.entry_id)
+                if key > per_meter.get(item.meter, BEFORE_ALL):
+                    per_meter[item.meter] = key
+                    chunk.append(item.event)
             else:
                 key = StreamId.parse(item.entry_id)
                 if key > last:
@@ -184,17 +217,37 @@ class EventStream(Response):
             self.on_close()
 
 
-async def websocket_feed(websocket: WebSocket, state: State) -> None:
-    """Accepted socket: the newest reading as a snapshot, then every reading, as text frames."""
-    queue = state.subscribe()
+async def websocket_feed(
+    websocket: WebSocket, state: State, meter: str | None = None, tagged: bool = False
+) -> None:
+    """Accepted socket: the newest reading as a snapshot, then every reading, as text frames;
+    of the default meter (`meter` None), one meter, or every meter (ALL: each meter's newest
+    first). `tagged`: frames say their meter (and sub-meters), as `/meters/{id}` does."""
+    queue = state.subscribe(meter)
     WS_CLIENTS.inc()
+    seen: dict[str, StreamId] = {}  # per meter, the newest stream id sent
+
+    def frame(snapshot: Snapshot) -> str | None:
+        key = StreamId.parse(snapshot.entry_id)
+        slot = snapshot.meter if meter == ALL else ""
+        if key <= seen.get(slot, BEFORE_ALL):
+            return None
+        seen[slot] = key
+        return (snapshot.tagged if tagged else snapshot.body).decode()
+
     try:
         await websocket.accept()
-        if state.latest is not None:
-            last = StreamId.parse(state.latest.entry_id)
-            await websocket.send_text(state.latest.body.decode())
+        if meter == ALL:
+            firsts = [state.meter(n) for n in state.names()]
+            newest = [m.latest for m in firsts if m is not None and m.latest is not None]
         else:
-            last = BEFORE_ALL
+            one = state.latest if meter is None else state.meter(meter)
+            snapshot = one if isinstance(one, Snapshot) or one is None else one.latest
+            newest = [snapshot] if snapshot is not None else []
+        for snapshot in newest:
+            text = frame(snapshot)
+            if text is not None:
+                await websocket.send_text(text)
 
         async def closed() -> None:
             with contextlib.suppress(WebSocketDisconnect):
@@ -216,9 +269,10 @@ async def websocket_feed(websocket: WebSocket, state: State) -> None:
                 if isinstance(item, Closing):
                     await websocket.close(code=1001, reason="server stopping: reconnect")
                     break
-                if isinstance(item, Snapshot) and StreamId.parse(item.entry_id) > last:
-                    last = StreamId.parse(item.entry_id)
-                    await websocket.send_text(item.body.decode())
+                if isinstance(item, Snapshot):
+                    text = frame(item)
+                    if text is not None:
+                        await websocket.send_text(text)
         finally:
             watcher.cancel()
     except (WebSocketDisconnect, OSError):

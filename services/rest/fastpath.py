@@ -30,22 +30,25 @@ TEXT_503_AGENTS = (b"homeassistant/",)
 _encoder = msgspec.json.Encoder()
 
 
-def stale_body(state: State, now: float | None = None) -> bytes | None:
-    """The 503 body when the newest reading is missing or too old, else None."""
-    reason = state.stale_reason(now)
+def stale_body(state: State, now: float | None = None, name: str | None = None) -> bytes | None:
+    """The 503 body when the newest reading (of the default meter, or of meter `name`: then
+    the body says `meter`) is missing or too old, else None."""
+    reason = state.stale_reason(now, name)
     if reason is None:
         return None
     message, age = reason
-    latest = state.latest
-    return _encoder.encode(
-        {
-            "error": "stale",
-            "message": f"no fresh reading: {message}",
-            "age_seconds": age,
-            "stale_after": state.stale_after,
-            "last_reading": latest.reading.ts if latest else None,
-        }
-    )
+    meter = state.meter(name) if name is not None else None
+    latest = state.latest if name is None else meter.latest if meter else None
+    body = {
+        "error": "stale",
+        "message": f"no fresh reading{'' if name is None else f' of meter {name!r}'}: {message}",
+        "age_seconds": age,
+        "stale_after": state.stale_after,
+        "last_reading": latest.reading.ts if latest else None,
+    }
+    if name is not None:
+        body["meter"] = name
+    return _encoder.encode(body)
 
 
 def wants_text_503(user_agent: bytes | None) -> bool:

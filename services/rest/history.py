@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import msgspec
 from redis.asyncio import Redis
 
+from shared.meters import meter_of
 from shared.raw_stream import RAW_FIELD
 from shared.reading import cozify_message
 from shared.stream import Entry, ReadingStream, parse_entries
@@ -94,23 +95,34 @@ def page_readings(entries: list[Entry]) -> bytes:
 
 
 async def history_chunks(
-    stream: ReadingStream, low: str, high: str, limit: int, redis_wait: float, page: int = PAGE
+    stream: ReadingStream,
+    low: str,
+    high: str,
+    limit: int,
+    redis_wait: float,
+    page: int = PAGE,
+    meter: str | None = None,
 ) -> AsyncIterator[bytes]:
     """The HAN_METER_HISTORY answer for [low, high], at most `limit` readings, oldest first, in
     pieces of at most `page` readings, each read with XRANGE COUNT (within `redis_wait` s, else
     TimeoutError). The first piece comes after the first Redis answer.
 
     Reads `limit` + 1 stream entries in all: one past the limit says whether there are more
-    (an entry that does not decode is skipped, and counts)."""
+    (an entry that does not decode is skipped, and counts). With `meter`, only that meter's
+    readings (a stream several meters share): pages are read until `limit` + 1 of its readings
+    were found or the range ends."""
     wanted, sent, more = limit + 1, 0, False
     last: str | None = None
     head = HEAD
     while wanted > 0:
-        count = min(page, wanted)
+        count = min(page, wanted) if meter is None else page
         async with asyncio.timeout(redis_wait):
             raw = (await stream.redis.xrange(stream.key, low, high, count=count)) or []
-        wanted -= len(raw)
         entries = parse_entries(raw)
+        if meter is None:
+            wanted -= len(raw)
+        else:
+            entries = [e for e in entries if meter_of(e[1]) == meter]
         if sent + len(entries) > limit:
             more = True
             entries = entries[: limit - sent]
@@ -119,7 +131,7 @@ async def history_chunks(
             head = b""
             sent += len(entries)
             last = entries[-1][0]
-        if len(raw) < count:
+        if more or len(raw) < count:
             break
         low = id_after(entry_id_text(raw[-1][0]))
     yield head + tail(last, more)

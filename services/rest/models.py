@@ -270,3 +270,124 @@ class Ready(BaseModel):
     ingest: IngestStatus | None = Field(
         default=None, description="Only while there is no fresh reading: why (see IngestStatus)."
     )
+
+
+# --- several meters (docs/rest.md, "Several meters") ---------------------------------------
+METER_NAME = r"^[A-Za-z0-9._-]{1,64}$"  # shared.meters.NAME_PATTERN
+
+
+class SubMeterValue(BaseModel):
+    """An M-Bus sub-meter behind the meter (gas, water, heat), with its own time."""
+
+    medium: str = Field(
+        description="`gas`, `water`, `heat`, `warm_water`, `hot_water`, `cold_water`, "
+        "`cooling`, `heat_cooling`, `electricity` or `other` (from the M-Bus device type, "
+        "else the unit)."
+    )
+    device_type: int | None = Field(description="M-Bus device type as sent (0-n:24.1.0).")
+    id: str | None = Field(description="The sub-meter's equipment id (0-n:96.1.0) as sent.")
+    value: float | None = Field(description="Its register (0-n:24.2.1): m3, GJ or kWh.")
+    unit: str | None = Field(description="The register's unit as sent: `m3`, `GJ`, `kWh`.")
+    ts: int | None = Field(description="When the sub-meter took the value, ms (its own time).")
+
+
+SUBMETERS_EXAMPLE: dict[str, Any] = {
+    "1": {
+        "medium": "gas",
+        "device_type": 3,
+        "id": "4730303339303031363532303530323136",
+        "value": 41.138,
+        "unit": "m3",
+        "ts": 1764151200000,
+    }
+}
+
+
+class MeterOfBox(MeterNow):
+    """`/meters/{id}`: that meter's message as `/meter` serves the default one, plus its name
+    and its sub-meters (the Cozify keys unchanged)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {**METER_EXAMPLE, "meter": "gas-and-power", "submeters": SUBMETERS_EXAMPLE}
+            ]
+        }
+    )
+
+    meter: str = Field(description="The meter's name on this box (its id in `/meters`).")
+    submeters: dict[str, SubMeterValue] | None = Field(
+        default=None,
+        description="Only when the meter has M-Bus sub-meters: by channel (`1`-`4`).",
+    )
+
+
+class SubMeterBrief(BaseModel):
+    channel: int = Field(description="M-Bus channel (the `n` of 0-n:24.2.1).")
+    medium: str = Field(description="As in `SubMeterValue`.")
+
+
+class MeterListItem(BaseModel):
+    id: str = Field(description="The meter's name on this box: use it in `/meters/{id}`.")
+    model: str | None = Field(description=_about("meter_model"))
+    meter_id: str | None = Field(description=_about("meter_id"))
+    default: bool = Field(description="Whether `/meter`, `/han`, `/ws` and `/events` serve it.")
+    last_reading: int | None = Field(description="`ts` of its newest reading, ms; null: none.")
+    last_reading_age: float | None = Field(description="Seconds since it was received.")
+    stale: bool = Field(description="Whether its data is stale (`/meters/{id}` answers 503).")
+    submeters: list[SubMeterBrief] = Field(description="Its M-Bus sub-meters, if any.")
+    stream: str = Field(description="The readings stream it is read from.")
+    source: str | None = Field(description="Its ingest's source, from the directory.")
+    in_directory: bool = Field(
+        description="Whether its ingest registered it in the directory (`hanport:meters`); "
+        "a meter only seen in readings is served all the same."
+    )
+
+
+class MeterList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "HAN_METERS",
+                    "default": "7359992890941742",
+                    "meters": [
+                        {
+                            "id": "7359992890941742",
+                            "model": "LGF5E360",
+                            "meter_id": "7359992890941742",
+                            "default": True,
+                            "last_reading": 1764152400000,
+                            "last_reading_age": 0.8,
+                            "stale": False,
+                            "submeters": [],
+                            "stream": "hanport:readings",
+                            "source": "/dev/ttyUSB0",
+                            "in_directory": True,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    type: Literal["HAN_METERS"]
+    default: str | None = Field(description="The default meter's id; null: no meter yet.")
+    meters: list[MeterListItem] = Field(description="Every meter of the box, by id.")
+
+
+class UnknownMeter(Error):
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": "unknown_meter",
+                    "message": "no meter 'garage' on this box; known: heatpump, main",
+                    "meters": ["heatpump", "main"],
+                }
+            ]
+        },
+    )
+
+    meters: list[str] = Field(description="The ids of the meters this box knows.")

@@ -121,6 +121,7 @@ def _gauges() -> list[Any]:
 def meter_metrics() -> dict[str, Any]:
     from shared import meter_metrics
 
+    meter_metrics.clear()  # every meter's series: only those these readings give
     meter_metrics.observe(full_reading())
     full = _gauges()
     meter_metrics.observe(partial_reading())

@@ -11,6 +11,14 @@ let connected = false;
 let why = "";                 // while no fresh reading: the ingest service's reason and fix (/han)
 let whyAsked = 0;             // Date.now() when /han was last asked why
 const WHY_EVERY_MS = 5000;
+// Several meters: the one shown (null: the default meter, what /events serves) and the box's
+// meters as GET /meters last listed them. The page's address says the meter (#meter=<id>).
+let picked = null;
+let meters = [];
+let defaultMeter = null;
+let source = null;            // the EventSource of the meter shown
+const METERS_EVERY_MS = 5000;
+const UNITS = { m3: "m³" };
 
 function fmt(value, digits) {
   return value === null || value === undefined ? "–" : Number(value).toFixed(digits);
@@ -80,6 +88,7 @@ function banner(kind, text, detail = "") {
 // no frames...) and what to do. Asked every few seconds, only while data is missing or stale.
 async function askWhy() {
   whyAsked = Date.now();
+  if (picked !== null && picked !== defaultMeter) return; // /han speaks of the default meter
   try {
     const han = await (await fetch("/han")).json();
     const ingest = han.ingest;
@@ -108,28 +117,36 @@ function refresh() {
   }
 }
 
+function meterPath(name) {
+  return `/meters/${encodeURIComponent(name)}`;
+}
+
 function connect() {
-  const source = new EventSource("/events");
-  source.onopen = () => { connected = true; refresh(); };
-  source.onerror = () => {
+  const mine = new EventSource(picked === null ? "/events" : `${meterPath(picked)}/events`);
+  source = mine;
+  mine.onopen = () => { if (source === mine) { connected = true; refresh(); } };
+  mine.onerror = () => {
+    if (source !== mine) return;
     connected = false;
     refresh();
-    if (source.readyState === EventSource.CLOSED) {
+    if (mine.readyState === EventSource.CLOSED) {
       // e.g. 403 (no license) or 503: ask /meter why, then try again later
-      fetch("/meter").then((r) => r.json()).then((body) => {
+      fetch(picked === null ? "/meter" : meterPath(picked)).then((r) => r.json()).then((body) => {
         if (body && body.message) banner("bad", body.message);
       }).catch(() => {});
-      setTimeout(connect, 5000);
+      setTimeout(() => { if (source === mine) connect(); }, 5000);
     }
   };
-  source.addEventListener("HAN_METER_MESSAGE", (event) => {
+  mine.addEventListener("HAN_METER_MESSAGE", (event) => {
+    if (source !== mine) return;
     const m = JSON.parse(event.data);
     receivedAt = Date.now();
     showReading(m);
     if (["–", "unknown"].includes($("meter-id").textContent)) loadMeterId();
     refresh();
   });
-  source.addEventListener("HAN_STATUS", (event) => {
+  mine.addEventListener("HAN_STATUS", (event) => {
+    if (source !== mine) return;
     const s = JSON.parse(event.data);
     staleAfter = s.stale_after;
     redisUp = s.redis;
@@ -139,14 +156,89 @@ function connect() {
 }
 
 async function loadMeterId() {
+  if (picked !== null) {
+    const shown = meters.find((m) => m.id === picked);
+    $("meter-id").textContent = shown ? shown.meter_id ?? shown.id : picked;
+    return;
+  }
   try {
     const han = await (await fetch("/han")).json();
     $("meter-id").textContent = han.meter.id ?? "unknown";
   } catch (_) { /* shown on the next reading */ }
 }
 
+// --- several meters: a button per meter, the sub-meters of the one shown ------------------
+async function loadMeters() {
+  try {
+    const listing = await (await fetch("/meters")).json();
+    meters = listing.meters || [];
+    defaultMeter = listing.default;
+  } catch (_) { return; }
+  const nav = $("meters");
+  nav.hidden = meters.length < 2 && picked === null;
+  const shown = picked ?? defaultMeter;
+  nav.replaceChildren(...meters.map((m) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.meter = m.id;
+    button.className = m.stale ? "stale" : "live";
+    button.setAttribute("aria-pressed", String(m.id === shown));
+    button.title = `${m.model ?? "meter"} ${m.meter_id ?? ""}: ${m.stale ? "stale" : "live"}`;
+    const dot = document.createElement("span");
+    dot.className = "dot";
+    button.append(dot, m.id);
+    if (m.default) {
+      const tag = document.createElement("span");
+      tag.className = "tag";
+      tag.textContent = "default";
+      button.append(tag);
+    }
+    button.addEventListener("click", () => pick(m.default && picked === null ? null : m.id));
+    return button;
+  }));
+  loadSubmeters(shown);
+}
+
+async function loadSubmeters(name) {
+  const host = $("submeters");
+  const listed = meters.find((m) => m.id === name);
+  if (!listed || listed.submeters.length === 0) { host.hidden = true; return; }
+  let body;
+  try { body = await (await fetch(meterPath(name))).json(); } catch (_) { return; }
+  if (!body.submeters || (picked ?? defaultMeter) !== name) return;
+  host.replaceChildren(...Object.entries(body.submeters).map(([channel, sub]) => {
+    const card = document.createElement("div");
+    card.className = "card";
+    card.id = `sub${channel}`;
+    const when = sub.ts === null ? "–" : new Date(sub.ts).toLocaleString();
+    card.innerHTML = `<div class="label"></div><div class="value"><span class="num"></span> <small></small></div><div class="sub"></div>`;
+    card.querySelector(".label").textContent = `${sub.medium.replace("_", " ")} · channel ${channel}`;
+    card.querySelector(".num").textContent = fmt(sub.value, 3);
+    card.querySelector("small").textContent = UNITS[sub.unit] ?? sub.unit ?? "";
+    card.querySelector(".sub").textContent = `read ${when}`;
+    return card;
+  }));
+  host.hidden = false;
+}
+
+function pick(name) {
+  picked = name;
+  history.replaceState(null, "", name === null ? location.pathname : `#meter=${encodeURIComponent(name)}`);
+  if (source) source.close();
+  connected = false;
+  receivedAt = null;
+  why = "";
+  $("meter-id").textContent = "–";
+  $("submeters").hidden = true;
+  connect();
+  loadMeters().then(loadMeterId);
+}
+
+const fromAddress = /^#meter=(.+)$/.exec(location.hash);
+if (fromAddress) picked = decodeURIComponent(fromAddress[1]);
 buildPhases();
 connect();
-loadMeterId();
+loadMeters().then(loadMeterId);
 setInterval(refresh, 1000);
 setInterval(loadMeterId, 30000);
+setInterval(loadMeters, METERS_EVERY_MS);
