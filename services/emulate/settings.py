@@ -60,11 +60,6 @@ class EmulateSettings(CommonSettings):
         description="Seconds after which a meter's newest reading is stale: each device then "
         "answers as a real one whose meter is unavailable (docs/emulate.md), never with zeros.",
     )
-    default_meter: str | None = Field(
-        None,
-        description="Meter every device serves unless told otherwise; unset: the meter on the "
-        "classic stream, else the first by name.",
-    )
     emulate_clients: str = Field(
         "",
         description="Meter per client address, comma-separated `address=meter` or "
@@ -135,7 +130,7 @@ class EmulateSettings(CommonSettings):
         client_meters(value)
         return value
 
-    @field_validator("default_meter", "shelly_meter", "homewizard_meter")
+    @field_validator("shelly_meter", "homewizard_meter")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
         return None if value is None else check_name(value)
