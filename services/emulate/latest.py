@@ -94,6 +94,8 @@ class Choice:
     meter: str | None = None  # the device's own setting (HANPORT_SHELLY_METER, ...)
     default: str | None = None  # HANPORT_DEFAULT_METER
     clients: list[tuple[Network, str]] = field(default_factory=list)
+    # whether the device's license serves a meter (a license may name its meters); None: all
+    allowed: Callable[[str, Reading], bool] | None = None
 
     def meter_for(self, address: str | None = None) -> str | None:
         if address and self.clients:
@@ -111,6 +113,10 @@ class Choice:
         return default_meter(self.latest.names(), self.default, self.latest.classic)
 
     def reading_for(self, address: str | None = None) -> tuple[str | None, Reading | None]:
-        """(the meter, its fresh reading or None)."""
+        """(the meter, its fresh reading; None when there is none, it is stale or the license
+        does not serve that meter)."""
         meter = self.meter_for(address)
-        return meter, self.latest.fresh(meter)
+        reading = self.latest.fresh(meter)
+        if reading is None or meter is None or self.allowed is None:
+            return meter, reading
+        return meter, reading if self.allowed(meter, reading) else None

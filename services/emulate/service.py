@@ -19,11 +19,12 @@ from importlib.metadata import PackageNotFoundError, version
 
 from redis.asyncio import Redis
 
-from shared.entitlements import Decision, Entitlements, EntitlementSource, Feature
+from shared.entitlements import Decision, Entitlements, EntitlementSource, Feature, MeterFilter
 from shared.follow import NEWEST_ONLY, Follower
 from shared.gate import Change, Report, while_granted
 from shared.identity import wait_for_serial
 from shared.meter_streams import MeterStreams
+from shared.reading import Reading
 from shared.stream import ReadingStream
 from shared.supervise import Work, run_supervised
 
@@ -179,8 +180,14 @@ async def run_service(
             ports[number] = Port(settings.emulate_host, number, settings.emulate_max_request_bytes)
         return ports[number]
 
-    def choice(meter: str | None) -> Choice:
-        return Choice(latest, meter, settings.default_meter, settings.clients)
+    def choice(meter: str | None, feature: Feature) -> Choice:
+        licensed = MeterFilter(feature)
+        gate = entitlements
+
+        def allowed(name: str, reading: Reading) -> bool:
+            return licensed.serves(gate.decide(feature), name, reading.meter_id)
+
+        return Choice(latest, meter, settings.default_meter, settings.clients, allowed)
 
     announcer = Announcer(host_addresses(settings.emulate_host))
 
@@ -192,7 +199,7 @@ async def run_service(
     personalities = settings.personalities
     if "shelly" in personalities:
         device = shelly.Device(identity)
-        chosen = choice(settings.shelly_meter)
+        chosen = choice(settings.shelly_meter, "shelly")
         http = port(settings.shelly_http_port)
         shelly_routes(http, chosen, device)
         text = {"gen": "2", "app": shelly.APP, "ver": shelly.VERSION, "id": device.id}
@@ -214,7 +221,7 @@ async def run_service(
         works["shelly"] = gated(entitlements, "shelly", f"Shelly Pro 3EM ({where})", parts, serving)
     if "homewizard" in personalities:
         hw = homewizard.Device(identity)
-        chosen = choice(settings.homewizard_meter)
+        chosen = choice(settings.homewizard_meter, "homewizard")
         hw_http = port(settings.homewizard_port)
         homewizard_routes(
             hw_http, chosen, hw, Telegrams(redis, settings.stream, settings.raw_stream)

@@ -24,7 +24,7 @@ from shared.license import FeatureName
 from shared.meters import meter_of
 from shared.reading import Reading
 from shared.stream import ReadingStream, connect
-from tests.licensing_helpers import grant, make_keys
+from tests.licensing_helpers import grant, issue, make_keys, publish_license
 from tests.readings import simulated_readings
 from tests.servers import RedisServer, free_port
 
@@ -91,10 +91,16 @@ async def start_emulate(redis_server: RedisServer, tmp_path: Path) -> AsyncItera
     clients: list[Redis] = []
 
     async def start(
-        *, licensed: tuple[FeatureName, ...] = ("shelly", "homewizard"), **overrides: Any
+        *,
+        licensed: tuple[FeatureName, ...] = ("shelly", "homewizard"),
+        meters: list[str] | None = None,
+        **overrides: Any,
     ) -> Running:
-        _private, public = make_keys(tmp_path)
-        if licensed:
+        private, public = make_keys(tmp_path)
+        if licensed and meters is not None:  # a license that names the meters it serves
+            text = issue(private, serial=SERIAL, features=licensed, meters=meters)
+            await publish_license(redis_server.url, text, public)
+        elif licensed:
             await grant(redis_server.url, tmp_path, SERIAL, licensed)
         fields: dict[str, Any] = {
             "redis_url": redis_server.url,

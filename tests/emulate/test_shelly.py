@@ -292,3 +292,16 @@ async def test_withdrawn_license_silences_the_device(
     for port in service.settings.udp_ports:  # closed: free for anyone to bind
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind(("127.0.0.1", port))
+
+
+async def test_a_license_naming_its_meters_serves_only_those(start_emulate: StartEmulate) -> None:
+    service = await start_emulate(meters=["house"], shelly_meter="garage")
+    await service.publish(fresh(meter="garage"))
+    await service.publish(fresh(meter="house", p=[700.0, 200.0, 200.0, 300.0]))
+    async with httpx.AsyncClient(base_url=service.shelly, timeout=10) as http:
+        response = await http.get("/rpc/EM.GetStatus?id=0")
+        assert response.status_code == 503 and response.json()["code"] == -114
+    house = await start_emulate(meters=["house"], shelly_meter="house")
+    await house.publish(fresh(meter="house", p=[700.0, 200.0, 200.0, 300.0]))
+    async with httpx.AsyncClient(base_url=house.shelly, timeout=10) as http:
+        assert (await http.get("/rpc/EM.GetStatus?id=0")).json()["total_act_power"] == 700.0
