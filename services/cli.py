@@ -1,6 +1,8 @@
 """The `hanport` command: the front door to every service and tool.
 
-    hanport ingest | rest | mqtt | modbus | licensing | emulate   run that service (= python -m services.X)
+    hanport ingest | rest | mqtt | modbus | licensing   run that service (= python -m services.X)
+    hanport accounting                                  run the accounting service
+    hanport emulate                                     appear as a Shelly, HomeWizard or SMA meter
     hanport decode FILE...                              decode captures to JSON readings
     hanport doctor                                      say why meter data does or does not arrive
     hanport simulate ...                                write simulated telegrams
@@ -22,6 +24,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "mqtt": ("services.mqtt.__main__", "main", "publish readings to an MQTT broker"),
     "modbus": ("services.modbus.__main__", "main", "serve readings over Modbus TCP"),
     "licensing": ("services.licensing.__main__", "main", "decide which interfaces are licensed"),
+    "accounting": (
+        "services.accounting.__main__",
+        "main",
+        "energy per interval and capacity-tariff state per meter",
+    ),
     "emulate": ("services.emulate.__main__", "main", "appear as a Shelly, HomeWizard or SMA meter"),
     "decode": ("services.ingest.cli.decode", "main", "decode captures to JSON readings"),
     "simulate": ("services.ingest.cli.simulate", "main", "write simulated meter telegrams"),

@@ -33,7 +33,7 @@ ENV_EXAMPLE = ROOT / ".env.example"
 
 # Services in the order the docs list them; a service whose settings module is missing is
 # left out (so the docs build while services are being added).
-SERVICES = ("ingest", "rest", "mqtt", "modbus", "licensing", "emulate")
+SERVICES = ("ingest", "rest", "mqtt", "modbus", "licensing", "accounting", "emulate")
 
 # Variables only compose.yaml reads (host side), not any service: name, default, meaning.
 COMPOSE_ONLY: tuple[tuple[str, str, str], ...] = (

@@ -110,6 +110,15 @@ SERVICES: list[Service] = [
             "modbus metrics:  curl -s localhost:{modbus_metrics_port}/metrics | grep hanport_modbus",
         ),
     ),
+    Service(
+        "accounting",
+        "services.accounting",
+        metrics=True,
+        look=(
+            "accounting:      curl -s localhost:{accounting_metrics_port}/metrics"
+            " | grep hanport_accounting",
+        ),
+    ),
 ]
 
 
@@ -125,6 +134,9 @@ class RunSettings(CommonSettings):
     )
     modbus_metrics_port: int | None = Field(
         None, ge=0, le=65535, description="`make run`: modbus's /metrics port (default 9103)."
+    )
+    accounting_metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="`make run`: accounting's /metrics port (default 9104)."
     )
     run_meters: int = Field(
         1,

@@ -49,6 +49,13 @@ Entry = tuple[str, Reading]
 E = TypeVar("E")
 
 
+# Connections one client may hold at once. redis-py 8 caps a pool at 100 by default, and a
+# consumer-group reader per meter (`shared.meter_streams.each_meter_stream`) holds one blocking
+# connection per meter's stream: 100 meters took every one and the rest failed with "Too many
+# connections". Redis itself accepts 10,000 clients.
+MAX_CONNECTIONS = 2000
+
+
 def redis_client(url: str) -> Redis:
     """A client whose reads outlast a blocking XREAD but notice a vanished server."""
     return Redis.from_url(
@@ -56,6 +63,7 @@ def redis_client(url: str) -> Redis:
         socket_connect_timeout=2,
         socket_timeout=BLOCK_MS / 1000 + 5,
         health_check_interval=15,
+        max_connections=MAX_CONNECTIONS,
     )
 
 

@@ -119,3 +119,32 @@ async def test_each_meter_stream_starts_one_task_per_stream_including_later_ones
     finally:
         await stop(task)
     assert len(started) == 3  # none started twice
+
+
+async def test_a_blocking_reader_per_stream_for_120_meters_on_one_client(
+    redis_server: RedisServer,
+) -> None:
+    """One blocking connection per meter's stream: more than redis-py's default pool of 100."""
+    redis = await connect(redis_server.url)
+    names = [f"m{n:03d}" for n in range(120)]
+    for name in names:
+        await register(redis, name)
+    blocked: set[str] = set()
+    all_blocked = asyncio.Event()
+
+    async def start(key: str) -> None:
+        blocked.add(key)
+        if len(blocked) == len(names) + 1:
+            all_blocked.set()
+        await redis.xread({key: "$"}, block=0)  # holds its connection until cancelled
+
+    task = asyncio.create_task(each_meter_stream(redis, CLASSIC, start, refresh_s=0.1))
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            await all_blocked.wait()
+            clients = len(names) + 1  # only observable by looking:
+            while int((await redis.info("clients"))["blocked_clients"]) < clients:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        await stop(task)
+        await redis.aclose()

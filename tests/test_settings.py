@@ -66,6 +66,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "HANPORT_MQTT_TOPIC_PREFIX": ("home/meter",),
     "HANPORT_MQTT_RAW_TOPIC": ("hanport/raw",),
     "HANPORT_MQTT_CONSUMER": ("replica-1",),
+    "HANPORT_ACCOUNTING_CONSUMER": ("accounting-1",),
     "HANPORT_MODBUS_UNIT_ID": ("1", "247"),
     "HANPORT_ADMIN_TOKEN": ("s3cret-token",),
     "HANPORT_LICENSING_ADMIN_TOKEN": ("s3cret-token",),
@@ -128,8 +129,15 @@ def cases() -> Iterator[Any]:
 
 def test_the_walk_finds_every_service() -> None:
     assert list(settings_classes()) == [
-        "common", "ingest", "rest", "mqtt", "modbus", "licensing", "emulate"
-    ]  # fmt: skip
+        "common",
+        "ingest",
+        "rest",
+        "mqtt",
+        "modbus",
+        "licensing",
+        "accounting",
+        "emulate",
+    ]
 
 
 @pytest.mark.parametrize(("cls", "name", "variable", "value"), list(cases()))

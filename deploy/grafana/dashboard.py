@@ -125,6 +125,27 @@ PANELS: list[tuple[str, list[Panel]]] = [
             ("hanport_license_feature_granted", "{{feature}}"),
         ]),
     ]),
+    # the accounting service (docs/accounting.md), per meter
+    ("Energy accounting", [
+        ("Capacity value this month and billed", "stat", "kwatt", 8, [
+            ("hanport_accounting_month_value_kw", "{{meter}} month"),
+            ("hanport_accounting_billed_kw", "{{meter}} billed"),
+        ]),
+        ("Headroom for the rest of the window", "timeseries", "watt", 8, [
+            ("hanport_accounting_headroom_w", "{{meter}}"),
+        ]),
+        ("Tariff window: projection and step", "timeseries", "kwatt", 8, [
+            ("hanport_accounting_projected_kw", "{{meter}} projected"),
+            ("hanport_accounting_step", "{{meter}} step"),
+        ]),
+        ("Energy imported this hour and today (accounting)", "timeseries", "kwatth", 12, [
+            ('hanport_accounting_energy_kwh{register="import",resolution="1h"}', "{{meter}} this hour"),
+            ('hanport_accounting_energy_kwh{register="import",resolution="1d"}', "{{meter}} today"),
+        ]),
+        ("Register resets and clock jumps", "timeseries", "short", 12, [
+            ("sum by (meter, kind) (increase(hanport_accounting_events_total[1h]))", "{{meter}} {{kind}}"),
+        ]),
+    ]),
 ]  # fmt: skip
 
 

@@ -1,6 +1,6 @@
-"""Energy accounting's pure core: interval boundaries by the meter's clock and energy per
-interval (`intervals.py`), capacity-tariff rules and headroom (`tariffs.py`).
-
-No I/O here. The accounting service that follows every meter's readings, keeps this state in
-Redis and serves it over REST, MQTT, Prometheus and Modbus (its `__main__.py`) is not built yet.
+"""Energy accounting: interval boundaries by the meter's clock and energy per interval
+(`intervals.py`), capacity-tariff rules and headroom (`tariffs.py`), a meter's own peaks from its
+telegrams (`seeds.py`), one meter's account and its tariff answer (`account.py`) - all pure -
+and the service around them: its Redis keys (`store.py`), the consumer loop (`service.py`),
+settings and metrics. `python -m services.accounting` runs it (docs/accounting.md).
 """

@@ -218,6 +218,11 @@ class MeterLedger:
     periods: tuple[Period, ...] = PERIODS
     baselines: dict[str, Sample] = field(default_factory=dict)
     totals: dict[str, dict[Period, dict[int, IntervalEnergy]]] = field(default_factory=dict)
+    # (period, start_ms) of every interval whose total changed since the owner last cleared it
+    # (the accounting service stores those, then clears the set)
+    changed: set[tuple[Period, int]] = field(default_factory=set)
+    # period -> [start, end) ms of the interval the last split ended in (a cache: see `add`)
+    _bounds: dict[Period, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
 
     def add(self, ts_ms: int, values: Mapping[str, float | None]) -> list[Event]:
         """Count one reading's registers (`{"ic": 12.3, "ec": None, ...}`); the events it caused."""
@@ -230,9 +235,29 @@ class MeterLedger:
             baseline = self.baselines.get(register)
             new_baseline: Sample | None = None
             for period in self.periods:
-                new_baseline, shares, event = step_register(
-                    baseline, sample, register, period, self.zone, self.estimate_over_ms
-                )
+                bounds = self._bounds.get(period)
+                if (
+                    baseline is not None
+                    and bounds is not None
+                    and sample.value > baseline.value
+                    and baseline.ts_ms < sample.ts_ms
+                    and bounds[0] <= baseline.ts_ms + 1
+                    and sample.ts_ms <= bounds[1]
+                ):
+                    # the common case, without a time zone lookup: the gap lies in the interval
+                    # the last split ended in; what split_energy gives for it, exactly
+                    gap = sample.ts_ms - baseline.ts_ms
+                    estimated = gap > bounds[1] - bounds[0] or gap > self.estimate_over_ms
+                    shares = [Share(bounds[0], sample.value - baseline.value, estimated)]
+                    new_baseline, event = sample, None
+                else:
+                    new_baseline, shares, event = step_register(
+                        baseline, sample, register, period, self.zone, self.estimate_over_ms
+                    )
+                    if shares:
+                        last = shares[-1].start_ms
+                        end = to_ms(next_start(from_ms(last, self.zone), period, self.zone))
+                        self._bounds[period] = (last, end)
                 self._count(register, period, shares)
                 if event is not None and period == self.periods[0]:
                     events.append(event)
@@ -248,6 +273,7 @@ class MeterLedger:
             total = by_start.setdefault(share.start_ms, IntervalEnergy())
             total.kwh += share.kwh
             total.estimated = total.estimated or share.estimated
+            self.changed.add((period, share.start_ms))
 
 
 @dataclass

@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .accounting import ACCOUNTING_BASE
+from .accounting import SIZE as ACCOUNTING_SIZE
 from .register_map import DERIVED, LIVE, METER_MODELS, NATIVE_BASE, SUNSPEC_BASE, Block, Point
 from .register_map import blocks as all_blocks
 
@@ -44,6 +46,7 @@ SunSpec meter or an Eastron SDM630:
 | Eastron SDM630 | 04 read input registers | 0-{_SDM_END - 1} (0x0000-0x{_SDM_END - 1:04X}) | evcc/openWB/chargers configured for an SDM630 |
 | SDM630 serial | 03 read holding registers | 64512-64513 (0xFC00) | openWB reads the meter serial |
 | hanport native | 03 read holding registers | {NATIVE_BASE}-{_NATIVE_END - 1} | anything else: every value of the Cozify message |
+| energy accounting | 03 read holding registers | {ACCOUNTING_BASE}-{ACCOUNTING_BASE + ACCOUNTING_SIZE - 1} | a charger under a capacity tariff: headroom, window average, month value ([accounting.md](accounting.md)) |
 
 This file is generated from `services/modbus/register_map.py` (`python -m services.modbus.docs`);
 a test fails when it is out of date.

@@ -29,6 +29,7 @@ from shared.meters import MeterDirectory
 from shared.stream import REDIS_DOWN, ReadingStream, wait_for_redis
 from shared.supervise import Work, run_supervised
 
+from .accounting import refresh_accounting
 from .metrics import DATA_AGE, LICENSED
 from .register_map import Identity, blocks
 from .server import HanportModbusServer, Limits
@@ -181,6 +182,15 @@ async def run_service(
     works: dict[str, Work] = {
         "stream follower": Follower(streams, units.update, NEWEST_ONLY).run,
         "meter directory": lambda: watch_directory(redis, units),
+        # energy accounting's registers (holding 1200..) of each unit's meter
+        "accounting registers": lambda: refresh_accounting(
+            redis,
+            lambda: [
+                (units.default_name, default.accounting),
+                *((meter, unit.accounting) for meter, unit in units.meters.values()),
+            ],
+            settings.default_meter,
+        ),
     }
     if entitlements is None:
         real = Entitlements(redis, settings)

@@ -24,6 +24,7 @@ from pymodbus.simulator.simcore import SimCore
 from shared.reading import Reading
 from shared.stale import age_s, is_stale
 
+from .accounting import AccountingRegisters
 from .metrics import ENCODE_ERRORS
 from .register_map import Block, Identity, Value, encode, reading_values
 
@@ -95,6 +96,7 @@ class RegisterStore(SimCore):
         self.images: dict[str, list[int]] = {}  # block name -> registers, filled on demand
         self._values: dict[str, Value] | None = None
         self._changed = asyncio.Event()
+        self.accounting = AccountingRegisters()  # holding 1200.. (services/modbus/accounting.py)
         self.update(None)
 
     # ------------------------------------------------------------ readings in
@@ -165,6 +167,8 @@ class RegisterStore(SimCore):
         if space is None:
             return ExcCodes.ILLEGAL_FUNCTION
         end = address + count
+        if (words := self.accounting.read(space, address, count)) is not None:
+            return words
         for area in self.areas[space]:
             if area.start <= address < area.end:
                 break

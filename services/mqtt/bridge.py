@@ -39,6 +39,7 @@ from shared.stream import REDIS_DOWN, ConsumerGroup, GroupReader, ReadingStream
 from shared.supervise import Work, run_supervised
 
 from . import metrics
+from .accounting import publish_accounting
 from .confirm import Confirmations
 from .connection import OFFLINE, ONLINE, ConfigError, explain, lost_hint, make_client
 from .delivery import ConnectionLost, Delivery
@@ -308,6 +309,18 @@ class Bridge:
         ]
         if self.raw is not None:
             tasks.append(asyncio.create_task(self._forward_raw(client)))
+        tasks.append(  # energy accounting's state, when the accounting service runs
+            asyncio.create_task(
+                publish_accounting(
+                    client,
+                    self.redis,
+                    self.settings,
+                    topics,
+                    self.meters.serial,
+                    device_node=lambda meter: self.meters._device(meter, None).node,
+                )
+            )
+        )
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:  # stopping (signal or license gone): say so, cleanly

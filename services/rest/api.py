@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
@@ -41,7 +42,7 @@ from .history import ID_PATTERN, BadParameter, bounds, history_chunks, last_tele
 from .metrics import METER_OK, METER_STALE
 from .read_gate import Busy, GatedAnswer, ReadGate
 from .settings import RestSettings
-from .state import ALL, MeterState, State
+from .state import ALL, MeterState, Snapshot, State
 
 STATIC = Path(__file__).parent / "static"
 # Swagger UI's own files (the fastapi-offline package ships them), served at /docs/assets so the
@@ -264,10 +265,31 @@ Time = Annotated[int, Field(ge=0)] | Annotated[datetime, BeforeValidator(iso_onl
 router = APIRouter()
 
 
+def meter_refused(context: Context, name: str | None) -> Response | None:
+    """403 when the REST license names the meters it serves and meter `name` (None: the
+    default meter) is not one of them; None when it may be served."""
+    state = context.state
+    meter = state.default if name is None else name
+    held = state.meter(meter)
+    record = state.records.get(meter) if meter is not None else None
+    if held is not None and held.latest is not None:
+        meter_id = held.latest.reading.meter_id
+    else:
+        meter_id = record.meter_id if record else None
+    refusal = context.guard.meter_refusal(meter, meter_id)
+    if refusal is None:
+        return None
+    headers = {k.decode(): v.decode() for k, v in refusal.headers}
+    return Response(refusal.body, refusal.status, headers, media_type="application/json")
+
+
 def meter_answer(
     context: Context, user_agent: str | None = None, name: str | None = None
 ) -> Response:
     """`/meter` (the default meter), or `/meters/{name}`: the newest reading, 503 when stale."""
+    refused = meter_refused(context, name)
+    if refused is not None:
+        return refused
     body = stale_body(context.state, name=name)
     if body is not None:
         METER_STALE.inc()
@@ -324,6 +346,9 @@ async def meter_data(context: Reader, request: Request) -> Response:
     summary="The last raw telegram as sent (text for P1, hex for binary frames)",
 )
 async def telegram(context: Reader) -> Response:
+    refused = meter_refused(context, None)
+    if refused is not None:
+        return refused
     try:
         async with asyncio.timeout(context.settings.rest_redis_timeout):
             body = await last_telegram(context.redis, context.settings.raw_stream)
@@ -377,6 +402,9 @@ async def meter_history(
         Query(ge=1, description="Most readings to return (capped by HANPORT_REST_HISTORY_LIMIT)."),
     ] = 100,
 ) -> Response:
+    refused = meter_refused(context, None)
+    if refused is not None:
+        return refused
     low, high = bounds(start, end, since)
     settings = context.settings
     limit = min(limit, settings.rest_history_limit)
@@ -472,6 +500,9 @@ async def event_answer(
     state = context.state
     if meter is not None and meter != ALL and meter not in state.names():
         return unknown_meter(context, meter)
+    refused = None if meter == ALL else meter_refused(context, meter)
+    if refused is not None:
+        return refused
     after = last_event_id or resume
     if after is not None:
         after = parse_id("Last-Event-ID" if last_event_id else "last_event_id", after)
@@ -490,7 +521,7 @@ async def event_answer(
         if after is not None:
             first = await replay(after)
         elif meter == ALL:
-            first = Backlog.every_newest(state)
+            first = Backlog.every_newest(state, served(context.guard))
         else:
             one = state.latest if meter is None else state.meter(meter)
             first = Backlog.newest(one.latest if isinstance(one, MeterState) else one)
@@ -500,7 +531,9 @@ async def event_answer(
     except REDIS_DOWN:
         state.unsubscribe(queue)
         return redis_unavailable("the missed readings")
-    chunks = sse_chunks(state, queue, first, after, replay, context.settings.rest_keepalive, meter)
+    keepalive = context.settings.rest_keepalive
+    serves = served(context.guard)
+    chunks = sse_chunks(state, queue, first, after, replay, keepalive, meter, serves)
     return EventStream(chunks, lambda: state.unsubscribe(queue), state.closing)
 
 
@@ -519,7 +552,18 @@ async def websocket(websocket: WebSocket) -> None:
     if meter is not None and meter != ALL and meter not in context.state.names():
         await websocket.send_denial_response(unknown_meter(context, meter))
         return
-    await websocket_feed(websocket, context.state, meter, tagged=meter is not None)
+    refused = None if meter == ALL else meter_refused(context, meter)
+    if refused is not None:
+        await websocket.send_denial_response(refused)
+        return
+    await websocket_feed(
+        websocket, context.state, meter, tagged=meter is not None, serves=served(context.guard)
+    )
+
+
+def served(guard: Guard) -> Callable[[Snapshot], bool]:
+    """Whether a reading may go out on a stream of every meter (a license may name meters)."""
+    return lambda snapshot: guard.serves(snapshot.meter, snapshot.reading.meter_id)
 
 
 @router.get("/ws", include_in_schema=False)  # documented with the WebSocket (app.py)

@@ -37,6 +37,7 @@ from .api import (
     router,
 )
 from .auth import Tokens
+from .energy import router as energy_router
 from .fastpath import FastPath
 from .follower import follow_every_meter, learn_serial, read_directory, watch
 from .guard import Guard
@@ -254,6 +255,7 @@ def create_app(settings: RestSettings, tokens: Tokens | None = None) -> ASGIApp:
     )
     api.include_router(router)
     api.include_router(meters_router)
+    api.include_router(energy_router)  # energy accounting (services/rest/energy.py)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
     api.mount(SWAGGER_ASSETS, StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
     add_handlers(api)

@@ -53,9 +53,16 @@ class Backlog:
         return cls(snapshot.event, snapshot.entry_id, False)
 
     @classmethod
-    def every_newest(cls, state: State) -> Backlog:
-        """A new client of every meter: each meter's newest reading, by meter name."""
-        newest = [m.latest for m in (state.meter(n) for n in state.names()) if m and m.latest]
+    def every_newest(
+        cls, state: State, serves: Callable[[Snapshot], bool] = lambda _snapshot: True
+    ) -> Backlog:
+        """A new client of every meter: each meter's newest reading (those `serves` allows), by
+        meter name."""
+        newest = [
+            m.latest
+            for m in (state.meter(n) for n in state.names())
+            if m and m.latest and serves(m.latest)
+        ]
         return cls(
             b"".join(s.event for s in newest),
             None,
@@ -93,11 +100,13 @@ async def sse_chunks(
     replay: Replay,
     keepalive: float,
     meter: str | None = None,
+    serves: Callable[[Snapshot], bool] = lambda _snapshot: True,
 ) -> AsyncIterator[bytes]:
     """The event stream: `first` (the backlog's first page, or the newest reading when not
     resuming), the rest of the backlog page by page through `replay`, then live readings.
     `meter`: which readings the queue gets (None the default meter's, ALL every meter's: each
-    meter's stream ids are its own, so those are compared per meter)."""
+    meter's stream ids are its own, so those are compared per meter, and only those `serves`
+    allows go out: a license may name the meters it serves)."""
     last = StreamId.parse(resume_after) if resume_after else BEFORE_ALL
     per_meter = {name: StreamId.parse(entry_id) for name, entry_id in first.meters}
     yield RETRY
@@ -135,7 +144,7 @@ async def sse_chunks(
                 chunk.append(status_event(item))
             elif meter == ALL:
                 key = StreamId.parse(item.entry_id)
-                if key > per_meter.get(item.meter, BEFORE_ALL):
+                if key > per_meter.get(item.meter, BEFORE_ALL) and serves(item):
                     per_meter[item.meter] = key
                     chunk.append(item.event)
             else:
@@ -218,7 +227,11 @@ class EventStream(Response):
 
 
 async def websocket_feed(
-    websocket: WebSocket, state: State, meter: str | None = None, tagged: bool = False
+    websocket: WebSocket,
+    state: State,
+    meter: str | None = None,
+    tagged: bool = False,
+    serves: Callable[[Snapshot], bool] = lambda _snapshot: True,
 ) -> None:
     """Accepted socket: the newest reading as a snapshot, then every reading, as text frames;
     of the default meter (`meter` None), one meter, or every meter (ALL: each meter's newest
@@ -228,6 +241,8 @@ async def websocket_feed(
     seen: dict[str, StreamId] = {}  # per meter, the newest stream id sent
 
     def frame(snapshot: Snapshot) -> str | None:
+        if meter == ALL and not serves(snapshot):
+            return None
         key = StreamId.parse(snapshot.entry_id)
         slot = snapshot.meter if meter == ALL else ""
         if key <= seen.get(slot, BEFORE_ALL):

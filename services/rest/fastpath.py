@@ -91,10 +91,13 @@ class FastPath:
 
     async def meter(self, scope: Scope, send: Send) -> None:
         refusal = self.guard.check_asgi("read", scope)
+        snapshot = self.state.latest
+        if refusal is None and self.guard.entitlements is not None:  # a license naming meters
+            meter_id = snapshot.reading.meter_id if snapshot else None
+            refusal = self.guard.meter_refusal(self.state.default, meter_id)
         if refusal is not None:
             await send_refusal(send, refusal)
             return
-        snapshot = self.state.latest
         if snapshot is None or is_stale(snapshot.reading, self.state.stale_after):
             body = stale_body(self.state) or b"{}"
             METER_STALE.inc()

@@ -8,13 +8,13 @@ EventSource and WebSocket, which cannot set headers); produces None (go ahead) o
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
 
-from shared.entitlements import FEATURES, Entitlements
+from shared.entitlements import FEATURES, Entitlements, MeterFilter
 
 from .auth import Tokens, bearer
 from .metrics import REFUSED
@@ -52,6 +52,33 @@ class Guard:
     tokens: Tokens
     entitlements: Entitlements | None
     read_auth: bool = False
+    meter_filter: MeterFilter = field(default_factory=lambda: MeterFilter("rest"))
+
+    def serves(self, name: str | None, meter_id: str | None = None) -> bool:
+        """Whether the REST license serves meter `name` (a license may name the meters it
+        serves; without such a license, or before any meter is known, every one)."""
+        if self.entitlements is None or name is None:
+            return True
+        decision = self.entitlements.decide("rest")
+        if not decision.granted or decision.meters is None:
+            return True  # not granted at all: `check` refuses, naming the license
+        return self.meter_filter.serves(decision, name, meter_id)
+
+    def meter_refusal(self, name: str | None, meter_id: str | None = None) -> Refusal | None:
+        """403 `unlicensed` when the REST license does not serve meter `name`, else None."""
+        if self.serves(name, meter_id):
+            return None
+        assert self.entitlements is not None and name is not None
+        decision = self.entitlements.decide("rest")
+        named = ", ".join(sorted(decision.meters or ()))
+        return _refusal(
+            403,
+            "unlicensed",
+            f"the license for 'rest' serves only the meters {named}, not meter {name!r}: "
+            "install a license that names it",
+            feature="rest",
+            meter=name,
+        )
 
     def check(
         self, scope: str, authorization: str | None, query_string: bytes = b""

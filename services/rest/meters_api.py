@@ -38,6 +38,7 @@ from .api import (
     event_answer,
     json_response,
     meter_answer,
+    meter_refused,
     redis_unavailable,
     streams_of,
     unknown_meter,
@@ -87,6 +88,7 @@ def listing(context: Context) -> bytes:
                 "stream": streams_of(context, name)[0],
                 "source": (record.source or None) if record else None,
                 "in_directory": record is not None,
+                "served": context.guard.serves(name, reading.meter_id if reading else None),
             }
         )
     return msgspec.json.encode({"type": "HAN_METERS", "default": default, "meters": meters})
@@ -193,6 +195,9 @@ async def meter_history(
 ) -> Response:
     if not known(context.state, meter):
         return unknown_meter(context, meter)
+    refused = meter_refused(context, meter)
+    if refused is not None:
+        return refused
     low, high = bounds(start, end, since)
     settings = context.settings
     limit = min(limit, settings.rest_history_limit)
@@ -224,6 +229,9 @@ async def meter_history(
 async def meter_telegram(context: Reader, meter: MeterId) -> Response:
     if not known(context.state, meter):
         return unknown_meter(context, meter)
+    refused = meter_refused(context, meter)
+    if refused is not None:
+        return refused
     raw_key = streams_of(context, meter)[1]
     try:
         async with asyncio.timeout(context.settings.rest_redis_timeout):

@@ -36,3 +36,9 @@ HEAVY_READS_BUSY = Counter(
     "Heavy reads refused with 503 because every slot was taken and the line was full, by kind.",
     ["kind"],
 )
+METERS_HELD = Gauge("hanport_rest_meters", "Meters this replica holds a reading of.")
+METERS_FORGOTTEN = Counter(
+    "hanport_rest_meters_forgotten_total",
+    "Meters forgotten to keep at most MAX_METERS: the one longest silent among those the "
+    "directory does not list (it comes back with its next reading).",
+)

@@ -342,6 +342,10 @@ class MeterListItem(BaseModel):
         description="Whether its ingest registered it in the directory (`hanport:meters`); "
         "a meter only seen in readings is served all the same."
     )
+    served: bool = Field(
+        description="Whether its data is served here: false when the REST license names the "
+        "meters it serves and not this one (then its endpoints answer 403)."
+    )
 
 
 class MeterList(BaseModel):
@@ -364,6 +368,7 @@ class MeterList(BaseModel):
                             "stream": "hanport:readings",
                             "source": "/dev/ttyUSB0",
                             "in_directory": True,
+                            "served": True,
                         }
                     ],
                 }

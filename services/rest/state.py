@@ -27,13 +27,16 @@ from shared.stale import age_s, stale_reason
 from shared.stream_id import StreamId
 from shared.submeters import submeter_object
 
-from .metrics import SLOW_CLIENTS
+from .metrics import METERS_FORGOTTEN, METERS_HELD, SLOW_CLIENTS
 
 _status_encoder = msgspec.json.Encoder()
 
 
 # A subscription to every meter's readings (`State.subscribe(ALL)`, `?meter=*`).
 ALL = "*"
+# Meters held at most: past this, the one longest silent among those the directory does not list
+# is forgotten (readings with ever new names must not grow memory without bound).
+MAX_METERS = 1000
 
 
 def sse_event(entry_id: str, body: bytes, meter: str | None = None) -> bytes:
@@ -177,6 +180,7 @@ class State:
     stale_after: float
     queue_size: int = 1000
     default_setting: str | None = None  # HANPORT_DEFAULT_METER
+    max_meters: int = MAX_METERS
     classic_stream: str = "hanport:readings"  # HANPORT_STREAM
     redis_ok: bool = False
     serial: str | None = None
@@ -294,9 +298,26 @@ class State:
     def _meter_state(self, name: str) -> MeterState:
         meter = self.meters.get(name)
         if meter is None:
+            if len(self.meters) >= self.max_meters:
+                self._forget_one()
             meter = self.meters[name] = MeterState(name)
             self._default_stale = True
+            METERS_HELD.set(len(self.meters))
         return meter
+
+    def _forget_one(self) -> None:
+        """Forget the meter longest silent among those the directory does not list (never the
+        default one); when every one is listed, none (the directory bounds them)."""
+        default = self.default
+        unlisted = [
+            m for m in self.meters.values() if m.name not in self.records and m.name != default
+        ]
+        if not unlisted:
+            return
+        oldest = min(unlisted, key=lambda m: m.latest.reading.received if m.latest else 0)
+        del self.meters[oldest.name]
+        self._default_stale = True
+        METERS_FORGOTTEN.inc()
 
     def publish(self, entry_id: str, reading: Reading) -> Snapshot:
         """Make this its meter's newest reading and hand it to every client that wants it."""

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 
 import msgspec
 import pytest
 import websockets
 
 from shared.reading import cozify_message
+from tests.licensing_helpers import grant
 from tests.rest.conftest import TIMEOUT, RestFactory, RestUnderTest
 from tests.rest.meters import (
     Event,
@@ -26,6 +28,7 @@ from tests.rest.meters import (
     sse,
     wait_until_known,
 )
+from tests.servers import RedisServer
 
 NAMES = ["gas", "heatpump", "main"]
 
@@ -287,3 +290,60 @@ def test_a_default_meter_that_is_no_meter_name_is_refused_at_start(
     assert stopped.value.code == 2
     line = capsys.readouterr().err
     assert "HANPORT_DEFAULT_METER='main meter'" in line and "not a meter name" in line
+
+
+def test_meters_held_are_bounded_forgetting_the_longest_silent_unlisted_one() -> None:
+    from services.rest.state import State
+    from shared.meters import MeterKeys, MeterRecord
+    from tests.readings import simulated_readings
+
+    state = State(stale_after=30, max_meters=3)
+    keys = MeterKeys.named("listed")
+    state.set_records(
+        [MeterRecord(name="listed", readings=keys.readings, raw=keys.raw, status=keys.status)]
+    )
+    template = simulated_readings(1)[0]
+    now = int(time.time() * 1000)
+    for number, name in enumerate(["listed", "a", "b", "c", "d"]):
+        reading = msgspec.structs.replace(template, meter=name, received=now - 60_000 + number)
+        state.publish(f"{now + number}-0", reading)
+    # "listed" is in the directory: kept however silent; "a" was the longest silent of the rest,
+    # then "b"; the newest reading's meter is always held
+    assert sorted(state.meters) == ["c", "d", "listed"]
+
+
+async def test_a_license_naming_meters_serves_only_those(
+    rest_factory: RestFactory, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    env = await grant(
+        redis_server.url, tmp_path, "HPTESTMETERS", ["rest"], use="commercial",
+        meters=["main", "gas"],
+    )  # fmt: skip
+    rest = await rest_factory(
+        use="commercial",
+        serial=env["HANPORT_SERIAL"],
+        license_public_keys=env["HANPORT_LICENSE_PUBLIC_KEYS"],
+    )
+    assert rest.guard is not None and rest.guard.entitlements is not None
+    await asyncio.wait_for(rest.guard.entitlements.wait_until("rest", granted=True), TIMEOUT)
+    meters = await three_meters(rest)
+    for path in ("/meter", "/meters/main", "/meters/gas", "/meters/gas/history"):
+        assert (await rest.client.get(path)).status_code == 200, path
+    for path in ("/meters/heatpump", "/meters/heatpump/history", "/meters/heatpump/telegram",
+                 "/meters/heatpump/events", "/events?meter=heatpump"):  # fmt: skip
+        refused = await rest.client.get(path)
+        assert refused.status_code == 403, path
+        body = refused.json()
+        assert (body["error"], body["meter"]) == ("unlicensed", "heatpump")
+        assert "serves only the meters gas, main, not meter 'heatpump'" in body["message"]
+    served = {m["id"]: m["served"] for m in (await rest.client.get("/meters")).json()["meters"]}
+    assert served == {"gas": True, "heatpump": False, "main": True}
+    # every meter's stream leaves the heat pump's readings out
+    order = [meters["heatpump"], meters["gas"]]
+    every = await meter_events(rest, "/events?meter=*", 3, order)
+    assert [e.meter for e in every] == ["gas", "main", "gas"]
+    url = rest.url.replace("http://", "ws://") + "/ws?meter=heatpump"
+    with pytest.raises(websockets.InvalidStatus) as denied:
+        async with websockets.connect(url, open_timeout=TIMEOUT):
+            pass
+    assert denied.value.response.status_code == 403

@@ -69,6 +69,10 @@ async def test_the_page_shows_every_meter_and_picks_one(
             # the unplugged meter: stale, said plainly; the others are unaffected
             await page.locator('#meters button[data-meter="heatpump"]').click()
             await expect(page.locator("#banner")).to_contain_text("Data is stale")
+            # why, from the heat pump's own ingest status (its ingest never reported)
+            await expect(page.locator("#banner .why")).to_contain_text(
+                "the ingest service has not reported yet"
+            )
             await expect(page.locator('#meters button[data-meter="gas"]')).to_have_class("live")
 
             # the address names the meter: a reload shows the same one

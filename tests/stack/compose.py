@@ -17,7 +17,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"
-HANPORT_SERVICES = ("ingest", "rest", "mqtt", "modbus", "licensing")
+HANPORT_SERVICES = ("ingest", "rest", "mqtt", "modbus", "licensing", "accounting")
 
 
 _CACHE: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}

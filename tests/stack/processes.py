@@ -29,6 +29,7 @@ READY_PORT = {
     "mqtt": "HANPORT_METRICS_PORT",
     "modbus": "HANPORT_METRICS_PORT",
     "licensing": "HANPORT_LICENSING_PORT",
+    "accounting": "HANPORT_METRICS_PORT",
 }
 
 

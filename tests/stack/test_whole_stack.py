@@ -277,11 +277,24 @@ async def test_one_reading_reaches_every_interface_then_each_service_survives_si
     # the meter's values reach Prometheus (the Grafana dashboard's meter panels)
     port = stack["ingest"].port("HANPORT_METRICS_PORT")
     scraped = (await probe.http.get(f"http://127.0.0.1:{port}/metrics")).text
-    assert 'hanport_meter_voltage_volts{phase="l1"}' in scraped
-    assert 'hanport_meter_energy_kilowatt_hours{direction="import"}' in scraped
+    # (each series carries the meter's name too: `meter` comes first)
+    assert re.search(r'hanport_meter_voltage_volts\{[^}]*phase="l1"', scraped)
+    assert re.search(r'hanport_meter_energy_kilowatt_hours\{[^}]*direction="import"', scraped)
+
+    # 1b. the accounting service's state of the simulated meter, served by REST
+    async def accounted() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        tariff = await probe.http.get(f"{probe.rest_url}/meter/tariff")
+        energy = await probe.http.get(f"{probe.rest_url}/meter/energy?resolution=1d")
+        if tariff.status_code != 200 or not energy.json().get("intervals"):
+            return None  # a second reading makes the first interval
+        return tariff.json(), energy.json()
+
+    tariff, energy = await until(accounted, "the accounting state on REST", stack)
+    assert tariff["rule"] == "no-elvia" and tariff["window"] == 60
+    assert energy["intervals"][-1]["import"] > 0
 
     # 2. SIGKILL each service in turn; the others keep serving; it restarts and catches up
-    for name in ("ingest", "rest", "mqtt", "modbus", "licensing"):
+    for name in ("ingest", "rest", "mqtt", "modbus", "licensing", "accounting"):
         service = stack[name]
         before_id, _ = await probe.newest()
         before_mqtt = len(probe.mqtt.messages)

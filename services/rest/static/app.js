@@ -88,10 +88,11 @@ function banner(kind, text, detail = "") {
 // no frames...) and what to do. Asked every few seconds, only while data is missing or stale.
 async function askWhy() {
   whyAsked = Date.now();
-  if (picked !== null && picked !== defaultMeter) return; // /han speaks of the default meter
   try {
-    const han = await (await fetch("/han")).json();
-    const ingest = han.ingest;
+    // /han speaks of the default meter; a stale /meters/{id} says why for its meter
+    const other = picked !== null && picked !== defaultMeter;
+    const answer = await (await fetch(other ? meterPath(picked) : "/han")).json();
+    const ingest = answer.ingest;
     why = ingest ? `Why: ${ingest.reason}.${ingest.fix ? ` Fix: ${ingest.fix}.` : ""}` : "";
   } catch (_) { why = ""; }
   refresh();
@@ -142,6 +143,7 @@ function connect() {
     const m = JSON.parse(event.data);
     receivedAt = Date.now();
     showReading(m);
+    window.dispatchEvent(new CustomEvent("hanport-reading", { detail: m })); // accounting.js
     if (["–", "unknown"].includes($("meter-id").textContent)) loadMeterId();
     refresh();
   });
@@ -228,6 +230,7 @@ function pick(name) {
   connected = false;
   receivedAt = null;
   why = "";
+  whyAsked = 0;               // the new meter's why, at once
   $("meter-id").textContent = "–";
   $("submeters").hidden = true;
   connect();
