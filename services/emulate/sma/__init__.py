@@ -1,0 +1,12 @@
+"""The SMA Energy Meter personality: the meter as Speedwire datagrams that SMA inverters,
+Sunny Island, Sunny Home Manager and evcc read (docs/emulate_sma.md).
+
+- speedwire.py: the datagram from a reading (pure; the OBIS channel table).
+- settings.py: `HANPORT_SMA_*`.
+- sender.py: `run_sma(settings, latest, box_serial)`, the UDP multicast/unicast sender.
+"""
+
+from .sender import run_sma
+from .settings import SmaSettings
+
+__all__ = ["SmaSettings", "run_sma"]
