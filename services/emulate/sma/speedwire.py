@@ -197,15 +197,17 @@ class Channel:
     quantity: Quantity
     scale: int
     name: str
+    head: bytes = b""  # channel 0, index, type, tariff 0: the 4 bytes before the value
+    limit: int = 0  # the largest value the type holds
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "head", bytes((0, self.index, self.kind, 0)))
+        object.__setattr__(self, "limit", _LIMIT[self.kind])
 
     @property
     def obis(self) -> str:
         """`1:4:0`: index, type, tariff (how pysma-plus and others key it)."""
         return f"{self.index}:{self.kind}:0"
-
-    @property
-    def head(self) -> bytes:
-        return bytes((0, self.index, self.kind, 0))
 
 
 def _blocks() -> tuple[Channel, ...]:
@@ -234,7 +236,7 @@ def channels(reading: Reading) -> list[tuple[Channel, int]]:
         value = channel.quantity(reading, channel.position)
         if value is None or not math.isfinite(value):
             continue
-        out.append((channel, min(max(round(value * channel.scale), 0), _LIMIT[channel.kind])))
+        out.append((channel, min(max(round(value * channel.scale), 0), channel.limit)))
     return out
 
 
