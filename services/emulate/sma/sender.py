@@ -132,6 +132,7 @@ async def run_sma(
         ", ".join(f"{host}:{port}" for host, port in targets),
     )
     silent: str | None = None
+    announced: int | None = None
     due = loop.time()
     try:
         while True:
@@ -151,7 +152,11 @@ async def run_sma(
                     log.info("SMA Energy Meter: sending again (fresh reading)")
                 silent = None
                 metrics.SILENT.set(0)
-                serial = settings.sma_serial or derived_serial(box_serial, meter_of(reading))
+                meter = meter_of(reading)
+                serial = settings.sma_serial or derived_serial(box_serial, meter)
+                if serial != announced:  # what the user pairs the inverter with
+                    log.info("SMA Energy Meter: serial %d, serving meter %s", serial, meter)
+                    announced = serial
                 data = encode(reading, serial, int(clock() * 1000))
                 errors = protocol.errors
                 for target, kind in zip(targets, kinds, strict=True):
