@@ -17,6 +17,7 @@ from pysmaplus.device_em import SMAspeedwireEM
 
 from services.emulate.sma.speedwire import CHANNELS, SUSY_ID, encode
 from shared.reading import Reading
+from tests.readings import simulated_readings
 
 SERIAL = 3_912_345_678
 
@@ -112,6 +113,27 @@ async def test_pysma_plus_reads_the_readings_values() -> None:
     assert present == set(DEVICE_ORDER) - {
         f"{20 * k + i}:8" for k in (1, 2, 3) for i in (1, 2, 3, 4, 9, 10)
     } - {"9:8", "10:8"}
+
+
+async def test_readings_of_the_p1_decoder_read_back_through_pysma_plus() -> None:
+    """Readings as ingest makes them (simulated meter's telegrams, real P1 decoder), read with
+    pysma-plus's own sensor table and factors (what Home Assistant shows)."""
+    em = SMAspeedwireEM()
+    for n, reading in enumerate(simulated_readings(30, interval_ms=60_000)):
+        sensors = await em.get_sensors()
+        values = em.datagram_received(encode(reading, SERIAL, n), ("192.0.2.10", 9522))
+        for sensor in sensors:
+            if sensor.key in values:
+                sensor.value = values[sensor.key] / sensor.factor
+        got = {sensor.key: sensor.value for sensor in sensors}
+        assert got["1:4:0"] == reading.pi[0] and got["2:4:0"] == reading.pe[0]
+        assert got["1:8:0"] == reading.ic and got["2:8:0"] == reading.ec
+        for k, base in ((1, 21), (2, 41), (3, 61)):
+            assert got[f"{base}:4:0"] == reading.pi[k]
+            assert got[f"{base + 1}:4:0"] == reading.pe[k]
+            assert got[f"{base + 10}:4:0"] == reading.i[k - 1]
+            assert got[f"{base + 11}:4:0"] == reading.u[k - 1]
+        assert got["14:4:0"] is None  # this meter sends no frequency: left out, not 0
 
 
 async def test_export_is_its_own_channel_and_never_negative() -> None:
