@@ -160,6 +160,28 @@ async def test_multicast_over_loopback_reaches_a_member_of_the_group(
         assert_the_readings_values(values, sent)
 
 
+async def test_pysma_plus_finds_the_meter_with_its_own_multicast_socket(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pysma-plus's whole receive path, as Home Assistant runs it: its own socket on port 9522,
+    joined to the group on the interface it is told (loopback here), `new_session`, then
+    `device_list` and `read`. Port 9522 is the protocol's; pysma-plus binds it shared
+    (SO_REUSEADDR), so another receiver on this host does not stop the test."""
+    settings = sma_settings(monkeypatch, HANPORT_SMA_INTERFACE="127.0.0.1")
+    sent = reading(meter="house")
+    serial = serial_of("HP0A1B2C3D4E", "house")
+    em = SMAspeedwireEM()
+    em.set_options({"bindingAddr": "127.0.0.1"})
+    async with sending(settings, lambda: sent):
+        try:
+            await asyncio.wait_for(em.new_session(), WAIT)
+            assert str(serial) in await asyncio.wait_for(em.device_list(), WAIT)
+            values = await read_values(em, serial)
+        finally:
+            await em.close_session()
+    assert_the_readings_values(values, sent)
+
+
 class Calls:
     """`latest` for the sender, counting its calls: each call is one round of the sender."""
 
