@@ -236,6 +236,33 @@ async def test_stale_or_missing_data_sends_nothing_until_fresh(
             assert sma_metrics.SILENT._value.get() == 0
 
 
+async def test_a_refused_destination_is_counted_and_the_others_still_get_theirs(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the kernel refuses a broadcast on a socket without SO_BROADCAST (EACCES): a destination
+    # the network refuses, reported by the transport, not raised
+    sock = receiver()
+    port = sock.getsockname()[1]
+    settings = sma_settings(
+        monkeypatch,
+        HANPORT_SMA_MULTICAST="false",
+        HANPORT_SMA_UNICAST=f"255.255.255.255:{port}, 127.0.0.1:{port}",
+    )
+    refused = sma_metrics.ERRORS.labels("send")
+    before = refused._value.get()
+    latest = Calls(reading())
+    loop = asyncio.get_running_loop()
+    with sock:
+        async with sending(settings, latest):
+            for _ in range(3):
+                data = await asyncio.wait_for(loop.sock_recv(sock, 2048), WAIT)
+                assert data[:4] == b"SMA\x00"
+            await latest.rounds(1)
+    assert refused._value.get() >= before + 3
+    said = [r.getMessage() for r in caplog.records if "was not sent" in r.getMessage()]
+    assert len(said) == 1, said  # logged once, counted every time
+
+
 def test_bad_settings_stop_with_a_line_saying_what_to_set(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
