@@ -263,6 +263,30 @@ async def test_a_refused_destination_is_counted_and_the_others_still_get_theirs(
     assert len(said) == 1, said  # logged once, counted every time
 
 
+async def test_a_reading_of_the_wrong_shape_is_skipped_and_the_sender_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sock = receiver()
+    settings = sma_settings(
+        monkeypatch,
+        HANPORT_SMA_MULTICAST="false",
+        HANPORT_SMA_UNICAST=f"127.0.0.1:{sock.getsockname()[1]}",
+    )
+    skipped = sma_metrics.ERRORS.labels("encode")
+    before = skipped._value.get()
+    now = int(time.time() * 1000)
+    latest = Calls(Reading(ts=now, received=now, p=[100.0]))  # one value where four belong
+    loop = asyncio.get_running_loop()
+    with sock:
+        async with sending(settings, latest):
+            await latest.rounds(3)
+            assert nothing_received(sock)
+            assert skipped._value.get() >= before + 2
+            latest.value = reading()
+            data = await asyncio.wait_for(loop.sock_recv(sock, 2048), WAIT)
+            assert data[:4] == b"SMA\x00"
+
+
 def test_bad_settings_stop_with_a_line_saying_what_to_set(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,7 +12,8 @@ DATAGRAMS = Counter(
 ERRORS = Counter(
     "hanport_emulate_sma_errors_total",
     "SMA Energy Meter datagrams not sent, by kind (send: the network refused it; backlog: the "
-    "socket's queue was full, the datagram was dropped instead of queued).",
+    "socket's queue was full, the datagram was dropped instead of queued; encode: the reading had "
+    "the wrong shape and was skipped).",
     ["kind"],
 )
 SILENT = Gauge(

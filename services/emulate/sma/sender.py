@@ -110,6 +110,87 @@ class _Protocol(asyncio.DatagramProtocol):
         self.failing = True
 
 
+class _Rounds:
+    """What the sender does each interval, and what it remembers between intervals (so each
+    change is logged once)."""
+
+    def __init__(
+        self,
+        settings: SmaSettings,
+        transport: asyncio.DatagramTransport,
+        protocol: _Protocol,
+        box_serial: str | None,
+    ) -> None:
+        self.settings = settings
+        self.transport = transport
+        self.protocol = protocol
+        self.box_serial = box_serial
+        self.targets = destinations(settings)
+        self.kinds = [
+            "multicast" if host == MULTICAST_GROUP else "unicast" for host, _ in self.targets
+        ]
+        self.silent: str | None = None  # why the meter is silent, None while sending
+        self.announced: int | None = None  # the serial last logged
+        self.unusable: Reading | None = None  # the last reading that failed to encode
+
+    def run(self, reading: Reading | None, now: float) -> None:
+        """One interval: send `reading`, or nothing when it is stale or missing."""
+        why = stale_reason(reading, self.settings.emulate_stale_after, now)
+        if why is not None or reading is None:
+            self.fall_silent(why[0] if why else "no reading")
+            return
+        if self.silent is not None:
+            log.info("SMA Energy Meter: sending again (fresh reading)")
+        self.silent = None
+        metrics.SILENT.set(0)
+        data = self.datagram(reading, now)
+        if data is not None:
+            self.send(data)
+
+    def fall_silent(self, why: str) -> None:
+        if self.silent is None:
+            log.warning(
+                "SMA Energy Meter: silent, %s; SMA devices will report the meter unavailable "
+                "until a fresh reading arrives",
+                why,
+            )
+        self.silent = why
+        metrics.SILENT.set(1)
+
+    def datagram(self, reading: Reading, now: float) -> bytes | None:
+        meter = meter_of(reading)
+        serial = self.settings.sma_serial or derived_serial(self.box_serial, meter)
+        if serial != self.announced:  # what the user pairs the inverter with
+            log.info("SMA Energy Meter: serial %d, serving meter %s", serial, meter)
+            self.announced = serial
+        try:
+            return encode(reading, serial, int(now * 1000))
+        except (IndexError, TypeError, ValueError, OverflowError) as error:
+            # a reading of the wrong shape (arrays too short, text for a number): skipped and
+            # counted, the sender goes on with the next one
+            metrics.ERRORS.labels("encode").inc()
+            if reading is not self.unusable:
+                log.error(
+                    "SMA Energy Meter: a reading of meter %s could not be encoded (%r); it is "
+                    "skipped (counted in hanport_emulate_sma_errors_total)",
+                    meter,
+                    error,
+                )
+                self.unusable = reading
+            return None
+
+    def send(self, data: bytes) -> None:
+        errors = self.protocol.errors
+        for target, kind in zip(self.targets, self.kinds, strict=True):
+            if self.protocol.paused:
+                metrics.ERRORS.labels("backlog").inc()
+                continue
+            self.transport.sendto(data, target)
+            metrics.DATAGRAMS.labels(kind).inc()
+        if self.protocol.errors == errors:
+            self.protocol.failing = False
+
+
 async def run_sma(
     settings: SmaSettings,
     latest: Callable[[], Reading | None],
@@ -120,53 +201,21 @@ async def run_sma(
 
     `latest()` gives the newest reading of the meter to serve (None before the first);
     `box_serial` (the reader's serial) seeds the Energy Meter serial unless HANPORT_SMA_SERIAL
-    sets it; `clock` is seconds since the epoch (tests pass their own)."""
-    targets = destinations(settings)
+    sets it; `clock` is seconds since the epoch (tests pass their own). Bad settings raise
+    ValueError saying what to set, before anything is sent."""
+    destinations(settings)
     loop = asyncio.get_running_loop()
-    sock = open_socket(settings)
-    transport, protocol = await loop.create_datagram_endpoint(_Protocol, sock=sock)
-    kinds = ["multicast" if host == MULTICAST_GROUP else "unicast" for host, _ in targets]
-    log.info(
-        "SMA Energy Meter: sending every %g s to %s",
-        settings.sma_interval,
-        ", ".join(f"{host}:{port}" for host, port in targets),
-    )
-    silent: str | None = None
-    announced: int | None = None
-    due = loop.time()
+    transport, protocol = await loop.create_datagram_endpoint(_Protocol, sock=open_socket(settings))
     try:
+        rounds = _Rounds(settings, transport, protocol, box_serial)
+        log.info(
+            "SMA Energy Meter: sending every %g s to %s",
+            settings.sma_interval,
+            ", ".join(f"{host}:{port}" for host, port in rounds.targets),
+        )
+        due = loop.time()
         while True:
-            reading = latest()
-            why = stale_reason(reading, settings.emulate_stale_after, clock())
-            if why is not None or reading is None:
-                if silent is None:
-                    log.warning(
-                        "SMA Energy Meter: silent, %s; SMA devices will report the meter "
-                        "unavailable until a fresh reading arrives",
-                        why[0] if why else "no reading",
-                    )
-                silent = why[0] if why else "no reading"
-                metrics.SILENT.set(1)
-            else:
-                if silent is not None:
-                    log.info("SMA Energy Meter: sending again (fresh reading)")
-                silent = None
-                metrics.SILENT.set(0)
-                meter = meter_of(reading)
-                serial = settings.sma_serial or derived_serial(box_serial, meter)
-                if serial != announced:  # what the user pairs the inverter with
-                    log.info("SMA Energy Meter: serial %d, serving meter %s", serial, meter)
-                    announced = serial
-                data = encode(reading, serial, int(clock() * 1000))
-                errors = protocol.errors
-                for target, kind in zip(targets, kinds, strict=True):
-                    if protocol.paused:
-                        metrics.ERRORS.labels("backlog").inc()
-                        continue
-                    transport.sendto(data, target)
-                    metrics.DATAGRAMS.labels(kind).inc()
-                if protocol.errors == errors:
-                    protocol.failing = False
+            rounds.run(latest(), clock())
             due = max(due + settings.sma_interval, loop.time())
             await asyncio.sleep(due - loop.time())
     finally:
