@@ -43,8 +43,9 @@ format: install
 bench: install
 	$(PY) -m bench
 
+# `make run METERS=2`: a second simulated meter beside the first (HANPORT_RUN_METERS)
 run: install
-	$(PY) -m services.run
+	$(if $(METERS),HANPORT_RUN_METERS=$(METERS) )$(PY) -m services.run
 
 clean:
 	rm -rf $(VENV) $(SCHEMA)/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -20,6 +20,8 @@ the licensing API, then measures:
 
     .venv/bin/python -m bench.stack [--readings 30] [--seconds 60]
 
+Many meters on one box (100 at 1 Hz each): bench/many_meters.py.
+
 It is costly: the whole stack on this machine's cores, shared with whatever else runs.
 """
 
@@ -130,7 +132,9 @@ class Bench:
                     self.mqtt_arrived.notify_all()
 
 
-def start_stack(workdir: Path, source: str, redis: RedisServer, mqtt_url: str) -> Stack:
+def start_stack(
+    workdir: Path, source: str, redis: RedisServer, mqtt_url: str, extra: tuple[str, ...] = ()
+) -> Stack:
     _private, public = make_keys(workdir)
     env = (
         f"HANPORT_SERIAL={SERIAL}",
@@ -143,6 +147,7 @@ def start_stack(workdir: Path, source: str, redis: RedisServer, mqtt_url: str) -
         "HANPORT_STREAM_MAXLEN=2000000",
         # the bridge paces a backlog after an outage (default 200/s); a replay is all backlog
         "HANPORT_MQTT_BACKLOG_RATE=1000000",
+        *extra,
     )
     specs = service_specs(resolved_config(workdir, env))
     stack = Stack.from_specs(specs, redis.url, workdir / "stack")

@@ -126,6 +126,26 @@ class RunSettings(CommonSettings):
     modbus_metrics_port: int | None = Field(
         None, ge=0, le=65535, description="`make run`: modbus's /metrics port (default 9103)."
     )
+    run_meters: int = Field(
+        1,
+        ge=1,
+        le=20,
+        description="`make run`: how many meters to read; each one past the first is another "
+        "ingest on the built-in simulator, named `sim2`, `sim3`, ... (`make run METERS=2`).",
+    )
+
+
+def extra_meters(count: int) -> list[dict[str, str]]:
+    """The settings of each ingest `make run` starts past the first: a simulated meter with a
+    name of its own and no /metrics port (the first ingest's port is taken)."""
+    return [
+        {
+            "HANPORT_METER_NAME": f"sim{n}",
+            "HANPORT_SOURCE": "simulator",
+            "HANPORT_METRICS_PORT": "0",
+        }
+        for n in range(2, count + 1)
+    ]
 
 
 @dataclass(frozen=True)
@@ -471,6 +491,11 @@ def run_stack(
             child = subprocess.Popen(command, env=env, process_group=0)
             children.append((service.name, child))
             print(f"hanport run: started {service.name} (pid {children[-1][1].pid})", flush=True)
+            for extra in extra_meters(run_settings.run_meters) if service.name == "ingest" else ():
+                meter = extra["HANPORT_METER_NAME"]
+                child = subprocess.Popen(command, env={**env, **extra}, process_group=0)
+                children.append((f"ingest {meter}", child))
+                print(f"hanport run: started ingest of meter {meter} (pid {child.pid})", flush=True)
         watched = children + ([("redis-server", redis)] if redis is not None else [])
         exited = wait_until_listening(ports, watched)
         if exited is not None:

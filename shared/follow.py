@@ -1,7 +1,9 @@
 """Following the newest readings: the loop every consumer of the readings stream runs.
 
 `Follower.run()` hands `handle` the newest reading in the stream (as a batch of one), then every
-later reading, in order, as the batches one XREAD returns, forever. It waits out Redis outages
+later reading, in order, as the batches one XREAD returns, forever. Given `MeterStreams`, it does
+so for every meter of the box: each batch is one meter's (key state by `shared.meters.meter_of`;
+the example below keeps one meter's totals, for brevity). It waits out Redis outages
 (`ReadingStream.follow_batches`) and, restarted after an error (`shared.supervise`), resumes
 after the last reading it handed over: nothing skipped, nothing repeated. `loaded` is set once
 the newest reading was looked up (REST waits for it before answering).
@@ -16,9 +18,10 @@ while a license grants its feature:
     from shared.entitlements import Entitlements
     from shared.follow import BACKGROUND, Follower
     from shared.gate import while_granted
+    from shared.meter_streams import MeterStreams
     from shared.reading import Reading
     from shared.stale import is_stale
-    from shared.stream import Entry, ReadingStream, connect
+    from shared.stream import Entry, connect
     from shared.supervise import run_supervised
 
 
@@ -35,7 +38,7 @@ while a license grants its feature:
     async def main(settings) -> None:
         redis = await connect(settings.redis_url)      # waits out any Redis error
         totals = Totals()
-        follower = Follower(ReadingStream(redis, settings.stream), totals.add, BACKGROUND)
+        follower = Follower(MeterStreams(redis, settings.stream), totals.add, BACKGROUND)
         entitlements = Entitlements(redis, settings)
 
         async def report() -> None:                    # the work the license gates
@@ -58,9 +61,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .meter_streams import Cursor, MeterStreams
 from .metrics import LAST_READING_TS
 from .stream import Entry, ReadingStream
-from .stream_id import FIRST
 
 
 @dataclass(frozen=True)
@@ -88,41 +91,36 @@ Handle = Callable[[list[Entry]], object]
 
 
 class Follower:
-    """Follows the newest readings of `stream` into `handle` (see the module docstring)."""
+    """Follows the newest readings of `stream` into `handle` (see the module docstring): one
+    stream, or every meter's (`shared.meter_streams.MeterStreams`), each batch from one meter."""
 
     def __init__(
         self,
-        stream: ReadingStream,
+        stream: ReadingStream | MeterStreams,
         handle: Handle,
         pacing: Pacing,
         *,
         loaded: asyncio.Event | None = None,
     ) -> None:
-        self.stream = stream
+        self.streams = stream if isinstance(stream, MeterStreams) else MeterStreams.single(stream)
         self.handle = handle
         self.pacing = pacing
-        self.last_id: str | None = None  # the newest entry handed over
+        self.cursor: Cursor = {}  # per stream, the newest entry handed over
         self.loaded = loaded or asyncio.Event()
 
     async def run(self) -> None:
-        """Hand over the newest reading, then every later one, forever."""
-        if self.last_id is None:
-            latest = await self.stream.wait_latest()
-            if latest is not None:
-                LAST_READING_TS.set(latest[1].ts / 1000)
-                self._hand_over([latest])
+        """Hand over each stream's newest reading, then every later one, forever."""
+        for latest in await self.streams.wait_newest(self.cursor):
+            LAST_READING_TS.set(latest[1].ts / 1000)
+            self.handle([latest])
         self.loaded.set()
         loop = asyncio.get_running_loop()
         pacing = self.pacing
         last_batch = -math.inf
-        async for batch in self.stream.follow_batches(self.last_id or FIRST, count=pacing.count):
-            self._hand_over(batch)
+        async for batch in self.streams.follow_batches(self.cursor, count=pacing.count):
+            self.handle(batch)
             now = loop.time()
             if len(batch) < pacing.count and now - last_batch < pacing.min_interval:
                 await asyncio.sleep(pacing.min_interval - (now - last_batch))
                 now = loop.time()
             last_batch = now
-
-    def _hand_over(self, batch: list[Entry]) -> None:
-        self.last_id = batch[-1][0]
-        self.handle(batch)

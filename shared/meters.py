@@ -35,12 +35,10 @@ FALLBACK_NAME = "meter"
 ALIVE_S = 30.0
 
 
-def check_name(name: str, setting: str = "HANPORT_METER_NAME") -> str:
+def check_name(name: str) -> str:
     """`name` if it is a valid meter name; `ValueError` saying what is allowed otherwise."""
     if not NAME_PATTERN.match(name):
-        raise ValueError(
-            f"{setting}={name!r}: a meter name is 1 to 64 letters, digits, '.', '_' or '-'"
-        )
+        raise ValueError(f"{name!r} is not a meter name: use 1 to 64 letters, digits, . _ or -")
     return name
 
 
@@ -51,6 +49,17 @@ def name_from_text(text: str) -> str:
     return cleaned or FALLBACK_NAME
 
 
+def equipment_name(meter_id: str) -> str:
+    """The meter name an equipment id gives: DSMR meters send theirs as hex-encoded ASCII
+    (`4530303434...` is `E0044...`), which is decoded; any other id is kept as sent."""
+    text = meter_id.strip()
+    if len(text) >= 4 and len(text) % 2 == 0 and re.fullmatch(r"[0-9A-Fa-f]+", text):
+        decoded = bytes.fromhex(text).decode("ascii", errors="replace")
+        if decoded.isprintable() and decoded.strip() and NAME_PATTERN.match(decoded.strip()):
+            return decoded.strip()
+    return name_from_text(text)
+
+
 def meter_of(reading: Reading) -> str:
     """The name of the meter a reading is from: every consumer keys its state by this. A reading
     written without a name (an older ingest, a test's own XADD) is its equipment id's, else the
@@ -58,7 +67,7 @@ def meter_of(reading: Reading) -> str:
     if reading.meter:
         return reading.meter
     if reading.meter_id:
-        return name_from_text(reading.meter_id)
+        return equipment_name(reading.meter_id)
     return FALLBACK_NAME
 
 
@@ -87,7 +96,8 @@ class MeterRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     readings: str
     raw: str
     status: str
-    source: str = ""
+    source: str = ""  # where its ingest reads it (`serial /dev/ttyUSB0`)
+    host: str = ""  # the host name its ingest runs on
     meter_id: str | None = None
     model: str | None = None
     started: int = 0  # ms: when its ingest started

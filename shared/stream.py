@@ -146,7 +146,7 @@ class ReadingStream:
             try:
                 return await self.latest()
             except REDIS_DOWN as error:
-                await self._wait_for_redis(error, backoff)
+                await wait_for_redis(error, backoff)
 
     async def range(
         self, start: str = "-", end: str = "+", count: int | None = None
@@ -180,7 +180,7 @@ class ReadingStream:
                     {self.key: last}, count=count, block=BLOCK_MS
                 )
             except REDIS_DOWN as error:
-                await self._wait_for_redis(error, backoff)
+                await wait_for_redis(error, backoff)
                 continue
             if backoff.attempts:
                 backoff.reset()
@@ -199,15 +199,18 @@ class ReadingStream:
             try:
                 return await self.last_id() or FIRST
             except REDIS_DOWN as error:
-                await self._wait_for_redis(error, backoff)
+                await wait_for_redis(error, backoff)
 
-    async def _wait_for_redis(self, error: BaseException, backoff: Backoff) -> None:
-        raise_if_cancelling(error)  # a cancelled follower stops, it does not reconnect
-        REDIS_CONNECTED.set(0)
-        if backoff.attempts == 0:
-            REDIS_RECONNECTS.inc()
-            log.warning("lost Redis (%s); reconnecting", error or type(error).__name__)
-        await asyncio.sleep(backoff.next_delay())
+
+async def wait_for_redis(error: BaseException, backoff: Backoff) -> None:
+    """After a Redis error while following: note it (once per outage) and wait the backoff's
+    next delay. A cancel passes through: a cancelled follower stops, it does not reconnect."""
+    raise_if_cancelling(error)
+    REDIS_CONNECTED.set(0)
+    if backoff.attempts == 0:
+        REDIS_RECONNECTS.inc()
+        log.warning("lost Redis (%s); reconnecting", error or type(error).__name__)
+    await asyncio.sleep(backoff.next_delay())
 
 
 class DuplicateEntry(Exception):

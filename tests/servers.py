@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -28,8 +29,12 @@ def _worker_ports() -> Iterator[int]:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1"...; "" without xdist
     index = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
     first = FIRST_PORT + (index % 4) * PORT_BLOCK
+    # from a random place in the block: two test runs at once on one machine (two checkouts)
+    # then rarely want the same port at the same moment
+    start = random.randrange(PORT_BLOCK)
     while True:
-        yield from range(first, first + PORT_BLOCK)
+        for step in range(PORT_BLOCK):
+            yield first + (start + step) % PORT_BLOCK
 
 
 _PORTS = _worker_ports()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable
 
@@ -28,7 +29,9 @@ from shared.service import run, start
 from .codec.decoded import Decoded, DecodeError, Decoder
 from .codec.factory import finish, make_decoder
 from .metrics import BYTES_READ, DECODE_SECONDS, PROTOCOL_DETECTED, SKIPPED_BYTES, TELEGRAMS
+from .naming import MeterNaming, source_name
 from .publisher import Publisher
+from .registration import Registration, check_unclaimed
 from .settings import IngestSettings
 from .sources import open_source
 from .sources.spec import Source
@@ -65,9 +68,13 @@ REJECTIONS = LogLimit()
 
 
 def handle(
-    items: list[Decoded | DecodeError], publisher: Publisher, received: int, source: str
+    items: list[Decoded | DecodeError],
+    publisher: Publisher,
+    received: int,
+    source: str,
+    naming: MeterNaming | None = None,
 ) -> None:
-    """Count, log and queue what the decoder completed."""
+    """Count, log, name (`naming`) and queue what the decoder completed."""
     newest = None
     for item in items:
         if isinstance(item, DecodeError):
@@ -83,6 +90,8 @@ def handle(
             publisher.put(None, item.raw, item.reason, received)
         else:
             TELEGRAMS.labels("ok").inc()
+            if naming is not None:
+                naming.stamp(item.reading)
             publisher.put(item.reading, item.raw, "ok", received)
             newest = item.reading
     if newest is not None:
@@ -94,9 +103,11 @@ async def ingest(
     new_decoder: Callable[[], Decoder],
     publisher: Publisher,
     status: StatusWriter | None = None,
+    naming: MeterNaming | None = None,
 ) -> None:
     """Read `source` until it ends (a file) or for ever; every telegram goes to `publisher`,
-    and is counted in `status` (what the source's status in Redis rests on)."""
+    its reading named by `naming`, and is counted in `status` (what the source's status in
+    Redis rests on; told at once when the meter's name changes)."""
     name = source.spec.describe()
     decoder = new_decoder()
     skipped = 0
@@ -123,42 +134,58 @@ async def ingest(
         if decoder.protocol != protocol:  # `auto` found what the meter speaks
             protocol = decoder.protocol
             PROTOCOL_DETECTED.labels(protocol).set(1)
-        handle(items, publisher, received, name)
+        named = naming.name if naming is not None else None
+        handle(items, publisher, received, name, naming)
         if status is not None:
             status.counted(len(chunk), items, protocol)
+            if naming is not None and naming.name != named:
+                status.wake.set()  # the directory learns the meter's name now
         if source.spec.pace == "fast":  # a capture can wait for Redis; a live meter cannot
             await publisher.wait_for_room()
         now_skipped = getattr(decoder, "skipped", 0)
         if now_skipped > skipped:
             SKIPPED_BYTES.inc(now_skipped - skipped)
         skipped = now_skipped
-    handle(finish(decoder, received), publisher, received, name)
+    handle(finish(decoder, received), publisher, received, name, naming)
 
 
 async def serve(settings: IngestSettings) -> None:
     serve_metrics(settings.metrics_port, settings.metrics_host)
+    keys = settings.meter_keys_in_redis()
+    spec = settings.source_spec()
+    naming = MeterNaming(settings.meter_name, spec.describe(), fallback=source_name(spec))
+    registration = Registration(keys, naming)
+    taken = await check_unclaimed(settings.redis_url, registration)
+    if taken:
+        print(f"hanport: {taken}", file=sys.stderr)
+        raise SystemExit(2)
     publisher = Publisher(
         settings.redis_url,
-        settings.stream,
-        settings.raw_stream,
+        keys.readings,
+        keys.raw,
         maxlen=settings.stream_maxlen,
         raw_maxlen=settings.raw_maxlen,
         max_items=settings.buffer_max_readings,
         max_bytes=settings.buffer_max_bytes,
     )
     source = open_source(
-        settings.source_spec(),
+        spec,
         simulator_interval=settings.simulator_interval,
         tz=settings.meter_timezone,
         idle_timeout=settings.source_idle_timeout,
     )
     options = settings.decoder_options()
-    log.info("ingest: %s -> stream %s", source.spec.describe(), settings.stream)
-    status = StatusWriter(settings.redis_url, source)
+    log.info(
+        "ingest: %s -> stream %s (meter %s)",
+        source.spec.describe(),
+        keys.readings,
+        settings.meter_name or "named by its equipment id",
+    )
+    status = StatusWriter(settings.redis_url, source, key=keys.status, registration=registration)
     publishing = asyncio.create_task(publisher.run())
     writing_status = asyncio.create_task(status.run())
     try:
-        await ingest(source, lambda: make_decoder(options), publisher, status)
+        await ingest(source, lambda: make_decoder(options), publisher, status, naming)
         log.info("source ended; publishing what is left")
         if not await publisher.drain(DRAIN_SECONDS):
             log.error("gave up with %d readings unpublished", len(publisher.queue))

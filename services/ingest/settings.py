@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
+from shared.meters import MeterKeys, check_name
 from shared.settings import CommonSettings
 
 from .codec.dlms.ciphering import Keys
@@ -30,6 +31,14 @@ class IngestSettings(CommonSettings):
             "`serial:///dev/ttyUSB0?baud=2400&parity=E&bytesize=8&stopbits=1` (fixed line "
             "settings), `tcp://host:port` or `file:///path?pace=recorded|fast`."
         ),
+    )
+    meter_name: str | None = Field(
+        None,
+        description="This meter's name on the box (1-64 letters, digits, `.`, `_`, `-`): its "
+        "readings carry it and go to its own streams `hanport:{<name>}:readings` and `:raw`. "
+        "Unset: the classic streams (`HANPORT_STREAM`), and the name is the equipment id the "
+        "meter sends, else one made from the source. Set one per meter when a box reads "
+        "several.",
     )
     simulator_interval: float = Field(
         1.0, gt=0, le=3600, description="Seconds between simulated telegrams."
@@ -96,6 +105,11 @@ class IngestSettings(CommonSettings):
             raise ValueError(f"cannot read the capture file {spec.path}")
         return value
 
+    @field_validator("meter_name")
+    @classmethod
+    def _meter_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_name(value)
+
     @field_validator("meter_timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
@@ -126,6 +140,12 @@ class IngestSettings(CommonSettings):
 
     def meter_keys(self) -> Keys:
         return self._keys
+
+    def meter_keys_in_redis(self) -> MeterKeys:
+        """The streams and status hash this meter's readings go to."""
+        if self.meter_name:
+            return MeterKeys.named(self.meter_name)
+        return MeterKeys.classic(self.stream, self.raw_stream)
 
     def source_spec(self) -> SourceSpec:
         return parse_source(self.source)

@@ -16,7 +16,6 @@ are in `shared/ingest_status.py`), rewritten every
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from shared.stream import REDIS_DOWN, connect
 
 from .codec.decoded import Decoded, DecodeError
 from .diagnosis import Finding, Tally, source_findings, verdict
+from .registration import Registration
 from .sources.spec import Source
 from .sources.status import SourceStatus
 
@@ -71,6 +71,8 @@ class StatusWriter:
     previous: Tally = field(default_factory=Tally)
     started: float = field(default_factory=time.monotonic)
     _window_start: float = field(default_factory=time.monotonic)
+    registration: Registration | None = None  # the meter's directory record, written alongside
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # write now (the name is known)
 
     def counted(self, size: int, items: list[Decoded | DecodeError], protocol: str) -> None:
         """Count one chunk of `size` bytes and what the decoder made of it."""
@@ -92,19 +94,25 @@ class StatusWriter:
 
     async def next_round(self) -> None:
         """Wait `every` seconds, or less when the source opens or fails (then the new state is
-        in Redis within `SETTLE_SECONDS`, not at the next round)."""
+        in Redis within `SETTLE_SECONDS`, not at the next round) or `wake` is set."""
         status: SourceStatus | None = getattr(self.source, "status", None)
-        if status is None:
-            await asyncio.sleep(self.every)
-            return
-        status.changed.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(status.changed.wait(), self.every)
+        changed = status.changed if status is not None else asyncio.Event()
+        changed.clear()
+        waits = [asyncio.ensure_future(e.wait()) for e in (changed, self.wake)]
+        try:
+            await asyncio.wait(waits, timeout=self.every, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        if changed.is_set():
             await asyncio.sleep(min(SETTLE_SECONDS, self.every))
+        self.wake.clear()
 
     async def run(self) -> None:
         backoff = Backoff()
         redis: Redis | None = None
+        if self.registration is not None and self.registration.record(0) is not None:
+            self.wake.set()  # a configured name: in the directory at once
         try:
             while True:
                 await self.next_round()
@@ -112,6 +120,8 @@ class StatusWriter:
                     if redis is None:
                         redis = await connect(self.url, backoff)
                     await redis.hset(self.key, mapping=self.fields())  # type: ignore[arg-type]
+                    if self.registration is not None:
+                        await self.registration.write(redis)
                 except ResponseError as error:  # e.g. the key holds something else
                     log.warning("cannot write %s: %s", self.key, error)
                 except REDIS_DOWN as error:

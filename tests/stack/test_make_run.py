@@ -243,3 +243,26 @@ def test_make_run_in_a_terminal_stops_on_ctrl_c(tmp_path: Path) -> None:
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
         os.close(screen.controller)
+
+
+def test_make_run_meters_2_reads_a_second_simulated_meter(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    ports = moved_ports()
+    env = user_environment(tmp_path)
+    env.update({name: str(port) for name, port in ports.items()})
+    env.update(HANPORT_REDIS_URL=redis_server.url, HANPORT_RUN_METERS="2")
+    with make_run(env, tmp_path) as (run, log):
+        first_reading(ports["HANPORT_REST_PORT"], run, log)
+        text = wait_for_text(log, "Ctrl-C stops everything.", run)
+        assert "hanport run: started ingest of meter sim2 (pid " in text, text
+        client = redis.Redis(port=redis_server.port)
+        deadline = time.monotonic() + 30
+        while client.xlen("hanport:{sim2}:readings") == 0:
+            assert time.monotonic() < deadline and run.poll() is None, log.read_text()
+            time.sleep(0.1)
+        assert client.xlen("hanport:readings") > 0  # the first meter, as with one
+        assert client.hget("hanport:meters", "sim2") is not None
+        client.close()
+        text = ctrl_c(run, log)
+        assert "Traceback" not in text

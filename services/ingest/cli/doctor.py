@@ -122,9 +122,9 @@ async def redis_check(url: str) -> tuple[Finding, Redis | None]:
     return finding("redis", f"Redis at {redact_url(url)} answers"), redis
 
 
-async def ingest_status(redis: Redis) -> dict[str, str] | None:
-    """The running ingest service's status, when it is fresh."""
-    fields = read_status(await redis.hgetall(STATUS_KEY))
+async def ingest_status(redis: Redis, key: str = STATUS_KEY) -> dict[str, str] | None:
+    """The running ingest service's status (the meter's, `key`), when it is fresh."""
+    fields = read_status(await redis.hgetall(key))
     return fields if is_fresh(fields, int(time.time() * 1000)) else None
 
 
@@ -166,7 +166,10 @@ async def examine(settings: IngestSettings, seconds: float | None, force_listen:
     report = Report()
     redis_found, redis = await redis_check(settings.redis_url)
     try:
-        running = await ingest_status(redis) if redis is not None and not force_listen else None
+        key = settings.meter_keys_in_redis().status  # this meter's (HANPORT_METER_NAME)
+        running = (
+            await ingest_status(redis, key) if redis is not None and not force_listen else None
+        )
         if running is not None:
             report.meter = from_ingest(running)
             report.data_flows = running.get("state") == "ok"
