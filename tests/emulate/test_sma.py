@@ -297,7 +297,7 @@ def test_bad_settings_stop_with_a_line_saying_what_to_set(
         ("HANPORT_SMA_INTERFACE", "eth0", "not an IPv4 address"),
         ("HANPORT_SMA_INTERVAL", "0", "HANPORT_SMA_INTERVAL"),
         ("HANPORT_SMA_SERIAL", "4294967296", "HANPORT_SMA_SERIAL"),
-        ("HANPORT_SMA_METER", "my meter", "a meter name is"),
+        ("HANPORT_SMA_METER", "my meter", "is not a meter name"),
     ):
         with monkeypatch.context() as patch, pytest.raises(SystemExit) as stop:
             sma_settings(patch, **{variable: value})

@@ -118,7 +118,7 @@ class SmaSettings(CommonSettings):
     @field_validator("sma_meter")
     @classmethod
     def _meter(cls, value: str | None) -> str | None:
-        return None if value is None else check_name(value, "meter setting")
+        return None if value is None else check_name(value)
 
     @property
     def sma_targets(self) -> list[Target]:
