@@ -3,8 +3,9 @@
 
 Consumes every meter's readings stream (`shared.follow.Follower` over
 `shared.meter_streams.MeterStreams`, the newest reading per meter of every XREAD's batch), the raw stream (HomeWizard's `/api/v1/telegram`) and the `shelly` /
-`homewizard` entitlements (`shared.gate.while_granted`); produces the Shelly Pro 3EM (HTTP,
-WebSocket, UDP JSON-RPC, mDNS) and the HomeWizard P1 meter (HTTP API v1, mDNS). Without its
+`homewizard` / `sma` entitlements (`shared.gate.while_granted`); produces the Shelly Pro 3EM
+(HTTP, WebSocket, UDP JSON-RPC, mDNS), the HomeWizard P1 meter (HTTP API v1, mDNS) and the SMA
+Energy Meter (Speedwire datagrams, services/emulate/sma). Without its
 entitlement a device is silent (its routes 404, its UDP ports closed, no announcement; an HTTP
 port no device uses is closed), the log says why and `hanport_emulate_licensed` is 0.
 """
@@ -38,6 +39,7 @@ from .metrics import LICENSED
 from .settings import EmulateSettings
 from .shelly_io import add_routes as shelly_routes
 from .shelly_io import open_udp
+from .sma import run_sma
 from .web import Port
 
 log = logging.getLogger(__name__)
@@ -244,6 +246,32 @@ async def run_service(
         works["homewizard"] = gated(
             entitlements, "homewizard", f"HomeWizard P1 meter (HTTP :{hw_http.port})",
             hw_parts, serving,
+        )  # fmt: skip
+    if "sma" in personalities:
+        sma_choice = choice(settings.sma_meter, "sma")
+
+        def newest() -> Reading | None:
+            """The chosen meter's newest reading (the sender judges its age itself), or None
+            when the license does not serve that meter."""
+            meter = sma_choice.meter_for()
+            reading = None if meter is None else latest.get(meter)
+            if reading is None or meter is None or sma_choice.allowed is None:
+                return reading
+            return reading if sma_choice.allowed(meter, reading) else None
+
+        async def send() -> None:
+            LICENSED.labels("sma").set(1)
+            serving.set("sma", True)
+            try:
+                await run_sma(settings, newest, identity.serial)
+            finally:
+                LICENSED.labels("sma").set(0)
+                serving.set("sma", False)
+
+        sma_gate = entitlements
+        works["sma"] = lambda: while_granted(
+            sma_gate, "sma", send, report=reporter("sma", "SMA Energy Meter"),
+            grace=STARTUP_GRACE_S,
         )  # fmt: skip
     if extra is not None:
         works.update(extra(identity, latest, entitlements))

@@ -11,7 +11,8 @@ import ipaddress
 from pydantic import Field, field_validator
 
 from shared.meters import check_name
-from shared.settings import CommonSettings
+
+from .sma.settings import SmaSettings
 
 PERSONALITIES = ("shelly", "homewizard", "sma")
 
@@ -39,8 +40,9 @@ def client_meters(text: str) -> list[tuple[Network, str]]:
     return out
 
 
-class EmulateSettings(CommonSettings):
-    """Which devices to appear as, on which ports, serving which meter."""
+class EmulateSettings(SmaSettings):
+    """Which devices to appear as, on which ports, serving which meter (the SMA Energy
+    Meter's own settings, `HANPORT_SMA_*` and the stale limit, come from `SmaSettings`)."""
 
     metrics_port: int = Field(
         9105, ge=0, le=65535, description="Prometheus /metrics port (0 turns it off)."
@@ -53,12 +55,6 @@ class EmulateSettings(CommonSettings):
     )
     emulate_host: str = Field(
         "0.0.0.0", min_length=1, description="Address the HTTP and UDP servers listen on."
-    )
-    emulate_stale_after: float = Field(
-        20.0,
-        gt=0,
-        description="Seconds after which a meter's newest reading is stale: each device then "
-        "answers as a real one whose meter is unavailable (docs/emulate.md), never with zeros.",
     )
     emulate_clients: str = Field(
         "",
