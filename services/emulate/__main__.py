@@ -6,7 +6,7 @@ entitlements `shelly` / `homewizard` / `sma`; produces, per `HANPORT_EMULATE`, a
 (Gen2 RPC over HTTP, WebSocket and UDP, mDNS), a HomeWizard P1 meter (local API v1, mDNS) and
 an SMA Energy Meter (Speedwire multicast), each serving its chosen meter and answering as the
 real device does when that meter's data is stale. Prometheus metrics on `HANPORT_METRICS_PORT`
-(9105). Settings: docs/configuration.md; the devices: docs/emulate.md.
+(9106). Settings: docs/configuration.md; the devices: docs/emulate.md.
 """
 
 from __future__ import annotations
