@@ -17,6 +17,7 @@ from services.uplink import spool as spool_module
 from services.uplink.messages import decode_health, health_subject
 from services.uplink.spool import SPOOL_STREAM
 from services.uplink.uplink import run_uplink
+from shared.entitlements import FEATURES
 from shared.stream import connect
 from tests.fleet.nats import NatsServer
 from tests.fleet.support import (
@@ -119,7 +120,7 @@ async def test_box_starting_while_the_hub_is_away_spools(
         health = await hub_health(nc)
         assert health and all(h.box == BOX and h.version for h in health)
         assert max(h.spool for h in health) >= 300
-        assert set(health[0].licence) == {"rest", "mqtt", "modbus"}
+        assert set(health[0].licence) == set(FEATURES)  # every licence feature
     finally:
         uplink.cancel()
         await asyncio.gather(uplink, return_exceptions=True)
