@@ -7,7 +7,8 @@ ones, then entries a gone replica left pending) and produces writes to the sink:
 - A batch is up to `batch_size` readings: whatever the stream holds at once (a backlog goes out
   in full batches, as fast as the sink takes them), else what arrives within `batch_wait` s.
 - Batches are written one at a time, in stream order (so in order per meter); while one is
-  written the next is read (at most `PREFETCH` ahead).
+  written the next is read, decoded and made ready for the sink (`prepare`: its line protocol
+  or rows), at most `PREFETCH` ahead.
 - An entry is acknowledged only after the sink confirmed its batch. A sink that cannot take the
   batch now (`SinkDown`) gets the same batch again, with backoff, until it does; nothing after it
   is written meanwhile. A crash leaves the batch pending: the next start writes it again, which
@@ -152,7 +153,7 @@ class SinkWorker:
                 break
             log.info("%s: writing %d readings left pending again", self.sink.name, len(entries))
             self._queued.update(entry_id for entry_id, _ in entries)
-            await queue.put(entries)
+            await self._put(queue, entries)
             after = entries[-1][0]
         while True:
             entries = await self.redis_call(self.next_batch)
@@ -163,7 +164,16 @@ class SinkWorker:
                 entries = [e for e in claimed if e[0] not in self._queued]
             if entries:
                 self._queued.update(entry_id for entry_id, _ in entries)
-                await queue.put(entries)
+                await self._put(queue, entries)
+
+    async def _put(self, queue: asyncio.Queue[list[Entry]], entries: list[Entry]) -> None:
+        """Queue a batch for writing, made ready for its sink first (`prepare`: the line
+        protocol, the rows), here in the reader task, while the previous batch's write waits on
+        the store."""
+        prepare = getattr(self.sink, "prepare", None)
+        if prepare is not None:
+            prepare(entries)
+        await queue.put(entries)
 
     async def next_batch(self) -> list[Entry]:
         """Up to `batch_size` new readings: at once when the stream holds them (a backlog),
