@@ -9,7 +9,8 @@ ones, then entries a gone replica left pending) and produces writes to the sink:
 - Batches are written one at a time, in stream order (so in order per meter); while one is
   written the next is read, decoded and made ready for the sink (`prepare`: its line protocol
   or rows), at most `PREFETCH` ahead.
-- An entry is acknowledged only after the sink confirmed its batch. A sink that cannot take the
+- An entry is acknowledged only after the sink confirmed its batch (the acknowledgement runs
+  while the next batch is written; one batch at a time, in order). A sink that cannot take the
   batch now (`SinkDown`) gets the same batch again, with backoff, until it does; nothing after it
   is written meanwhile. A crash leaves the batch pending: the next start writes it again, which
   stores nothing twice.
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 PREFETCH = 2  # batches read ahead while one is written
 LAG_EVERY_S = 5.0
+SETTLE_ON_STOP_S = 5.0  # a stop waits this long for the last acknowledgement
 T = TypeVar("T")
 
 
@@ -91,6 +93,7 @@ class SinkWorker:
     written: int = field(default=0, init=False)
     _down_since: float | None = field(default=None, init=False)
     _queued: set[str] = field(default_factory=set, init=False)  # read, not yet acknowledged
+    _settling: asyncio.Task[None] | None = field(default=None, init=False)  # the last ack
 
     def __post_init__(self) -> None:
         self.group_name = f"{self.group_prefix}{self.sink.name}"
@@ -113,17 +116,38 @@ class SinkWorker:
         lag = asyncio.create_task(self._watch_lag(), name=f"lag {self.key}")
         try:
             while True:
-                getting = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait(
-                    {getting, reading}, return_when=asyncio.FIRST_COMPLETED
-                )
-                if reading in done:  # the reader failed: let the supervisor start us again
-                    await stop(getting)
-                    reading.result()
-                await self.deliver(getting.result())
+                await self.deliver(await self._next(queue, reading))
         finally:
+            if self._settling is not None:  # let the last acknowledgement finish (a stop)
+                await asyncio.wait({self._settling}, timeout=SETTLE_ON_STOP_S)
+                await stop(self._settling)
+                self._settling = None
             await stop(reading)
             await stop(lag)
+
+    async def _next(
+        self, queue: asyncio.Queue[list[Entry]], reading: asyncio.Task[None]
+    ) -> list[Entry]:
+        """The next batch; raises what the reader task or the last acknowledgement raised (the
+        supervisor starts the worker again; what was not acknowledged is written again)."""
+        getting = asyncio.ensure_future(queue.get())
+        try:
+            while True:
+                watch: set[asyncio.Future[Any]] = {getting, reading}
+                if self._settling is not None:
+                    watch.add(self._settling)
+                done, _ = await asyncio.wait(watch, return_when=asyncio.FIRST_COMPLETED)
+                if reading in done:
+                    reading.result()
+                    raise RuntimeError(f"the reader of {self.key} ended")
+                if self._settling is not None and self._settling in done:
+                    settled, self._settling = self._settling, None
+                    settled.result()
+                if getting in done:
+                    return getting.result()
+        finally:
+            if not getting.done():
+                await stop(getting)
 
     async def create_group(self) -> None:
         """The group, from the stream's first entry; its read counter set so Redis's `lag`
@@ -189,8 +213,19 @@ class SinkWorker:
     # --- writing ---------------------------------------------------------------------------
 
     async def deliver(self, batch: list[Entry]) -> None:
-        """Write `batch` until the sink confirms it; dead-letter what it refuses; acknowledge."""
+        """Write `batch` until the sink confirmed it, then settle it (`_settle`: dead letters,
+        acknowledgement) in a task of its own, so the next batch's write need not wait for
+        Redis; one batch settles at a time, in stream order."""
         result = await self._write_until_confirmed(batch)
+        if self._settling is not None:
+            settled, self._settling = self._settling, None
+            await settled
+        self._settling = asyncio.create_task(
+            self._settle(batch, result), name=f"acknowledge {self.key}"
+        )
+
+    async def _settle(self, batch: list[Entry], result: WriteResult) -> None:
+        """Dead-letter what the sink refused, then acknowledge the whole (confirmed) batch."""
         if result.refused:
             metrics.DEAD.labels(self.sink.name).inc(len(result.refused))
             for entry_id, _reading, reason in result.refused[:3]:
