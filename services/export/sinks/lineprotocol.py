@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import math
 import operator
-import re
 from collections.abc import Iterable
 from typing import Any
-
-import msgspec
 
 from shared.fields import BY_KEY, ELECTRICAL, Value, values
 from shared.meters import meter_of
@@ -94,30 +91,12 @@ _NAMES: tuple[str, ...] = tuple(export_name(v) for v in EXPORTED)
 # The field set of a reading, as a `%` template, by which values are absent: a meter sends the
 # same values in every telegram, so each meter needs one or two of these.
 _TEMPLATES: dict[tuple[bool, ...], str] = {}
-_ALL = ",".join(f"{name}=%s" for name in _NAMES)
-
-# The fast path formats the numbers in C: msgspec writes the reading's values (`_GET`: scalars
-# and arrays, in `_PLAN` order) as one JSON array, the shortest text that reads back to the same
-# float, as `repr` does (`1232.0`, `0.001`; NaN and infinities as `null`, so left out like an
-# absent value), and one regular expression, compiled from the plan, checks its shape (each
-# array of the catalogue's length) and cuts out every value; a `%` template puts the names in
-# front. Anything else (an array of another length, a bool) takes `_fields_slowly`.
-_JSON = msgspec.json.Encoder().encode
-_VALUE = r"(-?[0-9][0-9.eE+-]*|null)"
-_SHAPE = re.compile(
-    r"\["
-    + ",".join(
-        _VALUE if size is None else r"\[" + ",".join([_VALUE] * size) + r"\]" for size in _SIZES
-    )
-    + r"\]"
-)
-_IS_NULL = "null".__eq__
 
 
 def _template(absent: tuple[bool, ...]) -> str:
     template = _TEMPLATES.get(absent)
     if template is None:
-        fields = [f"{name}=%s" for name, gone in zip(_NAMES, absent, strict=True) if not gone]
+        fields = [f"{name}=%r" for name, gone in zip(_NAMES, absent, strict=True) if not gone]
         template = _TEMPLATES[absent] = ",".join(fields)
     return template
 
@@ -125,23 +104,16 @@ def _template(absent: tuple[bool, ...]) -> str:
 def reading_fields(reading: Reading) -> str:
     """`ic=1234.5,p=512.0,...`: every number the reading has (absent, NaN and infinite ones
     left out); "" when it has none."""
-    try:
-        match = _SHAPE.fullmatch(_JSON(_GET(reading)).decode())
-    except (TypeError, msgspec.EncodeError):  # not a number msgspec writes
-        match = None
-    if match is None:
-        return _fields_slowly(reading)
-    numbers = match.groups()
-    if "null" not in numbers:
-        return _ALL % numbers
-    absent = tuple(map(_IS_NULL, numbers))
-    return _template(absent) % tuple([n for n in numbers if n != "null"])
-
-
-def _fields_slowly(reading: Reading) -> str:
-    """`reading_fields` value by value, for readings the fast path does not take."""
-    kept = [(n, v) for n, v in zip(_NAMES, flat_values(reading), strict=True) if v is not None]
-    return ",".join(f"{n}={repr(float(v))}" for n, v in kept if math.isfinite(float(v)))
+    values = flat_values(reading)
+    absent = tuple(map(operator.is_, values, _NONES))
+    present = tuple([v for v in values if v is not None])
+    text = _template(absent) % present
+    # a float's repr has no `n` but in nan and inf, which line protocol cannot carry: those
+    # are left out (an int, which `Reading` may hold when built in Python, is a valid float)
+    if "n" in text:
+        kept = [(n, v) for n, v in zip(_NAMES, values, strict=True) if v is not None]
+        text = ",".join(f"{n}={float(v)!r}" for n, v in kept if math.isfinite(v))
+    return text
 
 
 def reading_line(reading: Reading, prefix: str) -> str | None:
