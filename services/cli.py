@@ -3,6 +3,7 @@
     hanport ingest | rest | mqtt | modbus | licensing   run that service (= python -m services.X)
     hanport accounting                                  run the accounting service
     hanport export                                      run the export service (docs/export.md)
+    hanport emulate                                     appear as a Shelly, HomeWizard or SMA meter
     hanport decode FILE...                              decode captures to JSON readings
     hanport doctor                                      say why meter data does or does not arrive
     hanport simulate ...                                write simulated telegrams
@@ -30,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "main",
         "energy per interval and capacity-tariff state per meter",
     ),
+    "emulate": ("services.emulate.__main__", "main", "appear as a Shelly, HomeWizard or SMA meter"),
     "decode": ("services.ingest.cli.decode", "main", "decode captures to JSON readings"),
     "simulate": ("services.ingest.cli.simulate", "main", "write simulated meter telegrams"),
     "doctor": ("services.ingest.cli.doctor", "main", "say why meter data does or does not arrive"),

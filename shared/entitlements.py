@@ -70,8 +70,8 @@ from .stream import REDIS_DOWN, ReadingStream
 
 log = logging.getLogger(__name__)
 
-Feature = Literal["rest", "mqtt", "modbus"]
-FEATURES: tuple[Feature, ...] = ("rest", "mqtt", "modbus")
+Feature = Literal["rest", "mqtt", "modbus", "shelly", "homewizard", "sma"]
+FEATURES: tuple[Feature, ...] = ("rest", "mqtt", "modbus", "shelly", "homewizard", "sma")
 
 RECORD_PREFIX = "hanport:license:feature:"
 CHANNEL = "hanport:license:changed"

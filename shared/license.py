@@ -43,9 +43,9 @@ from .meters import equipment_name
 
 Use = Literal["consumer", "commercial"]
 Kind = Literal["activation", "trial", "full"]
-FeatureName = Literal["rest", "mqtt", "modbus"]
+FeatureName = Literal["rest", "mqtt", "modbus", "shelly", "homewizard", "sma"]
 T = TypeVar("T")
-ALL_FEATURES: tuple[FeatureName, ...] = ("rest", "mqtt", "modbus")
+ALL_FEATURES: tuple[FeatureName, ...] = ("rest", "mqtt", "modbus", "shelly", "homewizard", "sma")
 DAY_MS = 86_400_000
 MAX_LICENSE_BYTES = 16_384
 # A license file nests 3 deep (document, license, features); anything deeper is refused before
@@ -53,7 +53,7 @@ MAX_LICENSE_BYTES = 16_384
 MAX_DEPTH = 8
 # What a box-local key (`hanport license self-activate`) may sign: a consumer activation of
 # these features for this box's serial, nothing commercial.
-LOCAL_KEY_FEATURES: frozenset[str] = frozenset({"mqtt", "modbus"})
+LOCAL_KEY_FEATURES: frozenset[str] = frozenset({"mqtt", "modbus", "shelly", "homewizard", "sma"})
 
 # reason code -> what it means and what to do (one table, walked by `LicenseError`)
 REASONS: dict[str, str] = {
@@ -72,7 +72,7 @@ REASONS: dict[str, str] = {
     "wrong_serial": "the license is for reader {detail}; ask for one for this reader's serial",
     "wrong_meter": "the license is bound to meter {detail}; ask for one for this meter",
     "local_key_scope": "license {detail} is signed with this box's own key, which may only sign "
-    "a consumer activation of mqtt/modbus; a commercial license comes from the vendor",
+    "a consumer activation of mqtt/modbus/shelly/homewizard/sma; a commercial license comes from the vendor",
     "consumer_in_commercial": "license {detail} is for consumer use and this deployment declares "
     "commercial use (HANPORT_USE); a commercial license or trial is needed",
     "unauthorized": "installing or removing a license needs the admin token ({detail})",

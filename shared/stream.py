@@ -29,11 +29,9 @@ from .backoff import Backoff
 from .cancellation import raise_if_cancelling
 from .log import redact_url
 from .metrics import (
-    LAST_READING_TS,
     REDIS_CONNECTED,
     REDIS_RECONNECTS,
     STREAM_BAD_ENTRIES,
-    STREAM_ENTRIES,
 )
 from .reading import Reading, decode_reading, encode_reading
 from .stream_id import FIRST, entry_id_text
@@ -178,29 +176,13 @@ class ReadingStream:
         Survives Redis outages: waits with backoff, reconnects and resumes after the last id it
         yielded, so nothing is skipped or repeated.
         """
-        backoff = Backoff()
+        from .meter_streams import MeterStreams  # it builds on this module
+
         last = after
         if last == "$":
-            last = await self._resolve_latest_id(backoff)
-        while True:
-            try:
-                response: Any = await self.redis.xread(
-                    {self.key: last}, count=count, block=BLOCK_MS
-                )
-            except REDIS_DOWN as error:
-                await wait_for_redis(error, backoff)
-                continue
-            if backoff.attempts:
-                backoff.reset()
-                REDIS_CONNECTED.set(1)
-            for _key, raw_entries in response or ():
-                if raw_entries:
-                    last = entry_id_text(raw_entries[-1][0])
-                batch = parse_entries(raw_entries)
-                if batch:
-                    STREAM_ENTRIES.inc(len(batch))
-                    LAST_READING_TS.set(batch[-1][1].ts / 1000)
-                    yield batch
+            last = await self._resolve_latest_id(Backoff())
+        async for batch in MeterStreams.single(self).follow_batches({self.key: last}, count=count):
+            yield batch
 
     async def _resolve_latest_id(self, backoff: Backoff) -> str:
         while True:

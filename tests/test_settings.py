@@ -56,6 +56,13 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "file://{fixtures}/p1/ell5_se.txt?pace=fast",
     ),
     "HANPORT_METER_TIMEZONE": ("Europe/Stockholm",),
+    "HANPORT_EMULATE_CLIENTS": ("192.168.1.40=garage,10.0.0.0/24=house",),
+    "HANPORT_SHELLY_METER": ("garage",),
+    "HANPORT_HOMEWIZARD_METER": ("house",),
+    "HANPORT_SMA_UNICAST": ("192.168.1.20,192.168.1.21:9523",),
+    "HANPORT_SMA_INTERFACE": ("192.168.1.5",),
+    "HANPORT_SMA_SERIAL": ("1900123456",),
+    "HANPORT_SMA_METER": ("house",),
     "HANPORT_METER_KEY": ("000102030405060708090A0B0C0D0E0F",),
     "HANPORT_METER_KEY_FILE": ("{tmp}/meter.key",),
     "HANPORT_METER_AUTH_KEY": ("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF",),
@@ -150,7 +157,7 @@ def cases() -> Iterator[Any]:
 def test_the_walk_finds_every_service() -> None:
     assert list(settings_classes()) == [
         "common", "ingest", "rest", "mqtt", "modbus", "licensing", "accounting", "export",
-        "uplink", "hub",
+        "uplink", "hub", "emulate",
     ]  # fmt: skip
 
 

@@ -28,12 +28,17 @@ LAG = Gauge(
 READINGS = Counter(
     "hanport_fleet_readings_total", "Readings written by this worker (rate: readings/s)."
 )
+INTERVALS = Counter(
+    "hanport_fleet_intervals_total",
+    "Accounting intervals (and revisions of them) written by this worker.",
+)
 REFUSED = Counter(
     "hanport_fleet_readings_refused_total", "Readings the store refused for good (logged)."
 )
 ERRORS = Counter(
     "hanport_fleet_sink_errors_total",
-    "Sink worker errors by kind (store_down: retried; bad_message: skipped).",
+    "Sink worker errors by kind (store_down: retried; bad_message: skipped; "
+    "intervals_refused: intervals the store refused for good, logged).",
     ["kind"],
 )
 

@@ -4,7 +4,8 @@ The export service's `PostgresSink` (services/export/sinks/postgres.py: migratio
 partitions, COPY into a stage table then `INSERT ... ON CONFLICT DO NOTHING`, `bisect` on a
 refused row) writes one box's readings; a hub batch holds many boxes. `FleetPostgresWriter` is
 that sink with one change: each row's box comes from its entry's message id
-(`<box>:<meter>:<entry id>`), not from the sink. Writing a batch twice stores nothing twice.
+(`<box>:<meter>:<entry id>`), not from the sink. Accounting intervals go through the sink's own
+`write_intervals` (table `hanport_intervals`, upserted) with the box of their message. Writing a batch twice stores nothing twice.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import psycopg
 
 from services.export.sinks import Entry, Rejected, SinkDown
+from services.export.sinks.intervals import Interval
 from services.export.sinks.postgres import (
     REFUSED_CLASSES,
     PostgresSink,
@@ -30,6 +32,15 @@ from .writer import box_of
 class FleetPostgresWriter(PostgresSink):
     box: str = "fleet"  # unused: each row's box is its message's
     name: str = "postgres"
+
+    async def write_box_intervals(self, box: str, intervals: list[Interval]) -> None:
+        """The export sink's `write_intervals` (table `hanport_intervals`, upsert) under `box`:
+        the worker writes one batch at a time, so the sink's box is set for this call only."""
+        self.box = box
+        try:
+            await self.write_intervals(intervals)
+        finally:
+            self.box = "fleet"
 
     async def _send(self, batch: list[Entry]) -> None:
         conn = self._conn

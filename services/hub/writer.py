@@ -3,7 +3,8 @@
 Reuses the export service's pure parts: `lineprotocol.lines` (a box's readings -> lines, tags
 `box` and `meter`), `influx.write_request` (the URL of a v1 write) and `bisect` (a refused batch
 split down to the bad readings). The export's `InfluxSink` serves one box; a hub batch holds
-many, so this writer groups the batch by box into one body. Entries are `(message id, Reading)`;
+many, so this writer groups the batch by box into one body. Accounting intervals go as the
+export's `intervals_body` (measurement `hanport_energy`), one request per box. Entries are `(message id, Reading)`;
 the message id starts with the box (`<box>:<meter>:<entry id>`).
 """
 
@@ -16,12 +17,18 @@ import httpx
 
 from services.export.sinks import Entry, Rejected, SinkDown, WriteResult, bisect
 from services.export.sinks.influx import HINTS, REFUSED_STATUS, write_request
+from services.export.sinks.intervals import Interval, intervals_body
 from services.export.sinks.lineprotocol import lines
 from shared.log import redact_url
 
 
 class Writer(Protocol):
     async def write(self, batch: list[Entry]) -> WriteResult: ...
+
+    async def write_box_intervals(self, box: str, intervals: list[Interval]) -> None:
+        """One box's accounting intervals, as the export sinks' `write_intervals` (SinkDown,
+        Rejected; an interval written again overwrites itself)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -58,10 +65,16 @@ class FleetLineWriter:
     async def write(self, batch: list[Entry]) -> WriteResult:
         return await bisect(batch, self._send)
 
+    async def write_box_intervals(self, box: str, intervals: list[Interval]) -> None:
+        if intervals:  # the export's measurement `hanport_energy` (its `intervals_body`)
+            await self._post(intervals_body(intervals, box))
+
     async def _send(self, batch: list[Entry]) -> None:
         data = fleet_body(batch)
-        if not data:
-            return
+        if data:
+            await self._post(data)
+
+    async def _post(self, data: bytes) -> None:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.timeout)
         try:
@@ -98,6 +111,10 @@ class Fanout:
             result.written = max(result.written, part.written)
             result.refused += part.refused
         return result
+
+    async def write_box_intervals(self, box: str, intervals: list[Interval]) -> None:
+        for writer in self.writers:
+            await writer.write_box_intervals(box, intervals)
 
     async def close(self) -> None:
         for writer in self.writers:

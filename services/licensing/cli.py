@@ -50,6 +50,9 @@ from shared.settings import CommonSettings, load_settings
 from .signing import TRIAL_DAYS, generate_keys, load_private_key, new_license
 from .store import LicenseStore
 
+# what `self-activate` switches on: every feature a box-local key may sign
+SELF_ACTIVATED: tuple[FeatureName, ...] = ("mqtt", "modbus", "shelly", "homewizard", "sma")
+
 
 def features(text: str) -> list[FeatureName]:
     wanted = [part.strip() for part in text.split(",") if part.strip()]
@@ -166,12 +169,12 @@ def self_activate(args: argparse.Namespace) -> int:
         serial=serial,
         use="consumer",
         kind="activation",
-        features=("mqtt", "modbus"),
+        features=SELF_ACTIVATED,
         licensee="self-activated",
     )
     signed = read_signed(text, {}, load_public_keys(private.with_suffix(".pub")))
     path = LicenseStore(folder).save(signed.id, text)
-    print(f"wrote {path}: consumer activation of mqtt, modbus for reader {serial}")
+    print(f"wrote {path}: consumer activation of {', '.join(SELF_ACTIVATED)} for reader {serial}")
     print(f"signed with this box's own key {private} (trusted for consumer activations only)")
     return 0
 

@@ -70,7 +70,24 @@ class Area:
         return any(address < hi and lo < end for lo, hi in self.measurement)
 
 
-class RegisterStore(SimCore):
+class ReadOnlyDevice(SimCore):
+    """What pymodbus's server asks a device: reads go to `read`, every write is refused."""
+
+    def read(self, unit: int, function: int, address: int, count: int) -> list[int] | ExcCodes:
+        raise NotImplementedError
+
+    async def async_getValues(
+        self, device_id: int, func_code: int, address: int, count: int = 1
+    ) -> list[int] | list[bool] | ExcCodes:
+        return self.read(device_id, func_code, address, count)
+
+    async def async_setValues(
+        self, device_id: int, func_code: int, address: int, values: list[int] | list[bool]
+    ) -> ExcCodes | None:
+        return ExcCodes.ILLEGAL_FUNCTION
+
+
+class RegisterStore(ReadOnlyDevice):
     """The datastore behind the server (pymodbus's `SimCore` interface, our own contents)."""
 
     def __init__(
@@ -148,16 +165,6 @@ class RegisterStore(SimCore):
 
     def device_ids(self) -> list[int]:
         return [self.unit_id or 0]
-
-    async def async_getValues(
-        self, device_id: int, func_code: int, address: int, count: int = 1
-    ) -> list[int] | list[bool] | ExcCodes:
-        return self.read(device_id, func_code, address, count)
-
-    async def async_setValues(
-        self, device_id: int, func_code: int, address: int, values: list[int] | list[bool]
-    ) -> ExcCodes | None:
-        return ExcCodes.ILLEGAL_FUNCTION
 
     def read(self, unit: int, function: int, address: int, count: int) -> list[int] | ExcCodes:
         """The registers `address`..`address+count-1` of the space `function` reads."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from pymodbus.constants import ExcCodes
-from pymodbus.simulator.simcore import SimCore
 
 from shared.entitlements import Decision, MeterFilter
 from shared.meters import MeterRecord, default_meter, equipment_name, meter_of
@@ -32,12 +31,12 @@ from shared.stream import Entry
 
 from .register_map import Identity, blocks
 from .settings import ModbusSettings
-from .store import RegisterStore
+from .store import ReadOnlyDevice, RegisterStore
 
 Decide = Callable[[], Decision]
 
 
-class Units(SimCore):
+class Units(ReadOnlyDevice):
     """The datastore behind the server when it serves every meter (see the module docstring)."""
 
     def __init__(
@@ -160,16 +159,6 @@ class Units(SimCore):
 
     def device_ids(self) -> list[int]:
         return [0]
-
-    async def async_getValues(
-        self, device_id: int, func_code: int, address: int, count: int = 1
-    ) -> list[int] | list[bool] | ExcCodes:
-        return self.read(device_id, func_code, address, count)
-
-    async def async_setValues(
-        self, device_id: int, func_code: int, address: int, values: list[int] | list[bool]
-    ) -> ExcCodes | None:
-        return ExcCodes.ILLEGAL_FUNCTION
 
     def read(self, unit: int, function: int, address: int, count: int) -> list[int] | ExcCodes:
         mapped = self.meters.get(unit)

@@ -262,6 +262,51 @@ def iso_only(value: object) -> object:
 
 
 Time = Annotated[int, Field(ge=0)] | Annotated[datetime, BeforeValidator(iso_only)]
+
+# The query parameters of history and events, declared once (`/meter/...` and `/meters/{id}/...`)
+HistoryFrom = Annotated[
+    Time | None,
+    Query(
+        alias="from",
+        description="Oldest receive time: ms since the epoch or ISO 8601 (UTC if no zone).",
+        examples=["2025-11-26T10:00:00Z"],
+    ),
+]
+HistoryTo = Annotated[
+    Time | None,
+    Query(
+        alias="to",
+        description="Newest receive time, inclusive: ms since the epoch or ISO 8601.",
+        examples=[1764152400000],
+    ),
+]
+HistorySince = Annotated[
+    str | None,
+    Query(
+        description="Only readings after this stream id (and not before `from`).",
+        pattern=ID_PATTERN,
+        examples=["1764152400000-0"],
+    ),
+]
+HistoryLimit = Annotated[
+    int,
+    Query(ge=1, description="Most readings to return (capped by HANPORT_REST_HISTORY_LIMIT)."),
+]
+LastEventId = Annotated[
+    str | None,
+    Header(
+        description="Resume after this stream id: exactly the missed readings follow.",
+        pattern=ID_PATTERN,
+    ),
+]
+LastEventIdQuery = Annotated[
+    str | None,
+    Query(
+        alias="last_event_id",
+        description="The same as the Last-Event-ID header.",
+        pattern=ID_PATTERN,
+    ),
+]
 router = APIRouter()
 
 
@@ -373,34 +418,10 @@ async def telegram(context: Reader) -> Response:
 )
 async def meter_history(
     context: Reader,
-    start: Annotated[
-        Time | None,
-        Query(
-            alias="from",
-            description="Oldest receive time: ms since the epoch or ISO 8601 (UTC if no zone).",
-            examples=["2025-11-26T10:00:00Z"],
-        ),
-    ] = None,
-    end: Annotated[
-        Time | None,
-        Query(
-            alias="to",
-            description="Newest receive time, inclusive: ms since the epoch or ISO 8601.",
-            examples=[1764152400000],
-        ),
-    ] = None,
-    since: Annotated[
-        str | None,
-        Query(
-            description="Only readings after this stream id (and not before `from`).",
-            pattern=ID_PATTERN,
-            examples=["1764152400000-0"],
-        ),
-    ] = None,
-    limit: Annotated[
-        int,
-        Query(ge=1, description="Most readings to return (capped by HANPORT_REST_HISTORY_LIMIT)."),
-    ] = 100,
+    start: HistoryFrom = None,
+    end: HistoryTo = None,
+    since: HistorySince = None,
+    limit: HistoryLimit = 100,
 ) -> Response:
     refused = meter_refused(context, None)
     if refused is not None:
@@ -442,21 +463,8 @@ async def meter_history(
 )
 async def events(
     context: Reader,
-    last_event_id: Annotated[
-        str | None,
-        Header(
-            description="Resume after this stream id: exactly the missed readings follow.",
-            pattern=ID_PATTERN,
-        ),
-    ] = None,
-    resume: Annotated[
-        str | None,
-        Query(
-            alias="last_event_id",
-            description="The same as the Last-Event-ID header.",
-            pattern=ID_PATTERN,
-        ),
-    ] = None,
+    last_event_id: LastEventId = None,
+    resume: LastEventIdQuery = None,
     meter: Annotated[
         str | None,
         Query(

@@ -13,7 +13,7 @@ import asyncio
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from shared.reading import Reading, SubMeter
@@ -23,7 +23,6 @@ from shared.submeters import medium
 from . import models
 from .api import (
     BAD,
-    ID_PATTERN,
     METER_RESPONSES,
     READ_SECURITY,
     REDIS_503,
@@ -31,8 +30,13 @@ from .api import (
     SSE_EVENT,
     UNKNOWN_METER,
     Context,
+    HistoryFrom,
+    HistoryLimit,
+    HistorySince,
+    HistoryTo,
+    LastEventId,
+    LastEventIdQuery,
     Reader,
-    Time,
     busy,
     error,
     event_answer,
@@ -164,34 +168,10 @@ async def one_meter(context: Reader, meter: MeterId, request: Request) -> Respon
 async def meter_history(
     context: Reader,
     meter: MeterId,
-    start: Annotated[
-        Time | None,
-        Query(
-            alias="from",
-            description="Oldest receive time: ms since the epoch or ISO 8601 (UTC if no zone).",
-            examples=["2025-11-26T10:00:00Z"],
-        ),
-    ] = None,
-    end: Annotated[
-        Time | None,
-        Query(
-            alias="to",
-            description="Newest receive time, inclusive: ms since the epoch or ISO 8601.",
-            examples=[1764152400000],
-        ),
-    ] = None,
-    since: Annotated[
-        str | None,
-        Query(
-            description="Only readings after this stream id (and not before `from`).",
-            pattern=ID_PATTERN,
-            examples=["1764152400000-0"],
-        ),
-    ] = None,
-    limit: Annotated[
-        int,
-        Query(ge=1, description="Most readings to return (capped by HANPORT_REST_HISTORY_LIMIT)."),
-    ] = 100,
+    start: HistoryFrom = None,
+    end: HistoryTo = None,
+    since: HistorySince = None,
+    limit: HistoryLimit = 100,
 ) -> Response:
     if not known(context.state, meter):
         return unknown_meter(context, meter)
@@ -270,20 +250,7 @@ async def meter_telegram(context: Reader, meter: MeterId) -> Response:
 async def meter_events(
     context: Reader,
     meter: MeterId,
-    last_event_id: Annotated[
-        str | None,
-        Header(
-            description="Resume after this stream id: exactly the missed readings follow.",
-            pattern=ID_PATTERN,
-        ),
-    ] = None,
-    resume: Annotated[
-        str | None,
-        Query(
-            alias="last_event_id",
-            description="The same as the Last-Event-ID header.",
-            pattern=ID_PATTERN,
-        ),
-    ] = None,
+    last_event_id: LastEventId = None,
+    resume: LastEventIdQuery = None,
 ) -> Response:
     return await event_answer(context, last_event_id, resume, meter)

@@ -1,9 +1,10 @@
 """`hanport uplink` / `python -m services.uplink`: every reading to the fleet's hub.
 
-Consumes every meter's readings stream in Redis (consumer group `HANPORT_UPLINK_GROUP`) and the
-licence records; produces, on the hub's NATS JetStream (`HANPORT_UPLINK_URL`), one message per
-reading on `hanport.<box>.<meter>.readings` with `Nats-Msg-Id` = `<box>:<meter>:<entry id>`, and
-the box's health on `hanport.<box>.health`; through the box's disk spool
+Consumes every meter's readings stream in Redis (consumer group `HANPORT_UPLINK_GROUP`), the
+accounting intervals (services/accounting/store.py) and the licence records; produces, on the
+hub's NATS JetStream (`HANPORT_UPLINK_URL`), one message per reading on `hanport.<box>.<meter>.readings` with `Nats-Msg-Id` = `<box>:<meter>:<entry id>`, and
+every accounting interval (and each revision of one) on `hanport.<box>.<meter>.energy`, the
+box's health on `hanport.<box>.health`; through the box's disk spool
 (`HANPORT_UPLINK_SPOOL_URL`) when set. Serves Prometheus metrics on `HANPORT_METRICS_PORT`
 (9107). Without `HANPORT_UPLINK_URL` the uplink stays off (and idles). See docs/fleet.md.
 """

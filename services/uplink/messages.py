@@ -3,7 +3,10 @@
 - a reading: subject `hanport.<box>.<meter>.readings`, payload the reading's stream JSON
   (`shared.reading.encode_reading`), header `Nats-Msg-Id` = `<box>:<meter>:<stream entry id>`, so
   the hub's JetStream stores a reading sent twice (a replay after a crash) once;
-- the box's health: subject `hanport.<box>.health`, JSON (`Health`), id `<box>:health:<ms>`.
+- the box's health: subject `hanport.<box>.health`, JSON (`Health`), id `<box>:health:<ms>`;
+- an accounting interval: subject `hanport.<box>.<meter>.energy`, JSON (the export's
+  `Interval`), id `<box>:<meter>:energy:<resolution>:<start ms>:<hash of its stored member>`: the
+  same interval sent again is dropped by the hub, one whose values changed is a new message.
 
 A meter's name may hold '.', which separates subject tokens: it becomes '~' in the subject (a
 meter name never holds '~', so the mapping is reversible: `meter_from_token`). The box (the reader
@@ -12,11 +15,13 @@ serial) is checked to be one token.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
 import msgspec
 
+from services.export.sinks.intervals import Interval
 from shared.meters import meter_of
 from shared.reading import Reading, encode_reading
 
@@ -25,6 +30,7 @@ MSG_ID = "Nats-Msg-Id"
 BOX_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 READINGS = "readings"
 HEALTH = "health"
+ENERGY = "energy"
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,10 @@ def meter_from_token(token: str) -> str:
 
 def readings_subject(box: str, meter: str) -> str:
     return f"{PREFIX}.{box}.{meter_token(meter)}.{READINGS}"
+
+
+def energy_subject(box: str, meter: str) -> str:
+    return f"{PREFIX}.{box}.{meter_token(meter)}.{ENERGY}"
 
 
 def health_subject(box: str) -> str:
@@ -96,6 +106,17 @@ _encode = msgspec.json.Encoder().encode
 decode_health = msgspec.json.Decoder(Health).decode
 
 
+decode_interval = msgspec.json.Decoder(Interval).decode
+
+
+def interval_message(box: str, interval: Interval, member: str) -> Outgoing:
+    """An accounting interval; `member` is its stored form (services/accounting/store.py), whose
+    hash in the id tells a revision (grown values) from a replay. `key` is the member."""
+    digest = hashlib.sha256(member.encode()).hexdigest()[:16]
+    msg_id = f"{box}:{interval.meter}:{ENERGY}:{interval.resolution}:{interval.start_ms}:{digest}"
+    return Outgoing(energy_subject(box, interval.meter), _encode(interval), msg_id, member)
+
+
 def health_message(health: Health) -> Outgoing:
     return Outgoing(
         health_subject(health.box), _encode(health), f"{health.box}:{HEALTH}:{health.ts}"
@@ -112,7 +133,8 @@ class Subject:
 
 
 def parse_subject(subject: str) -> Subject | None:
-    """`hanport.<box>.<meter>.readings` or `hanport.<box>.health`; None for anything else."""
+    """`hanport.<box>.<meter>.readings|energy` or `hanport.<box>.health`; None for anything
+    else."""
     parts = subject.split(".")
     if len(parts) == 4 and parts[0] == PREFIX:
         return Subject(parts[1], meter_from_token(parts[2]), parts[3])

@@ -31,3 +31,8 @@ LAG = Gauge(
     "Readings in Redis not yet handed on, by meter stream.",
     ["stream"],
 )
+INTERVALS = Counter(
+    "hanport_uplink_intervals_acked_total",
+    "Accounting intervals (and revisions of them) a JetStream acknowledged, by stage.",
+    ["stage"],
+)

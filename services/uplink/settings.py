@@ -79,6 +79,12 @@ class UplinkSettings(CommonSettings):
     uplink_ack_timeout: float = Field(
         5.0, gt=0, description="Seconds to wait for JetStream to acknowledge a message."
     )
+    uplink_energy_interval: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds between looks for changed accounting intervals (sent on "
+        "`hanport.<box>.<meter>.energy`).",
+    )
     uplink_health_interval: float = Field(
         30.0, gt=0, description="Seconds between the box's health messages."
     )

@@ -1,8 +1,8 @@
 """The uplink's parts put together: Redis -> (the box's spool ->) the hub.
 
 With `HANPORT_UPLINK_SPOOL_URL`: one `MeterRelay` per meter stream (`each_meter_stream`: the
-classic one and every meter's in the directory, as they appear) into the spool (stage
-`spool`), one `Forwarder` from the spool to the hub, health into the spool. Without it: the relays
+classic one and every meter's in the directory, as they appear) and an `EnergyRelay` (the
+accounting intervals) into the spool (stage `spool`), one `Forwarder` from the spool to the hub, health into the spool. Without it: the relays
 publish to the hub directly (stage `hub`). Every part runs under `run_supervised`: an error
 restarts it with backoff, and what was not acknowledged is sent again (and stored once).
 """
@@ -22,6 +22,7 @@ from shared.meter_streams import each_meter_stream
 from shared.supervise import run_supervised
 
 from .connection import Endpoint, connect_nats
+from .energy import EnergyRelay
 from .health import HealthReporter
 from .messages import check_box
 from .relay import MeterRelay
@@ -101,6 +102,10 @@ async def run_uplink(settings: UplinkSettings, redis: Redis) -> None:
         await relays[key].run()
 
     works["meter streams"] = lambda: each_meter_stream(redis, settings.stream, relay)
+    works["energy"] = EnergyRelay(
+        redis, target, box, stage, settings.uplink_energy_interval, settings.uplink_batch,
+        settings.uplink_ack_timeout,
+    ).run  # fmt: skip
     entitlements = Entitlements(redis, settings)
     works["entitlements"] = entitlements.run
     reporter = HealthReporter(

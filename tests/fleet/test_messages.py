@@ -5,12 +5,17 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from services.accounting.account import IntervalRow
+from services.accounting.store import encode_row
+from services.export.intervals import interval_of
 from services.uplink.messages import (
     Health,
     MeterHealth,
     check_box,
     decode_health,
+    decode_interval,
     health_message,
+    interval_message,
     parse_subject,
     reading_message,
     readings_subject,
@@ -61,3 +66,23 @@ def test_other_subjects_are_not_ours() -> None:
     assert parse_subject("other.HP01.m.readings") is None
     assert parse_subject("hanport.HP01") is None
     assert readings_subject("HP01", "m") == "hanport.HP01.m.readings"
+
+
+def test_an_interval_message_ids_its_revision() -> None:
+    """The id holds the stored member's hash: the same interval again has the same id (a replay,
+    dropped by the hub); grown values give another id (a revision, stored)."""
+    row = IntervalRow("quarter", 1717236000000, (0.25, 0.0, 0.01, 0.0), False)
+    member = encode_row(row)
+    interval = interval_of("flat.2", row)
+    message = interval_message("HP01", interval, member)
+    assert message.subject == "hanport.HP01.flat~2.energy"
+    assert message.msg_id.startswith("HP01:flat.2:energy:15m:1717236000000:")
+    assert decode_interval(message.payload) == interval
+    assert interval_message("HP01", interval, member).msg_id == message.msg_id
+    grown = IntervalRow("quarter", 1717236000000, (0.5, 0.0, 0.01, 0.0), False)
+    again = interval_message("HP01", interval_of("flat.2", grown), encode_row(grown))
+    assert again.msg_id != message.msg_id
+    parsed = parse_subject(message.subject)
+    assert parsed is not None and (parsed.box, parsed.meter, parsed.kind) == (
+        "HP01", "flat.2", "energy",
+    )  # fmt: skip

@@ -168,6 +168,9 @@ async def test_license_records_are_reported(tmp_path: Path, redis_server: RedisS
         "note  license     mqtt: not granted (no activation installed)",
         "fix: install a license: docs/licensing.md (`curl -s localhost:8090/license` says more)",
         "note  license     modbus: no record",
+        "note  license     shelly: no record",
+        "note  license     homewizard: no record",
+        "note  license     sma: no record",
     ]
 
 

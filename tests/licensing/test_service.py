@@ -343,7 +343,7 @@ async def test_trial_expires_under_a_controlled_clock(
     trial = issue(
         h.private,
         serial=SERIAL,
-        features=["rest", "mqtt", "modbus"],
+        features=list(FEATURES),
         use="commercial",
         kind="trial",
         now=t0,

@@ -67,7 +67,9 @@ async def test_han_state_message(rest: RestUnderTest) -> None:
     assert body["uptime"] >= 0
     assert body["meter"] == {"id": latest.reading.meter_id, "model": latest.reading.meter_model}
     assert body["last_reading"] == latest.reading.ts
-    assert body["licensed"] == {"rest": True, "mqtt": False, "modbus": False}
+    assert body["licensed"] == {
+        "rest": True, "mqtt": False, "modbus": False, "shelly": False, "homewizard": False, "sma": False
+    }  # fmt: skip
 
 
 async def test_telegram_text_for_p1_and_hex_for_binary(rest: RestUnderTest) -> None:

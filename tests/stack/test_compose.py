@@ -13,7 +13,7 @@ import yaml
 from services import config_doc
 from tests.stack.compose import COMPOSE, HANPORT_SERVICES, ROOT, resolved_config
 
-PROFILES = ("broker", "monitoring", "export")
+PROFILES = ("broker", "monitoring", "export", "emulate")
 # settings a service inherits but does not use: rest and licensing serve /metrics on their port
 # REST and licensing serve /metrics on their own HTTP port
 UNUSED = {
@@ -37,6 +37,8 @@ def test_compose_validates_with_and_without_profiles(tmp_path: Path) -> None:
         ("prometheus", "monitoring"),
         ("grafana", "monitoring"),
         ("export", "export"),
+        ("emulate", "emulate"),
+        ("redis-for-host", "emulate"),
     ):
         assert full["services"][name]["profiles"] == [profile]
 
