@@ -119,9 +119,17 @@ class SinkWorker:
                 await self.deliver(await self._next(queue, reading))
         finally:
             if self._settling is not None:  # let the last acknowledgement finish (a stop)
-                await asyncio.wait({self._settling}, timeout=SETTLE_ON_STOP_S)
-                await stop(self._settling)
-                self._settling = None
+                settling, self._settling = self._settling, None
+                await asyncio.wait({settling}, timeout=SETTLE_ON_STOP_S)
+                await stop(settling)
+                if not settling.cancelled() and settling.exception() is not None:
+                    log.warning(
+                        "%s: the last batch of %s is not acknowledged (%s); it is written "
+                        "again at the next start, which stores nothing twice",
+                        self.sink.name,
+                        self.key,
+                        settling.exception(),
+                    )
             await stop(reading)
             await stop(lag)
 
