@@ -77,10 +77,16 @@ def reading(n: int, meter: str = "main", start: int = T0) -> Reading:
     )
 
 
+PROFILE = os.environ.get("BENCH_EXPORT_PROFILE")  # a path: the export runs under cProfile
+
+
 def start_export(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "services.export"]
+    if PROFILE:  # its profile (written when it stops), for `python -m pstats PATH`
+        command = [sys.executable, "-m", "cProfile", "-o", PROFILE, "-m", "services.export"]
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "services.export"],
+            command,
             cwd=ROOT,
             env={**os.environ, **env},
             stdout=out,

@@ -7,8 +7,10 @@ ones, then entries a gone replica left pending) and produces writes to the sink:
 - A batch is up to `batch_size` readings: whatever the stream holds at once (a backlog goes out
   in full batches, as fast as the sink takes them), else what arrives within `batch_wait` s.
 - Batches are written one at a time, in stream order (so in order per meter); while one is
-  written the next is read (at most `PREFETCH` ahead).
-- An entry is acknowledged only after the sink confirmed its batch. A sink that cannot take the
+  written the next is read, decoded and made ready for the sink (`prepare`: its line protocol
+  or rows), at most `PREFETCH` ahead.
+- An entry is acknowledged only after the sink confirmed its batch (the acknowledgement runs
+  while the next batch is written; one batch at a time, in order). A sink that cannot take the
   batch now (`SinkDown`) gets the same batch again, with backoff, until it does; nothing after it
   is written meanwhile. A crash leaves the batch pending: the next start writes it again, which
   stores nothing twice.
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 
 PREFETCH = 2  # batches read ahead while one is written
 LAG_EVERY_S = 5.0
+SETTLE_ON_STOP_S = 5.0  # a stop waits this long for the last acknowledgement
 T = TypeVar("T")
 
 
@@ -90,6 +93,7 @@ class SinkWorker:
     written: int = field(default=0, init=False)
     _down_since: float | None = field(default=None, init=False)
     _queued: set[str] = field(default_factory=set, init=False)  # read, not yet acknowledged
+    _settling: asyncio.Task[None] | None = field(default=None, init=False)  # the last ack
 
     def __post_init__(self) -> None:
         self.group_name = f"{self.group_prefix}{self.sink.name}"
@@ -112,17 +116,46 @@ class SinkWorker:
         lag = asyncio.create_task(self._watch_lag(), name=f"lag {self.key}")
         try:
             while True:
-                getting = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait(
-                    {getting, reading}, return_when=asyncio.FIRST_COMPLETED
-                )
-                if reading in done:  # the reader failed: let the supervisor start us again
-                    await stop(getting)
-                    reading.result()
-                await self.deliver(getting.result())
+                await self.deliver(await self._next(queue, reading))
         finally:
+            if self._settling is not None:  # let the last acknowledgement finish (a stop)
+                settling, self._settling = self._settling, None
+                await asyncio.wait({settling}, timeout=SETTLE_ON_STOP_S)
+                await stop(settling)
+                if not settling.cancelled() and settling.exception() is not None:
+                    log.warning(
+                        "%s: the last batch of %s is not acknowledged (%s); it is written "
+                        "again at the next start, which stores nothing twice",
+                        self.sink.name,
+                        self.key,
+                        settling.exception(),
+                    )
             await stop(reading)
             await stop(lag)
+
+    async def _next(
+        self, queue: asyncio.Queue[list[Entry]], reading: asyncio.Task[None]
+    ) -> list[Entry]:
+        """The next batch; raises what the reader task or the last acknowledgement raised (the
+        supervisor starts the worker again; what was not acknowledged is written again)."""
+        getting = asyncio.ensure_future(queue.get())
+        try:
+            while True:
+                watch: set[asyncio.Future[Any]] = {getting, reading}
+                if self._settling is not None:
+                    watch.add(self._settling)
+                done, _ = await asyncio.wait(watch, return_when=asyncio.FIRST_COMPLETED)
+                if reading in done:
+                    reading.result()
+                    raise RuntimeError(f"the reader of {self.key} ended")
+                if self._settling is not None and self._settling in done:
+                    settled, self._settling = self._settling, None
+                    settled.result()
+                if getting in done:
+                    return getting.result()
+        finally:
+            if not getting.done():
+                await stop(getting)
 
     async def create_group(self) -> None:
         """The group, from the stream's first entry; its read counter set so Redis's `lag`
@@ -152,7 +185,7 @@ class SinkWorker:
                 break
             log.info("%s: writing %d readings left pending again", self.sink.name, len(entries))
             self._queued.update(entry_id for entry_id, _ in entries)
-            await queue.put(entries)
+            await self._put(queue, entries)
             after = entries[-1][0]
         while True:
             entries = await self.redis_call(self.next_batch)
@@ -163,7 +196,16 @@ class SinkWorker:
                 entries = [e for e in claimed if e[0] not in self._queued]
             if entries:
                 self._queued.update(entry_id for entry_id, _ in entries)
-                await queue.put(entries)
+                await self._put(queue, entries)
+
+    async def _put(self, queue: asyncio.Queue[list[Entry]], entries: list[Entry]) -> None:
+        """Queue a batch for writing, made ready for its sink first (`prepare`: the line
+        protocol, the rows), here in the reader task, while the previous batch's write waits on
+        the store."""
+        prepare = getattr(self.sink, "prepare", None)
+        if prepare is not None:
+            prepare(entries)
+        await queue.put(entries)
 
     async def next_batch(self) -> list[Entry]:
         """Up to `batch_size` new readings: at once when the stream holds them (a backlog),
@@ -179,8 +221,19 @@ class SinkWorker:
     # --- writing ---------------------------------------------------------------------------
 
     async def deliver(self, batch: list[Entry]) -> None:
-        """Write `batch` until the sink confirms it; dead-letter what it refuses; acknowledge."""
+        """Write `batch` until the sink confirmed it, then settle it (`_settle`: dead letters,
+        acknowledgement) in a task of its own, so the next batch's write need not wait for
+        Redis; one batch settles at a time, in stream order."""
         result = await self._write_until_confirmed(batch)
+        if self._settling is not None:
+            settled, self._settling = self._settling, None
+            await settled
+        self._settling = asyncio.create_task(
+            self._settle(batch, result), name=f"acknowledge {self.key}"
+        )
+
+    async def _settle(self, batch: list[Entry], result: WriteResult) -> None:
+        """Dead-letter what the sink refused, then acknowledge the whole (confirmed) batch."""
         if result.refused:
             metrics.DEAD.labels(self.sink.name).inc(len(result.refused))
             for entry_id, _reading, reason in result.refused[:3]:

@@ -43,7 +43,10 @@ async def test_victoria_metrics_values_and_tags(victoria: VictoriaMetricsServer)
     assert gas["values"] == [10.0, 20.0]
 
 
-async def test_influxdb_1_values_and_refused_points(influx: InfluxServer) -> None:
+@pytest.mark.parametrize("prepared", [False, True], ids=["made-at-write", "prepared"])
+async def test_influxdb_1_values_and_refused_points(influx: InfluxServer, prepared: bool) -> None:
+    """Also with the body made ahead (`prepare`, as the worker does while the previous batch
+    is written): the halves written after a refusal are made again, not taken from it."""
     sink = InfluxSink(influx.url, BOX, database="hanport")
     # `frequency` written as a string first: InfluxDB then refuses it as a float in this shard
     # (a field type conflict)
@@ -55,7 +58,10 @@ async def test_influxdb_1_values_and_refused_points(influx: InfluxServer) -> Non
     readings = batch(10)
     for n in (3, 7):
         readings[n][1].frequency = 50.0
+    if prepared:
+        sink.prepare(readings)
     result = await sink.write(readings)
+    assert sink._bodies.take(readings) is None  # taken by the write (or never made)
     await sink.close()
     assert result.written == 8
     assert sorted(entry_id for entry_id, _r, _why in result.refused) == ["4-0", "8-0"]

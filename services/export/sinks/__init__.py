@@ -24,13 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from shared.reading import Reading
 
 from .intervals import Interval
 
 Entry = tuple[str, Reading]
+T = TypeVar("T")
 
 
 class SinkDown(Exception):
@@ -61,6 +62,31 @@ class Sink(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class Prepared(Generic[T]):
+    """What a sink made of a batch ahead of its write (`prepare`: the line protocol body, the
+    rows), so the worker's reader task does that CPU work while the previous batch's write waits
+    on the store; the write takes it (`take`) when it writes that very batch, else makes it
+    itself. Only a cache: a batch written again (a retry, a bisected part) is made again. At most
+    `keep` batches are held (the oldest forgotten)."""
+
+    def __init__(self, keep: int = 4) -> None:
+        self.keep = keep
+        self._made: dict[tuple[str, str, int], T] = {}
+
+    @staticmethod
+    def key(batch: list[Entry]) -> tuple[str, str, int]:
+        return (batch[0][0], batch[-1][0], len(batch))
+
+    def put(self, batch: list[Entry], made: T) -> None:
+        if batch:
+            self._made[self.key(batch)] = made
+            while len(self._made) > self.keep:
+                del self._made[next(iter(self._made))]
+
+    def take(self, batch: list[Entry]) -> T | None:
+        return self._made.pop(self.key(batch), None) if batch else None
 
 
 async def bisect(batch: list[Entry], send: Callable[[list[Entry]], Awaitable[None]]) -> WriteResult:

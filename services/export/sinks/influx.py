@@ -20,7 +20,7 @@ import httpx
 
 from shared.log import redact_url
 
-from . import Entry, Rejected, SinkDown, WriteResult, bisect
+from . import Entry, Prepared, Rejected, SinkDown, WriteResult, bisect
 from .intervals import Interval, intervals_body
 from .lineprotocol import PRECISION, body
 
@@ -71,6 +71,7 @@ class InfluxSink:
     timeout: float = 10.0
     name: str = "influx"
     _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
+    _bodies: Prepared[bytes] = field(default_factory=Prepared, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._endpoint, self._params, self._headers = write_request(
@@ -88,6 +89,10 @@ class InfluxSink:
             self._client = httpx.AsyncClient(timeout=self.timeout)
         return self._client
 
+    def prepare(self, batch: list[Entry]) -> None:
+        """Make the batch's body now (the worker calls this while the previous write waits)."""
+        self._bodies.put(batch, body((reading for _id, reading in batch), self.box))
+
     async def write(self, batch: list[Entry]) -> WriteResult:
         return await bisect(batch, self._send)
 
@@ -96,7 +101,9 @@ class InfluxSink:
             await self._post(intervals_body(intervals, self.box))
 
     async def _send(self, batch: list[Entry]) -> None:
-        data = body((reading for _id, reading in batch), self.box)
+        data = self._bodies.take(batch)
+        if data is None:
+            data = body((reading for _id, reading in batch), self.box)
         if data:  # readings without a single value: nothing to store
             await self._post(data)
 

@@ -26,7 +26,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from shared.reading import Reading
 
-from . import Entry, Rejected, SinkDown, WriteResult, bisect
+from . import Entry, Prepared, Rejected, SinkDown, WriteResult, bisect
 from .intervals import UPSERT, Interval, interval_row
 from .sql import (
     MIGRATIONS,
@@ -98,6 +98,9 @@ async def migrate(conn: psycopg.AsyncConnection[Any]) -> list[int]:
     return applied
 
 
+Tables = list[tuple[str, list[tuple[Any, ...]]]]  # (table, its rows) of one batch
+
+
 @dataclass
 class PostgresSink:
     """Writes batches of readings to one PostgreSQL (or TimescaleDB) database."""
@@ -108,6 +111,22 @@ class PostgresSink:
     name: str = "postgres"
     _conn: psycopg.AsyncConnection[Any] | None = field(default=None, init=False, repr=False)
     _partitions: set[tuple[str, int, int]] = field(default_factory=set, init=False)
+    _tables: Prepared[Tables] = field(default_factory=Prepared, init=False, repr=False)
+
+    def prepare(self, batch: list[Entry]) -> None:
+        """Make the batch's rows now (the worker calls this while the previous write waits)."""
+        self._tables.put(batch, self._rows(batch))
+
+    def _rows(self, batch: list[Entry]) -> Tables:
+        readings = [reading for _id, reading in batch]
+        rows = [reading_row(r, self.box) for r in readings]
+        subs = [
+            row
+            for r in readings
+            for s in r.submeters
+            if (row := submeter_row(s, r, self.box)) is not None
+        ]
+        return [(t, r) for t, r in ((READINGS, rows), (SUBMETERS, subs)) if r]
 
     async def write(self, batch: list[Entry]) -> WriteResult:
         try:
@@ -154,15 +173,9 @@ class PostgresSink:
         conn = self._conn
         if conn is None:
             raise SinkDown("PostgreSQL: not connected")
-        readings = [reading for _id, reading in batch]
-        rows = [reading_row(r, self.box) for r in readings]
-        subs = [
-            row
-            for r in readings
-            for s in r.submeters
-            if (row := submeter_row(s, r, self.box)) is not None
-        ]
-        tables = [(t, r) for t, r in ((READINGS, rows), (SUBMETERS, subs)) if r]
+        tables = self._tables.take(batch)
+        if tables is None:
+            tables = self._rows(batch)
         try:
             try:
                 await self._copy(conn, tables, staged=False)
@@ -178,7 +191,7 @@ class PostgresSink:
     async def _copy(
         self,
         conn: psycopg.AsyncConnection[Any],
-        tables: list[tuple[str, list[tuple[Any, ...]]]],
+        tables: Tables,
         *,
         staged: bool,
     ) -> None:
