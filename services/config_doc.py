@@ -46,7 +46,6 @@ COMPOSE_ONLY: tuple[tuple[str, str, str], ...] = (
     ("HANPORT_MODBUS_HOST_PORT", "502", "Host port of Modbus TCP (502 inside the container)."),
     ("HANPORT_LICENSING_HOST_PORT", "8090", "Host port of the licensing API (`/license`)."),
     ("HANPORT_BROKER_PORT", "1883", "Host port of the `broker` profile's mosquitto."),
-    ("HANPORT_EMULATE_REDIS_PORT", "6390", "Host loopback port on which the `emulate` profile reaches Redis (its container uses host networking)."),
     ("MONITORING_ADDRESS", "127.0.0.1", "Host address Prometheus and Grafana are published on (`monitoring` profile); `0.0.0.0` for every address (docs/security.md)."),
     ("PROMETHEUS_PORT", "9090", "Host port of Prometheus (`monitoring` profile)."),
     ("GRAFANA_PORT", "3000", "Host port of Grafana (`monitoring` profile)."),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -148,3 +149,31 @@ async def test_a_blocking_reader_per_stream_for_120_meters_on_one_client(
     finally:
         await stop(task)
         await redis.aclose()
+
+
+class UnixSocketRedis(RedisServer):
+    """redis-server also listening on a unix socket, as compose's `redis` does for `emulate`."""
+
+    def command(self) -> list[str]:
+        socket = str(self.workdir / "redis.sock")
+        return [*super().command(), "--unixsocket", socket, "--unixsocketperm", "770"]
+
+
+async def test_every_meter_followed_over_redis_unix_socket(tmp_path: Path) -> None:
+    """The host-networked `emulate` reaches Redis at `unix:///run/redis/redis.sock?db=0`."""
+    server = UnixSocketRedis(tmp_path / "redis")
+    server.start()
+    try:
+        redis = await connect(f"unix://{tmp_path / 'redis' / 'redis.sock'}?db=0")
+        ev = await register(redis, "ev")
+        await ev.add(reading("ev", 7))
+        got = PerMeter()
+        follower = Follower(MeterStreams(redis, CLASSIC), got.handle, Pacing(min_interval=0))
+        task = asyncio.create_task(follower.run())
+        try:
+            assert await got.until("ev", 1) == [7]
+        finally:
+            await stop(task)
+            await redis.aclose()
+    finally:
+        server.stop()

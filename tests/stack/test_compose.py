@@ -38,7 +38,6 @@ def test_compose_validates_with_and_without_profiles(tmp_path: Path) -> None:
         ("grafana", "monitoring"),
         ("export", "export"),
         ("emulate", "emulate"),
-        ("redis-for-host", "emulate"),
     ):
         assert full["services"][name]["profiles"] == [profile]
 
