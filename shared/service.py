@@ -15,9 +15,13 @@ from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import Any, TypeVar
 
+from redis.asyncio import Redis
+
 from .cancellation import stop
 from .log import setup_logging
+from .metrics import serve_metrics
 from .settings import CommonSettings, load_settings
+from .stream import connect
 from .supervise import Fatal
 
 log = logging.getLogger(__name__)
@@ -98,6 +102,24 @@ def run(main: Callable[[], Awaitable[None]]) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         return asyncio.run(_until_signalled(main))
     return uvloop.run(_until_signalled(main))
+
+
+def run_on_redis(
+    settings: CommonSettings, work: Callable[[Redis], Awaitable[None]], says: str
+) -> int:
+    """A stream consumer's whole life: /metrics served, `says` logged, a Redis client that
+    waits out any Redis error, `work(redis)` run until the service stops, the client closed."""
+    serve_metrics(settings.metrics_port, settings.metrics_host)
+
+    async def service() -> None:
+        log.info("%s", says)
+        redis = await connect(settings.redis_url)
+        try:
+            await work(redis)
+        finally:
+            await redis.aclose()
+
+    return run(service)
 
 
 def exit_cleanly_after_stop() -> None:

@@ -13,17 +13,11 @@ with a `meter` label on `HANPORT_METRICS_PORT` (9104). REST, MQTT and Modbus rea
 
 from __future__ import annotations
 
-import logging
-
 from shared.log import redact_url
-from shared.metrics import serve_metrics
-from shared.service import run, start
-from shared.stream import connect
+from shared.service import run_on_redis, start
 
 from .service import run_service
 from .settings import AccountingSettings
-
-log = logging.getLogger("services.accounting")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,23 +27,12 @@ def main(argv: list[str] | None = None) -> int:
         argv,
         "Keep energy per interval and capacity-tariff state per meter in Redis.",
     )
-    serve_metrics(settings.metrics_port, settings.metrics_host)
-
-    async def service() -> None:
-        log.info(
-            "accounting every meter's readings (classic stream %s) on %s; rule %s, clock %s",
-            settings.stream,
-            redact_url(settings.redis_url),
-            settings.tariff_rule,
-            settings.zone(),
-        )
-        redis = await connect(settings.redis_url)
-        try:
-            await run_service(settings, redis)
-        finally:
-            await redis.aclose()
-
-    return run(service)
+    return run_on_redis(
+        settings,
+        lambda redis: run_service(settings, redis),
+        f"accounting every meter's readings (classic stream {settings.stream}) on "
+        f"{redact_url(settings.redis_url)}; rule {settings.tariff_rule}, clock {settings.zone()}",
+    )
 
 
 if __name__ == "__main__":

@@ -11,17 +11,11 @@ real device does when that meter's data is stale. Prometheus metrics on `HANPORT
 
 from __future__ import annotations
 
-import logging
-
 from shared.log import redact_url
-from shared.metrics import serve_metrics
-from shared.service import run, start
-from shared.stream import connect
+from shared.service import run_on_redis, start
 
 from .service import run_service
 from .settings import EmulateSettings
-
-log = logging.getLogger("services.emulate")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,22 +25,12 @@ def main(argv: list[str] | None = None) -> int:
         argv,
         "Appear as a Shelly Pro 3EM, a HomeWizard P1 meter and an SMA Energy Meter.",
     )
-    serve_metrics(settings.metrics_port, settings.metrics_host)
-
-    async def service() -> None:
-        log.info(
-            "emulating %s from %s on %s",
-            ", ".join(settings.personalities) or "nothing",
-            settings.stream,
-            redact_url(settings.redis_url),
-        )
-        redis = await connect(settings.redis_url)
-        try:
-            await run_service(settings, redis)
-        finally:
-            await redis.aclose()
-
-    return run(service)
+    return run_on_redis(
+        settings,
+        lambda redis: run_service(settings, redis),
+        f"emulating {', '.join(settings.personalities) or 'nothing'} from {settings.stream} on "
+        f"{redact_url(settings.redis_url)}",
+    )
 
 
 if __name__ == "__main__":

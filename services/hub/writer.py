@@ -1,7 +1,7 @@
 """Line protocol writes of many boxes' readings in one request (VictoriaMetrics, InfluxDB 1.x).
 
 Reuses the export service's pure parts: `lineprotocol.lines` (a box's readings -> lines, tags
-`box` and `meter`), `influx.write_request` (the URL of a v1 write) and `bisect` (a refused batch
+`box` and `meter`), `influx.write_request` and `influx.post_lines` (a v1 write and its answer) and `bisect` (a refused batch
 split down to the bad readings). The export's `InfluxSink` serves one box; a hub batch holds
 many, so this writer groups the batch by box into one body. Accounting intervals go as the
 export's `intervals_body` (measurement `hanport_energy`), one request per box. Entries are `(message id, Reading)`;
@@ -15,8 +15,8 @@ from typing import Protocol
 
 import httpx
 
-from services.export.sinks import Entry, Rejected, SinkDown, WriteResult, bisect
-from services.export.sinks.influx import HINTS, REFUSED_STATUS, write_request
+from services.export.sinks import Entry, WriteResult, bisect
+from services.export.sinks.influx import post_lines, write_request
 from services.export.sinks.intervals import Interval, intervals_body
 from services.export.sinks.lineprotocol import lines
 from shared.log import redact_url
@@ -77,19 +77,7 @@ class FleetLineWriter:
     async def _post(self, data: bytes) -> None:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.timeout)
-        try:
-            answer = await self._client.post(
-                self._endpoint, params=self._params, headers=self._headers, content=data
-            )
-        except httpx.HTTPError as error:
-            raise SinkDown(f"{self.where}: {type(error).__name__}: {error}") from None
-        if answer.is_success:
-            return
-        text = answer.text.strip().replace("\n", " ")[:300]
-        if answer.status_code in REFUSED_STATUS:
-            raise Rejected(f"HTTP {answer.status_code}: {text}")
-        hint = HINTS.get(answer.status_code, "the server cannot take writes now")
-        raise SinkDown(f"{self.where} answered HTTP {answer.status_code} ({hint}): {text}")
+        await post_lines(self._client, self._endpoint, self._params, self._headers, data)
 
     async def close(self) -> None:
         if self._client is not None:

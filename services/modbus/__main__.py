@@ -3,17 +3,11 @@ docs/configuration.md; register maps in docs/modbus.md)."""
 
 from __future__ import annotations
 
-import logging
-
 from shared.log import redact_url
-from shared.metrics import serve_metrics
-from shared.service import run, start
-from shared.stream import connect
+from shared.service import run_on_redis, start
 
 from .service import run_service
 from .settings import ModbusSettings
-
-log = logging.getLogger("services.modbus")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,17 +17,11 @@ def main(argv: list[str] | None = None) -> int:
         argv,
         "Serve the newest meter reading over Modbus TCP (SunSpec, SDM630, native maps).",
     )
-    serve_metrics(settings.metrics_port, settings.metrics_host)
-
-    async def service() -> None:
-        log.info("following %s on %s", settings.stream, redact_url(settings.redis_url))
-        redis = await connect(settings.redis_url)
-        try:
-            await run_service(settings, redis)
-        finally:
-            await redis.aclose()
-
-    return run(service)
+    return run_on_redis(
+        settings,
+        lambda redis: run_service(settings, redis),
+        f"following {settings.stream} on {redact_url(settings.redis_url)}",
+    )
 
 
 if __name__ == "__main__":

@@ -57,6 +57,29 @@ def write_request(
     return f"{base}/write", {"db": database, "precision": PRECISION}, headers
 
 
+async def post_lines(
+    client: httpx.AsyncClient,
+    endpoint: str,
+    params: dict[str, str],
+    headers: dict[str, str],
+    data: bytes,
+) -> None:
+    """POST a line protocol body (from `write_request`); the answer as the module docstring
+    says: `Rejected` for a refused body, `SinkDown` for anything else but 2xx."""
+    where = redact_url(endpoint)
+    try:
+        answer = await client.post(endpoint, params=params, headers=headers, content=data)
+    except httpx.HTTPError as error:
+        raise SinkDown(f"{where}: {type(error).__name__}: {error}") from None
+    if answer.is_success:
+        return
+    text = answer.text.strip().replace("\n", " ")[:300]
+    if answer.status_code in REFUSED_STATUS:
+        raise Rejected(f"HTTP {answer.status_code}: {text}")
+    hint = HINTS.get(answer.status_code, "the server cannot take writes now")
+    raise SinkDown(f"{where} answered HTTP {answer.status_code} ({hint}): {text}")
+
+
 @dataclass
 class InfluxSink:
     """Writes batches of readings as line protocol to one InfluxDB-compatible server."""
@@ -108,19 +131,7 @@ class InfluxSink:
             await self._post(data)
 
     async def _post(self, data: bytes) -> None:
-        try:
-            answer = await self._http().post(
-                self._endpoint, params=self._params, headers=self._headers, content=data
-            )
-        except httpx.HTTPError as error:
-            raise SinkDown(f"{self.where}: {type(error).__name__}: {error}") from None
-        if answer.is_success:
-            return
-        text = answer.text.strip().replace("\n", " ")[:300]
-        if answer.status_code in REFUSED_STATUS:
-            raise Rejected(f"HTTP {answer.status_code}: {text}")
-        hint = HINTS.get(answer.status_code, "the server cannot take writes now")
-        raise SinkDown(f"{self.where} answered HTTP {answer.status_code} ({hint}): {text}")
+        await post_lines(self._http(), self._endpoint, self._params, self._headers, data)
 
     async def close(self) -> None:
         if self._client is not None:
