@@ -355,6 +355,31 @@ def meter_answer(
     return json_response(snapshot.tagged)
 
 
+def sse_route(description: str) -> dict[str, Any]:
+    """The OpenAPI side of a server-sent events route (`/events`, `/meters/{id}/events`)."""
+    return {
+        "responses": {
+            200: {
+                "description": description,
+                "content": {
+                    "text/event-stream": {
+                        "itemSchema": SSE_EVENT,
+                        "example": "id: 1764152400000-0\nevent: HAN_METER_MESSAGE\nmeter: main\n"
+                        'data: {"type":"HAN_METER_MESSAGE",...}\n\n',
+                    }
+                },
+            },
+            **UNKNOWN_METER,
+            **BAD,
+            **REDIS_503,
+            **REFUSALS,
+        },
+        "openapi_extra": READ_SECURITY,
+        "response_class": Response,
+        "response_model": None,
+    }
+
+
 @router.get(
     "/meter",
     response_model=models.MeterNow,
@@ -437,28 +462,13 @@ async def meter_history(
 
 @router.get(
     "/events",
-    responses={
-        200: {
-            "description": "Server-sent events: `HAN_METER_MESSAGE` (id = stream id, `meter` = "
-            "the meter's id, data = the Cozify message) per reading; `HAN_STATUS` when Redis or "
-            "freshness changes and as keepalive. Without Last-Event-ID the newest reading comes "
-            "first. The default meter's readings; `meter` picks one meter, or `*` every meter "
-            "(then live only: each meter's newest first, Last-Event-ID is not used).",
-            "content": {
-                "text/event-stream": {
-                    "itemSchema": SSE_EVENT,
-                    "example": 'id: 1764152400000-0\nevent: HAN_METER_MESSAGE\nmeter: main\ndata: {"type":"HAN_METER_MESSAGE",...}\n\n',
-                }
-            },
-        },
-        **UNKNOWN_METER,
-        **BAD,
-        **REDIS_503,
-        **REFUSALS,
-    },
-    openapi_extra=READ_SECURITY,
-    response_class=Response,
-    response_model=None,
+    **sse_route(
+        "Server-sent events: `HAN_METER_MESSAGE` (id = stream id, `meter` = the meter's id, "
+        "data = the Cozify message) per reading; `HAN_STATUS` when Redis or freshness changes "
+        "and as keepalive. Without Last-Event-ID the newest reading comes first. The default "
+        "meter's readings; `meter` picks one meter, or `*` every meter (then live only: each "
+        "meter's newest first, Last-Event-ID is not used)."
+    ),
     summary="Live readings as server-sent events, resumable with Last-Event-ID",
 )
 async def events(

@@ -27,7 +27,6 @@ from .api import (
     READ_SECURITY,
     REDIS_503,
     REFUSALS,
-    SSE_EVENT,
     UNKNOWN_METER,
     Context,
     HistoryFrom,
@@ -44,6 +43,7 @@ from .api import (
     meter_answer,
     meter_refused,
     redis_unavailable,
+    sse_route,
     streams_of,
     unknown_meter,
     why_no_reading,
@@ -225,26 +225,10 @@ async def meter_telegram(context: Reader, meter: MeterId) -> Response:
 
 @router.get(
     "/meters/{meter}/events",
-    responses={
-        200: {
-            "description": "Server-sent events of this meter only, as `/events` sends the "
-            "default meter's: resumable with Last-Event-ID (its stream's ids); its `HAN_STATUS` "
-            "says `meter`.",
-            "content": {
-                "text/event-stream": {
-                    "itemSchema": SSE_EVENT,
-                    "example": 'id: 1764152400000-0\nevent: HAN_METER_MESSAGE\nmeter: main\ndata: {"type":"HAN_METER_MESSAGE",...}\n\n',
-                }
-            },
-        },
-        **UNKNOWN_METER,
-        **BAD,
-        **REDIS_503,
-        **REFUSALS,
-    },
-    openapi_extra=READ_SECURITY,
-    response_class=Response,
-    response_model=None,
+    **sse_route(
+        "Server-sent events of this meter only, as `/events` sends the default meter's: "
+        "resumable with Last-Event-ID (its stream's ids); its `HAN_STATUS` says `meter`."
+    ),
     summary="One meter's live readings as server-sent events, resumable with Last-Event-ID",
 )
 async def meter_events(
