@@ -23,12 +23,11 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvloop
 
-from bench.common import Granted, cpu_seconds, free_port, wait_for_port
+from bench.common import Granted, Load, cpu_seconds, free_port, wait_for_port
 
 CONFIGS = (1, 10)
 ROUNDS = 4
@@ -165,38 +164,11 @@ async def _load(kind: str, port: int, clients: int, seconds: float) -> list[floa
     return latencies
 
 
-@dataclass
-class Result:
-    answers: int = 0
-    seconds: float = 0.0
-    cpu: float = 0.0
-    latencies: list[float] = field(default_factory=list)
-
-    def add(self, latencies: list[float], seconds: float, cpu: float) -> None:
-        self.answers += len(latencies)
-        self.seconds += seconds
-        self.cpu += cpu
-        self.latencies += latencies
-
-    @property
-    def rate(self) -> float:
-        return self.answers / self.seconds
-
-    @property
-    def p99_ms(self) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[int(len(ordered) * 0.99)] * 1000
-
-    @property
-    def cpu_us(self) -> float:
-        return self.cpu / max(1, self.answers) * 1e6
-
-
 def _measure(
     kind: str, servers: dict[str, tuple[int, int]], clients: int, seconds: float
-) -> dict[str, Result]:
+) -> dict[str, Load]:
     """Alternate short runs against each server (port, pid), so a busy spell hits both alike."""
-    results = {name: Result() for name in servers}
+    results = {name: Load() for name in servers}
     for _round in range(ROUNDS):
         for name, (port, pid) in servers.items():
             cpu = cpu_seconds(pid)

@@ -23,12 +23,11 @@ import struct
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvloop
 
-from bench.common import Granted, free_port, wait_for_port
+from bench.common import Granted, Load, cpu_seconds, free_port, wait_for_port
 
 BLOCK = 60
 CONFIGS = (1, 10)
@@ -104,51 +103,15 @@ async def _load(port: int, clients: int, seconds: float) -> list[float]:
     return latencies
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class Result:
-    reads: int = 0
-    seconds: float = 0.0
-    cpu: float = 0.0
-    latencies: list[float] = field(default_factory=list)
-
-    def add(self, latencies: list[float], seconds: float, cpu: float) -> None:
-        self.reads += len(latencies)
-        self.seconds += seconds
-        self.cpu += cpu
-        self.latencies += latencies
-
-    @property
-    def rate(self) -> float:
-        return self.reads / self.seconds
-
-    @property
-    def p99_ms(self) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[int(len(ordered) * 0.99)] * 1000
-
-    @property
-    def cpu_us(self) -> float:
-        """Server CPU time per read: what the server costs, whatever else loads the machine."""
-        return self.cpu / self.reads * 1e6
-
-
-def _measure(
-    servers: dict[str, tuple[int, int]], clients: int, seconds: float
-) -> dict[str, Result]:
+def _measure(servers: dict[str, tuple[int, int]], clients: int, seconds: float) -> dict[str, Load]:
     """Alternate short runs against each server (ports, pids), so a busy spell on the machine
     hits both alike."""
-    results = {name: Result() for name in servers}
+    results = {name: Load() for name in servers}
     for _round in range(ROUNDS):
         for name, (port, pid) in servers.items():
-            cpu = _cpu_seconds(pid)
+            cpu = cpu_seconds(pid)
             latencies = uvloop.run(_load(port, clients, seconds / ROUNDS))
-            results[name].add(latencies, seconds / ROUNDS, _cpu_seconds(pid) - cpu)
+            results[name].add(latencies, seconds / ROUNDS, cpu_seconds(pid) - cpu)
     return results
 
 
