@@ -122,6 +122,7 @@ class StatusWriter:
                     await redis.hset(self.key, mapping=self.fields())  # type: ignore[arg-type]
                     if self.registration is not None:
                         await self.registration.write(redis)
+                    raise_if_cancelling()  # a cancel redis-py swallowed (shared/cancellation.py)
                 except ResponseError as error:  # e.g. the key holds something else
                     log.warning("cannot write %s: %s", self.key, error)
                 except REDIS_DOWN as error:

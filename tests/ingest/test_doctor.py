@@ -19,6 +19,7 @@ from services.ingest.settings import IngestSettings
 from services.ingest.sources import open_source
 from services.ingest.sources.spec import parse_source
 from services.ingest.status import StatusWriter
+from shared.cancellation import stop
 from shared.entitlements import Record, encode_record, record_key
 from shared.ingest_status import STATUS_KEY, read_status
 from shared.stream import connect
@@ -137,9 +138,7 @@ async def test_ingest_keeps_its_source_status_in_redis_and_doctor_reads_it(
         result = await asyncio.to_thread(doctor, tmp_path, redis_server.url)
     finally:
         for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)  # cancels again should redis-py swallow one
         await changes.aclose()
         await redis.aclose()
     assert result.returncode == 1, result
