@@ -76,6 +76,20 @@ def receiver(multicast_on: str | None = None) -> socket.socket:
     return sock
 
 
+def unicast_receiver(
+    monkeypatch: pytest.MonkeyPatch, **env: str
+) -> tuple[socket.socket, SmaSettings]:
+    """A receiving socket, and settings that send to it alone (no multicast), plus `env`."""
+    sock = receiver()
+    settings = sma_settings(
+        monkeypatch,
+        HANPORT_SMA_MULTICAST="false",
+        HANPORT_SMA_UNICAST=f"127.0.0.1:{sock.getsockname()[1]}",
+        **env,
+    )
+    return sock, settings
+
+
 @contextlib.asynccontextmanager
 async def sending(
     settings: SmaSettings,
@@ -126,12 +140,8 @@ def assert_the_readings_values(values: dict[str, float], sent: Reading) -> None:
 async def test_unicast_reaches_a_real_socket_and_pysma_plus_reads_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    sock = receiver()
-    port = sock.getsockname()[1]
-    settings = sma_settings(
+    sock, settings = unicast_receiver(
         monkeypatch,
-        HANPORT_SMA_MULTICAST="false",
-        HANPORT_SMA_UNICAST=f"127.0.0.1:{port}",
         HANPORT_SMA_SERIAL=str(SERIAL),
     )
     sent = reading()
@@ -214,12 +224,8 @@ def nothing_received(sock: socket.socket) -> bool:
 async def test_stale_or_missing_data_sends_nothing_until_fresh(
     monkeypatch: pytest.MonkeyPatch, stale: str
 ) -> None:
-    sock = receiver()
-    port = sock.getsockname()[1]
-    settings = sma_settings(
+    sock, settings = unicast_receiver(
         monkeypatch,
-        HANPORT_SMA_MULTICAST="false",
-        HANPORT_SMA_UNICAST=f"127.0.0.1:{port}",
         HANPORT_EMULATE_STALE_AFTER="20",
     )
     old = reading(received_s=time.time() - 21) if stale == "old" else None
@@ -266,12 +272,7 @@ async def test_a_refused_destination_is_counted_and_the_others_still_get_theirs(
 async def test_a_reading_of_the_wrong_shape_is_skipped_and_the_sender_goes_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    sock = receiver()
-    settings = sma_settings(
-        monkeypatch,
-        HANPORT_SMA_MULTICAST="false",
-        HANPORT_SMA_UNICAST=f"127.0.0.1:{sock.getsockname()[1]}",
-    )
+    sock, settings = unicast_receiver(monkeypatch)
     skipped = sma_metrics.ERRORS.labels("encode")
     before = skipped._value.get()
     now = int(time.time() * 1000)
