@@ -7,7 +7,12 @@ starts in temporary folders); produces figures on stdout:
   to PostgreSQL (COPY, ON CONFLICT DO NOTHING), batches of `--batch`; next to a bare client
   (httpx posting line protocol made beforehand; psycopg COPY of rows made beforehand) writing
   the same points in the same batch sizes, one batch at a time (the ceiling); the ratio
-  export / bare (goal >= 0.8, and >= 20,000 readings/s into VictoriaMetrics);
+  export / bare (goal >= 0.8, and >= 20,000 readings/s into VictoriaMetrics). Measured in two
+  placements (`PLACEMENTS`): the store on a core of its own and the box's side (Redis, the
+  export or the bare client, this script) on the other, as when the store is another machine
+  (the cloud, a home server); and everything sharing both cores. Each placement: one round
+  to warm the stores up, then `--rounds` rounds (bare and export taking turns to go first),
+  the median ratio;
 - the export's CPU per reading at 1 reading/s per meter (`--meters` meters, `--seconds` s,
   both sinks on);
 - the Redis memory of one readings-stream entry (what HANPORT_STREAM_RETAIN_MAX costs);
@@ -15,8 +20,8 @@ starts in temporary folders); produces figures on stdout:
   readings arrive at 10/s with the stream's MAXLEN far below it, then started: all there, none
   twice.
 
-    python -m bench.export [--count 100000] [--batch 5000] [--meters 3] [--seconds 60]
-                           [--outage 600] [--outage-only]
+    python -m bench.export [--count 100000] [--batch 5000] [--rounds 3] [--meters 3]
+                           [--seconds 60] [--outage 600] [--outage-only]
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -143,14 +150,21 @@ async def drain_rate(
 
 
 async def export_rate(
-    redis_url: str, sink: str, count: int, batch: int, replicas: int = 1, **settings: str
+    redis_url: str,
+    sink: str,
+    count: int,
+    batch: int,
+    replicas: int = 1,
+    meter: str = "main",
+    **settings: str,
 ) -> tuple[float, float]:
     """Readings/s of `replicas` export processes (one consumer group, consumers `r0`, ...)
-    draining a backlog of `count`, and the first one's CPU per reading over its share."""
+    draining a backlog of `count` readings of `meter` (another each round: new rows, new
+    series), and the first one's CPU per reading over its share."""
     redis = await connect(redis_url)
     await redis.delete(STREAM)
     await redis.aclose()
-    await fill(redis_url, count)
+    await fill(redis_url, count, meter)
     procs = []
     for n in range(replicas):
         env = export_env(
@@ -166,10 +180,10 @@ async def export_rate(
             proc.wait(timeout=15)
 
 
-async def bare_victoria(url: str, count: int, batch: int) -> float:
+async def bare_victoria(url: str, count: int, batch: int, meter: str = "bare") -> float:
     """httpx posting the same lines (made beforehand) in the same batches, one at a time."""
     bodies = [
-        lineprotocol.body((reading(n) for n in range(i, min(count, i + batch))), BOX)
+        lineprotocol.body((reading(n, meter) for n in range(i, min(count, i + batch))), BOX)
         for i in range(0, count, batch)
     ]
     async with httpx.AsyncClient(timeout=30) as client:
@@ -182,13 +196,13 @@ async def bare_victoria(url: str, count: int, batch: int) -> float:
         return count / (time.monotonic() - started)
 
 
-async def bare_postgres(dsn: str, count: int, batch: int) -> float:
+async def bare_postgres(dsn: str, count: int, batch: int, meter: str = "bare") -> float:
     """psycopg COPY of the same rows (made beforehand) in the same batches into a table of the
     same shape (partitioned, same key), one transaction per batch."""
     sink = PostgresSink(dsn, BOX)
     await sink.write([("0-1", reading(0))])  # the tables and this month's partition
     await sink.close()
-    rows = [reading_row(reading(n), BOX, "bare") for n in range(count)]
+    rows = [reading_row(reading(n), BOX, meter) for n in range(count)]
     columns = ", ".join(READING_COLUMNS)
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         started = time.monotonic()
@@ -310,6 +324,82 @@ async def outage(redis_url: str, victoria: VictoriaMetricsServer, seconds: float
         await redis.aclose()
 
 
+# Where the processes run: (the store's CPUs, the box's CPUs), None for all of them.
+PLACEMENTS: dict[str, tuple[set[int], set[int]] | None] = {
+    "the store on a core of its own (as on another machine)": ({1}, {0}),
+    "everything sharing both cores": None,
+}
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of the process and of its children (PostgreSQL's backends) on `cpus`;
+    threads and processes started later inherit it."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), cpus)
+        for child in (task / "children").read_text().split():
+            pin(int(child), cpus)
+
+
+def place(cpus: tuple[set[int], set[int]] | None, *, stores: tuple, box: tuple) -> None:
+    """Pin the stores' servers, the box's servers and this process (whose children, the export
+    service, inherit it) as a `PLACEMENTS` entry says."""
+    everywhere = set(range(os.cpu_count() or 1))
+    store_cpus, box_cpus = cpus or (everywhere, everywhere)
+    for server in stores:
+        pin(server.proc.pid, store_cpus)
+    for server in box:
+        pin(server.proc.pid, box_cpus)
+    os.sched_setaffinity(0, box_cpus)
+
+
+async def compare(
+    url: str,
+    victoria: VictoriaMetricsServer,
+    postgres: PostgresServer,
+    args: argparse.Namespace,
+    placement: str,
+) -> None:
+    """The export against the bare client into each store: a warm-up round, then `rounds`
+    rounds taking turns to go first; the median ratio."""
+    count, batch = args.count, args.batch
+    sinks: dict[str, tuple[Callable[[str], Any], Callable[[str], Any], str]] = {
+        "VictoriaMetrics": (
+            lambda m: export_rate(url, "influx", count, batch, meter=m, influx_url=victoria.url),
+            lambda m: bare_victoria(victoria.url, count, batch, m),
+            "bare httpx",
+        ),
+        "PostgreSQL": (
+            lambda m: export_rate(
+                url, "postgres", count, batch, meter=m, postgres_dsn=postgres.dsn
+            ),
+            lambda m: bare_postgres(postgres.dsn, count, batch, m),
+            "bare psycopg COPY",
+        ),
+    }
+    print(f"-- {placement}")
+    for store, (export, bare, bare_name) in sinks.items():
+        tag = f"m{time.monotonic_ns()}"  # each round's own meter: new rows and series
+        await export(f"{tag}-warm")
+        await bare(f"{tag}-warm-bare")  # the warm-up round, not counted
+        rounds: list[tuple[float, float, float]] = []
+        for n in range(args.rounds):
+            if n % 2:
+                rate, cpu = await export(f"{tag}-{n}")
+                ceiling = await bare(f"{tag}-{n}-bare")
+            else:
+                ceiling = await bare(f"{tag}-{n}-bare")
+                rate, cpu = await export(f"{tag}-{n}")
+            rounds.append((rate / ceiling, rate, ceiling))
+        ratio, rate, ceiling = sorted(rounds)[len(rounds) // 2]
+        print(
+            f"{store}: export {rate:,.0f} readings/s, {bare_name} {ceiling:,.0f}/s, ratio "
+            f"{ratio:.2f} (median of {args.rounds}: "
+            f"{', '.join(f'{r:.2f}' for r, _, _ in rounds)}; goal >= 0.8"
+            f"{' and >= 20,000/s' if store == 'VictoriaMetrics' else ''}); the export's CPU "
+            f"{cpu * 1e6:.1f} µs per reading"
+        )
+
+
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-export-") as folder:
         base = Path(folder)
@@ -337,24 +427,10 @@ async def run(args: argparse.Namespace) -> None:
                 print(f"CPU at 1 reading/s per meter: {per * 1e3:.2f} ms per reading ({sent})")
                 return
             print(f"{args.count} readings, batches of {args.batch}, full P1 readings (27 values)")
-            vm, vm_cpu = await export_rate(
-                url, "influx", args.count, args.batch, influx_url=victoria.url
-            )
-            vm_bare = await bare_victoria(victoria.url, args.count, args.batch)
-            print(
-                f"VictoriaMetrics: export {vm:,.0f} readings/s, bare httpx {vm_bare:,.0f}/s, "
-                f"ratio {vm / vm_bare:.2f} (goal >= 0.8 and >= 20,000/s); the export's CPU "
-                f"{vm_cpu * 1e6:.1f} µs per reading (one free core: {1 / vm_cpu:,.0f}/s)"
-            )
-            pg, pg_cpu = await export_rate(
-                url, "postgres", args.count, args.batch, postgres_dsn=postgres.dsn
-            )
-            pg_bare = await bare_postgres(postgres.dsn, args.count, args.batch)
-            print(
-                f"PostgreSQL: export {pg:,.0f} readings/s, bare psycopg COPY {pg_bare:,.0f}/s, "
-                f"ratio {pg / pg_bare:.2f} (goal >= 0.8); the export's CPU "
-                f"{pg_cpu * 1e6:.1f} µs per reading"
-            )
+            for placement, cpus in PLACEMENTS.items():
+                place(cpus, stores=(victoria, postgres), box=(redis,))
+                await compare(url, victoria, postgres, args, placement)
+            place(None, stores=(victoria, postgres), box=(redis,))
             per, sent = await cpu_at_1_per_second(
                 url, args.meters, args.seconds,
                 influx_url=victoria.url, postgres_dsn=postgres.dsn,
@@ -380,6 +456,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.export", description=__doc__)
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per store and placement")
     parser.add_argument("--meters", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--outage", type=float, default=0.0, help="seconds (the issue: 600)")

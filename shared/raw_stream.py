@@ -52,9 +52,13 @@ def _text(value: Any) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
-def parse_raw(fields: Mapping[Any, Any] | None) -> RawTelegram:
-    """A raw-stream entry's fields; missing ones read as empty (such an entry is not `decoded`)."""
-    fields = fields or {}
+def parse_raw(fields: Mapping[Any, Any] | list[Any] | None) -> RawTelegram:
+    """A raw-stream entry's fields (a dict, or a raw reply's flat `[name, value, ...]` list);
+    missing ones read as empty (such an entry is not `decoded`)."""
+    if not fields:
+        fields = {}
+    elif not isinstance(fields, Mapping):
+        fields = dict(zip(fields[::2], fields[1::2], strict=True))
     raw = fields.get(RAW_FIELD, b"")
     received = fields.get(RECEIVED_FIELD)
     try:

@@ -93,13 +93,26 @@ async def connect(url: str, backoff: Backoff | None = None) -> Redis:
         return client
 
 
+def field_value(fields: Any, name: bytes) -> Any:
+    """One field of a stream entry as a reply holds its fields: a dict (what redis-py makes of
+    them), the flat `[name, value, ...]` list of a raw reply (`ConsumerGroup`), or None (an
+    entry deleted while pending)."""
+    if not fields:
+        return None
+    if isinstance(fields, dict):
+        return fields.get(name)
+    if fields[0] == name:  # the usual case: the entry's only (or first) field
+        return fields[1]
+    return dict(zip(fields[::2], fields[1::2], strict=True)).get(name)
+
+
 def parse_entries(entries: Any, bad: list[str] | None = None) -> list[Entry]:
     """Stream entries to (id, Reading); entries that do not decode are logged, counted, skipped
     (and their ids appended to `bad` when given)."""
     out: list[Entry] = []
     for raw_id, fields in entries:
         entry_id = entry_id_text(raw_id)
-        data = fields.get(READING_FIELD) if fields else None
+        data = field_value(fields, READING_FIELD)
         try:
             if data is None:
                 raise ValueError("no 'reading' field")
@@ -292,9 +305,17 @@ class ConsumerGroup(Generic[E]):
             await self.stream.redis.xack(self.stream.key, self.group, *entry_ids)
 
     async def _read(self, start: str, count: int, block: int | None) -> list[tuple[str, E]]:
-        response: Any = await self.stream.redis.xreadgroup(
-            self.group, self.consumer, {self.stream.key: start}, count=count, block=block
-        )
+        """XREADGROUP, its reply as Redis sent it: redis-py's parsing of it (a dict per entry)
+        cost as much CPU as decoding the readings (bench/export.py). The command is named
+        with its first argument, as redis-py names subcommands (`XINFO STREAM`), so no
+        response callback parses it."""
+        args: list[Any] = [self.group, self.consumer, "COUNT", count]
+        if block is not None:
+            args += ["BLOCK", block]
+        args += ["STREAMS", self.stream.key, start]
+        response: Any = await self.stream.redis.execute_command("XREADGROUP GROUP", *args)
+        if isinstance(response, dict):  # RESP3: {stream: entries}; RESP2: [[stream, entries]]
+            response = response.items()
         entries: list[tuple[str, E]] = []
         bad: list[str] = []
         for _key, raw_entries in response or ():

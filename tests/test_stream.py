@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from redis.asyncio import Redis
 
 from shared.reading import Reading, cozify_message, decode_reading, encode_reading
-from shared.stream import DuplicateEntry, GroupReader, ReadingStream, connect
+from shared.stream import DuplicateEntry, GroupReader, ReadingStream, connect, field_value
 from tests.servers import RedisServer
 
 
@@ -94,3 +95,34 @@ async def test_follow_batches_hands_over_what_one_read_returns(redis_server: Red
     second = await asyncio.wait_for(anext(batches), 5)
     assert [[r.ic for _, r in batch] for batch in (first, second)] == [[0, 1, 2], [3, 4]]
     await batches.aclose()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+async def test_group_reads_raw_replies_of_either_protocol(
+    redis_server: RedisServer, protocol: int
+) -> None:
+    """`ConsumerGroup` parses XREADGROUP's reply itself (RESP2 list or RESP3 map, each entry's
+    fields a flat list): readings decode, an entry without a `reading` field or with bad JSON
+    is acknowledged and skipped, an entry with more fields still decodes."""
+    redis = Redis.from_url(redis_server.url, protocol=protocol)
+    stream = ReadingStream(redis, f"raw{protocol}")
+    group = GroupReader(stream, "g", "a")
+    await group.ensure_group()
+    await stream.add(reading(1))
+    await redis.xadd(stream.key, {"other": "x"})  # no `reading`
+    await redis.xadd(stream.key, {"reading": b"{not json"})
+    await redis.xadd(stream.key, {"source": "test", "reading": encode_reading(reading(4))})
+    got = await group.new(count=10, block_ms=100)
+    assert [r.ic for _, r in got] == [1.0, 4.0]
+    pending = await redis.xpending(stream.key, "g")
+    assert pending["pending"] == 2  # only the readings: the bad entries were acknowledged
+    assert await group.new(count=10, block_ms=10) == []
+    await redis.aclose()
+
+
+def test_field_value_of_each_reply_shape() -> None:
+    assert field_value({b"reading": b"1"}, b"reading") == b"1"
+    assert field_value([b"reading", b"1"], b"reading") == b"1"
+    assert field_value([b"a", b"0", b"reading", b"1"], b"reading") == b"1"
+    assert field_value([b"a", b"0"], b"reading") is None
+    assert field_value(None, b"reading") is None  # an entry deleted while pending

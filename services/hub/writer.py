@@ -42,10 +42,10 @@ def fleet_body(batch: list[Entry]) -> bytes:
     by_box: dict[str, list[Entry]] = {}
     for entry in batch:
         by_box.setdefault(box_of(entry[0]), []).append(entry)
-    out: list[str] = []
+    out: list[bytes] = []
     for box, entries in by_box.items():
         out += lines((reading for _id, reading in entries), box)
-    return "\n".join(out).encode()
+    return b"\n".join(out)
 
 
 @dataclass

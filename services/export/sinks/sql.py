@@ -17,6 +17,9 @@ before each batch that needs it) and keyed by (box, meter[, channel], time): wri
 
 from __future__ import annotations
 
+import functools
+import math
+import operator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,12 +98,16 @@ def partition_ddl(table: str, year: int, month: int) -> str:
     )
 
 
+_present = functools.partial(operator.is_not, None)
+
+
 def reading_row(reading: Reading, box: str, meter: str | None = None) -> tuple[Any, ...]:
     """The reading's row of `hanport_readings`, in `READING_COLUMNS` order."""
     received = to_time(reading.received) if reading.received else None
     values = flat_values(reading)
-    if any(v is not None and v - v != 0 for v in values):  # NaN, inf: NULL, as absent
-        values = [v if v is not None and v - v == 0 else None for v in values]
+    # NaN or infinity makes the sum so (a sum too large for a float too: the careful way then)
+    if not math.isfinite(sum(filter(_present, values))):  # NaN, inf: NULL, as absent
+        values = [v if v is not None and math.isfinite(v) else None for v in values]
     return (box, meter or meter_of(reading), to_time(reading.ts), received, *values)
 
 
