@@ -10,7 +10,9 @@ sink refuses for good go to the dead-letter stream `HANPORT_EXPORT_DEAD_LETTER_S
 accounting service's energy intervals (`hanport:{<meter>}:accounting:15m|1h|1d|1mo`) go to the
 same sinks (`HANPORT_EXPORT_INTERVALS`). Serves
 Prometheus metrics on `HANPORT_METRICS_PORT` (9105): lag per sink in entries and seconds,
-readings written and refused. Without a sink configured the service idles.
+readings written and refused. Writes only while a license grants `export` (`.license`: held
+off, nothing is read or acknowledged, the readings wait in Redis). Without a sink configured the
+service idles.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import gc
 import logging
 from collections.abc import Callable
 
+from shared.entitlements import Entitlements
+from shared.gate import while_granted
 from shared.identity import wait_for_serial
 from shared.log import redact_url
 from shared.meter_streams import each_meter_stream
@@ -29,6 +33,7 @@ from shared.stream import connect
 from shared.supervise import Work, run_supervised
 
 from .intervals import IntervalExport
+from .license import FEATURE, STARTUP_GRACE_S, report, watch_lag, while_refused
 from .settings import ExportSettings
 from .sinks import Sink
 from .sinks.influx import InfluxSink
@@ -123,7 +128,28 @@ async def serve(settings: ExportSettings) -> None:
             works[f"intervals {name}"] = IntervalExport(
                 redis, make(), settings.export_intervals_every
             ).run
-    await run_supervised(works)
+
+    async def held_off() -> None:  # the lag gauges, while no worker keeps them
+        await each_meter_stream(
+            redis,
+            settings.stream,
+            lambda key: watch_lag(redis, key, list(makers), settings.export_group_prefix),
+        )
+
+    entitlements = Entitlements(redis, settings)
+    await run_supervised(
+        {
+            "entitlements": entitlements.run,
+            "export": lambda: while_granted(
+                entitlements,
+                FEATURE,
+                lambda: run_supervised(works),
+                report=report,
+                grace=STARTUP_GRACE_S,
+            ),
+            "lag while held off": lambda: while_refused(entitlements, held_off),
+        }
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
