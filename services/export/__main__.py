@@ -96,28 +96,38 @@ async def serve(settings: ExportSettings) -> None:
         redis, settings.export_dead_letter_stream, settings.export_dead_letter_maxlen
     )
 
-    async def export_stream(key: str) -> None:
-        works: dict[str, Work] = {}
-        sinks: list[Sink] = []
-        for name, make in makers.items():
-            sink = make()
-            sinks.append(sink)
-            works[f"export {name} {key}"] = SinkWorker(
+    def workers(key: str) -> list[SinkWorker]:
+        """A worker per sink on the stream `key` (each with a sink of its own)."""
+        return [
+            SinkWorker(
                 redis,
                 key,
-                sink,
+                make(),
                 settings.export_consumer,
                 dead,
                 group_prefix=settings.export_group_prefix,
                 batch_size=settings.export_batch_size,
                 batch_wait=settings.export_batch_wait,
                 claim_idle_ms=int(settings.export_claim_idle * 1000),
-            ).run
+            )
+            for make in makers.values()
+        ]
+
+    async def export_stream(key: str) -> None:
+        running = workers(key)
         try:
-            await run_supervised(works)
+            await run_supervised({f"export {w.sink.name} {key}": w.run for w in running})
         finally:
-            for sink in sinks:
-                await sink.close()
+            for worker in running:
+                await worker.sink.close()
+
+    async def hold_stream(key: str) -> None:
+        """Held off: the groups exist (so the ingest keeps what they have not confirmed, as
+        while a sink is down) and their lag gauges stay current; nothing is read."""
+        for worker in workers(key):
+            await worker.redis_call(worker.create_group)
+            await worker.sink.close()  # never used: nothing was written through it
+        await watch_lag(redis, key, list(makers), settings.export_group_prefix)
 
     async def all_streams() -> None:
         await each_meter_stream(redis, settings.stream, export_stream)
@@ -129,12 +139,8 @@ async def serve(settings: ExportSettings) -> None:
                 redis, make(), settings.export_intervals_every
             ).run
 
-    async def held_off() -> None:  # the lag gauges, while no worker keeps them
-        await each_meter_stream(
-            redis,
-            settings.stream,
-            lambda key: watch_lag(redis, key, list(makers), settings.export_group_prefix),
-        )
+    async def held_off() -> None:
+        await each_meter_stream(redis, settings.stream, hold_stream)
 
     entitlements = Entitlements(redis, settings)
     await run_supervised(
@@ -147,7 +153,7 @@ async def serve(settings: ExportSettings) -> None:
                 report=report,
                 grace=STARTUP_GRACE_S,
             ),
-            "lag while held off": lambda: while_refused(entitlements, held_off),
+            "held off": lambda: while_refused(entitlements, held_off),
         }
     )
 

@@ -2,11 +2,11 @@
 (`shared.gate.while_granted`, as MQTT, Modbus and the emulations).
 
 Held off means nothing is read from the readings streams and nothing is acknowledged: the
-readings wait in Redis (the ingest keeps what an `export-*` group has not confirmed, within
-`HANPORT_STREAM_RETAIN_MAX`) and go out, in order, once a license arrives; the intervals are
-written in full then too. Each change is logged once and shown in `hanport_export_licensed`;
-meanwhile `watch_lag` keeps the lag gauges current (the workers do while they run), so the
-backlog that builds up is seen.
+readings wait in Redis and go out, in order, once a license arrives (the intervals that changed
+meanwhile too). The sinks' consumer groups are made while held off as well, so the ingest keeps
+what they have not confirmed, within `HANPORT_STREAM_RETAIN_MAX`, from the first start on. Each
+change is logged once and shown in `hanport_export_licensed`; meanwhile `watch_lag` keeps the lag
+gauges current (the workers do while they run), so the backlog that builds up is seen.
 """
 
 from __future__ import annotations
