@@ -50,6 +50,7 @@ from shared.reading import Reading, encode_reading
 from shared.retention import Retention, group_backlogs
 from shared.stream import connect
 from tests.export.servers import OwnPort, PostgresServer, VictoriaMetricsServer
+from tests.licensing_helpers import grant
 from tests.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,7 +102,9 @@ def start_export(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def export_env(redis_url: str, **settings: str) -> dict[str, str]:
+async def export_env(redis_url: str, **settings: str) -> dict[str, str]:
+    """The export's environment, with a consumer activation of `export` published (it writes
+    only while licensed), signed with a key pair kept in the temporary folder."""
     env = {
         "HANPORT_REDIS_URL": redis_url,
         "HANPORT_SERIAL": BOX,
@@ -110,7 +113,8 @@ def export_env(redis_url: str, **settings: str) -> dict[str, str]:
         "HANPORT_LOG_FORMAT": "text",
     }
     env |= {f"HANPORT_EXPORT_{k.upper()}": v for k, v in settings.items()}
-    return env
+    keys = Path(tempfile.gettempdir()) / "bench-export-license"
+    return env | await grant(redis_url, keys, BOX, ["export"])
 
 
 async def fill(redis_url: str, count: int, meter: str = "main") -> None:
@@ -167,7 +171,7 @@ async def export_rate(
     await fill(redis_url, count, meter)
     procs = []
     for n in range(replicas):
-        env = export_env(
+        env = await export_env(
             redis_url, batch_size=str(batch), batch_wait="0", consumer=f"r{n}", **settings
         )
         procs.append(start_export(env, Path(tempfile.gettempdir()) / f"bench-export-{sink}.log"))
@@ -231,7 +235,7 @@ async def cpu_at_1_per_second(
             )
         )  # fmt: skip
         keys.append(meter_keys.readings)
-    env = export_env(redis_url, **settings)
+    env = await export_env(redis_url, **settings)
     proc = start_export(env, Path(tempfile.gettempdir()) / "bench-export-cpu.log")
     try:
         now = int(time.time() * 1000)
@@ -279,7 +283,9 @@ async def outage(redis_url: str, victoria: VictoriaMetricsServer, seconds: float
         retention=Retention(budget=1_000_000),
     )  # fmt: skip
     publishing = asyncio.create_task(publisher.run())
-    env = export_env(redis_url, influx_url=victoria.url, influx_database="outage", timeout="2")
+    env = await export_env(
+        redis_url, influx_url=victoria.url, influx_database="outage", timeout="2"
+    )
     proc = start_export(env, Path(tempfile.gettempdir()) / "bench-export-outage.log")
     start = int(time.time() * 1000) - 7 * 86_400_000
     sent = 0

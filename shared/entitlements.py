@@ -11,7 +11,8 @@ The serial licenses are checked against is this process's own: `HANPORT_SERIAL`,
 licensing service established (`shared.identity`), learned once and kept for the life of the
 process. Changing `hanport:serial` in Redis afterwards changes nothing here (it is logged).
 Licenses signed with the box's own key (`hanport license self-activate`, public key in
-`HANPORT_LICENSE_DIR/local-keys`) are trusted for consumer activations of MQTT and Modbus only.
+`HANPORT_LICENSE_DIR/local-keys`) are trusted for consumer activations of
+`shared.license.LOCAL_KEY_FEATURES` only (every feature but REST).
 
 When the licensing service or Redis is away, the last verified licenses keep granting until
 their own expiry and never beyond: `decide` checks the window on every call, and a timer wakes
@@ -30,8 +31,8 @@ A license may name the meters it serves (`meters`): then `Decision.meters` holds
 interface serves a meter's data only when `MeterFilter.serves` says so (a meter is named by its
 name on the box or its equipment id).
 
-In consumer use REST is granted without a license; MQTT and Modbus need an activation. In
-commercial use every feature needs a commercial license (trial or full).
+In consumer use REST is granted without a license; the other features (MQTT, Modbus, the
+emulations, the export) need an activation. In commercial use every feature needs a commercial license (trial or full).
 """
 
 from __future__ import annotations
@@ -70,8 +71,10 @@ from .stream import REDIS_DOWN, ReadingStream
 
 log = logging.getLogger(__name__)
 
-Feature = Literal["rest", "mqtt", "modbus", "shelly", "homewizard", "sma"]
-FEATURES: tuple[Feature, ...] = ("rest", "mqtt", "modbus", "shelly", "homewizard", "sma")
+Feature = Literal["rest", "mqtt", "modbus", "shelly", "homewizard", "sma", "export"]
+FEATURES: tuple[Feature, ...] = (
+    "rest", "mqtt", "modbus", "shelly", "homewizard", "sma", "export"
+)  # fmt: skip
 
 RECORD_PREFIX = "hanport:license:feature:"
 CHANNEL = "hanport:license:changed"

@@ -43,9 +43,11 @@ from .meters import equipment_name
 
 Use = Literal["consumer", "commercial"]
 Kind = Literal["activation", "trial", "full"]
-FeatureName = Literal["rest", "mqtt", "modbus", "shelly", "homewizard", "sma"]
+FeatureName = Literal["rest", "mqtt", "modbus", "shelly", "homewizard", "sma", "export"]
 T = TypeVar("T")
-ALL_FEATURES: tuple[FeatureName, ...] = ("rest", "mqtt", "modbus", "shelly", "homewizard", "sma")
+ALL_FEATURES: tuple[FeatureName, ...] = (
+    "rest", "mqtt", "modbus", "shelly", "homewizard", "sma", "export"
+)  # fmt: skip
 DAY_MS = 86_400_000
 MAX_LICENSE_BYTES = 16_384
 # A license file nests 3 deep (document, license, features); anything deeper is refused before
@@ -53,7 +55,9 @@ MAX_LICENSE_BYTES = 16_384
 MAX_DEPTH = 8
 # What a box-local key (`hanport license self-activate`) may sign: a consumer activation of
 # these features for this box's serial, nothing commercial.
-LOCAL_KEY_FEATURES: frozenset[str] = frozenset({"mqtt", "modbus", "shelly", "homewizard", "sma"})
+LOCAL_KEY_FEATURES: frozenset[str] = frozenset(
+    {"mqtt", "modbus", "shelly", "homewizard", "sma", "export"}
+)
 
 # reason code -> what it means and what to do (one table, walked by `LicenseError`)
 REASONS: dict[str, str] = {
@@ -72,7 +76,8 @@ REASONS: dict[str, str] = {
     "wrong_serial": "the license is for reader {detail}; ask for one for this reader's serial",
     "wrong_meter": "the license is bound to meter {detail}; ask for one for this meter",
     "local_key_scope": "license {detail} is signed with this box's own key, which may only sign "
-    "a consumer activation of mqtt/modbus/shelly/homewizard/sma; a commercial license comes from the vendor",
+    "a consumer activation of mqtt/modbus/shelly/homewizard/sma/export; a commercial license "
+    "comes from the vendor",
     "consumer_in_commercial": "license {detail} is for consumer use and this deployment declares "
     "commercial use (HANPORT_USE); a commercial license or trial is needed",
     "unauthorized": "installing or removing a license needs the admin token ({detail})",

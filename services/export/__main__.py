@@ -10,7 +10,9 @@ sink refuses for good go to the dead-letter stream `HANPORT_EXPORT_DEAD_LETTER_S
 accounting service's energy intervals (`hanport:{<meter>}:accounting:15m|1h|1d|1mo`) go to the
 same sinks (`HANPORT_EXPORT_INTERVALS`). Serves
 Prometheus metrics on `HANPORT_METRICS_PORT` (9105): lag per sink in entries and seconds,
-readings written and refused. Without a sink configured the service idles.
+readings written and refused. Writes only while a license grants `export` (`.license`: held
+off, nothing is read or acknowledged, the readings wait in Redis). Without a sink configured the
+service idles.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import gc
 import logging
 from collections.abc import Callable
 
+from shared.entitlements import Entitlements
+from shared.gate import while_granted
 from shared.identity import wait_for_serial
 from shared.log import redact_url
 from shared.meter_streams import each_meter_stream
@@ -29,6 +33,7 @@ from shared.stream import connect
 from shared.supervise import Work, run_supervised
 
 from .intervals import IntervalExport
+from .license import FEATURE, STARTUP_GRACE_S, report, watch_lag, while_refused
 from .settings import ExportSettings
 from .sinks import Sink
 from .sinks.influx import InfluxSink
@@ -91,28 +96,38 @@ async def serve(settings: ExportSettings) -> None:
         redis, settings.export_dead_letter_stream, settings.export_dead_letter_maxlen
     )
 
-    async def export_stream(key: str) -> None:
-        works: dict[str, Work] = {}
-        sinks: list[Sink] = []
-        for name, make in makers.items():
-            sink = make()
-            sinks.append(sink)
-            works[f"export {name} {key}"] = SinkWorker(
+    def workers(key: str) -> list[SinkWorker]:
+        """A worker per sink on the stream `key` (each with a sink of its own)."""
+        return [
+            SinkWorker(
                 redis,
                 key,
-                sink,
+                make(),
                 settings.export_consumer,
                 dead,
                 group_prefix=settings.export_group_prefix,
                 batch_size=settings.export_batch_size,
                 batch_wait=settings.export_batch_wait,
                 claim_idle_ms=int(settings.export_claim_idle * 1000),
-            ).run
+            )
+            for make in makers.values()
+        ]
+
+    async def export_stream(key: str) -> None:
+        running = workers(key)
         try:
-            await run_supervised(works)
+            await run_supervised({f"export {w.sink.name} {key}": w.run for w in running})
         finally:
-            for sink in sinks:
-                await sink.close()
+            for worker in running:
+                await worker.sink.close()
+
+    async def hold_stream(key: str) -> None:
+        """Held off: the groups exist (so the ingest keeps what they have not confirmed, as
+        while a sink is down) and their lag gauges stay current; nothing is read."""
+        for worker in workers(key):
+            await worker.redis_call(worker.create_group)
+            await worker.sink.close()  # never used: nothing was written through it
+        await watch_lag(redis, key, list(makers), settings.export_group_prefix)
 
     async def all_streams() -> None:
         await each_meter_stream(redis, settings.stream, export_stream)
@@ -123,7 +138,24 @@ async def serve(settings: ExportSettings) -> None:
             works[f"intervals {name}"] = IntervalExport(
                 redis, make(), settings.export_intervals_every
             ).run
-    await run_supervised(works)
+
+    async def held_off() -> None:
+        await each_meter_stream(redis, settings.stream, hold_stream)
+
+    entitlements = Entitlements(redis, settings)
+    await run_supervised(
+        {
+            "entitlements": entitlements.run,
+            "export": lambda: while_granted(
+                entitlements,
+                FEATURE,
+                lambda: run_supervised(works),
+                report=report,
+                grace=STARTUP_GRACE_S,
+            ),
+            "held off": lambda: while_refused(entitlements, held_off),
+        }
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

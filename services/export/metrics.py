@@ -46,3 +46,8 @@ INTERVALS = Counter(
     "Accounting intervals the sink confirmed (each change of an interval counts), by sink.",
     ["sink"],
 )
+LICENSED = Gauge(
+    "hanport_export_licensed",
+    "1 while a license grants the export and it writes; 0 while it is held off for lack of one "
+    "(nothing is read or acknowledged: the readings wait in Redis; the log says why).",
+)

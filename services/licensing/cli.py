@@ -13,10 +13,11 @@ Consumes key files and license files; produces them (and a readable description)
 exits 0 when the license is valid now, 1 with the reason otherwise.
 
 `self-activate` is for a box someone built themselves: it makes the box's own key pair (once,
-in `HANPORT_LICENSE_DIR/local-keys`) and signs a consumer activation of MQTT and Modbus for this
-box's serial into the license folder, where the licensing service picks it up within 5 s. A key
-made there is trusted for nothing more (`shared.license.LOCAL_KEY_FEATURES`): commercial use
-needs a license from the vendor.
+in `HANPORT_LICENSE_DIR/local-keys`) and signs a consumer activation of every feature but REST
+(`SELF_ACTIVATED`: MQTT, Modbus, the emulations, the export) for this box's serial into the
+license folder, where the licensing service picks it up within 5 s. A key made there is trusted
+for nothing more (`shared.license.LOCAL_KEY_FEATURES`): commercial use needs a license from the
+vendor.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ from .signing import TRIAL_DAYS, generate_keys, load_private_key, new_license
 from .store import LicenseStore
 
 # what `self-activate` switches on: every feature a box-local key may sign
-SELF_ACTIVATED: tuple[FeatureName, ...] = ("mqtt", "modbus", "shelly", "homewizard", "sma")
+SELF_ACTIVATED: tuple[FeatureName, ...] = (
+    "mqtt", "modbus", "shelly", "homewizard", "sma", "export"
+)  # fmt: skip
 
 
 def features(text: str) -> list[FeatureName]:
@@ -222,7 +225,8 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "self-activate",
-        help="on a box you built: activate MQTT and Modbus for consumer use with the box's own key",
+        help="on a box you built: activate MQTT, Modbus, the emulations and the export for "
+        "consumer use with the box's own key",
     )
     p.add_argument("--dir", help="the license folder (default: HANPORT_LICENSE_DIR)")
     p.set_defaults(run=self_activate)

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from shared.meters import MeterDirectory, MeterKeys, MeterRecord
 from shared.reading import Reading, SubMeter
 from shared.stream import ReadingStream
+from tests.licensing_helpers import grant
 from tests.servers import free_port
 
 BOX = "HPTEST0001"
@@ -63,6 +64,15 @@ def export_env(
     for name, value in settings.items():
         env[f"HANPORT_EXPORT_{name.upper()}"] = value
     return env
+
+
+async def licensed_env(
+    redis_url: str, tmp: Path, *, metrics: bool = False, **settings: str
+) -> dict[str, str]:
+    """`export_env` with a consumer activation of `export` for BOX published in Redis, as the
+    licensing service does (`tests.licensing_helpers.grant`): the export writes only then."""
+    env = export_env(redis_url, tmp, metrics=metrics, **settings)
+    return env | await grant(redis_url, tmp, BOX, ["export"])
 
 
 class ExportProcess:

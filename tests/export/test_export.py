@@ -21,7 +21,7 @@ from tests.servers import RedisServer
 from tests.stack.polling import until
 
 from .servers import InfluxServer, PostgresServer, VictoriaMetricsServer
-from .support import BOX, CLASSIC, T0, add_meter, export_env, exporting, publish, reading
+from .support import BOX, CLASSIC, T0, add_meter, exporting, licensed_env, publish, reading
 
 
 async def pg_rows(dsn: str, query: str) -> list[tuple]:
@@ -52,7 +52,7 @@ async def test_two_meters_every_reading_once_in_victoria_metrics_and_postgres(
     second = await add_meter(redis, "second")
     await publish(redis, CLASSIC, [reading(n) for n in range(120)])
     await publish(redis, second, [reading(n, meter="second", step_ms=500) for n in range(80)])
-    env = export_env(
+    env = await licensed_env(
         redis_server.url,
         tmp_path,
         influx_url=victoria.url,
@@ -121,7 +121,7 @@ async def test_sink_down_while_readings_arrive_at_10_per_second(
         retention=Retention(budget=10_000),
     )  # fmt: skip
     publishing = asyncio.create_task(publisher.run())
-    env = export_env(
+    env = await licensed_env(
         redis_server.url,
         tmp_path,
         influx_url=influx.url,
@@ -173,7 +173,9 @@ async def test_sigkill_mid_batch_loses_nothing_and_stores_nothing_twice(
 ) -> None:
     redis = await connect(redis_server.url)
     await publish(redis, CLASSIC, [reading(n) for n in range(3000)])
-    env = export_env(redis_server.url, tmp_path, postgres_dsn=postgres.dsn, batch_size="200")
+    env = await licensed_env(
+        redis_server.url, tmp_path, postgres_dsn=postgres.dsn, batch_size="200"
+    )
 
     with exporting(env, tmp_path / "export.log") as export:
         await until(lambda: pg_count(postgres.dsn), "the first rows", export.output, 30, every=0.01)
@@ -202,7 +204,7 @@ async def test_refused_points_go_to_the_dead_letter_stream(
     for n in (5, 17, 33):
         readings[n].frequency = 50.01
     ids = await publish(redis, CLASSIC, readings)
-    env = export_env(redis_server.url, tmp_path, influx_url=influx.url, metrics=True)
+    env = await licensed_env(redis_server.url, tmp_path, influx_url=influx.url, metrics=True)
     with exporting(env, tmp_path / "export.log") as export:
         await until(lambda: no_backlog(redis, CLASSIC, "export-influx"), "acks", export.output, 30)
         assert export.metric("hanport_export_readings_refused_total", sink="influx") == 3
@@ -237,7 +239,7 @@ async def test_accounting_intervals_written_and_rewritten_when_they_change(
         await store(IntervalRow("quarter", start, (0.1 * (n + 1), 0.0, 0.01, 0.0), n % 2 == 1))
     await store(IntervalRow("month", T0, (512.5, 3.25, 10.0, 1.0), False))
     await redis.sadd(METERS_KEY, "main")
-    env = export_env(
+    env = await licensed_env(
         redis_server.url,
         tmp_path,
         influx_url=victoria.url,

@@ -170,6 +170,7 @@ async def test_license_records_are_reported(tmp_path: Path, redis_server: RedisS
         "note  license     shelly: no record",
         "note  license     homewizard: no record",
         "note  license     sma: no record",
+        "note  license     export: no record",
     ]
 
 

@@ -82,7 +82,9 @@ def test_trial_is_commercial_all_features_21_days(
     assert hanport(argv) == 0
     signed = read_signed(out.read_bytes(), load_public_keys(public))
     assert signed.license.kind == "trial" and signed.license.use == "commercial"
-    assert signed.license.features == ["rest", "mqtt", "modbus", "shelly", "homewizard", "sma"]
+    assert signed.license.features == [
+        "rest", "mqtt", "modbus", "shelly", "homewizard", "sma", "export"
+    ]  # fmt: skip
     assert signed.license.expires_ms == signed.license.not_before_ms + 21 * DAY_MS
     verify(out.read_bytes(), load_public_keys(public), serial="HP1", use="commercial", now=now_ms())
 

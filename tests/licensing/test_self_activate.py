@@ -72,7 +72,8 @@ async def test_self_activation_switches_on_modbus_without_any_vendor_key(
 
     out = self_activate(folder, monkeypatch, capsys)
     assert (
-        f"consumer activation of mqtt, modbus, shelly, homewizard, sma for reader {SERIAL}" in out
+        f"consumer activation of mqtt, modbus, shelly, homewizard, sma, export for reader {SERIAL}"
+        in out
     )
     assert (local_private(folder).stat().st_mode & 0o777) == 0o600
 
@@ -147,7 +148,7 @@ def test_the_activation_it_writes_verifies_with_the_box_key(
     signed = read_signed(written.read_bytes(), {}, local_keys(folder))
     license = signed.license
     assert (license.serial, license.use, license.kind) == (SERIAL, "consumer", "activation")
-    assert license.features == ["mqtt", "modbus", "shelly", "homewizard", "sma"]
+    assert license.features == ["mqtt", "modbus", "shelly", "homewizard", "sma", "export"]
     assert license.expires is None
     with pytest.raises(LicenseError) as unknown:  # not a vendor key: unknown without the folder
         read_signed(written.read_bytes(), {})

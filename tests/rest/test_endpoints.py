@@ -68,7 +68,8 @@ async def test_han_state_message(rest: RestUnderTest) -> None:
     assert body["meter"] == {"id": latest.reading.meter_id, "model": latest.reading.meter_model}
     assert body["last_reading"] == latest.reading.ts
     assert body["licensed"] == {
-        "rest": True, "mqtt": False, "modbus": False, "shelly": False, "homewizard": False, "sma": False
+        "rest": True, "mqtt": False, "modbus": False, "shelly": False, "homewizard": False, "sma": False,
+        "export": False,
     }  # fmt: skip
 
 
