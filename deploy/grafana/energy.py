@@ -19,15 +19,13 @@ the export wrote to, and checks the kWh and watts they answer.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 DASHBOARDS = Path(__file__).parent / "dashboards"
 
 
-@dataclass(frozen=True)
-class Store:
+class Store(NamedTuple):
     """A long-term store: its provisioned data source, and the dashboard reading it."""
 
     key: str
