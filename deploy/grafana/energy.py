@@ -92,7 +92,10 @@ ORDER BY 1"""
 
 # --- VictoriaMetrics: line protocol `measurement field=...` is the series `measurement_field` ---
 # (hanport_ic, hanport_energy_import{resolution="1d"}). Steps are whole days in UTC: the
-# accounting interval's point (at its start, local midnight) falls in the step that ends after it.
+# accounting interval's point (at its start, local midnight) falls in the step that ends after
+# it, one per step. An interval is written again while it runs (the export, every 60 s) and its
+# energy only grows: where the store kept more than one value at its time, the largest is the
+# latest.
 BOX = 'box="$box"'
 
 
@@ -100,8 +103,8 @@ def interval_series(field: str, resolution: str) -> str:
     return f'hanport_energy_{field}{{{BOX},resolution="{resolution}"}}'
 
 
-def last_of(field: str, resolution: str) -> str:
-    return f"last_over_time({interval_series(field, resolution)}[1d])"
+def interval_value(field: str, resolution: str) -> str:
+    return f"max_over_time({interval_series(field, resolution)}[1d])"
 
 
 def highest(resolution: str, factor: int, window: str) -> str:
@@ -131,12 +134,12 @@ PANELS: dict[str, list[tuple[str, list[Panel]]]] = {
     "victoria": [
         ("Energy (accounting intervals)", [
             ("kWh imported and exported per day", "barchart", "kwatth", 24, "1d", "", [
-                (last_of("import", "1d"), "{{meter}} imported"),
-                (last_of("export", "1d"), "{{meter}} exported"),
+                (interval_value("import", "1d"), "{{meter}} imported"),
+                (interval_value("export", "1d"), "{{meter}} exported"),
             ]),
             ("kWh imported and exported per month", "barchart", "kwatth", 12, "1d", "1y", [
-                (last_of("import", "1mo"), "{{meter}} imported"),
-                (last_of("export", "1mo"), "{{meter}} exported"),
+                (interval_value("import", "1mo"), "{{meter}} imported"),
+                (interval_value("export", "1mo"), "{{meter}} exported"),
             ]),
             ("Highest hour and quarter-hour per day (average power)", "timeseries", "watt", 12,
              "1d", "", [

@@ -129,10 +129,18 @@ def accounting_intervals(meter: str, meter_readings: list[Reading]) -> list[Inte
     return [interval_of(meter, row) for row in account.rows(set(account.ledger.changed))]
 
 
-def stored() -> tuple[dict[str, list[Reading]], list[Interval]]:
+def stored() -> tuple[dict[str, list[Reading]], list[list[Interval]]]:
+    """The readings per meter, and the intervals as the export writes them in turn: those of
+    the first day and a half (31 Dec 12:00 local, as the accounting had them then), then all of
+    them (the day and month that ran on written again with their final values)."""
     by_meter = {meter: readings(meter) for meter in PROFILES}
-    intervals = [i for meter, rs in by_meter.items() for i in accounting_intervals(meter, rs)]
-    return by_meter, intervals
+    noon = int(local("2025-12-31", 12).timestamp() * 1000)
+    early = {m: [r for r in rs if r.ts <= noon] for m, rs in by_meter.items()}
+    rounds = [
+        [i for m, rs in upto.items() for i in accounting_intervals(m, rs)]
+        for upto in (early, by_meter)
+    ]
+    return by_meter, rounds
 
 
 def batches(meter_readings: list[Reading], size: int = 500) -> list[list[tuple[str, Reading]]]:
@@ -197,14 +205,15 @@ def seconds(duration: str) -> int:
 
 
 async def write_postgres(server: PostgresServer) -> None:
-    by_meter, intervals = stored()
+    by_meter, rounds = stored()
     sink = PostgresSink(server.dsn, BOX)
     try:
         for meter_readings in by_meter.values():
             for batch in batches(meter_readings):
                 result = await sink.write(batch)
                 assert (result.written, result.refused) == (len(batch), [])
-        await sink.write_intervals(intervals)
+        for intervals in rounds:
+            await sink.write_intervals(intervals)
     finally:
         await sink.close()
 
@@ -309,15 +318,20 @@ def test_every_sql_query_answers_the_energy_and_power(postgres: PostgresServer) 
 # --- VictoriaMetrics ---------------------------------------------------------------------------
 
 
-async def write_victoria(server: VictoriaMetricsServer) -> None:
-    by_meter, intervals = stored()
+async def write_victoria(server: VictoriaMetricsServer, rounds: list[list[Interval]]) -> None:
+    """The readings, then each round of intervals, flushed from VictoriaMetrics' memory after
+    each as the export's 60 s between rounds would have it."""
+    by_meter, _rounds = stored()
     sink = InfluxSink(server.url, BOX)
     try:
         for meter_readings in by_meter.values():
             for batch in batches(meter_readings):
                 result = await sink.write(batch)
                 assert (result.written, result.refused) == (len(batch), [])
-        await sink.write_intervals(intervals)
+        for intervals in rounds:
+            await sink.write_intervals(intervals)
+            flush = await sink._http().get(f"{server.url}/internal/force_flush")
+            flush.raise_for_status()
     finally:
         await sink.close()
 
@@ -335,63 +349,80 @@ def legend(template: str, labels: dict[str, str]) -> str:
     return re.sub(r"\{\{(\w+)\}\}", lambda m: labels.get(m[1], ""), template)
 
 
-def test_every_promql_query_answers_the_energy_and_power(
-    victoria: VictoriaMetricsServer,
-) -> None:
-    asyncio.run(write_victoria(victoria))
-    httpx.get(f"{victoria.url}/internal/force_flush", timeout=10).raise_for_status()
-    queries = targets("victoria")
-    answered: set[tuple[str, str]] = set()
+class Panels:
+    """The VictoriaMetrics dashboard's panels queried as Grafana queries them; `answered`
+    collects the (panel, refId) of every query run."""
+
+    def __init__(self, server: VictoriaMetricsServer) -> None:
+        self.server = server
+        self.queries = targets("victoria")
+        self.answered: set[tuple[str, str]] = set()
+
+    def _targets(self, title: str) -> list[dict[str, Any]]:
+        found = [t for (panel, _ref), t in self.queries.items() if panel == title]
+        assert found, title
+        for target in found:
+            self.answered.add((title, target["refId"]))
+        return found
 
     def over_range(
-        title: str, start: datetime, end: datetime, interval: str = ""
+        self, title: str, start: datetime, end: datetime, interval: str = ""
     ) -> dict[str, dict[datetime, float]]:
         """Every query of the panel as a range query with the step `interval` (else the panel's
         min interval): legend -> {step time (UTC): value}."""
         out: dict[str, dict[datetime, float]] = {}
-        for (panel_title, ref), target in queries.items():
-            if panel_title != title:
-                continue
+        for target in self._targets(title):
             step = seconds(interval or target["panel"]["interval"])
             first, last = int(start.timestamp()), int(end.timestamp())
             params = {"start": first - first % step, "end": last - last % step, "step": step}
             expr = expand_promql(target["expr"], interval=f"{step}s")
-            answered.add((panel_title, ref))
-            for series in promql(victoria, expr, **params):
+            for series in promql(self.server, expr, **params):
                 name = legend(target["legendFormat"], series["metric"])
                 assert name not in out, name
                 out[name] = {datetime.fromtimestamp(t, UTC): float(v) for t, v in series["values"]}
-        assert out, title
         return out
 
-    def instant(title: str, start: datetime, end: datetime) -> dict[str, float]:
+    def instant(self, title: str, start: datetime, end: datetime) -> dict[str, float]:
         """Every query of the panel as Grafana's instant query at the end of the time range."""
         out: dict[str, float] = {}
-        for (panel_title, ref), target in queries.items():
-            if panel_title != title:
-                continue
+        for target in self._targets(title):
             assert target["instant"] is True
             range_s = round((end - start).total_seconds())
             expr = expand_promql(target["expr"], range_s=range_s)
-            answered.add((panel_title, ref))
-            for series in promql(victoria, expr, time=end.timestamp()):
+            for series in promql(self.server, expr, time=end.timestamp()):
                 out[legend(target["legendFormat"], series["metric"])] = float(series["value"][1])
         return out
 
-    # kWh per day: the step ending at midnight UTC holds the local day that began an hour before
-    days = over_range("kWh imported and exported per day", utc("2025-12-30"), utc("2026-01-01"))
-    for meter, rows in DAYS.items():
-        for column, direction in enumerate(("imported", "exported")):
-            assert days[f"{meter} {direction}"] == pytest.approx(
-                {utc(day): kwh[column] for day, kwh in rows.items()}
-            ), (meter, direction)
+    def assert_days_and_months(self) -> None:
+        # kWh per day: the step at midnight UTC holds the local day that began an hour before
+        days = self.over_range(
+            "kWh imported and exported per day", utc("2025-12-30"), utc("2026-01-01")
+        )
+        for meter, rows in DAYS.items():
+            for column, direction in enumerate(("imported", "exported")):
+                assert days[f"{meter} {direction}"] == pytest.approx(
+                    {utc(day): kwh[column] for day, kwh in rows.items()}
+                ), (meter, direction)
+        months = self.over_range(
+            "kWh imported and exported per month", utc("2025-11-15"), utc("2026-01-20")
+        )
+        for meter, rows in MONTHS.items():
+            for column, direction in enumerate(("imported", "exported")):
+                assert months[f"{meter} {direction}"] == pytest.approx(
+                    {utc(f"{month}-01"): kwh[column] for month, kwh in rows.items()}
+                ), (meter, direction)
 
-    months = over_range("kWh imported and exported per month", utc("2025-11-15"), utc("2026-01-20"))
-    for meter, rows in MONTHS.items():
-        for column, direction in enumerate(("imported", "exported")):
-            assert months[f"{meter} {direction}"] == pytest.approx(
-                {utc(f"{month}-01"): kwh[column] for month, kwh in rows.items()}
-            ), (meter, direction)
+
+def test_every_promql_query_answers_the_energy_and_power(
+    victoria: VictoriaMetricsServer,
+) -> None:
+    """On VictoriaMetrics as docs/export.md sets it up (deduplicating), the intervals written
+    once, as the export's first round after a start writes every stored one."""
+    _by_meter, rounds = stored()
+    asyncio.run(write_victoria(victoria, rounds[-1:]))
+    panels = Panels(victoria)
+    over_range, instant = panels.over_range, panels.instant
+    panels.assert_days_and_months()
 
     # peaks per day: days in UTC (the steps), so 31 Dec 00:00-01:00 local counts to the 30th
     daily = over_range(
@@ -449,4 +480,28 @@ def test_every_promql_query_answers_the_energy_and_power(
         f"{victoria.url}/api/v1/label/box/values", params={"match[]": variable[1]}, timeout=10
     )
     assert values.json()["data"] == [BOX]
-    assert answered == set(queries), f"queries not run here: {set(queries) - answered}"
+    assert panels.answered == set(panels.queries), set(panels.queries) - panels.answered
+
+
+class VictoriaKeepingEveryWrite(VictoriaMetricsServer):
+    """VictoriaMetrics without deduplication: each value written at one time is kept."""
+
+    def command(self) -> list[str]:
+        return [arg for arg in super().command() if not arg.startswith("-dedup.")]
+
+
+def test_promql_energy_shows_an_interval_written_again_at_its_latest(tmp_path: Path) -> None:
+    """The day and the month that ran on, written at noon on 31 Dec and again at the end: the
+    panels show the latest (the largest; an interval only grows) where the store kept both."""
+    server = VictoriaKeepingEveryWrite(tmp_path / "victoria")
+    server.start()
+    try:
+        _by_meter, rounds = stored()
+        asyncio.run(write_victoria(server, rounds))
+        (kept,) = server.samples('hanport_energy_import{meter="second",resolution="1d"}')
+        dec31 = int(local("2025-12-31").timestamp() * 1000)
+        at = [v for ts, v in zip(kept["timestamps"], kept["values"], strict=True) if ts == dec31]
+        assert sorted(at) == [12.0, 24.0]  # 31 Dec: 12 kWh at noon, then 24
+        Panels(server).assert_days_and_months()
+    finally:
+        server.stop()
