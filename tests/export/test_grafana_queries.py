@@ -218,8 +218,16 @@ async def write_postgres(server: PostgresServer) -> None:
         await sink.close()
 
 
-def sql_rows(server: PostgresServer, sql: str) -> list[tuple[Any, ...]]:
-    with psycopg.connect(server.dsn) as conn:
+# The read-only user docs/export.md has Grafana connect as: SELECT on the tables it reads (the
+# monthly partitions are read through them), nothing else
+READER_SQL = (
+    "CREATE ROLE grafana LOGIN",
+    "GRANT SELECT ON hanport_readings, hanport_intervals TO grafana",
+)
+
+
+def sql_rows(server: PostgresServer, sql: str, user: str = "grafana") -> list[tuple[Any, ...]]:
+    with psycopg.connect(server.dsn.replace("hanport@", f"{user}@")) as conn:
         return conn.execute(sql.encode()).fetchall()
 
 
@@ -254,6 +262,11 @@ def approx(values: dict[Any, tuple[float, ...]]) -> dict[Any, Any]:
 
 def test_every_sql_query_answers_the_energy_and_power(postgres: PostgresServer) -> None:
     asyncio.run(write_postgres(postgres))
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+        for statement in READER_SQL:
+            conn.execute(statement.encode())
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):  # the reader writes nothing
+        sql_rows(postgres, "DELETE FROM hanport_intervals")
     queries = targets("postgres")
     answered: set[tuple[str, str]] = set()
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from services.config_doc import COMPOSE_ONLY
 from tests.stack.compose import ROOT, resolved_config
 from tests.stack.test_dashboard import PANEL_TYPES, TSC, typecheck
 
@@ -26,6 +27,7 @@ GRAFANA = ROOT / "deploy" / "grafana"
 STORES_YAML = GRAFANA / "provisioning" / "datasources" / "stores.yaml"
 START = GRAFANA / "start.sh"
 STORES = ("postgres", "victoria")
+_STORE_VARIABLES = set(re.findall(r"\$\{?(GRAFANA_\w+)", STORES_YAML.read_text()))
 
 
 def _generator() -> ModuleType:
@@ -135,7 +137,7 @@ def compose_environment(tmp_path: Path, lines: tuple[str, ...] = ()) -> dict[str
 
 def test_data_sources_have_defaults_when_nothing_is_set(tmp_path: Path) -> None:
     env = compose_environment(tmp_path)
-    assert set(env) == set(re.findall(r"\$\{?(GRAFANA_\w+)", STORES_YAML.read_text()))  # all passed
+    assert set(env) == _STORE_VARIABLES  # compose passes every variable the provisioning names
     assert set(env.values()) == {""}  # unset in .env: start.sh gives the defaults
     sources = provisioned(env)
     postgres, victoria = sources["hanport-postgres"], sources["hanport-victoria"]
@@ -175,3 +177,10 @@ def test_the_prometheus_data_source_stays_the_default() -> None:
     main = yaml.safe_load((STORES_YAML.parent / "prometheus.yaml").read_text())["datasources"]
     assert [source["isDefault"] for source in main] == [True]
     assert {source["uid"] for source in main}.isdisjoint(_datasources())
+
+
+def test_documented_defaults_are_start_sh_defaults() -> None:
+    """docs/configuration.md and .env.example (services/config_doc.py) say what start.sh sets."""
+    documented = {name: default for name, default, _ in COMPOSE_ONLY if name in _STORE_VARIABLES}
+    started = grafana_environment({})
+    assert documented == {name: started[name] for name in _STORE_VARIABLES}
