@@ -141,15 +141,15 @@ PANELS: dict[str, list[tuple[str, list[Panel]]]] = {
                 (interval_value("import", "1mo"), "{{meter}} imported"),
                 (interval_value("export", "1mo"), "{{meter}} exported"),
             ]),
-            ("Highest hour and quarter-hour per day (average power)", "timeseries", "watt", 12,
-             "1d", "", [
-                (highest("1h", 1000, "1d"), "{{meter}} highest hour"),
-                (highest("15m", 4000, "1d"), "{{meter}} highest quarter-hour"),
-            ]),
             ("Highest hour and quarter-hour in the time range (pick a month)", "stat", "watt", 12,
              "", "", [
                 (highest("1h", 1000, "$__range"), "{{meter}} highest hour"),
                 (highest("15m", 4000, "$__range"), "{{meter}} highest quarter-hour"),
+            ]),
+            ("Highest hour and quarter-hour per day (average power)", "timeseries", "watt", 24,
+             "1d", "", [
+                (highest("1h", 1000, "1d"), "{{meter}} highest hour"),
+                (highest("15m", 4000, "1d"), "{{meter}} highest quarter-hour"),
             ]),
         ]),
         ("Power (readings)", [
