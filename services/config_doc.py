@@ -51,6 +51,12 @@ COMPOSE_ONLY: tuple[tuple[str, str, str], ...] = (
     ("GRAFANA_PORT", "3000", "Host port of Grafana (`monitoring` profile)."),
     ("GRAFANA_ADMIN_PASSWORD", "", "Grafana's admin password (`monitoring` profile), required: Grafana refuses to start without one, or with `admin`. Applied when Grafana's data volume is first created."),
     ("GRAFANA_ANONYMOUS_VIEWING", "false", "`true` lets visitors view Grafana's dashboards without logging in (`monitoring` profile)."),
+    ("GRAFANA_POSTGRES_HOST", "postgres:5432", "`host:port` of the PostgreSQL the export writes, for Grafana's `hanport PostgreSQL` data source and the energy dashboard on it (`monitoring` profile, docs/export.md)."),
+    ("GRAFANA_POSTGRES_DATABASE", "hanport", "Database of that data source."),
+    ("GRAFANA_POSTGRES_USER", "grafana", "User of that data source: one that may only read the export's tables (docs/export.md)."),
+    ("GRAFANA_POSTGRES_PASSWORD", "", "Password of that user."),
+    ("GRAFANA_POSTGRES_SSLMODE", "disable", "TLS to that PostgreSQL: `disable`, `require`, `verify-ca` or `verify-full`."),
+    ("GRAFANA_VICTORIA_URL", "http://victoria:8428", "URL of the VictoriaMetrics the export writes (or a Prometheus-compatible query URL holding the same series), for Grafana's `hanport VictoriaMetrics` data source and the energy dashboard on it (`monitoring` profile)."),
 )  # fmt: skip
 
 

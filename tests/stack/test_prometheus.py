@@ -21,12 +21,16 @@ from typing import Any
 
 import pytest
 
+from tests.export.test_grafana_queries import expand_promql
 from tests.servers import RedisServer, free_port, running
 from tests.stack.compose import ROOT
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "hanport.json"
+# the energy dashboard on VictoriaMetrics: plain PromQL, so Prometheus parses it too (its values
+# are checked on a VictoriaMetrics in tests/export/test_grafana_queries.py)
+ENERGY = ROOT / "deploy" / "grafana" / "dashboards" / "energy-victoria.json"
 needs_prometheus = pytest.mark.skipif(
     PROMETHEUS is None or PROMTOOL is None,
     reason="prometheus / promtool are not installed (.ci/run installs Debian's prometheus)",
@@ -34,11 +38,17 @@ needs_prometheus = pytest.mark.skipif(
 
 
 def dashboard_queries() -> list[tuple[str, str]]:
-    """(panel title, PromQL) of every panel target."""
+    """(panel title, PromQL) of every panel target, the energy dashboard's with Grafana's
+    variables expanded."""
     board = json.loads(DASHBOARD.read_text())
+    energy = json.loads(ENERGY.read_text())
     return [
         (panel["title"], target["expr"])
         for panel in board["panels"]
+        for target in panel.get("targets", [])
+    ] + [
+        (panel["title"], expand_promql(target["expr"], interval="1m", range_s=3600))
+        for panel in energy["panels"]
         for target in panel.get("targets", [])
     ]
 
