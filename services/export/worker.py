@@ -44,6 +44,9 @@ from .sinks import Entry, Sink, SinkDown, WriteResult
 log = logging.getLogger(__name__)
 
 PREFETCH = 2  # batches read ahead while one is written
+# Entries one XREADGROUP takes (a batch is several): decoding 5,000 at once held the event loop
+# about 12 ms, and the write waiting on the store's answer waited as long (`made_in_chunks`)
+READ_CHUNK = 1000
 LAG_EVERY_S = 5.0
 SETTLE_ON_STOP_S = 5.0  # a stop waits this long for the last acknowledgement
 T = TypeVar("T")
@@ -204,14 +207,21 @@ class SinkWorker:
         the store."""
         prepare = getattr(self.sink, "prepare", None)
         if prepare is not None:
-            prepare(entries)
+            await prepare(entries)
         await queue.put(entries)
 
     async def next_batch(self) -> list[Entry]:
         """Up to `batch_size` new readings: at once when the stream holds them (a backlog),
         else the first to arrive and whatever follows within `batch_wait` s (one more read
         after that pause: a meter sending every second costs two reads per batch)."""
-        entries = await self.reader.new(count=self.batch_size)
+        entries = await self.reader.new(count=min(self.batch_size, READ_CHUNK))
+        while entries and len(entries) < self.batch_size and len(entries) % READ_CHUNK == 0:
+            more = await self.reader.new(
+                count=min(self.batch_size - len(entries), READ_CHUNK), block_ms=1
+            )
+            entries += more
+            if not more:
+                break
         if not entries or len(entries) >= self.batch_size or not self.batch_wait:
             return entries
         await asyncio.sleep(self.batch_wait)  # a linger, as MQTT's read_linger

@@ -59,7 +59,7 @@ async def test_influxdb_1_values_and_refused_points(influx: InfluxServer, prepar
     for n in (3, 7):
         readings[n][1].frequency = 50.0
     if prepared:
-        sink.prepare(readings)
+        await sink.prepare(readings)
     result = await sink.write(readings)
     assert sink._bodies.take(readings) is None  # taken by the write (or never made)
     await sink.close()

@@ -22,6 +22,7 @@ The pure parts (no I/O) live apart: `lineprotocol` (Reading -> line protocol), `
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
@@ -87,6 +88,21 @@ class Prepared(Generic[T]):
 
     def take(self, batch: list[Entry]) -> T | None:
         return self._made.pop(self.key(batch), None) if batch else None
+
+
+CHUNK = 500  # entries made at once by `made_in_chunks`
+
+
+async def made_in_chunks(batch: list[Entry], make: Callable[[list[Entry]], T]) -> list[T]:
+    """`make` of each `CHUNK` entries of the batch, in order, letting the event loop run between
+    them. A batch of 5,000 made at once held the loop 20-40 ms, and the answer to the write
+    before it waited that long unread: the store idled, and the export wrote half as fast as
+    it could (bench/export.py)."""
+    made = []
+    for start in range(0, len(batch), CHUNK):
+        made.append(make(batch[start : start + CHUNK]))
+        await asyncio.sleep(0)
+    return made
 
 
 async def bisect(batch: list[Entry], send: Callable[[list[Entry]], Awaitable[None]]) -> WriteResult:

@@ -20,7 +20,7 @@ import httpx
 
 from shared.log import redact_url
 
-from . import Entry, Prepared, Rejected, SinkDown, WriteResult, bisect
+from . import Entry, Prepared, Rejected, SinkDown, WriteResult, bisect, made_in_chunks
 from .intervals import Interval, intervals_body
 from .lineprotocol import PRECISION, body
 
@@ -112,9 +112,13 @@ class InfluxSink:
             self._client = httpx.AsyncClient(timeout=self.timeout)
         return self._client
 
-    def prepare(self, batch: list[Entry]) -> None:
+    async def prepare(self, batch: list[Entry]) -> None:
         """Make the batch's body now (the worker calls this while the previous write waits)."""
-        self._bodies.put(batch, body((reading for _id, reading in batch), self.box))
+        parts = await made_in_chunks(batch, self._body)
+        self._bodies.put(batch, b"\n".join(part for part in parts if part))
+
+    def _body(self, batch: list[Entry]) -> bytes:
+        return body((reading for _id, reading in batch), self.box)
 
     async def write(self, batch: list[Entry]) -> WriteResult:
         return await bisect(batch, self._send)
@@ -126,7 +130,7 @@ class InfluxSink:
     async def _send(self, batch: list[Entry]) -> None:
         data = self._bodies.take(batch)
         if data is None:
-            data = body((reading for _id, reading in batch), self.box)
+            data = self._body(batch)
         if data:  # readings without a single value: nothing to store
             await self._post(data)
 

@@ -26,7 +26,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from shared.reading import Reading
 
-from . import Entry, Prepared, Rejected, SinkDown, WriteResult, bisect
+from . import Entry, Prepared, Rejected, SinkDown, WriteResult, bisect, made_in_chunks
 from .intervals import UPSERT, Interval, interval_row
 from .sql import (
     MIGRATIONS,
@@ -113,9 +113,14 @@ class PostgresSink:
     _partitions: set[tuple[str, int, int]] = field(default_factory=set, init=False)
     _tables: Prepared[Tables] = field(default_factory=Prepared, init=False, repr=False)
 
-    def prepare(self, batch: list[Entry]) -> None:
+    async def prepare(self, batch: list[Entry]) -> None:
         """Make the batch's rows now (the worker calls this while the previous write waits)."""
-        self._tables.put(batch, self._rows(batch))
+        parts = await made_in_chunks(batch, self._rows)
+        tables: dict[str, list[tuple[Any, ...]]] = {}
+        for part in parts:
+            for table, rows in part:
+                tables.setdefault(table, []).extend(rows)
+        self._tables.put(batch, list(tables.items()))
 
     def _rows(self, batch: list[Entry]) -> Tables:
         readings = [reading for _id, reading in batch]
