@@ -254,6 +254,9 @@ class ConsumerGroup(Generic[E]):
     stream: StreamKey
     group: str
     consumer: str
+    # New entries are delivered without a pending entry each (XREADGROUP NOACK): the group is
+    # then only a read position (services/export/position.py keeps its own confirmed one)
+    noack: bool = False
 
     def decode(self, raw_entries: Any, bad: list[str]) -> list[tuple[str, E]]:
         """(id, value) of each entry of one reply; ids of entries that do not decode to `bad`."""
@@ -312,6 +315,8 @@ class ConsumerGroup(Generic[E]):
         args: list[Any] = [self.group, self.consumer, "COUNT", count]
         if block is not None:
             args += ["BLOCK", block]
+        if self.noack and start == ">":
+            args.append("NOACK")
         args += ["STREAMS", self.stream.key, start]
         response: Any = await self.stream.redis.execute_command("XREADGROUP GROUP", *args)
         if isinstance(response, dict):  # RESP3: {stream: entries}; RESP2: [[stream, entries]]

@@ -5,8 +5,8 @@ Consumes every meter's readings stream (the classic `HANPORT_STREAM` and each me
 `hanport:{<name>}:readings`) through one Redis consumer group per sink (`export-influx`,
 `export-postgres`), and produces writes to the sinks configured: InfluxDB line protocol over
 HTTP (`HANPORT_EXPORT_INFLUX_*`: InfluxDB 1.x/2.x/3, VictoriaMetrics) and PostgreSQL/TimescaleDB
-(`HANPORT_EXPORT_POSTGRES_DSN`). An entry is acknowledged once its sink confirmed it; readings a
-sink refuses for good go to the dead-letter stream `HANPORT_EXPORT_DEAD_LETTER_STREAM`. The
+(`HANPORT_EXPORT_POSTGRES_DSN`). A group's position moves past an entry once its sink confirmed
+it (services/export/position.py); readings a sink refuses for good go to the dead-letter stream `HANPORT_EXPORT_DEAD_LETTER_STREAM`. The
 accounting service's energy intervals (`hanport:{<meter>}:accounting:15m|1h|1d|1mo`) go to the
 same sinks (`HANPORT_EXPORT_INTERVALS`). Serves
 Prometheus metrics on `HANPORT_METRICS_PORT` (9105): lag per sink in entries and seconds,
@@ -108,7 +108,6 @@ async def serve(settings: ExportSettings) -> None:
                 group_prefix=settings.export_group_prefix,
                 batch_size=settings.export_batch_size,
                 batch_wait=settings.export_batch_wait,
-                claim_idle_ms=int(settings.export_claim_idle * 1000),
             )
             for make in makers.values()
         ]
@@ -174,16 +173,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def quiet_garbage_collector() -> None:
     """Fewer cycle collections while batches are decoded. A batch of 5000 readings allocates
-    about 100,000 objects (msgspec structs and lists, tracked by the cycle collector) that stay
-    alive until the batch is acknowledged, so with the default threshold (700) every batch runs
-    the collector about 150 times over a growing young generation, and the older generations
-    over the whole batch: about half of the decoding time (docs/performance.md, Export). The
-    readings hold no reference cycles: reference counting frees them; the collector still runs,
-    only less often (every 50,000 allocations), and the objects made at start-up are moved out
-    of its way (`gc.freeze`)."""
+    about 50,000 objects the cycle collector tracks (msgspec structs, lists, dicts), alive until
+    the batch is confirmed. With the default threshold (700 allocations) the collector ran
+    about 70 times a batch over those survivors, about half of the decoding time; every 50,000
+    allocations it still took 12 % of the export's CPU (bench/export.py under py-spy), every
+    200,000 (after a few batches: each collection walks only the batches still alive) 2 %
+    (docs/performance.md, Export). The readings hold no reference cycles: reference counting
+    frees them. The objects made at start-up are moved out of its way (`gc.freeze`)."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    gc.set_threshold(200_000, 50, 50)
 
 
 if __name__ == "__main__":

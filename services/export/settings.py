@@ -86,12 +86,8 @@ class ExportSettings(CommonSettings):
     export_consumer: str = Field(
         default_factory=socket.gethostname,
         min_length=1,
-        description="This replica's name in the consumer groups; default the host name.",
-    )
-    export_claim_idle: float = Field(
-        60.0,
-        gt=0,
-        description="Seconds after which another replica's unconfirmed entries are taken over.",
+        description="This export's name in its read group (`read-export-<sink>-<name>`, "
+        "docs/export.md); default the host name.",
     )
     export_intervals: bool = Field(
         True,

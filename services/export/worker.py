@@ -1,21 +1,21 @@
-"""One sink's worker on one readings stream: the consumer group `export-<sink>`, batches, the
-write, the acknowledgement, the dead letters.
+"""One sink's worker on one readings stream: its position (the consumer group `export-<sink>`,
+services/export/position.py), batches, the write, the confirmation, the dead letters.
 
-Consumes the stream through the group (its own pending entries first after a restart, then new
-ones, then entries a gone replica left pending) and produces writes to the sink:
+Consumes the stream from the sink's confirmed position on (entries an earlier version of the
+export left pending in its group first) and produces writes to the sink:
 
 - A batch is up to `batch_size` readings: whatever the stream holds at once (a backlog goes out
   in full batches, as fast as the sink takes them), else what arrives within `batch_wait` s.
 - Batches are written one at a time, in stream order (so in order per meter); while one is
   written the next is read, decoded and made ready for the sink (`prepare`: its line protocol
   or rows), at most `PREFETCH` ahead.
-- An entry is acknowledged only after the sink confirmed its batch (the acknowledgement runs
-  while the next batch is written; one batch at a time, in order). A sink that cannot take the
-  batch now (`SinkDown`) gets the same batch again, with backoff, until it does; nothing after it
-  is written meanwhile. A crash leaves the batch pending: the next start writes it again, which
-  stores nothing twice.
+- The confirmed position moves past a batch only after the sink confirmed it (while the next
+  batch is written; one batch at a time, in order). A sink that cannot take the batch now
+  (`SinkDown`) gets the same batch again, with backoff, until it does; nothing after it is
+  written meanwhile. After a crash the next start reads and writes again what was not
+  confirmed, which stores nothing twice.
 - Entries the sink refuses for good go to the dead-letter stream (sink, stream, entry id,
-  reason, the reading) before being acknowledged.
+  reason, the reading) before the position moves past them.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from shared.stream import REDIS_DOWN, GroupReader, ReadingStream
 from shared.supervise import Fatal
 
 from . import metrics
+from .position import Mark, Position
 from .sinks import Entry, Sink, SinkDown, WriteResult
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 PREFETCH = 2  # batches read ahead while one is written
 # Entries one XREADGROUP takes (a batch is several): decoding 5,000 at once held the event loop
 # about 12 ms, and the write waiting on the store's answer waited as long (`made_in_chunks`)
-READ_CHUNK = 1000
+READ_CHUNK = 500
 LAG_EVERY_S = 5.0
 SETTLE_ON_STOP_S = 5.0  # a stop waits this long for the last acknowledgement
 T = TypeVar("T")
@@ -81,6 +82,15 @@ class DeadLetters:
 
 
 @dataclass
+class Batch:
+    """Entries read together, and the read group's mark after the last of them (None: entries
+    an earlier version left pending in the group, acknowledged once written)."""
+
+    entries: list[Entry]
+    mark: Mark | None
+
+
+@dataclass
 class SinkWorker:
     """Writes every reading of `key` to `sink` (see the module's docstring); `run()` forever."""
 
@@ -92,21 +102,22 @@ class SinkWorker:
     group_prefix: str = "export-"
     batch_size: int = 5000
     batch_wait: float = 5.0
-    claim_idle_ms: int = 60_000
     written: int = field(default=0, init=False)
     _down_since: float | None = field(default=None, init=False)
-    _queued: set[str] = field(default_factory=set, init=False)  # read, not yet acknowledged
-    _settling: asyncio.Task[None] | None = field(default=None, init=False)  # the last ack
+    _settling: asyncio.Task[None] | None = field(default=None, init=False)  # the last confirm
 
     def __post_init__(self) -> None:
         self.group_name = f"{self.group_prefix}{self.sink.name}"
-        self.reader = GroupReader(
-            ReadingStream(self.redis, self.key), self.group_name, self.consumer
-        )
+        stream = ReadingStream(self.redis, self.key)
+        self.position = Position(self.redis, self.key, self.group_name, self.consumer)
+        # what an earlier version of the export left pending in the group (it acknowledged
+        # each entry): written again first, then acknowledged
+        self.left_pending = GroupReader(stream, self.group_name, self.consumer)
+        self.reader = GroupReader(stream, self.position.read_group, self.consumer, noack=True)
 
     async def run(self) -> None:
-        self._queued.clear()
         await self.redis_call(self.create_group)
+        await self.redis_call(self.position.start)
         log.info(
             "export to %s: stream %s, group %s, consumer %s",
             self.sink.name,
@@ -114,21 +125,21 @@ class SinkWorker:
             self.group_name,
             self.consumer,
         )
-        queue: asyncio.Queue[list[Entry]] = asyncio.Queue(maxsize=PREFETCH)
+        queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=PREFETCH)
         reading = asyncio.create_task(self._read(queue), name=f"read {self.key}")
         lag = asyncio.create_task(self._watch_lag(), name=f"lag {self.key}")
         try:
             while True:
                 await self.deliver(await self._next(queue, reading))
         finally:
-            if self._settling is not None:  # let the last acknowledgement finish (a stop)
+            if self._settling is not None:  # let the last confirmation finish (a stop)
                 settling, self._settling = self._settling, None
                 await asyncio.wait({settling}, timeout=SETTLE_ON_STOP_S)
                 await stop(settling)
                 if not settling.cancelled() and settling.exception() is not None:
                     log.warning(
-                        "%s: the last batch of %s is not acknowledged (%s); it is written "
-                        "again at the next start, which stores nothing twice",
+                        "%s: the last batch of %s is not confirmed in Redis (%s); it is "
+                        "written again at the next start, which stores nothing twice",
                         self.sink.name,
                         self.key,
                         settling.exception(),
@@ -136,11 +147,9 @@ class SinkWorker:
             await stop(reading)
             await stop(lag)
 
-    async def _next(
-        self, queue: asyncio.Queue[list[Entry]], reading: asyncio.Task[None]
-    ) -> list[Entry]:
-        """The next batch; raises what the reader task or the last acknowledgement raised (the
-        supervisor starts the worker again; what was not acknowledged is written again)."""
+    async def _next(self, queue: asyncio.Queue[Batch], reading: asyncio.Task[None]) -> Batch:
+        """The next batch; raises what the reader task or the last confirmation raised (the
+        supervisor starts the worker again; what was not confirmed is written again)."""
         getting = asyncio.ensure_future(queue.get())
         try:
             while True:
@@ -180,35 +189,45 @@ class SinkWorker:
 
     # --- reading ---------------------------------------------------------------------------
 
-    async def _read(self, queue: asyncio.Queue[list[Entry]]) -> None:
-        after = "0"
-        while True:  # what this consumer left pending (a crash, a stop mid-batch): first
-            entries = await self.redis_call(self.reader.pending_after, after, self.batch_size)
-            if not entries:
-                break
-            log.info("%s: writing %d readings left pending again", self.sink.name, len(entries))
-            self._queued.update(entry_id for entry_id, _ in entries)
-            await self._put(queue, entries)
-            after = entries[-1][0]
+    async def _read(self, queue: asyncio.Queue[Batch]) -> None:
+        await self._read_left_pending(queue)
         while True:
             entries = await self.redis_call(self.next_batch)
-            if not entries:  # idle: take over what a gone replica left pending
-                claimed = await self.redis_call(
-                    self.reader.claim_idle, self.claim_idle_ms, self.batch_size
-                )  # (XAUTOCLAIM also hands back our own, queued while a sink was down)
-                entries = [e for e in claimed if e[0] not in self._queued]
             if entries:
-                self._queued.update(entry_id for entry_id, _ in entries)
-                await self._put(queue, entries)
+                mark = await self.redis_call(self.position.read_mark)
+                await self._put(queue, Batch(entries, mark))
 
-    async def _put(self, queue: asyncio.Queue[list[Entry]], entries: list[Entry]) -> None:
+    async def _read_left_pending(self, queue: asyncio.Queue[Batch]) -> None:
+        """Entries an earlier version of the export left pending in the group (any consumer's:
+        taken over), queued to be written again and then acknowledged."""
+        await self.redis_call(self._claim_left_pending)
+        after = "0"
+        while entries := await self.redis_call(
+            self.left_pending.pending_after, after, self.batch_size
+        ):
+            log.info("%s: writing %d readings left pending again", self.sink.name, len(entries))
+            await self._put(queue, Batch(entries, None))
+            after = entries[-1][0]
+
+    async def _claim_left_pending(self) -> None:
+        """Take over every entry pending in the group, whichever consumer read it."""
+        cursor: Any = "0-0"
+        while True:
+            reply: Any = await self.redis.xautoclaim(
+                self.key, self.group_name, self.consumer, 0, cursor, self.batch_size
+            )
+            cursor = reply[0]  # (then the entries taken over, and those trimmed meanwhile)
+            if cursor in (b"0-0", "0-0"):
+                return
+
+    async def _put(self, queue: asyncio.Queue[Batch], batch: Batch) -> None:
         """Queue a batch for writing, made ready for its sink first (`prepare`: the line
         protocol, the rows), here in the reader task, while the previous batch's write waits on
         the store."""
         prepare = getattr(self.sink, "prepare", None)
         if prepare is not None:
-            await prepare(entries)
-        await queue.put(entries)
+            await prepare(batch.entries)
+        await queue.put(batch)
 
     async def next_batch(self) -> list[Entry]:
         """Up to `batch_size` new readings: at once when the stream holds them (a backlog),
@@ -230,11 +249,11 @@ class SinkWorker:
 
     # --- writing ---------------------------------------------------------------------------
 
-    async def deliver(self, batch: list[Entry]) -> None:
+    async def deliver(self, batch: Batch) -> None:
         """Write `batch` until the sink confirmed it, then settle it (`_settle`: dead letters,
-        acknowledgement) in a task of its own, so the next batch's write need not wait for
-        Redis; one batch settles at a time, in stream order."""
-        result = await self._write_until_confirmed(batch)
+        the confirmed position) in a task of its own, so the next batch's write need not wait
+        for Redis; one batch settles at a time, in stream order."""
+        result = await self._write_until_confirmed(batch.entries)
         if self._settling is not None:
             settled, self._settling = self._settling, None
             await settled
@@ -242,8 +261,9 @@ class SinkWorker:
             self._settle(batch, result), name=f"acknowledge {self.key}"
         )
 
-    async def _settle(self, batch: list[Entry], result: WriteResult) -> None:
-        """Dead-letter what the sink refused, then acknowledge the whole (confirmed) batch."""
+    async def _settle(self, batch: Batch, result: WriteResult) -> None:
+        """Dead-letter what the sink refused, then move the confirmed position past the batch
+        (or acknowledge it, entries left pending by an earlier version)."""
         if result.refused:
             metrics.DEAD.labels(self.sink.name).inc(len(result.refused))
             for entry_id, _reading, reason in result.refused[:3]:
@@ -256,8 +276,12 @@ class SinkWorker:
                     self.dead.key,
                 )
             await self.redis_call(self.dead.put, self.sink.name, self.key, result.refused)
-        await self.redis_call(self.reader.ack, *(entry_id for entry_id, _ in batch))
-        self._queued.difference_update(entry_id for entry_id, _ in batch)
+        if batch.mark is None:
+            await self.redis_call(
+                self.left_pending.ack, *(entry_id for entry_id, _ in batch.entries)
+            )
+        else:
+            await self.redis_call(self.position.confirm, batch.mark)
         self.written += result.written
         metrics.WRITTEN.labels(self.sink.name).inc(result.written)
 

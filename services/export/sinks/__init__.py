@@ -90,7 +90,7 @@ class Prepared(Generic[T]):
         return self._made.pop(self.key(batch), None) if batch else None
 
 
-CHUNK = 500  # entries made at once by `made_in_chunks`
+CHUNK = 250  # entries made at once by `made_in_chunks`
 
 
 async def made_in_chunks(batch: list[Entry], make: Callable[[list[Entry]], T]) -> list[T]:
