@@ -39,7 +39,7 @@ from .sql import (
     SUBMETERS,
     months,
     partition_ddl,
-    reading_row,
+    readings_copy_text,
     submeter_row,
 )
 
@@ -98,7 +98,16 @@ async def migrate(conn: psycopg.AsyncConnection[Any]) -> list[int]:
     return applied
 
 
-Tables = list[tuple[str, list[tuple[Any, ...]]]]  # (table, its rows) of one batch
+# (table, its rows) of one batch: rows as tuples (psycopg's `write_row`), or already in COPY's
+# text format (`sql.readings_copy_text`)
+Tables = list[tuple[str, list[tuple[Any, ...]] | bytes]]
+
+
+def join_rows(parts: list[Any]) -> list[tuple[Any, ...]] | bytes:
+    """The rows of one table made in parts (`made_in_chunks`): texts joined, lists chained."""
+    if all(isinstance(part, bytes) for part in parts):
+        return b"".join(parts)
+    return [row for part in parts for row in part]
 
 
 @dataclass
@@ -116,15 +125,15 @@ class PostgresSink:
     async def prepare(self, batch: list[Entry]) -> None:
         """Make the batch's rows now (the worker calls this while the previous write waits)."""
         parts = await made_in_chunks(batch, self._rows)
-        tables: dict[str, list[tuple[Any, ...]]] = {}
+        tables: dict[str, list[Any]] = {}
         for part in parts:
             for table, rows in part:
-                tables.setdefault(table, []).extend(rows)
-        self._tables.put(batch, list(tables.items()))
+                tables.setdefault(table, []).append(rows)
+        self._tables.put(batch, [(table, join_rows(made)) for table, made in tables.items()])
 
     def _rows(self, batch: list[Entry]) -> Tables:
         readings = [reading for _id, reading in batch]
-        rows = [reading_row(r, self.box) for r in readings]
+        rows = readings_copy_text(readings, self.box)
         subs = [
             row
             for r in readings
@@ -207,8 +216,11 @@ class PostgresSink:
             for table, table_rows in tables:
                 statement = copy_statement(table, staged=staged)
                 async with cursor.copy(statement) as copy:
-                    for row in table_rows:
-                        await copy.write_row(row)
+                    if isinstance(table_rows, bytes):
+                        await copy.write(table_rows)
+                    else:
+                        for row in table_rows:
+                            await copy.write_row(row)
                 if staged:
                     await cursor.execute(insert_statement(table))
 
