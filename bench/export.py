@@ -5,7 +5,7 @@ starts in temporary folders); produces figures on stdout:
 - readings/s the export service (`python -m services.export`, its own process) takes from a
   backlog of `--count` readings in the stream to VictoriaMetrics (line protocol, v1 /write) and
   to PostgreSQL (COPY, ON CONFLICT DO NOTHING), batches of `--batch`; next to a bare client
-  (httpx posting line protocol made beforehand; psycopg COPY of rows made beforehand) writing
+  (httpx posting line protocol made beforehand; psycopg COPY of COPY text made beforehand) writing
   the same points in the same batch sizes, one batch at a time (the ceiling); the ratio
   export / bare (goal >= 0.8, and >= 20,000 readings/s into VictoriaMetrics). Measured in two
   placements (`PLACEMENTS`): the store on a core of its own and the box's side (Redis, the
@@ -41,9 +41,10 @@ import httpx
 import psycopg
 
 from bench.common import cpu_seconds
+from services.export.position import group_marks
 from services.export.sinks import lineprotocol
 from services.export.sinks.postgres import PostgresSink
-from services.export.sinks.sql import READING_COLUMNS, reading_row
+from services.export.sinks.sql import READING_COLUMNS, readings_copy_text
 from services.ingest.publisher import Publisher
 from shared.meters import MeterDirectory, MeterKeys, MeterRecord
 from shared.reading import Reading, encode_reading
@@ -139,17 +140,17 @@ async def drain_rate(
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError("the export service ended")
-        backlog = (await group_backlogs(redis, STREAM, group)).get(group)
+        mark = (await group_marks(redis, STREAM)).get(group)  # one light command a look
         now = time.monotonic()
-        if backlog is not None:
-            done = count - backlog.entries
+        if mark is not None and mark.entries_read is not None:
+            done = mark.entries_read  # (the stream was made afresh: its entries are `count`)
             if first is None and done > 0:
                 first = (now, done, cpu_seconds(proc.pid))
             if done >= count and first is not None:
                 cpu = (cpu_seconds(proc.pid) - first[2]) / (count - first[1])
                 await redis.aclose()
                 return (count - first[1]) / max(1e-9, now - first[0]), cpu
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.01)
     raise TimeoutError("the export did not finish")
 
 
@@ -201,20 +202,23 @@ async def bare_victoria(url: str, count: int, batch: int, meter: str = "bare") -
 
 
 async def bare_postgres(dsn: str, count: int, batch: int, meter: str = "bare") -> float:
-    """psycopg COPY of the same rows (made beforehand) in the same batches into a table of the
-    same shape (partitioned, same key), one transaction per batch."""
+    """psycopg COPY of the same rows in the same batches (their COPY text made beforehand, as
+    the bare line protocol client's bodies) into a table of the same shape (partitioned, same
+    key), one transaction per batch."""
     sink = PostgresSink(dsn, BOX)
     await sink.write([("0-1", reading(0))])  # the tables and this month's partition
     await sink.close()
-    rows = [reading_row(reading(n), BOX, meter) for n in range(count)]
+    texts = [
+        readings_copy_text((reading(n, meter) for n in range(i, min(count, i + batch))), BOX)
+        for i in range(0, count, batch)
+    ]
     columns = ", ".join(READING_COLUMNS)
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         started = time.monotonic()
-        for i in range(0, count, batch):
+        for text in texts:
             statement = f"COPY hanport_readings ({columns}) FROM STDIN"
             async with conn.transaction(), conn.cursor() as cursor, cursor.copy(statement) as copy:
-                for row in rows[i : i + batch]:
-                    await copy.write_row(row)
+                await copy.write(text)
         return count / (time.monotonic() - started)
 
 
