@@ -12,8 +12,9 @@ query names a metric some hanport service exports.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.fields import BY_KEY, Series
 
@@ -176,10 +177,18 @@ def _panel(panel_id: int, panel: Panel, x: int, y: int) -> dict[str, Any]:
     return body
 
 
-def build() -> dict[str, Any]:
+P = TypeVar("P", bound=tuple[Any, ...])  # a panel's row in a table: its width 4th
+
+
+def laid_out(
+    rows: list[tuple[str, list[P]]], make: Callable[[int, P, int, int], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Rows of panels on Grafana's 24-column grid: a row header each, then its panels left to
+    right, 8 high, wrapping; `make(id, panel, x, y)` makes each panel (deploy/grafana/energy.py
+    lays its own out with this too)."""
     panels: list[dict[str, Any]] = []
     panel_id, y = 1, 0
-    for row_title, row in PANELS:
+    for row_title, row in rows:
         panels.append(
             {
                 "id": panel_id,
@@ -194,9 +203,14 @@ def build() -> dict[str, Any]:
         for panel in row:
             if x + panel[3] > 24:
                 x, y = 0, y + 8
-            panels.append(_panel(panel_id, panel, x, y))
+            panels.append(make(panel_id, panel, x, y))
             panel_id, x = panel_id + 1, x + panel[3]
         y += 8
+    return panels
+
+
+def build() -> dict[str, Any]:
+    panels = laid_out(PANELS, _panel)
     return {
         "uid": "hanport",
         "title": "hanport",

@@ -18,9 +18,14 @@ the export wrote to, and checks the kWh and watts they answer.
 
 from __future__ import annotations
 
+import functools
 import json
+import sys
 from pathlib import Path
 from typing import Any, NamedTuple
+
+sys.path.insert(0, str(Path(__file__).parent))  # its sibling, run as a script or loaded by path
+from dashboard import laid_out  # noqa: E402  (the hanport dashboard's grid layout)
 
 DASHBOARDS = Path(__file__).parent / "dashboards"
 
@@ -203,26 +208,7 @@ def _panel(store: Store, panel_id: int, panel: Panel, x: int, y: int) -> dict[st
 
 
 def build(store: Store) -> dict[str, Any]:
-    panels: list[dict[str, Any]] = []
-    panel_id, y = 1, 0
-    for row_title, row in PANELS[store.key]:
-        panels.append(
-            {
-                "id": panel_id,
-                "type": "row",
-                "title": row_title,
-                "collapsed": False,
-                "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
-                "panels": [],
-            }
-        )
-        panel_id, y, x = panel_id + 1, y + 1, 0
-        for panel in row:
-            if x + panel[3] > 24:
-                x, y = 0, y + 8
-            panels.append(_panel(store, panel_id, panel, x, y))
-            panel_id, x = panel_id + 1, x + panel[3]
-        y += 8
+    panels = laid_out(PANELS[store.key], functools.partial(_panel, store))
     datasource = {"type": store.datasource_type, "uid": store.datasource_uid}
     box = {
         "name": "box",

@@ -31,6 +31,7 @@ import pytest
 from services.accounting.account import MeterAccount
 from services.accounting.tariffs import rule
 from services.export.intervals import interval_of
+from services.export.sinks import Sink
 from services.export.sinks.influx import InfluxSink
 from services.export.sinks.intervals import Interval
 from services.export.sinks.postgres import PostgresSink
@@ -201,6 +202,14 @@ def seconds(duration: str) -> int:
     return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[duration[-1]]
 
 
+async def write_readings(sink: Sink, by_meter: dict[str, list[Reading]]) -> None:
+    """Every meter's readings, in batches, each stored in full."""
+    for meter_readings in by_meter.values():
+        for batch in batches(meter_readings):
+            result = await sink.write(batch)
+            assert (result.written, result.refused) == (len(batch), [])
+
+
 # --- PostgreSQL --------------------------------------------------------------------------------
 
 
@@ -208,10 +217,7 @@ async def write_postgres(server: PostgresServer) -> None:
     by_meter, rounds = stored()
     sink = PostgresSink(server.dsn, BOX)
     try:
-        for meter_readings in by_meter.values():
-            for batch in batches(meter_readings):
-                result = await sink.write(batch)
-                assert (result.written, result.refused) == (len(batch), [])
+        await write_readings(sink, by_meter)
         for intervals in rounds:
             await sink.write_intervals(intervals)
     finally:
@@ -337,10 +343,7 @@ async def write_victoria(server: VictoriaMetricsServer, rounds: list[list[Interv
     by_meter, _rounds = stored()
     sink = InfluxSink(server.url, BOX)
     try:
-        for meter_readings in by_meter.values():
-            for batch in batches(meter_readings):
-                result = await sink.write(batch)
-                assert (result.written, result.refused) == (len(batch), [])
+        await write_readings(sink, by_meter)
         for intervals in rounds:
             await sink.write_intervals(intervals)
             flush = await sink._http().get(f"{server.url}/internal/force_flush")

@@ -83,18 +83,20 @@ def arrays(size: int) -> st.SearchStrategy[list[float | int | None]]:
     return st.one_of(usual, usual, st.lists(numbers, max_size=5))  # sometimes another length
 
 
-@given(
-    scalars=st.lists(numbers, min_size=5, max_size=5),
-    four=st.lists(arrays(4), min_size=4, max_size=4),
-    three=st.lists(arrays(3), min_size=2, max_size=2),
-    ts=st.integers(min_value=0, max_value=4_102_444_800_000),
-)
-def test_the_fast_path_writes_what_the_general_path_writes(
-    scalars: list, four: list, three: list, ts: int
-) -> None:
-    ic, ec, ric, rec, frequency = scalars
-    r = Reading(
-        ts=ts, received=ts, ic=ic, ec=ec, ric=ric, rec=rec, frequency=frequency,
-        p=four[0], pi=four[1], pe=four[2], r=four[3], u=three[0], i=three[1],
+@st.composite
+def any_readings(draw: st.DrawFn) -> Reading:
+    """Readings of every shape: values absent, NaN, infinite, integers, tiny and huge, arrays of
+    the catalogue's lengths and, now and then, of others."""
+    ic, ec, ric, rec, frequency = draw(st.lists(numbers, min_size=5, max_size=5))
+    p, pi, pe, r = draw(st.lists(arrays(4), min_size=4, max_size=4))
+    u, i = draw(st.lists(arrays(3), min_size=2, max_size=2))
+    ts, received = draw(st.lists(st.integers(0, 4_102_444_800_000), min_size=2, max_size=2))
+    return Reading(
+        ts=ts, received=received, ic=ic, ec=ec, ric=ric, rec=rec, frequency=frequency,
+        p=p, pi=pi, pe=pe, r=r, u=u, i=i,
     )  # fmt: skip
+
+
+@given(any_readings())
+def test_the_fast_path_writes_what_the_general_path_writes(r: Reading) -> None:
     assert parsed(reading_line_bytes(r, PREFIX)) == parsed(reading_line(r, PREFIX))

@@ -7,7 +7,6 @@ import math
 from datetime import datetime
 
 from hypothesis import given
-from hypothesis import strategies as st
 
 from services.export.sinks.sql import (
     READING_COLUMNS,
@@ -20,7 +19,7 @@ from services.export.sinks.sql import (
 from shared.reading import Reading
 
 from .support import BOX, T0, reading
-from .test_lineprotocol import arrays, numbers
+from .test_lineprotocol import any_readings
 
 TIMES = {READING_COLUMNS.index("time"), READING_COLUMNS.index("received")}
 FIRST_VALUE = READING_COLUMNS.index(VALUE_COLUMNS[0])
@@ -59,21 +58,8 @@ def test_times_before_and_after_a_minute_and_the_epoch() -> None:
     assert time_text(-1) == b"1969-12-31 23:59:59.999+00"
 
 
-@given(
-    scalars=st.lists(numbers, min_size=5, max_size=5),
-    four=st.lists(arrays(4), min_size=4, max_size=4),
-    three=st.lists(arrays(3), min_size=2, max_size=2),
-    ts=st.integers(min_value=0, max_value=4_102_444_800_000),
-    received=st.integers(min_value=0, max_value=4_102_444_800_000),
-)
-def test_the_copy_text_holds_what_reading_row_makes(
-    scalars: list, four: list, three: list, ts: int, received: int
-) -> None:
-    ic, ec, ric, rec, frequency = scalars
-    r = Reading(
-        ts=ts, received=received, ic=ic, ec=ec, ric=ric, rec=rec, frequency=frequency,
-        p=four[0], pi=four[1], pe=four[2], r=four[3], u=three[0], i=three[1],
-    )  # fmt: skip
+@given(any_readings())
+def test_the_copy_text_holds_what_reading_row_makes(r: Reading) -> None:
     fast = parsed(readings_copy_text([r], BOX))
     general = parsed(copy_line(reading_row(r, BOX)))
     assert fast == general

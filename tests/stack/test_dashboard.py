@@ -26,12 +26,17 @@ DASHBOARD_TYPES = SCHEMA / "node_modules/@grafana/schema/dist/types/raw/dashboar
 PANEL_TYPES = {"row", "stat", "timeseries", "barchart", "gauge", "table", "bargauge"}
 
 
-def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("dashboard", GRAFANA / "dashboard.py")
+def script(path: Path) -> ModuleType:
+    """A generator script (deploy/grafana/*.py) loaded as a module."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _generator() -> ModuleType:
+    return script(GRAFANA / "dashboard.py")
 
 
 def _dashboard() -> dict[str, Any]:

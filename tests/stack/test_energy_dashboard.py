@@ -6,7 +6,6 @@ themselves run on real stores in tests/export/test_grafana_queries.py."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -21,7 +20,7 @@ import yaml
 
 from services.config_doc import COMPOSE_ONLY
 from tests.stack.compose import ROOT, resolved_config
-from tests.stack.test_dashboard import PANEL_TYPES, TSC, typecheck
+from tests.stack.test_dashboard import PANEL_TYPES, TSC, script, typecheck
 
 GRAFANA = ROOT / "deploy" / "grafana"
 STORES_YAML = GRAFANA / "provisioning" / "datasources" / "stores.yaml"
@@ -31,11 +30,7 @@ _STORE_VARIABLES = set(re.findall(r"\$\{?(GRAFANA_\w+)", STORES_YAML.read_text()
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("energy", GRAFANA / "energy.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script(GRAFANA / "energy.py")
 
 
 def _text(store: str) -> str:
