@@ -2,8 +2,11 @@
 monthly partitions a batch needs, and writes each batch in one transaction with COPY straight
 into the partitioned tables. A batch written again (after a crash, a lost COMMIT answer) breaks
 the primary key: that transaction is rolled back and the batch goes through a temporary table
-and `INSERT ... SELECT ... ON CONFLICT DO NOTHING`, so it stores nothing twice.
-Works unchanged on TimescaleDB (plain declarative partitions; no extension needed).
+and `INSERT ... SELECT ... ON CONFLICT DO NOTHING`, so it stores nothing twice. The readings
+go as one COPY text per batch (`sql.readings_copy_text`), the sub-meters row by row.
+On TimescaleDB the same statements run (plain declarative partitions, no extension needed), and
+the tables stay partitioned tables, not hypertables; only PostgreSQL 15 is tested
+(docs/export.md, TimescaleDB).
 
 How answers map to the `Sink` contract (services/export/sinks/__init__.py):
 - COMMIT: stored.
