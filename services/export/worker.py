@@ -21,6 +21,7 @@ export left pending in its group first) and produces writes to the sink:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -351,13 +352,17 @@ class SinkWorker:
                         f"Redis refused a command ({error}): {self.key} or {self.dead.key} holds "
                         "another kind of value; delete that key or name other keys"
                     ) from error
-                if "NOGROUP" not in str(error) or backoff.attempts > 5:
+                gone = ("NOGROUP", "UNBLOCKED", "no such key")  # the groups, or the stream
+                if not any(text in str(error) for text in gone) or backoff.attempts > 5:
                     raise
                 log.warning(
-                    "group %s is gone (Redis lost its data?); creating it again", self.group_name
+                    "group %s or its read group is gone (Redis lost its data?); making them again",
+                    self.group_name,
                 )
-                await self.create_group()
                 await asyncio.sleep(backoff.next_delay())
+                with contextlib.suppress(*REDIS_DOWN, ResponseError):  # else: the next round
+                    await self.create_group()
+                    await self.position.start()  # read again from the confirmed position
                 continue
             if backoff.attempts:
                 REDIS_CONNECTED.set(1)

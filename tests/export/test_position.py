@@ -181,3 +181,34 @@ async def test_two_exports_of_one_box_both_write_everything_and_lose_nothing(
     p_l2 = next(s for s in victoria.samples() if s["metric"]["__name__"] == "hanport_p_l2")
     assert p_l2["timestamps"] == [T0 + n * 1000 for n in range(2000)]  # each once, none lost
     await redis.aclose()
+
+
+async def test_redis_losing_its_data_is_waited_out(
+    redis_server: RedisServer, victoria: VictoriaMetricsServer
+) -> None:
+    """Both groups gone (FLUSHALL, as a Redis without persistence restarted): the worker makes
+    them again and exports what comes next."""
+    redis = await connect(redis_server.url)
+    await publish(redis, CLASSIC, [reading(n) for n in range(10)])
+    worker = SinkWorker(
+        redis, CLASSIC, InfluxSink(victoria.url, BOX), "host", DeadLetters(redis), batch_wait=0
+    )
+    running = asyncio.create_task(worker.run())
+
+    def written(count: int) -> Any:
+        async def check() -> bool:
+            return worker.written == count
+
+        return check
+
+    await until(written(10), "the first 10", lambda: "", 20, every=0.05)
+    await redis.flushall()
+    await publish(redis, CLASSIC, [reading(n) for n in range(10, 20)])
+    await until(written(20), "the next 10", lambda: "", 30, every=0.05)
+    assert running.done() is False
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    p_l2 = next(s for s in victoria.samples() if s["metric"]["__name__"] == "hanport_p_l2")
+    assert p_l2["timestamps"] == [T0 + n * 1000 for n in range(20)]
+    await worker.sink.close()
+    await redis.aclose()
