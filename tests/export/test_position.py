@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from services.export.position import Mark, Position, group_marks
 from services.export.sinks.influx import InfluxSink
@@ -156,7 +157,6 @@ async def test_two_exports_of_one_box_both_write_everything_and_lose_nothing(
     """A second export (another consumer name) has read groups of its own: it writes the same
     readings again (the store keeps each once); the confirmed position ends past the last."""
     redis = await connect(redis_server.url)
-    ids = await publish(redis, CLASSIC, [reading(n) for n in range(2000)])
     envs = [
         await licensed_env(
             redis_server.url, tmp_path, influx_url=victoria.url, batch_size="100",
@@ -168,16 +168,23 @@ async def test_two_exports_of_one_box_both_write_everything_and_lose_nothing(
         exporting(envs[0], tmp_path / "one.log") as one,
         exporting(envs[1], tmp_path / "two.log") as two,
     ):
+        logs = lambda: one.output() + two.output()  # noqa: E731
+
+        async def both_reading() -> bool:
+            try:
+                names = set(await group_marks(redis, CLASSIC))
+            except ResponseError:  # no stream yet
+                return False
+            return {"read-export-influx-one", "read-export-influx-two"} <= names
+
+        await until(both_reading, "both exports reading", logs, 30)
+        ids = await publish(redis, CLASSIC, [reading(n) for n in range(2000)])
 
         async def done() -> bool:
             group = await confirmed_group(redis)
             return bool(group["last-delivered-id"] == ids[-1] and group["lag"] == 0)
 
-        await until(done, "confirmed to the last", lambda: one.output() + two.output(), 60)
-    groups = await group_marks(redis, CLASSIC)
-    assert {name for name in groups if name.startswith("read-")} == {
-        "read-export-influx-one", "read-export-influx-two",
-    }  # fmt: skip
+        await until(done, "confirmed to the last", logs, 60)
     p_l2 = next(s for s in victoria.samples() if s["metric"]["__name__"] == "hanport_p_l2")
     assert p_l2["timestamps"] == [T0 + n * 1000 for n in range(2000)]  # each once, none lost
     await redis.aclose()
