@@ -159,30 +159,22 @@ async def export_rate(
     sink: str,
     count: int,
     batch: int,
-    replicas: int = 1,
     meter: str = "main",
     **settings: str,
 ) -> tuple[float, float]:
-    """Readings/s of `replicas` export processes (one consumer group, consumers `r0`, ...)
-    draining a backlog of `count` readings of `meter` (another each round: new rows, new
-    series), and the first one's CPU per reading over its share."""
+    """Readings/s of the export service draining a backlog of `count` readings of `meter`
+    (another each round: new rows, new series), and its CPU per reading."""
     redis = await connect(redis_url)
     await redis.delete(STREAM)
     await redis.aclose()
     await fill(redis_url, count, meter)
-    procs = []
-    for n in range(replicas):
-        env = await export_env(
-            redis_url, batch_size=str(batch), batch_wait="0", consumer=f"r{n}", **settings
-        )
-        procs.append(start_export(env, Path(tempfile.gettempdir()) / f"bench-export-{sink}.log"))
+    env = await export_env(redis_url, batch_size=str(batch), batch_wait="0", **settings)
+    proc = start_export(env, Path(tempfile.gettempdir()) / f"bench-export-{sink}.log")
     try:
-        rate, cpu = await drain_rate(redis_url, f"export-{sink}", count, procs[0])
-        return rate, cpu * replicas
+        return await drain_rate(redis_url, f"export-{sink}", count, proc)
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=15)
+        proc.terminate()
+        proc.wait(timeout=15)
 
 
 async def bare_victoria(url: str, count: int, batch: int, meter: str = "bare") -> float:
@@ -423,12 +415,6 @@ async def run(args: argparse.Namespace) -> None:
             if args.outage_only:
                 await outage(url, victoria, args.outage or 600)
                 return
-            if args.replicas > 1:
-                rate, _cpu = await export_rate(
-                    url, "influx", args.count, args.batch, args.replicas, influx_url=victoria.url
-                )
-                print(f"VictoriaMetrics, {args.replicas} export replicas: {rate:,.0f} readings/s")
-                return
             if args.cpu_only:
                 per, sent = await cpu_at_1_per_second(
                     url, args.meters, args.seconds,
@@ -472,9 +458,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--outage", type=float, default=0.0, help="seconds (the issue: 600)")
     parser.add_argument("--outage-only", action="store_true", help="only the outage case")
     parser.add_argument("--cpu-only", action="store_true", help="only the CPU at 1 reading/s")
-    parser.add_argument(
-        "--replicas", type=int, default=1, help=">1: only VictoriaMetrics, N replicas"
-    )
     args = parser.parse_args(
         argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else []
     )
