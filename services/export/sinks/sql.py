@@ -139,8 +139,9 @@ def months(readings: list[Reading]) -> set[tuple[int, int]]:
 
 # --- COPY's text format ---------------------------------------------------------------------
 # A batch's rows of `hanport_readings` as one text for COPY (tab-separated, `\N` for NULL),
-# made from `lineprotocol.value_texts` (one JSON encode a reading): about 3 µs a row, where a
-# `reading_row` and psycopg's `write_row` of it took 7 (docs/performance.md, Export).
+# made from `lineprotocol.value_texts` (one JSON encode a reading): the text and its COPY take
+# 4.6 µs of the export's CPU a row, `reading_row` and psycopg's `write_row` of it took 10.6 to 11
+# (docs/performance.md, Export).
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
