@@ -21,23 +21,20 @@ export left pending in its group first) and produces writes to the sink:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from shared.backoff import Backoff
 from shared.cancellation import raise_if_cancelling, stop
-from shared.metrics import REDIS_CONNECTED
 from shared.reading import encode_reading
+from shared.redis_retry import RedisRetry
 from shared.retention import group_backlogs
 from shared.stream import REDIS_DOWN, GroupReader, ReadingStream
-from shared.supervise import Fatal
 
 from . import metrics
 from .position import Mark, Position
@@ -50,8 +47,7 @@ PREFETCH = 2  # batches read ahead while one is written
 # about 12 ms, and the write waiting on the store's answer waited as long (`made_in_chunks`)
 READ_CHUNK = 500
 LAG_EVERY_S = 5.0
-SETTLE_ON_STOP_S = 5.0  # a stop waits this long for the last acknowledgement
-T = TypeVar("T")
+SETTLE_ON_STOP_S = 5.0  # a stop waits this long for the last confirmation
 
 
 @dataclass
@@ -115,6 +111,14 @@ class SinkWorker:
         # each entry): written again first, then acknowledged
         self.left_pending = GroupReader(stream, self.group_name, self.consumer)
         self.reader = GroupReader(stream, self.position.read_group, self.consumer, noack=True)
+        errors = metrics.REDIS_ERRORS.labels(self.sink.name)
+        self.redis_call = RedisRetry(
+            keys=f"{self.key} or {self.dead.key}",
+            regroup=self._make_groups,
+            groups=f"group {self.group_name} or its read group",
+            gone=("NOGROUP", "UNBLOCKED", "no such key"),  # the groups, or the whole stream
+            on_error=errors.inc,
+        )
 
     async def run(self) -> None:
         await self.redis_call(self.create_group)
@@ -328,45 +332,10 @@ class SinkWorker:
 
     # --- Redis -----------------------------------------------------------------------------
 
-    async def redis_call(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """`await call(*args)`, waiting out Redis outages with backoff (and a lost group)."""
-        backoff = Backoff()
-        while True:
-            try:
-                result = await call(*args)
-            except REDIS_DOWN as error:
-                raise_if_cancelling()
-                REDIS_CONNECTED.set(0)
-                metrics.REDIS_ERRORS.labels(self.sink.name).inc()
-                if backoff.attempts == 0:
-                    log.warning(
-                        "lost Redis (%s); retrying, nothing is acknowledged meanwhile", error
-                    )
-                await asyncio.sleep(backoff.next_delay())
-                continue
-            except ResponseError as error:
-                raise_if_cancelling(error)
-                metrics.REDIS_ERRORS.labels(self.sink.name).inc()
-                if "WRONGTYPE" in str(error):
-                    raise Fatal(
-                        f"Redis refused a command ({error}): {self.key} or {self.dead.key} holds "
-                        "another kind of value; delete that key or name other keys"
-                    ) from error
-                gone = ("NOGROUP", "UNBLOCKED", "no such key")  # the groups, or the stream
-                if not any(text in str(error) for text in gone) or backoff.attempts > 5:
-                    raise
-                log.warning(
-                    "group %s or its read group is gone (Redis lost its data?); making them again",
-                    self.group_name,
-                )
-                await asyncio.sleep(backoff.next_delay())
-                with contextlib.suppress(*REDIS_DOWN, ResponseError):  # else: the next round
-                    await self.create_group()
-                    await self.position.start()  # read again from the confirmed position
-                continue
-            if backoff.attempts:
-                REDIS_CONNECTED.set(1)
-            return result
+    async def _make_groups(self) -> None:
+        """Both groups again (Redis lost them): reading starts again at the confirmed position."""
+        await self.create_group()
+        await self.position.start()
 
     async def _watch_lag(self) -> None:
         while True:

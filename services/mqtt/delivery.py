@@ -15,20 +15,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
 
 import aiomqtt
 from redis.exceptions import ResponseError
 
-from shared.backoff import Backoff
-from shared.cancellation import raise_if_cancelling
 from shared.identity import SERIAL_KEY
-from shared.metrics import REDIS_CONNECTED, REDIS_RECONNECTS, STREAM_ENTRIES
+from shared.metrics import REDIS_RECONNECTS, STREAM_ENTRIES
 from shared.reading import Reading
+from shared.redis_retry import RedisRetry
 from shared.stream import BLOCK_MS, REDIS_DOWN, Entry, GroupReader, ReadingStream
 from shared.stream_id import FIRST, StreamId
-from shared.supervise import Fatal
 
 from . import metrics
 from .confirm import Confirmations
@@ -40,7 +37,6 @@ from .settings import MqttSettings
 from .topics import Topics
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 BATCH = 100
 ACK_DELAY = 0.05  # seconds a confirmed entry waits to be acknowledged with the next ones
 Sent = tuple["asyncio.Future[None] | None", str]  # a message's confirmation and its kind
@@ -97,6 +93,14 @@ class Delivery:
         self.ack_due = 0.0
         self.ack_delay = min(ACK_DELAY, settings.mqtt_claim_idle / 4)
         self.redis_hiccup = False
+        self.redis_call = RedisRetry(
+            keys=(
+                f"a key the bridge uses (HANPORT_STREAM '{settings.stream}', HANPORT_RAW_STREAM "
+                f"'{settings.raw_stream}', {SERIAL_KEY})"
+            ),
+            regroup=self._make_groups,
+            on_down=self._redis_down,
+        )
         self.next_slot = 0.0
         self.pacer = Pacer(settings.mqtt_backlog_rate)
         self._published = {k: metrics.PUBLISHED.labels(k) for k in KINDS}
@@ -318,43 +322,12 @@ class Delivery:
 
     # --- Redis ---------------------------------------------------------------------------------
 
-    async def redis_call(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """`await call(*args)`, waiting out Redis outages with backoff (and a lost group)."""
-        backoff = Backoff()
-        while True:
-            try:
-                result = await call(*args)
-            except REDIS_DOWN as error:
-                # redis-py can turn a cancel that lands inside a command into a ConnectionError:
-                # a cancelled bridge stops here instead of retrying (a blocking read: 5 s)
-                raise_if_cancelling()
-                REDIS_CONNECTED.set(0)
-                self.redis_hiccup = True
-                if backoff.attempts == 0:
-                    REDIS_RECONNECTS.inc()
-                    log.warning(
-                        "lost Redis (%s); retrying, nothing is acknowledged meanwhile", error
-                    )
-                await asyncio.sleep(backoff.next_delay())
-                continue
-            except ResponseError as error:
-                raise_if_cancelling(error)
-                if "WRONGTYPE" in str(error):
-                    raise Fatal(
-                        f"Redis refused a command ({error}): a key the bridge uses "
-                        f"(HANPORT_STREAM '{self.settings.stream}', HANPORT_RAW_STREAM "
-                        f"'{self.settings.raw_stream}', {SERIAL_KEY}) holds another kind of "
-                        "value; delete that key or name other keys"
-                    ) from error
-                if "NOGROUP" not in str(error) or backoff.attempts > 5:
-                    raise
-                log.warning("a consumer group is gone (Redis lost its data?); creating it again")
-                await self.group.ensure_group()
-                if self.raw is not None:
-                    await self.raw.ensure_group()
-                await asyncio.sleep(backoff.next_delay())
-                continue
-            if backoff.attempts:
-                REDIS_CONNECTED.set(1)
-            raise_if_cancelling()
-            return result
+    async def _make_groups(self) -> None:
+        await self.group.ensure_group()
+        if self.raw is not None:
+            await self.raw.ensure_group()
+
+    def _redis_down(self, new_outage: bool) -> None:
+        self.redis_hiccup = True
+        if new_outage:
+            REDIS_RECONNECTS.inc()
