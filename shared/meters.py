@@ -20,11 +20,10 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import msgspec
 from redis.asyncio import Redis
-
-from .reading import Reading
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 DIRECTORY_KEY = "hanport:meters"
@@ -60,7 +59,16 @@ def equipment_name(meter_id: str) -> str:
     return name_from_text(text)
 
 
-def meter_of(reading: Reading) -> str:
+class FromMeter(Protocol):
+    """A reading, or what a consumer kept of one (the export's `Exported`): its meter's name."""
+
+    @property
+    def meter(self) -> str | None: ...
+    @property
+    def meter_id(self) -> str | None: ...
+
+
+def meter_of(reading: FromMeter) -> str:
     """The name of the meter a reading is from: every consumer keys its state by this. A reading
     written without a name (an older ingest, a test's own XADD) is its equipment id's, else the
     box's one meter's."""

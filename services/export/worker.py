@@ -34,11 +34,19 @@ from shared.cancellation import raise_if_cancelling, stop
 from shared.reading import encode_reading
 from shared.redis_retry import RedisRetry
 from shared.retention import group_backlogs
-from shared.stream import REDIS_DOWN, GroupReader, ReadingStream
+from shared.stream import (
+    READING_FIELD,
+    REDIS_DOWN,
+    ConsumerGroup,
+    ReadingStream,
+    field_value,
+)
+from shared.stream_id import entry_id_text
 
 from . import metrics
 from .position import Mark, Position
-from .sinks import Entry, Sink, SinkDown, WriteResult
+from .sinks import Sink, SinkDown, WriteResult
+from .sinks.entries import Entries
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,14 @@ LAG_EVERY_S = 5.0
 SETTLE_ON_STOP_S = 5.0  # a stop waits this long for the last confirmation
 
 
+class JsonReader(ConsumerGroup[bytes | None]):
+    """A consumer group on the readings stream that leaves each reading as the stream holds it
+    (its JSON; None for an entry without one), for `Entries.decode` to decode a read at once."""
+
+    def decode(self, raw_entries: Any, bad: list[str]) -> list[tuple[str, bytes | None]]:
+        return [(entry_id_text(i), field_value(fields, READING_FIELD)) for i, fields in raw_entries]
+
+
 @dataclass
 class DeadLetters:
     """The dead-letter stream: one entry per reading a sink refused for good."""
@@ -59,6 +75,7 @@ class DeadLetters:
     maxlen: int = 10_000
 
     async def put(self, sink: str, stream: str, refused: list[tuple[str, Any, str]]) -> None:
+        """Each refused (entry id, reading: its JSON, or a `Reading`, reason)."""
         pipe = self.redis.pipeline(transaction=False)
         now = int(time.time() * 1000)
         for entry_id, reading, reason in refused:
@@ -69,7 +86,7 @@ class DeadLetters:
                     "stream": stream,
                     "entry": entry_id,
                     "reason": reason,
-                    "reading": encode_reading(reading),
+                    "reading": reading if isinstance(reading, bytes) else encode_reading(reading),
                     "at": now,
                 },
                 maxlen=self.maxlen,
@@ -83,7 +100,7 @@ class Batch:
     """Entries read together, and the read group's mark after the last of them (None: entries
     an earlier version left pending in the group, acknowledged once written)."""
 
-    entries: list[Entry]
+    entries: Entries
     mark: Mark | None
 
 
@@ -109,8 +126,8 @@ class SinkWorker:
         self.position = Position(self.redis, self.key, self.group_name, self.consumer)
         # what an earlier version of the export left pending in the group (it acknowledged
         # each entry): written again first, then acknowledged
-        self.left_pending = GroupReader(stream, self.group_name, self.consumer)
-        self.reader = GroupReader(stream, self.position.read_group, self.consumer, noack=True)
+        self.left_pending = JsonReader(stream, self.group_name, self.consumer)
+        self.reader = JsonReader(stream, self.position.read_group, self.consumer, noack=True)
         errors = metrics.REDIS_ERRORS.labels(self.sink.name)
         self.redis_call = RedisRetry(
             keys=f"{self.key} or {self.dead.key}",
@@ -207,12 +224,16 @@ class SinkWorker:
         taken over), queued to be written again and then acknowledged."""
         await self.redis_call(self._claim_left_pending)
         after = "0"
-        while entries := await self.redis_call(
+        while read := await self.redis_call(
             self.left_pending.pending_after, after, self.batch_size
         ):
+            bad: list[str] = []
+            entries = Entries.decode(read, bad)
+            await self.redis_call(self.left_pending.ack, *bad)  # never written: not pending
             log.info("%s: writing %d readings left pending again", self.sink.name, len(entries))
-            await self._put(queue, Batch(entries, None))
-            after = entries[-1][0]
+            if entries:
+                await self._put(queue, Batch(entries, None))
+            after = read[-1][0]
 
     async def _claim_left_pending(self) -> None:
         """Take over every entry pending in the group, whichever consumer read it."""
@@ -234,23 +255,24 @@ class SinkWorker:
             await prepare(batch.entries)
         await queue.put(batch)
 
-    async def next_batch(self) -> list[Entry]:
+    async def next_batch(self) -> Entries:
         """Up to `batch_size` new readings: at once when the stream holds them (a backlog),
         else the first to arrive and whatever follows within `batch_wait` s (one more read
-        after that pause: a meter sending every second costs two reads per batch)."""
-        entries = await self.reader.new(count=min(self.batch_size, READ_CHUNK))
-        while entries and len(entries) < self.batch_size and len(entries) % READ_CHUNK == 0:
-            more = await self.reader.new(
-                count=min(self.batch_size - len(entries), READ_CHUNK), block_ms=1
-            )
-            entries += more
-            if not more:
-                break
-        if not entries or len(entries) >= self.batch_size or not self.batch_wait:
+        after that pause: a meter sending every second costs two reads per batch). An entry
+        without a valid reading is skipped (logged and counted by `Entries.decode`)."""
+        read = await self.reader.new(count=min(self.batch_size, READ_CHUNK))
+        count = len(read)
+        entries = Entries.decode(read, [])
+        while read and count < self.batch_size and count % READ_CHUNK == 0:
+            read = await self.reader.new(count=min(self.batch_size - count, READ_CHUNK), block_ms=1)
+            count += len(read)
+            entries.extend(Entries.decode(read, []))
+        if not count or count >= self.batch_size or not self.batch_wait:
             return entries
         await asyncio.sleep(self.batch_wait)  # a linger, as MQTT's read_linger
-        more = await self.reader.new(count=self.batch_size - len(entries), block_ms=1)
-        return entries + more
+        read = await self.reader.new(count=self.batch_size - count, block_ms=1)
+        entries.extend(Entries.decode(read, []))
+        return entries
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -282,15 +304,13 @@ class SinkWorker:
                 )
             await self.redis_call(self.dead.put, self.sink.name, self.key, result.refused)
         if batch.mark is None:
-            await self.redis_call(
-                self.left_pending.ack, *(entry_id for entry_id, _ in batch.entries)
-            )
+            await self.redis_call(self.left_pending.ack, *batch.entries.ids)
         else:
             await self.redis_call(self.position.confirm, batch.mark)
         self.written += result.written
         metrics.WRITTEN.labels(self.sink.name).inc(result.written)
 
-    async def _write_until_confirmed(self, batch: list[Entry]) -> WriteResult:
+    async def _write_until_confirmed(self, batch: Entries) -> WriteResult:
         backoff = Backoff(maximum=30.0)
         while True:
             started = time.monotonic()

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import psycopg
 
-from services.export.sinks import Entry, Rejected, SinkDown
+from services.export.sinks import Rejected, SinkDown
+from services.export.sinks.entries import Entries
 from services.export.sinks.intervals import Interval
 from services.export.sinks.postgres import (
     REFUSED_CLASSES,
@@ -42,14 +43,15 @@ class FleetPostgresWriter(PostgresSink):
         finally:
             self.box = "fleet"
 
-    async def _send(self, batch: list[Entry]) -> None:
+    async def _send(self, batch: Entries) -> None:
         conn = self._conn
         if conn is None:
             raise SinkDown("PostgreSQL: not connected")
-        rows = [reading_row(r, box_of(msg_id)) for msg_id, r in batch]
+        pairs = list(zip(batch.ids, batch.readings, strict=True))
+        rows = [reading_row(r, box_of(msg_id)) for msg_id, r in pairs]
         subs = [
             row
-            for msg_id, r in batch
+            for msg_id, r in pairs
             for s in r.submeters
             if (row := submeter_row(s, r, box_of(msg_id))) is not None
         ]

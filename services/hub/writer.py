@@ -44,7 +44,7 @@ def fleet_body(batch: list[Entry]) -> bytes:
         by_box.setdefault(box_of(entry[0]), []).append(entry)
     out: list[bytes] = []
     for box, entries in by_box.items():
-        out += lines((reading for _id, reading in entries), box)
+        out += lines([reading for _id, reading in entries], box)
     return b"\n".join(out)
 
 

@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from services.export.sinks import SinkDown
+from services.export.sinks.entries import Entries
 from services.export.sinks.influx import InfluxSink
 from services.export.sinks.postgres import PostgresSink
 
@@ -61,7 +62,7 @@ async def test_influxdb_1_values_and_refused_points(influx: InfluxServer, prepar
     if prepared:
         await sink.prepare(readings)
     result = await sink.write(readings)
-    assert sink._bodies.take(readings) is None  # taken by the write (or never made)
+    assert sink._bodies.take(Entries.of(readings)) is None  # taken by the write (or never made)
     await sink.close()
     assert result.written == 8
     assert sorted(entry_id for entry_id, _r, _why in result.refused) == ["4-0", "8-0"]

@@ -3,7 +3,7 @@
 Every sink has the same small API (`Sink`), so the export service and the fleet hub's workers
 drive any of them alike:
 
-    result = await sink.write(batch)   # batch: list of (stream entry id, Reading)
+    result = await sink.write(batch)   # batch: `Entries` (entries.py), or (id, Reading) pairs
 
 - It returns when the store confirmed the batch (HTTP 2xx, SQL COMMIT). `result.refused` holds
   the entries the store refused for good (HTTP 400, a constraint violation), each with the reason:
@@ -23,16 +23,19 @@ The pure parts (no I/O) live apart: `lineprotocol` (Reading -> line protocol), `
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from shared.reading import Reading
 
+from .entries import Entries
 from .intervals import Interval
 
 Entry = tuple[str, Reading]
+Batch = Sequence[Entry] | Entries  # what `Sink.write` takes
 T = TypeVar("T")
+B = TypeVar("B", bound=Sequence[Any])
 
 
 class SinkDown(Exception):
@@ -45,10 +48,11 @@ class Rejected(Exception):
 
 @dataclass
 class WriteResult:
-    """What became of a batch: all stored except `refused` (entry id, reading, reason)."""
+    """What became of a batch: all stored except `refused` (entry id, the reading, reason; the
+    reading as the batch held it: a `Reading`, or its JSON from `Entries`)."""
 
     written: int = 0
-    refused: list[tuple[str, Reading, str]] = field(default_factory=list)
+    refused: list[tuple[str, Any, str]] = field(default_factory=list)
 
 
 class Sink(Protocol):
@@ -56,7 +60,7 @@ class Sink(Protocol):
 
     name: str  # the sink's kind and its consumer group suffix: `influx`, `postgres`
 
-    async def write(self, batch: list[Entry]) -> WriteResult: ...
+    async def write(self, batch: Batch) -> WriteResult: ...
 
     async def write_intervals(self, intervals: list[Interval]) -> None:
         """Store (or overwrite) accounting intervals; `SinkDown` or `Rejected` as `write`."""
@@ -77,23 +81,23 @@ class Prepared(Generic[T]):
         self._made: dict[tuple[str, str, int], T] = {}
 
     @staticmethod
-    def key(batch: list[Entry]) -> tuple[str, str, int]:
-        return (batch[0][0], batch[-1][0], len(batch))
+    def key(batch: Entries) -> tuple[str, str, int]:
+        return (batch.ids[0], batch.ids[-1], len(batch))
 
-    def put(self, batch: list[Entry], made: T) -> None:
+    def put(self, batch: Entries, made: T) -> None:
         if batch:
             self._made[self.key(batch)] = made
             while len(self._made) > self.keep:
                 del self._made[next(iter(self._made))]
 
-    def take(self, batch: list[Entry]) -> T | None:
+    def take(self, batch: Entries) -> T | None:
         return self._made.pop(self.key(batch), None) if batch else None
 
 
 CHUNK = 250  # entries made at once by `made_in_chunks`
 
 
-async def made_in_chunks(batch: list[Entry], make: Callable[[list[Entry]], T]) -> list[T]:
+async def made_in_chunks(batch: Entries, make: Callable[[Entries], T]) -> list[T]:
     """`make` of each `CHUNK` entries of the batch, in order, letting the event loop run between
     them. A batch of 5,000 made at once held the loop 20-40 ms, and the answer to the write
     before it waited that long unread: the store idled, and the export wrote half as fast as
@@ -105,7 +109,7 @@ async def made_in_chunks(batch: list[Entry], make: Callable[[list[Entry]], T]) -
     return made
 
 
-async def bisect(batch: list[Entry], send: Callable[[list[Entry]], Awaitable[None]]) -> WriteResult:
+async def bisect(batch: B, send: Callable[[B], Awaitable[None]]) -> WriteResult:
     """Write `batch` with `send`; when the store refuses it (`Rejected`), write each half again,
     down to single entries, so only the bad entries are refused (each with the store's reason)
     and every good one is stored. `SinkDown` passes through (the caller retries the whole batch,
@@ -124,7 +128,8 @@ async def bisect(batch: list[Entry], send: Callable[[list[Entry]], Awaitable[Non
                 result.refused.append((entry_id, reading, str(error)))
                 continue
             middle = len(part) // 2
-            todo += [part[middle:], part[:middle]]  # the first half is written first
+            # (the halves of a list are lists, of `Entries` `Entries`: of the type of `batch`)
+            todo += [cast(B, part[middle:]), cast(B, part[:middle])]  # the first half first
             continue
         result.written += len(part)
     return result

@@ -20,7 +20,8 @@ import httpx
 
 from shared.log import redact_url
 
-from . import Entry, Prepared, Rejected, SinkDown, WriteResult, bisect, made_in_chunks
+from . import Batch, Prepared, Rejected, SinkDown, WriteResult, bisect, made_in_chunks
+from .entries import Entries
 from .intervals import Interval, intervals_body
 from .lineprotocol import PRECISION, body
 
@@ -112,22 +113,23 @@ class InfluxSink:
             self._client = httpx.AsyncClient(timeout=self.timeout)
         return self._client
 
-    async def prepare(self, batch: list[Entry]) -> None:
+    async def prepare(self, batch: Batch) -> None:
         """Make the batch's body now (the worker calls this while the previous write waits)."""
-        parts = await made_in_chunks(batch, self._body)
-        self._bodies.put(batch, b"\n".join(part for part in parts if part))
+        entries = Entries.of(batch)
+        parts = await made_in_chunks(entries, self._body)
+        self._bodies.put(entries, b"\n".join(part for part in parts if part))
 
-    def _body(self, batch: list[Entry]) -> bytes:
-        return body((reading for _id, reading in batch), self.box)
+    def _body(self, batch: Entries) -> bytes:
+        return body(batch.readings, self.box)
 
-    async def write(self, batch: list[Entry]) -> WriteResult:
-        return await bisect(batch, self._send)
+    async def write(self, batch: Batch) -> WriteResult:
+        return await bisect(Entries.of(batch), self._send)
 
     async def write_intervals(self, intervals: list[Interval]) -> None:
         if intervals:
             await self._post(intervals_body(intervals, self.box))
 
-    async def _send(self, batch: list[Entry]) -> None:
+    async def _send(self, batch: Entries) -> None:
         data = self._bodies.take(batch)
         if data is None:
             data = self._body(batch)

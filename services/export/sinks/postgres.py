@@ -20,6 +20,7 @@ How answers map to the `Sink` contract (services/export/sinks/__init__.py):
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,9 +28,8 @@ import psycopg
 from psycopg import sql as q
 from psycopg.conninfo import conninfo_to_dict
 
-from shared.reading import Reading
-
-from . import Entry, Prepared, Rejected, SinkDown, WriteResult, bisect, made_in_chunks
+from . import Batch, Prepared, Rejected, SinkDown, WriteResult, bisect, made_in_chunks
+from .entries import AnyReading, Entries
 from .intervals import UPSERT, Interval, interval_row
 from .sql import (
     MIGRATIONS,
@@ -125,17 +125,18 @@ class PostgresSink:
     _partitions: set[tuple[str, int, int]] = field(default_factory=set, init=False)
     _tables: Prepared[Tables] = field(default_factory=Prepared, init=False, repr=False)
 
-    async def prepare(self, batch: list[Entry]) -> None:
+    async def prepare(self, batch: Batch) -> None:
         """Make the batch's rows now (the worker calls this while the previous write waits)."""
-        parts = await made_in_chunks(batch, self._rows)
+        entries = Entries.of(batch)
+        parts = await made_in_chunks(entries, self._rows)
         tables: dict[str, list[Any]] = {}
         for part in parts:
             for table, rows in part:
                 tables.setdefault(table, []).append(rows)
-        self._tables.put(batch, [(table, join_rows(made)) for table, made in tables.items()])
+        self._tables.put(entries, [(table, join_rows(made)) for table, made in tables.items()])
 
-    def _rows(self, batch: list[Entry]) -> Tables:
-        readings = [reading for _id, reading in batch]
+    def _rows(self, batch: Entries) -> Tables:
+        readings = batch.readings
         rows = readings_copy_text(readings, self.box)
         subs = [
             row
@@ -145,14 +146,15 @@ class PostgresSink:
         ]
         return [(t, r) for t, r in ((READINGS, rows), (SUBMETERS, subs)) if r]
 
-    async def write(self, batch: list[Entry]) -> WriteResult:
+    async def write(self, batch: Batch) -> WriteResult:
+        entries = Entries.of(batch)
         try:
             conn = await self._connection()
-            await self._ensure_partitions(conn, [reading for _id, reading in batch])
+            await self._ensure_partitions(conn, entries.readings)
         except psycopg.Error as error:
             await self._drop()
             raise SinkDown(f"PostgreSQL: {_reason(error)}") from None
-        return await bisect(batch, self._send)
+        return await bisect(entries, self._send)
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:
@@ -175,7 +177,7 @@ class PostgresSink:
         return self._conn
 
     async def _ensure_partitions(
-        self, conn: psycopg.AsyncConnection[Any], readings: list[Reading]
+        self, conn: psycopg.AsyncConnection[Any], readings: Sequence[AnyReading]
     ) -> None:
         for year, month in sorted(months(readings)):
             for table in PARTITIONED:
@@ -186,7 +188,7 @@ class PostgresSink:
                     await conn.execute(partition_ddl(table, year, month))
                 self._partitions.add((table, year, month))
 
-    async def _send(self, batch: list[Entry]) -> None:
+    async def _send(self, batch: Entries) -> None:
         conn = self._conn
         if conn is None:
             raise SinkDown("PostgreSQL: not connected")

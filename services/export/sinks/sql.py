@@ -21,15 +21,24 @@ import functools
 import math
 import operator
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.meters import meter_of
-from shared.reading import Reading, SubMeter
+from shared.reading import SubMeter
 
+from .entries import AnyReading
 from .intervals import DDL as INTERVALS_DDL
-from .lineprotocol import EXPORTED, export_name, flat_values, value_texts
+from .lineprotocol import (
+    ENCODE,
+    EXPORTED,
+    VALUES,
+    all_of_shape,
+    export_name,
+    flat_values,
+    value_texts,
+)
 
 READINGS = "hanport_readings"
 SUBMETERS = "hanport_submeters"
@@ -103,7 +112,7 @@ def partition_ddl(table: str, year: int, month: int) -> str:
 _present = functools.partial(operator.is_not, None)
 
 
-def reading_row(reading: Reading, box: str, meter: str | None = None) -> tuple[Any, ...]:
+def reading_row(reading: AnyReading, box: str, meter: str | None = None) -> tuple[Any, ...]:
     """The reading's row of `hanport_readings`, in `READING_COLUMNS` order."""
     received = to_time(reading.received) if reading.received else None
     values = flat_values(reading)
@@ -113,7 +122,7 @@ def reading_row(reading: Reading, box: str, meter: str | None = None) -> tuple[A
     return (box, meter or meter_of(reading), to_time(reading.ts), received, *values)
 
 
-def submeter_row(submeter: SubMeter, reading: Reading, box: str) -> tuple[Any, ...] | None:
+def submeter_row(submeter: SubMeter, reading: AnyReading, box: str) -> tuple[Any, ...] | None:
     """A sub-meter's row of `hanport_submeters`, None when it sent no value."""
     if submeter.value is None:
         return None
@@ -129,7 +138,7 @@ def submeter_row(submeter: SubMeter, reading: Reading, box: str) -> tuple[Any, .
     )
 
 
-def months(readings: list[Reading]) -> set[tuple[int, int]]:
+def months(readings: Sequence[AnyReading]) -> set[tuple[int, int]]:
     """The months (UTC) the rows of `readings` fall in: the partitions a batch needs."""
     days = {r.ts // 86_400_000 for r in readings}  # (a day lies in one month: fewer dates)
     out = {month_of(day * 86_400_000) for day in days}
@@ -163,20 +172,65 @@ def copy_line(row: tuple[Any, ...]) -> bytes:
 
 
 @functools.lru_cache(maxsize=4096)
-def _minute_text(minute: int) -> bytes:
+def _minute_text(minute: int) -> str:
     """`2025-12-01 00:01:` of a minute since the epoch, in UTC."""
-    return time.strftime("%Y-%m-%d %H:%M:", time.gmtime(minute * 60)).encode()
+    return time.strftime("%Y-%m-%d %H:%M:", time.gmtime(minute * 60))
+
+
+_SECONDS = tuple(f"{second:02d}." for second in range(60))
+_MILLISECONDS = tuple(f"{ms:03d}+00" for ms in range(1000))
+
+
+def time_str(ms: int) -> str:
+    """A time in ms as `timestamptz` text: `2025-12-01 00:01:02.345+00` (0.37 µs, from texts
+    made once; formatting the numbers took 0.87)."""
+    minute, rest = divmod(ms, 60_000)
+    second, milli = divmod(rest, 1000)
+    return _minute_text(minute) + _SECONDS[second] + _MILLISECONDS[milli]
 
 
 def time_text(ms: int) -> bytes:
-    """A time in ms as `timestamptz` text: `2025-12-01 00:01:02.345+00`."""
-    minute, rest = divmod(ms, 60_000)
-    return b"%b%02d.%03d+00" % (_minute_text(minute), rest // 1000, rest % 1000)
+    """`time_str` as bytes."""
+    return time_str(ms).encode()
 
 
-def readings_copy_text(readings: Iterable[Reading], box: str) -> bytes:
+_COMMA_TO_TAB = bytes.maketrans(b",", b"\t")
+_ROW_GAP = b"]],["  # between two rows' JSON: `...,50.0]],["2025-...`: nowhere inside a row
+_ROW_MARK = b"\x00"  # (JSON text never holds it: the encoder escapes control characters)
+
+
+def same_shape_copy_text(readings: Sequence[AnyReading], key: bytes) -> bytes | None:
+    """The rows of readings of one meter (`key`: its `box\tmeter\t` in COPY text) that all have
+    the shape of the first (the same values present: `value_texts`' fast path), made at once:
+    one encode of every row's times and values, `["2025-12-01 00:00:01.000+00",null,[47.5,
+    ...]]`, then its commas made tabs and its nulls `\\N`; None when they are not all of one
+    shape. 2.4 µs a row where each row made apart took 5.7 (docs/performance.md, Export)."""
+    if value_texts(readings[0]) is None:  # a shape of other array lengths, other values
+        return None
+    rows = [
+        (time_str(r.ts), time_str(r.received) if r.received else None, VALUES(r)) for r in readings
+    ]
+    text = ENCODE(rows)
+    if not all_of_shape(text, ENCODE(rows[0]), len(rows)):
+        return None
+    text = text[2:-3].replace(_ROW_GAP, _ROW_MARK)  # (the list's `[[` and `]]]` gone)
+    text = text.translate(_COMMA_TO_TAB, b'[]"').replace(b"null", b"\\N")
+    return key + text.replace(_ROW_MARK, b"\n" + key) + b"\n"
+
+
+def readings_copy_text(readings: Sequence[AnyReading], box: str) -> bytes:
     """The rows of `readings` in `hanport_readings` (`READING_COLUMNS`), as `reading_row` makes
-    them, in COPY's text format."""
+    them, in COPY's text format: a meter's run of one shape at once (`same_shape_copy_text`),
+    else row by row."""
+    if not readings:
+        return b""
+    meters = {meter_of(reading) for reading in readings}
+    if len(meters) == 1:
+        run = same_shape_copy_text(
+            readings, f"{copy_field(box)}\t{copy_field(meters.pop())}\t".encode()
+        )
+        if run is not None:
+            return run
     out: list[bytes] = []
     keys: dict[str, bytes] = {}  # `box\tmeter\t` of each meter
     for reading in readings:
