@@ -180,7 +180,7 @@ async def export_rate(
 async def bare_victoria(url: str, count: int, batch: int, meter: str = "bare") -> float:
     """httpx posting the same lines (made beforehand) in the same batches, one at a time."""
     bodies = [
-        lineprotocol.body((reading(n, meter) for n in range(i, min(count, i + batch))), BOX)
+        lineprotocol.body([reading(n, meter) for n in range(i, min(count, i + batch))], BOX)
         for i in range(0, count, batch)
     ]
     async with httpx.AsyncClient(timeout=30) as client:
@@ -201,7 +201,7 @@ async def bare_postgres(dsn: str, count: int, batch: int, meter: str = "bare") -
     await sink.write([("0-1", reading(0))])  # the tables and this month's partition
     await sink.close()
     texts = [
-        readings_copy_text((reading(n, meter) for n in range(i, min(count, i + batch))), BOX)
+        readings_copy_text([reading(n, meter) for n in range(i, min(count, i + batch))], BOX)
         for i in range(0, count, batch)
     ]
     columns = ", ".join(READING_COLUMNS)
