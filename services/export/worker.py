@@ -63,7 +63,16 @@ class JsonReader(ConsumerGroup[bytes | None]):
     (its JSON; None for an entry without one), for `Entries.decode` to decode a read at once."""
 
     def decode(self, raw_entries: Any, bad: list[str]) -> list[tuple[str, bytes | None]]:
-        return [(entry_id_text(i), field_value(fields, READING_FIELD)) for i, fields in raw_entries]
+        try:  # the usual reply: bytes ids, `reading` the entry's first field
+            return [
+                (
+                    i.decode(),
+                    fields[1] if fields[0] == READING_FIELD else field_value(fields, READING_FIELD),
+                )
+                for i, fields in raw_entries
+            ]
+        except (AttributeError, IndexError, TypeError):  # str ids, an entry deleted
+            return [(entry_id_text(i), field_value(f, READING_FIELD)) for i, f in raw_entries]
 
 
 @dataclass

@@ -27,10 +27,11 @@ log = logging.getLogger(__name__)
 NULL = Raw(b"null")
 
 
-class Exported(msgspec.Struct, kw_only=True):
+class Exported(msgspec.Struct, kw_only=True, gc=False):
     """What the export writes of a reading: its times, meter, sub-meters, and every exported
     number (`lineprotocol.EXPORTED`'s keys) as the JSON text the stream holds (`null` when
-    absent). Read from the full reading's JSON, its other fields skipped."""
+    absent). Read from the full reading's JSON, its other fields skipped. (Not tracked by the
+    garbage collector, `gc=False`: it holds no cycle.)"""
 
     ts: int
     received: int | None = None
