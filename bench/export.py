@@ -33,14 +33,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 
-from bench.common import cpu_seconds
+from bench.common import cpu_seconds, tree_cpu_seconds
 from services.export.position import group_marks
 from services.export.sinks import lineprotocol
 from services.export.sinks.postgres import PostgresSink
@@ -130,12 +131,18 @@ async def fill(redis_url: str, count: int, meter: str = "main") -> None:
 
 
 async def drain_rate(
-    redis_url: str, group: str, count: int, proc: subprocess.Popen[bytes]
-) -> tuple[float, float]:
+    redis_url: str,
+    group: str,
+    count: int,
+    proc: subprocess.Popen[bytes],
+    watch: dict[str, int],
+) -> tuple[float, dict[str, float]]:
     """Readings/s from the first confirmed batch until the group has confirmed all (the
-    service's start-up excluded), and the service's CPU seconds per reading meanwhile."""
+    service's start-up excluded), and the CPU seconds per reading meanwhile of the service
+    (`export`) and of each process of `watch` (name: pid, with its children)."""
     redis = await connect(redis_url)
-    first: tuple[float, int, float] | None = None
+    pids = {"export": proc.pid, **watch}
+    first: tuple[float, int, dict[str, float]] | None = None
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -145,9 +152,12 @@ async def drain_rate(
         if mark is not None and mark.entries_read is not None:
             done = mark.entries_read  # (the stream was made afresh: its entries are `count`)
             if first is None and done > 0:
-                first = (now, done, cpu_seconds(proc.pid))
+                first = (now, done, {name: tree_cpu_seconds(pid) for name, pid in pids.items()})
             if done >= count and first is not None:
-                cpu = (cpu_seconds(proc.pid) - first[2]) / (count - first[1])
+                cpu = {
+                    name: (tree_cpu_seconds(pid) - first[2][name]) / (count - first[1])
+                    for name, pid in pids.items()
+                }
                 await redis.aclose()
                 return (count - first[1]) / max(1e-9, now - first[0]), cpu
         await asyncio.sleep(0.01)
@@ -159,11 +169,13 @@ async def export_rate(
     sink: str,
     count: int,
     batch: int,
+    watch: dict[str, int],
     meter: str = "main",
     **settings: str,
-) -> tuple[float, float]:
+) -> tuple[float, dict[str, float]]:
     """Readings/s of the export service draining a backlog of `count` readings of `meter`
-    (another each round: new rows, new series), and its CPU per reading."""
+    (another each round: new rows, new series), and the CPU per reading of it and of each
+    process of `watch` (`drain_rate`)."""
     redis = await connect(redis_url)
     await redis.delete(STREAM)
     await redis.aclose()
@@ -171,7 +183,7 @@ async def export_rate(
     env = await export_env(redis_url, batch_size=str(batch), batch_wait="0", **settings)
     proc = start_export(env, Path(tempfile.gettempdir()) / f"bench-export-{sink}.log")
     try:
-        return await drain_rate(redis_url, f"export-{sink}", count, proc)
+        return await drain_rate(redis_url, f"export-{sink}", count, proc, watch)
     finally:
         proc.terminate()
         proc.wait(timeout=15)
@@ -354,51 +366,95 @@ def place(cpus: tuple[set[int], set[int]] | None, *, stores: tuple, box: tuple) 
     os.sched_setaffinity(0, box_cpus)
 
 
+async def bare_round(bare: Awaitable[float], store_pid: int, count: int) -> tuple[float, float]:
+    """The bare client's rate, and the store's CPU seconds per reading meanwhile."""
+    before = tree_cpu_seconds(store_pid)
+    ceiling = await bare
+    return ceiling, (tree_cpu_seconds(store_pid) - before) / count
+
+
+@dataclass
+class Round:
+    """One round of a store: the export's rate, the bare client's, and the CPU per reading (µs)
+    of the export, of Redis and of the store while the export wrote, and of the store while the
+    bare client wrote."""
+
+    rate: float
+    ceiling: float
+    cpu: dict[str, float]
+    store_bare: float
+
+    @property
+    def ratio(self) -> float:
+        return self.rate / self.ceiling
+
+
 async def compare(
-    url: str,
+    redis: OwnRedis,
     victoria: VictoriaMetricsServer,
     postgres: PostgresServer,
     args: argparse.Namespace,
     placement: str,
 ) -> None:
     """The export against the bare client into each store: a warm-up round, then `rounds`
-    rounds taking turns to go first; the median ratio."""
-    count, batch = args.count, args.batch
-    sinks: dict[str, tuple[Callable[[str], Any], Callable[[str], Any], str]] = {
+    rounds taking turns to go first; the median ratio, and where the CPU went in that round
+    (on shared cores what the export and Redis take, the store lacks)."""
+    count, batch, url = args.count, args.batch, redis.url
+    assert redis.proc and victoria.proc and postgres.proc  # (started)
+    redis_pid, victoria_pid, postgres_pid = redis.proc.pid, victoria.proc.pid, postgres.proc.pid
+    sinks: dict[str, tuple[int, Callable[[str], Any], Callable[[str], Any], str]] = {
         "VictoriaMetrics": (
-            lambda m: export_rate(url, "influx", count, batch, meter=m, influx_url=victoria.url),
+            victoria_pid,
+            lambda m: export_rate(
+                url,
+                "influx",
+                count,
+                batch,
+                {"redis": redis_pid, "store": victoria_pid},
+                meter=m,
+                influx_url=victoria.url,
+            ),
             lambda m: bare_victoria(victoria.url, count, batch, m),
             "bare httpx",
         ),
         "PostgreSQL": (
+            postgres_pid,
             lambda m: export_rate(
-                url, "postgres", count, batch, meter=m, postgres_dsn=postgres.dsn
+                url,
+                "postgres",
+                count,
+                batch,
+                {"redis": redis_pid, "store": postgres_pid},
+                meter=m,
+                postgres_dsn=postgres.dsn,
             ),
             lambda m: bare_postgres(postgres.dsn, count, batch, m),
             "bare psycopg COPY",
         ),
     }
     print(f"-- {placement}")
-    for store, (export, bare, bare_name) in sinks.items():
+    for store, (store_pid, export, bare, bare_name) in sinks.items():
         tag = f"m{time.monotonic_ns()}"  # each round's own meter: new rows and series
         await export(f"{tag}-warm")
         await bare(f"{tag}-warm-bare")  # the warm-up round, not counted
-        rounds: list[tuple[float, float, float]] = []
+        rounds: list[Round] = []
         for n in range(args.rounds):
             if n % 2:
                 rate, cpu = await export(f"{tag}-{n}")
-                ceiling = await bare(f"{tag}-{n}-bare")
+                ceiling, store_bare = await bare_round(bare(f"{tag}-{n}-bare"), store_pid, count)
             else:
-                ceiling = await bare(f"{tag}-{n}-bare")
+                ceiling, store_bare = await bare_round(bare(f"{tag}-{n}-bare"), store_pid, count)
                 rate, cpu = await export(f"{tag}-{n}")
-            rounds.append((rate / ceiling, rate, ceiling))
-        ratio, rate, ceiling = sorted(rounds)[len(rounds) // 2]
+            rounds.append(Round(rate, ceiling, cpu, store_bare))
+        median = sorted(rounds, key=lambda r: r.ratio)[len(rounds) // 2]
+        us = {name: seconds * 1e6 for name, seconds in median.cpu.items()}
         print(
-            f"{store}: export {rate:,.0f} readings/s, {bare_name} {ceiling:,.0f}/s, ratio "
-            f"{ratio:.2f} (median of {args.rounds}: "
-            f"{', '.join(f'{r:.2f}' for r, _, _ in rounds)}; goal >= 0.8"
-            f"{' and >= 20,000/s' if store == 'VictoriaMetrics' else ''}); the export's CPU "
-            f"{cpu * 1e6:.1f} µs per reading"
+            f"{store}: export {median.rate:,.0f} readings/s, {bare_name} {median.ceiling:,.0f}/s,"
+            f" ratio {median.ratio:.2f} (median of {args.rounds}: "
+            f"{', '.join(f'{r.ratio:.2f}' for r in rounds)}; goal >= 0.8"
+            f"{' and >= 20,000/s' if store == 'VictoriaMetrics' else ''}); CPU per reading: "
+            f"the export {us['export']:.1f} µs, Redis {us['redis']:.1f}, the store "
+            f"{us['store']:.1f} (with the bare client {median.store_bare * 1e6:.1f})"
         )
 
 
@@ -425,7 +481,7 @@ async def run(args: argparse.Namespace) -> None:
             print(f"{args.count} readings, batches of {args.batch}, full P1 readings (27 values)")
             for placement, cpus in PLACEMENTS.items():
                 place(cpus, stores=(victoria, postgres), box=(redis,))
-                await compare(url, victoria, postgres, args, placement)
+                await compare(redis, victoria, postgres, args, placement)
             place(None, stores=(victoria, postgres), box=(redis,))
             per, sent = await cpu_at_1_per_second(
                 url, args.meters, args.seconds,
