@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from services.accounting.account import RESOLUTIONS, IntervalRow
 from services.accounting.store import METERS_KEY, encode_row, energy_key
 from services.ingest.publisher import Publisher
+from shared.reading import encode_reading
 from shared.retention import Retention, group_backlogs
 from shared.stream import connect
 from tests.servers import RedisServer
@@ -22,6 +23,8 @@ from tests.stack.polling import until
 
 from .servers import InfluxServer, PostgresServer, VictoriaMetricsServer
 from .support import BOX, CLASSIC, T0, add_meter, exporting, licensed_env, publish, reading
+
+SINKS = ("influx", "postgres")
 
 
 async def pg_rows(dsn: str, query: str) -> list[tuple]:
@@ -215,6 +218,51 @@ async def test_refused_points_go_to_the_dead_letter_stream(
     assert all(b"conflict" in fields[b"reason"] for _id, fields in dead)
     assert b'"frequency":50.01' in dead[0][1][b"reading"]
     assert int(influx.query("SELECT count(p) FROM hanport")[0]["values"][0][1]) == 37
+    await redis.aclose()
+
+
+async def test_entries_another_program_wrote_wrong_are_skipped_or_dead_lettered(
+    redis_server: RedisServer,
+    victoria: VictoriaMetricsServer,
+    postgres: PostgresServer,
+    tmp_path: Path,
+) -> None:
+    """An entry that is no reading is skipped and counted; a reading with a value that is no
+    number goes to the dead-letter stream, named; every other reading is written."""
+    redis = await connect(redis_server.url)
+    await publish(redis, CLASSIC, [reading(n) for n in range(10)])
+    await redis.xadd(CLASSIC, {"reading": b"{not json"})
+    await publish(redis, CLASSIC, [reading(n) for n in range(10, 20)])
+    wrong = encode_reading(reading(40)).replace(b'"ic":1000.04,', b'"ic":"1000.04",')
+    wrong_id = (await redis.xadd(CLASSIC, {"reading": wrong})).decode()
+    await publish(redis, CLASSIC, [reading(n) for n in range(20, 30)])
+    env = await licensed_env(
+        redis_server.url,
+        tmp_path,
+        influx_url=victoria.url,
+        postgres_dsn=postgres.dsn,
+        batch_size="50",
+        metrics=True,
+    )
+    with exporting(env, tmp_path / "export.log") as export:
+
+        async def both_done() -> bool:
+            return all([await no_backlog(redis, CLASSIC, f"export-{sink}") for sink in SINKS])
+
+        await until(both_done, "both sinks past every entry", export.output, 60)
+        for sink in SINKS:
+            assert export.metric("hanport_export_readings_written_total", sink=sink) == 30
+            assert export.metric("hanport_export_readings_refused_total", sink=sink) == 1
+        assert export.metric("hanport_stream_bad_entries_total") == 2  # (each sink read it)
+        assert "skipping stream entry" in export.output()
+    dead: Any = await redis.xrange("hanport:export:dead")
+    assert sorted(fields[b"sink"].decode() for _id, fields in dead) == sorted(SINKS)
+    assert all(fields[b"entry"].decode() == wrong_id for _id, fields in dead)
+    assert all(fields[b"reason"].startswith(b"ic is not a number") for _id, fields in dead)
+    assert all(fields[b"reading"] == wrong for _id, fields in dead)
+    assert await pg_count(postgres.dsn) == 30
+    ic = victoria.samples('{__name__="hanport_ic"}')
+    assert len(ic[0]["timestamps"]) == 30
     await redis.aclose()
 
 

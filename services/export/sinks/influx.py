@@ -23,7 +23,7 @@ from shared.log import redact_url
 from . import Batch, Prepared, Rejected, SinkDown, WriteResult, bisect, made_in_chunks
 from .entries import Entries
 from .intervals import Interval, intervals_body
-from .lineprotocol import PRECISION, body
+from .lineprotocol import PRECISION, NotANumber, body
 
 API = Literal["v1", "v2"]
 REFUSED_STATUS = (400, 413, 422)
@@ -116,7 +116,10 @@ class InfluxSink:
     async def prepare(self, batch: Batch) -> None:
         """Make the batch's body now (the worker calls this while the previous write waits)."""
         entries = Entries.of(batch)
-        parts = await made_in_chunks(entries, self._body)
+        try:
+            parts = await made_in_chunks(entries, self._body)
+        except NotANumber:  # the write refuses that reading (`_send`)
+            return
         self._bodies.put(entries, b"\n".join(part for part in parts if part))
 
     def _body(self, batch: Entries) -> bytes:
@@ -132,7 +135,10 @@ class InfluxSink:
     async def _send(self, batch: Entries) -> None:
         data = self._bodies.take(batch)
         if data is None:
-            data = self._body(batch)
+            try:
+                data = self._body(batch)
+            except NotANumber as error:  # refused: written in halves down to that reading
+                raise Rejected(str(error)) from None
         if data:  # readings without a single value: nothing to store
             await self._post(data)
 

@@ -62,8 +62,8 @@ def escape_tag(text: str) -> str:
 
 def _number(value: Any) -> str | None:
     """A float field value (`230.1`), or None for a value to leave out (absent, NaN, inf)."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return None  # absent, or not a number (a stream entry another program wrote)
+    if value is None or isinstance(value, bool):
+        return None
     number = float(value)
     return repr(number) if math.isfinite(number) else None
 
@@ -78,15 +78,39 @@ _SIZES = tuple(None if names is None else len(names) for _key, names in _PLAN)
 _GET = operator.attrgetter(*_KEYS)
 
 
+class NotANumber(ValueError):
+    """A value of a stream entry is neither a number nor null (another program wrote it): the
+    sinks refuse that reading, which goes to the dead-letter stream with this message."""
+
+
+def _is_number(item: Any) -> bool:
+    return item is None or (isinstance(item, int | float) and not isinstance(item, bool))
+
+
+def _json_values(raw: msgspec.Raw, key: str, size: int | None) -> Any:
+    """An `Exported` value (its JSON text) as `Reading` holds it: a number or None, or for an
+    array (`size` items in the catalogue) a list of them or None; else `NotANumber`."""
+    value = msgspec.json.decode(raw)
+    if size is None:
+        valid = _is_number(value)
+    else:
+        valid = value is None or (isinstance(value, list) and all(map(_is_number, value)))
+    if not valid:
+        text = bytes(raw)[:80].decode(errors="replace")
+        raise NotANumber(f"{key} is not a number{'' if size is None else ' array'}: {text}")
+    return value
+
+
 def flat_values(reading: AnyReading) -> list[Any]:
-    """Every exported value of the reading, in `EXPORTED` order (None where absent)."""
+    """Every exported value of the reading, in `EXPORTED` order (None where absent); raises
+    `NotANumber` for a value of an `Exported` that is no number."""
     out: list[Any] = []
-    for value, size in zip(_GET(reading), _SIZES, strict=True):
+    for key, value, size in zip(_KEYS, _GET(reading), _SIZES, strict=True):
         if isinstance(value, msgspec.Raw):  # (an `Exported`'s JSON text)
-            value = msgspec.json.decode(value)
+            value = _json_values(value, key, size)
         if size is None:
             out.append(value)
-        elif not isinstance(value, list):  # not an array: nothing of it exported
+        elif value is None:
             out += [None] * size
         elif len(value) == size:
             out += value

@@ -31,6 +31,7 @@ from psycopg.conninfo import conninfo_to_dict
 from . import Batch, Prepared, Rejected, SinkDown, WriteResult, bisect, made_in_chunks
 from .entries import AnyReading, Entries
 from .intervals import UPSERT, Interval, interval_row
+from .lineprotocol import NotANumber
 from .sql import (
     MIGRATIONS,
     PARTITIONED,
@@ -128,7 +129,10 @@ class PostgresSink:
     async def prepare(self, batch: Batch) -> None:
         """Make the batch's rows now (the worker calls this while the previous write waits)."""
         entries = Entries.of(batch)
-        parts = await made_in_chunks(entries, self._rows)
+        try:
+            parts = await made_in_chunks(entries, self._rows)
+        except NotANumber:  # the write refuses that reading (`_send`)
+            return
         tables: dict[str, list[Any]] = {}
         for part in parts:
             for table, rows in part:
@@ -194,7 +198,10 @@ class PostgresSink:
             raise SinkDown("PostgreSQL: not connected")
         tables = self._tables.take(batch)
         if tables is None:
-            tables = self._rows(batch)
+            try:
+                tables = self._rows(batch)
+            except NotANumber as error:  # refused: written in halves down to that reading
+                raise Rejected(str(error)) from None
         try:
             try:
                 await self._copy(conn, tables, staged=False)
