@@ -18,6 +18,7 @@ from services.ingest.publisher import Publisher
 from shared.reading import encode_reading
 from shared.retention import Retention, group_backlogs
 from shared.stream import connect
+from shared.stream_id import entry_id_text
 from tests.servers import RedisServer
 from tests.stack.polling import until
 
@@ -234,7 +235,7 @@ async def test_entries_another_program_wrote_wrong_are_skipped_or_dead_lettered(
     await redis.xadd(CLASSIC, {"reading": b"{not json"})
     await publish(redis, CLASSIC, [reading(n) for n in range(10, 20)])
     wrong = encode_reading(reading(40)).replace(b'"ic":1000.04,', b'"ic":"1000.04",')
-    wrong_id = (await redis.xadd(CLASSIC, {"reading": wrong})).decode()
+    wrong_id = entry_id_text(await redis.xadd(CLASSIC, {"reading": wrong}))
     await publish(redis, CLASSIC, [reading(n) for n in range(20, 30)])
     env = await licensed_env(
         redis_server.url,
