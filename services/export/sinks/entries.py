@@ -75,19 +75,18 @@ class Entries(Sequence[tuple[str, Any]]):
     payloads: list[bytes] | None = None
 
     @classmethod
-    def decode(cls, raw: Iterable[tuple[str, bytes | None]], bad: list[str]) -> Entries:
+    def decode(cls, raw: Sequence[tuple[str, bytes | None]], bad: list[str]) -> Entries:
         """Entries of (id, the reading's JSON) pairs, as read; one that does not decode (or
         has no reading) is logged, counted and left out, its id appended to `bad`."""
-        ids: list[str] = []
-        payloads: list[bytes] = []
-        for entry_id, data in raw:
-            if data is None:  # deleted while pending, or no `reading` field
-                STREAM_BAD_ENTRIES.inc()
-                log.warning("skipping stream entry %s: no 'reading' field", entry_id)
-                bad.append(entry_id)
-            else:
-                ids.append(entry_id)
-                payloads.append(data)
+        payloads = [data for _id, data in raw if data is not None]
+        ids = [entry_id for entry_id, _data in raw]
+        if len(payloads) < len(ids):  # deleted while pending, or no `reading` field
+            for entry_id, data in raw:
+                if data is None:
+                    STREAM_BAD_ENTRIES.inc()
+                    log.warning("skipping stream entry %s: no 'reading' field", entry_id)
+                    bad.append(entry_id)
+            ids = [entry_id for entry_id, data in raw if data is not None]
         try:
             return cls(ids, list(decode_exported(payloads)), payloads)
         except (msgspec.DecodeError, ValueError):  # (ValidationError is a DecodeError)
