@@ -245,7 +245,7 @@ def same_shape_lines(readings: Sequence[AnyReading], prefix: str) -> bytes | Non
     """The lines of readings that all have the shape of the first (the same values present,
     `reading_line_bytes`' fast path), made at once: one encode of the whole run, one `%`
     of the template repeated; None when they are not all of one shape (or have no value).
-    1.2 µs a reading where each line made apart took 3.4 (docs/performance.md, Export)."""
+    2.4 µs a reading where each line made apart took 5.4 (docs/performance.md, Export)."""
     one = ENCODE(_VALUES_AND_TIME(readings[0]))
     template = _template(prefix, shape_of(one))
     if template is None:
