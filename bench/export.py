@@ -405,32 +405,21 @@ async def compare(
     count, batch, url = args.count, args.batch, redis.url
     assert redis.proc and victoria.proc and postgres.proc  # (started)
     redis_pid, victoria_pid, postgres_pid = redis.proc.pid, victoria.proc.pid, postgres.proc.pid
+
+    def export_of(sink: str, store_pid: int, **settings: str) -> Callable[[str], Any]:
+        watch = {"redis": redis_pid, "store": store_pid}
+        return lambda m: export_rate(url, sink, count, batch, watch, meter=m, **settings)
+
     sinks: dict[str, tuple[int, Callable[[str], Any], Callable[[str], Any], str]] = {
         "VictoriaMetrics": (
             victoria_pid,
-            lambda m: export_rate(
-                url,
-                "influx",
-                count,
-                batch,
-                {"redis": redis_pid, "store": victoria_pid},
-                meter=m,
-                influx_url=victoria.url,
-            ),
+            export_of("influx", victoria_pid, influx_url=victoria.url),
             lambda m: bare_victoria(victoria.url, count, batch, m),
             "bare httpx",
         ),
         "PostgreSQL": (
             postgres_pid,
-            lambda m: export_rate(
-                url,
-                "postgres",
-                count,
-                batch,
-                {"redis": redis_pid, "store": postgres_pid},
-                meter=m,
-                postgres_dsn=postgres.dsn,
-            ),
+            export_of("postgres", postgres_pid, postgres_dsn=postgres.dsn),
             lambda m: bare_postgres(postgres.dsn, count, batch, m),
             "bare psycopg COPY",
         ),

@@ -29,7 +29,7 @@ from typing import Any, Generic, Protocol, TypeVar, cast
 
 from shared.reading import Reading
 
-from .entries import Entries
+from .entries import Entries, NotANumber
 from .intervals import Interval
 
 Entry = tuple[str, Reading]
@@ -95,6 +95,25 @@ class Prepared(Generic[T]):
 
 
 CHUNK = 250  # entries made at once by `made_in_chunks`
+
+
+async def made_ahead(batch: Batch, make: Callable[[Entries], T]) -> tuple[Entries, list[T]] | None:
+    """A sink's `prepare`: the batch as `Entries` and `make` of its chunks (`made_in_chunks`);
+    None when a reading of it holds a value that is no number (`made_to_write` refuses it)."""
+    entries = Entries.of(batch)
+    try:
+        return entries, await made_in_chunks(entries, make)
+    except NotANumber:
+        return None
+
+
+def made_to_write(batch: Entries, make: Callable[[Entries], T]) -> T:
+    """`make` of a batch about to be written; a reading with a value that is no number is
+    refused (`Rejected`), so the batch is written in halves down to that reading (`bisect`)."""
+    try:
+        return make(batch)
+    except NotANumber as error:
+        raise Rejected(str(error)) from None
 
 
 async def made_in_chunks(batch: Entries, make: Callable[[Entries], T]) -> list[T]:

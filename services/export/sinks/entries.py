@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 NULL = Raw(b"null")
 
 
+class NotANumber(ValueError):
+    """A value of a stream entry is neither a number nor null (another program wrote it): the
+    sinks refuse that reading, which goes to the dead-letter stream with this message."""
+
+
 class Exported(msgspec.Struct, kw_only=True, gc=False):
     """What the export writes of a reading: its times, meter, sub-meters, and every exported
     number (`lineprotocol.EXPORTED`'s keys) as the JSON text the stream holds (`null` when

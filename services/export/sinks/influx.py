@@ -20,10 +20,10 @@ import httpx
 
 from shared.log import redact_url
 
-from . import Batch, Prepared, Rejected, SinkDown, WriteResult, bisect, made_in_chunks
+from . import Batch, Prepared, Rejected, SinkDown, WriteResult, bisect, made_ahead, made_to_write
 from .entries import Entries
 from .intervals import Interval, intervals_body
-from .lineprotocol import PRECISION, NotANumber, body
+from .lineprotocol import PRECISION, body
 
 API = Literal["v1", "v2"]
 REFUSED_STATUS = (400, 413, 422)
@@ -115,12 +115,10 @@ class InfluxSink:
 
     async def prepare(self, batch: Batch) -> None:
         """Make the batch's body now (the worker calls this while the previous write waits)."""
-        entries = Entries.of(batch)
-        try:
-            parts = await made_in_chunks(entries, self._body)
-        except NotANumber:  # the write refuses that reading (`_send`)
-            return
-        self._bodies.put(entries, b"\n".join(part for part in parts if part))
+        made = await made_ahead(batch, self._body)
+        if made is not None:
+            entries, parts = made
+            self._bodies.put(entries, b"\n".join(part for part in parts if part))
 
     def _body(self, batch: Entries) -> bytes:
         return body(batch.readings, self.box)
@@ -135,10 +133,7 @@ class InfluxSink:
     async def _send(self, batch: Entries) -> None:
         data = self._bodies.take(batch)
         if data is None:
-            try:
-                data = self._body(batch)
-            except NotANumber as error:  # refused: written in halves down to that reading
-                raise Rejected(str(error)) from None
+            data = made_to_write(batch, self._body)
         if data:  # readings without a single value: nothing to store
             await self._post(data)
 

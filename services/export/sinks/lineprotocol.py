@@ -25,7 +25,7 @@ from shared.fields import BY_KEY, ELECTRICAL, Value, values
 from shared.meters import meter_of
 from shared.reading import SubMeter
 
-from .entries import AnyReading
+from .entries import AnyReading, NotANumber
 
 MEASUREMENT = "hanport"
 SUBMETER_MEASUREMENT = "hanport_submeter"
@@ -76,11 +76,6 @@ def series_prefix(box: str, meter: str, measurement: str = MEASUREMENT) -> str:
 _KEYS = tuple(key for key, _names in _PLAN)
 _SIZES = tuple(None if names is None else len(names) for _key, names in _PLAN)
 _GET = operator.attrgetter(*_KEYS)
-
-
-class NotANumber(ValueError):
-    """A value of a stream entry is neither a number nor null (another program wrote it): the
-    sinks refuse that reading, which goes to the dead-letter stream with this message."""
 
 
 def _is_number(item: Any) -> bool:

@@ -28,10 +28,9 @@ import psycopg
 from psycopg import sql as q
 from psycopg.conninfo import conninfo_to_dict
 
-from . import Batch, Prepared, Rejected, SinkDown, WriteResult, bisect, made_in_chunks
+from . import Batch, Prepared, Rejected, SinkDown, WriteResult, bisect, made_ahead, made_to_write
 from .entries import AnyReading, Entries
 from .intervals import UPSERT, Interval, interval_row
-from .lineprotocol import NotANumber
 from .sql import (
     MIGRATIONS,
     PARTITIONED,
@@ -128,11 +127,10 @@ class PostgresSink:
 
     async def prepare(self, batch: Batch) -> None:
         """Make the batch's rows now (the worker calls this while the previous write waits)."""
-        entries = Entries.of(batch)
-        try:
-            parts = await made_in_chunks(entries, self._rows)
-        except NotANumber:  # the write refuses that reading (`_send`)
+        made = await made_ahead(batch, self._rows)
+        if made is None:
             return
+        entries, parts = made
         tables: dict[str, list[Any]] = {}
         for part in parts:
             for table, rows in part:
@@ -198,10 +196,7 @@ class PostgresSink:
             raise SinkDown("PostgreSQL: not connected")
         tables = self._tables.take(batch)
         if tables is None:
-            try:
-                tables = self._rows(batch)
-            except NotANumber as error:  # refused: written in halves down to that reading
-                raise Rejected(str(error)) from None
+            tables = made_to_write(batch, self._rows)
         try:
             try:
                 await self._copy(conn, tables, staged=False)
