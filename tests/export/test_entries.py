@@ -10,8 +10,9 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.export.sinks.entries import Entries
+from services.export.sinks.entries import Entries, Exported
 from services.export.sinks.lineprotocol import (
+    EXPORTED,
     body,
     reading_line,
     same_shape_lines,
@@ -36,6 +37,12 @@ finite = st.one_of(
 def read(readings: list[Reading]) -> Entries:
     """The readings as the export reads them from the stream."""
     return Entries.decode([(f"{n + 1}-0", encode_reading(r)) for n, r in enumerate(readings)], [])
+
+
+def test_exported_holds_every_number_the_export_writes() -> None:
+    """`Exported` names its numbers itself: they are the field catalogue's exported keys."""
+    numbers = [f.name for f in msgspec.structs.fields(Exported) if f.type is msgspec.Raw]
+    assert numbers == list(dict.fromkeys(v.field.key for v in EXPORTED))
 
 
 def test_entries_that_do_not_decode_are_left_out_and_named() -> None:
