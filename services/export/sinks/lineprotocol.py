@@ -260,15 +260,18 @@ def _repeated(template: bytes, count: int) -> bytes:
 
 
 def lines(readings: Sequence[AnyReading], box: str) -> list[bytes]:
-    """Every line of `readings` (their sub-meters after each), in order: readings of one meter,
-    all of one shape and without sub-meters (a meter's usual run) made at once."""
+    """Every line of `readings` and of their sub-meters: the readings of one meter all of one
+    shape (a meter's usual run) made at once, their sub-meters' lines after them; other
+    readings each with its sub-meters after it. (The order of lines in a write is the store's
+    no concern: a point is its series and time.)"""
     if not readings:
         return []
-    one_meter = len({meter_of(reading) for reading in readings}) == 1
-    if one_meter and not any(reading.submeters for reading in readings):
-        run = same_shape_lines(readings, series_prefix(box, meter_of(readings[0])))
+    meters = {meter_of(reading) for reading in readings}
+    if len(meters) == 1:
+        meter = meters.pop()
+        run = same_shape_lines(readings, series_prefix(box, meter))
         if run is not None:
-            return [run]
+            return [run, *(sub for r in readings for sub in _submeter_lines(r, box, meter))]
     out: list[bytes] = []
     prefixes: dict[str, str] = {}
     for reading in readings:
@@ -279,11 +282,15 @@ def lines(readings: Sequence[AnyReading], box: str) -> list[bytes]:
         line = reading_line_bytes(reading, prefix)
         if line is not None:
             out.append(line)
-        for submeter in reading.submeters:
-            sub = submeter_line(submeter, reading, box, meter)
-            if sub is not None:
-                out.append(sub.encode())
+        out += _submeter_lines(reading, box, meter)
     return out
+
+
+def _submeter_lines(reading: AnyReading, box: str, meter: str) -> list[bytes]:
+    if not reading.submeters:
+        return []
+    made = (submeter_line(submeter, reading, box, meter) for submeter in reading.submeters)
+    return [line.encode() for line in made if line is not None]
 
 
 def body(readings: Sequence[AnyReading], box: str) -> bytes:
