@@ -20,7 +20,7 @@ starts in temporary folders); produces figures on stdout:
   readings arrive at 10/s with the stream's MAXLEN far below it, then started: all there, none
   twice.
 
-    python -m bench.export [--count 100000] [--batch 5000] [--rounds 3] [--meters 3]
+    python -m bench.export [--count 300000] [--batch 5000] [--rounds 3] [--meters 3]
                            [--seconds 60] [--outage 600] [--outage-only]
 """
 
@@ -498,7 +498,9 @@ async def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.export", description=__doc__)
-    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument(
+        "--count", type=int, default=300_000
+    )  # (100,000 drained in a second: noise)
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3, help="rounds per store and placement")
     parser.add_argument("--meters", type=int, default=3)
