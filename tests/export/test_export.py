@@ -28,6 +28,24 @@ from .support import BOX, CLASSIC, T0, add_meter, exporting, licensed_env, publi
 SINKS = ("influx", "postgres")
 
 
+async def both_sinks_env(
+    redis_server: RedisServer,
+    victoria: VictoriaMetricsServer,
+    postgres: PostgresServer,
+    tmp_path: Path,
+    **settings: str,
+) -> dict[str, str]:
+    """The licensed export's environment writing to both stores, its metrics served."""
+    return await licensed_env(
+        redis_server.url,
+        tmp_path,
+        influx_url=victoria.url,
+        postgres_dsn=postgres.dsn,
+        metrics=True,
+        **settings,
+    )
+
+
 async def pg_rows(dsn: str, query: str) -> list[tuple]:
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         return await (await conn.execute(query)).fetchall()
@@ -237,14 +255,7 @@ async def test_entries_another_program_wrote_wrong_are_skipped_or_dead_lettered(
     wrong = encode_reading(reading(40)).replace(b'"ic":1000.04,', b'"ic":"1000.04",')
     wrong_id = entry_id_text(await redis.xadd(CLASSIC, {"reading": wrong}))
     await publish(redis, CLASSIC, [reading(n) for n in range(20, 30)])
-    env = await licensed_env(
-        redis_server.url,
-        tmp_path,
-        influx_url=victoria.url,
-        postgres_dsn=postgres.dsn,
-        batch_size="50",
-        metrics=True,
-    )
+    env = await both_sinks_env(redis_server, victoria, postgres, tmp_path, batch_size="50")
     with exporting(env, tmp_path / "export.log") as export:
 
         async def both_done() -> bool:
@@ -288,13 +299,7 @@ async def test_accounting_intervals_written_and_rewritten_when_they_change(
         await store(IntervalRow("quarter", start, (0.1 * (n + 1), 0.0, 0.01, 0.0), n % 2 == 1))
     await store(IntervalRow("month", T0, (512.5, 3.25, 10.0, 1.0), False))
     await redis.sadd(METERS_KEY, "main")
-    env = await licensed_env(
-        redis_server.url,
-        tmp_path,
-        influx_url=victoria.url,
-        postgres_dsn=postgres.dsn,
-        intervals_every="0.2",
-    )
+    env = await both_sinks_env(redis_server, victoria, postgres, tmp_path, intervals_every="0.2")
     query = (
         "SELECT resolution, extract(epoch FROM start) * 1000, import, export, estimated "
         "FROM hanport_intervals ORDER BY resolution, start"
