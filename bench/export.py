@@ -218,12 +218,23 @@ async def bare_postgres(dsn: str, count: int, batch: int, meter: str = "bare") -
     ]
     columns = ", ".join(READING_COLUMNS)
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        backend = conn.info.backend_pid
         started = time.monotonic()
         for text in texts:
             statement = f"COPY hanport_readings ({columns}) FROM STDIN"
             async with conn.transaction(), conn.cursor() as cursor, cursor.copy(statement) as copy:
                 await copy.write(text)
-        return count / (time.monotonic() - started)
+        rate = count / (time.monotonic() - started)
+    async with asyncio.timeout(10):  # (its CPU is the postmaster's from then on: `bare_round`)
+        await reaped(backend)
+    return rate
+
+
+async def reaped(pid: int) -> None:
+    """Until the process `pid` has ended and its parent reaped it (its /proc entry gone)."""
+    # (polled: no event tells that another process was reaped; /proc has no disk behind it)
+    while os.path.exists(f"/proc/{pid}"):  # noqa: ASYNC110, ASYNC240
+        await asyncio.sleep(0.01)
 
 
 async def cpu_at_1_per_second(
@@ -369,10 +380,7 @@ def place(cpus: tuple[set[int], set[int]] | None, *, stores: tuple, box: tuple) 
 async def bare_round(bare: Awaitable[float], store_pid: int, count: int) -> tuple[float, float]:
     """The bare client's rate, and the store's CPU seconds per reading meanwhile."""
     before = tree_cpu_seconds(store_pid)
-    ceiling = await bare
-    # PostgreSQL's backend for the bare client has ended: its CPU counts once the postmaster
-    # reaped it (a pause of the benchmark, not a wait for an event it could see)
-    await asyncio.sleep(0.5)
+    ceiling = await bare  # (PostgreSQL's: after its backend was reaped, `bare_postgres`)
     return ceiling, (tree_cpu_seconds(store_pid) - before) / count
 
 
