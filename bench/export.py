@@ -354,6 +354,7 @@ PLACEMENTS: dict[str, tuple[set[int], set[int]] | None] = {
     "the store on a core of its own (as on another machine)": ({1}, {0}),
     "everything sharing both cores": None,
 }
+PLACEMENT_NAMES = {"own": 0, "shared": 1}  # `--placement`: which of them
 
 
 def pin(pid: int, cpus: set[int]) -> None:
@@ -434,6 +435,8 @@ async def compare(
     }
     print(f"-- {placement}")
     for store, (store_pid, export, bare, bare_name) in sinks.items():
+        if args.store and args.store.lower() not in store.lower():
+            continue
         tag = f"m{time.monotonic_ns()}"  # each round's own meter: new rows and series
         await export(f"{tag}-warm")
         await bare(f"{tag}-warm-bare")  # the warm-up round, not counted
@@ -479,10 +482,14 @@ async def run(args: argparse.Namespace) -> None:
                 print(f"CPU at 1 reading/s per meter: {per * 1e3:.2f} ms per reading ({sent})")
                 return
             print(f"{args.count} readings, batches of {args.batch}, full P1 readings (27 values)")
-            for placement, cpus in PLACEMENTS.items():
+            for n, (placement, cpus) in enumerate(PLACEMENTS.items()):
+                if args.placement and PLACEMENT_NAMES[args.placement] != n:
+                    continue
                 place(cpus, stores=(victoria, postgres), box=(redis,))
                 await compare(redis, victoria, postgres, args, placement)
             place(None, stores=(victoria, postgres), box=(redis,))
+            if args.compare_only:
+                return
             per, sent = await cpu_at_1_per_second(
                 url, args.meters, args.seconds,
                 influx_url=victoria.url, postgres_dsn=postgres.dsn,
@@ -516,6 +523,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--outage", type=float, default=0.0, help="seconds (the issue: 600)")
     parser.add_argument("--outage-only", action="store_true", help="only the outage case")
     parser.add_argument("--cpu-only", action="store_true", help="only the CPU at 1 reading/s")
+    parser.add_argument("--store", choices=("victoria", "postgres"), help="only this store")
+    parser.add_argument("--placement", choices=tuple(PLACEMENT_NAMES), help="only this one")
+    parser.add_argument(
+        "--compare-only", action="store_true", help="only the comparison with the bare clients"
+    )
     args = parser.parse_args(
         argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else []
     )
