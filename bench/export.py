@@ -21,7 +21,9 @@ starts in temporary folders); produces figures on stdout:
   twice.
 
     python -m bench.export [--count 300000] [--batch 5000] [--rounds 3] [--meters 3]
-                           [--seconds 60] [--outage 600] [--outage-only]
+                           [--seconds 60] [--outage 600] [--outage-only] [--cpu-only]
+                           [--store victoria|postgres] [--placement own|shared]
+                           [--compare-only]
 """
 
 from __future__ import annotations

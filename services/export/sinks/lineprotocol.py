@@ -181,14 +181,23 @@ def _absent(shape: bytes) -> tuple[bool, ...] | None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _template(prefix: str, shape: bytes) -> bytes | None:
-    """The `%b` template of the line of a reading of this shape (its present values, then its
-    time), None for a shape `_absent` refuses or one without a value."""
+def _pieces(prefix: str, shape: bytes) -> tuple[bytes, ...] | None:
+    """The text of a line of a reading of this shape around its values: `prefix ic=`, `,ec=`,
+    ..., ` ` (before the time); None for a shape `_absent` refuses or one without a value."""
     absent = _absent(shape)
     if absent is None or all(absent):
         return None
-    fields = ",".join(f"{name}=%b" for name, gone in zip(_NAMES, absent, strict=True) if not gone)
-    return f"{prefix.replace('%', '%%')} {fields} %b".encode()
+    names = [name for name, gone in zip(_NAMES, absent, strict=True) if not gone]
+    return (f"{prefix} {names[0]}=".encode(), *(f",{n}=".encode() for n in names[1:]), b" ")
+
+
+@functools.lru_cache(maxsize=4096)
+def _template(prefix: str, shape: bytes) -> bytes | None:
+    """`_pieces` as a `%b` template of the line (its present values, then its time)."""
+    pieces = _pieces(prefix, shape)
+    if pieces is None:
+        return None
+    return b"%b".join(piece.replace(b"%", b"%%") for piece in pieces) + b"%b"
 
 
 def value_texts(reading: AnyReading) -> bytes | None:
@@ -238,12 +247,13 @@ def submeter_line(submeter: SubMeter, reading: AnyReading, box: str, meter: str)
 
 def same_shape_lines(readings: Sequence[AnyReading], prefix: str) -> bytes | None:
     """The lines of readings that all have the shape of the first (the same values present,
-    `reading_line_bytes`' fast path), made at once: one encode of the whole run, one `%`
-    of the template repeated; None when they are not all of one shape (or have no value).
-    2.4 µs a reading where each line made apart took 5.4 (docs/performance.md, Export)."""
+    `reading_line_bytes`' fast path), made at once: one encode of the whole run, its values
+    put between the shape's `_pieces` by one join; None when they are not all of one shape (or
+    have no value). 2.0 µs a reading where each line made apart took 5.4 (docs/performance.md,
+    Export)."""
     one = ENCODE(_VALUES_AND_TIME(readings[0]))
-    template = _template(prefix, shape_of(one))
-    if template is None:
+    pieces = _pieces(prefix, shape_of(one))
+    if pieces is None:
         return None
     text = ENCODE([_VALUES_AND_TIME(reading) for reading in readings])
     if not all_of_shape(text, one, len(readings)):
@@ -251,12 +261,22 @@ def same_shape_lines(readings: Sequence[AnyReading], prefix: str) -> bytes | Non
     flat = text[1:-1].translate(None, b"[]")  # every reading's values and time, comma-separated
     if _NULL in flat:
         flat = flat.replace(b"null,", b"")
-    return _repeated(template, len(readings)) % tuple(flat.split(b","))
+    values = flat.split(b",")
+    out = [b""] * (2 * len(values))  # piece, value, piece, value, ...: line after line
+    out[0::2] = _between_lines(pieces) * len(readings)
+    out[1::2] = values
+    out[0] = pieces[0]  # (the first line has no newline before it)
+    return b"".join(out)
 
 
 @functools.lru_cache(maxsize=64)
-def _repeated(template: bytes, count: int) -> bytes:
-    return b"\n".join([template] * count)
+def _between_lines(pieces: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """A line's pieces, the first after a newline: what goes before each value of a run."""
+    return (b"\n" + pieces[0], *pieces[1:])
+
+
+_METER = operator.attrgetter("meter")
+_SUBMETERS = operator.attrgetter("submeters")
 
 
 def lines(readings: Sequence[AnyReading], box: str) -> list[bytes]:
@@ -266,11 +286,12 @@ def lines(readings: Sequence[AnyReading], box: str) -> list[bytes]:
     no concern: a point is its series and time.)"""
     if not readings:
         return []
-    meters = {meter_of(reading) for reading in readings}
-    if len(meters) == 1:
-        meter = meters.pop()
+    meters = set(map(_METER, readings))  # (a reading without `meter`: `meter_of` names it)
+    if len(meters) == 1 and (meter := meters.pop()):
         run = same_shape_lines(readings, series_prefix(box, meter))
         if run is not None:
+            if not any(map(_SUBMETERS, readings)):
+                return [run]
             return [run, *(sub for r in readings for sub in _submeter_lines(r, box, meter))]
     out: list[bytes] = []
     prefixes: dict[str, str] = {}
