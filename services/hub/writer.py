@@ -16,7 +16,7 @@ from typing import Protocol
 import httpx
 
 from services.export.sinks import Entry, WriteResult, bisect
-from services.export.sinks.influx import post_lines, write_request
+from services.export.sinks.influx import http_client, post_lines, write_request
 from services.export.sinks.intervals import Interval, intervals_body
 from services.export.sinks.lineprotocol import lines
 from shared.log import redact_url
@@ -76,7 +76,7 @@ class FleetLineWriter:
 
     async def _post(self, data: bytes) -> None:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout)
+            self._client = http_client(self.timeout)
         await post_lines(self._client, self._endpoint, self._params, self._headers, data)
 
     async def close(self) -> None:

@@ -3,6 +3,9 @@ batch written twice stores nothing twice; refused points are named, the rest sto
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
 import psycopg
 import pytest
 
@@ -42,6 +45,28 @@ async def test_victoria_metrics_values_and_tags(victoria: VictoriaMetricsServer)
     gas = series["hanport_submeter_value"]
     assert gas["metric"]["channel"] == "1" and gas["metric"]["unit"] == "m3"
     assert gas["values"] == [10.0, 20.0]
+
+
+async def test_influx_connection_kept_between_batches(victoria: VictoriaMetricsServer) -> None:
+    """Batches 5 s apart (the default batch wait) go over one connection: none made per batch
+    (to InfluxDB Cloud each would be a TLS handshake)."""
+
+    def accepted() -> int:  # (this request's own connection counted too)
+        text = httpx.get(f"{victoria.url}/metrics", timeout=10).text
+        return sum(
+            int(float(line.rsplit(" ", 1)[1]))
+            for line in text.splitlines()
+            if line.startswith("vm_tcplistener_accepts_total")
+        )
+
+    sink = InfluxSink(victoria.url, BOX)
+    before = accepted()
+    await sink.write(batch(2))
+    await asyncio.sleep(5.5)  # (the time a connection idles between batches is the point here)
+    await sink.write(batch(2, first=2))
+    after = accepted()
+    await sink.close()
+    assert after - before == 2  # the sink's one connection, and the second look's own
 
 
 @pytest.mark.parametrize("prepared", [False, True], ids=["made-at-write", "prepared"])

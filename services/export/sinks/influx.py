@@ -26,6 +26,10 @@ from .intervals import Interval, intervals_body
 from .lineprotocol import PRECISION, body
 
 API = Literal["v1", "v2"]
+# An idle connection is kept this long (httpx's default, 5 s, is the export's default batch wait:
+# every batch made a new connection, a new TLS handshake to InfluxDB Cloud); below the usual
+# servers' idle timeouts (VictoriaMetrics and many load balancers: 60 s)
+KEEPALIVE_S = 30.0
 REFUSED_STATUS = (400, 413, 422)
 HINTS = {
     401: "the token (HANPORT_EXPORT_INFLUX_TOKEN) is missing or wrong",
@@ -56,6 +60,11 @@ def write_request(
             params["org"] = org
         return f"{base}/api/v2/write", params, headers
     return f"{base}/write", {"db": database, "precision": PRECISION}, headers
+
+
+def http_client(timeout: float) -> httpx.AsyncClient:
+    """The HTTP client of a line protocol writer (the export's sink, the fleet hub's)."""
+    return httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S))
 
 
 async def post_lines(
@@ -110,7 +119,7 @@ class InfluxSink:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout)
+            self._client = http_client(self.timeout)
         return self._client
 
     async def prepare(self, batch: Batch) -> None:

@@ -20,6 +20,7 @@ How answers map to the `Sink` contract (services/export/sinks/__init__.py):
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +71,7 @@ def _reason(error: psycopg.Error) -> str:
     return f"SQLSTATE {error.sqlstate}: {text}{detail}"
 
 
+@functools.cache  # (composed once, not for every batch)
 def insert_statement(table: str) -> q.Composed:
     columns = q.SQL(", ").join(q.Identifier(c) for c in COLUMNS[table])
     return q.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
@@ -77,6 +79,7 @@ def insert_statement(table: str) -> q.Composed:
     )
 
 
+@functools.cache
 def copy_statement(table: str, *, staged: bool) -> q.Composed:
     columns = q.SQL(", ").join(q.Identifier(c) for c in COLUMNS[table])
     target = STAGE[table] if staged else table
