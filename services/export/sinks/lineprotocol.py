@@ -249,7 +249,7 @@ def same_shape_lines(readings: Sequence[AnyReading], prefix: str) -> bytes | Non
     """The lines of readings that all have the shape of the first (the same values present,
     `reading_line_bytes`' fast path), made at once: one encode of the whole run, its values
     put between the shape's `_pieces` by one join; None when they are not all of one shape (or
-    have no value). 2.0 µs a reading where each line made apart took 5.4 (docs/performance.md,
+    have no value). 2.1 µs a reading where each line made apart took 5.4 (docs/performance.md,
     Export)."""
     one = ENCODE(_VALUES_AND_TIME(readings[0]))
     pieces = _pieces(prefix, shape_of(one))
