@@ -224,8 +224,8 @@ async def bare_postgres(dsn: str, count: int, batch: int, meter: str = "bare") -
         started = time.monotonic()
         for text in texts:
             statement = f"COPY hanport_readings ({columns}) FROM STDIN"
-            async with conn.transaction(), conn.cursor() as cursor, cursor.copy(statement) as copy:
-                await copy.write(text)
+            async with conn.cursor() as cursor, cursor.copy(statement) as copy:
+                await copy.write(text)  # (one statement, a transaction of its own)
         rate = count / (time.monotonic() - started)
     async with asyncio.timeout(10):  # (its CPU is the postmaster's from then on: `bare_round`)
         await reaped(backend)

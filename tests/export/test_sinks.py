@@ -4,6 +4,7 @@ batch written twice stores nothing twice; refused points are named, the rest sto
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import psycopg
@@ -144,6 +145,34 @@ async def test_postgres_rows_partitions_replay_and_refusal(postgres: PostgresSer
     assert result.written == 15
     assert sorted(e for e, _r, _w in result.refused) == [f"{n}-0" for n in range(26, 31)]
     assert all("sane" in why for _e, _r, why in result.refused)
+
+
+async def test_postgres_batch_of_one_table_is_one_copy(postgres: PostgresServer) -> None:
+    """A batch without sub-meters is one COPY, a transaction of its own: two round trips to the
+    server, not four with BEGIN and COMMIT; with sub-meters (two tables) one transaction."""
+    async with await psycopg.AsyncConnection.connect(postgres.dsn, autocommit=True) as conn:
+        await conn.execute("ALTER ROLE CURRENT_USER SET log_statement = 'all'")  # new sessions
+    log = postgres.workdir / "server.log"
+
+    async def statements_of(write: Any) -> list[str]:
+        start = log.stat().st_size
+        await write
+        text = log.read_bytes()[start:].decode(errors="replace")
+        return [line.split("statement: ", 1)[1].split()[0] for line in text.splitlines()
+                if "statement: " in line]  # fmt: skip
+
+    sink = PostgresSink(postgres.dsn, BOX)
+    await sink.write(batch(1))  # the tables, the partitions
+    plain = await statements_of(sink.write(batch(9, first=1)))  # readings 1..9: no sub-meters
+    with_gas = await statements_of(sink.write(batch(1, first=10)))  # reading 10 has gas
+    again = await statements_of(sink.write(batch(9, first=1)))  # a replay
+    await sink.close()
+    assert plain == ["COPY"]
+    assert with_gas == ["BEGIN", "COPY", "COPY", "COMMIT"]
+    assert again[:2] == ["COPY", "BEGIN"] and again[-1] == "COMMIT"  # refused, then staged
+    async with await psycopg.AsyncConnection.connect(postgres.dsn, autocommit=True) as conn:
+        count = await (await conn.execute("SELECT count(*) FROM hanport_readings")).fetchone()
+        assert count == (11,)
 
 
 async def test_influx_v2_api_with_org_bucket_and_token(victoria: VictoriaMetricsServer) -> None:

@@ -221,8 +221,12 @@ class PostgresSink:
     ) -> None:
         """One transaction: COPY the rows straight into their tables (the usual case, as fast
         as a bare COPY), or, `staged`, into the temporary tables and from there with
-        `ON CONFLICT DO NOTHING` (a batch written again)."""
-        async with conn.transaction(), conn.cursor() as cursor:
+        `ON CONFLICT DO NOTHING` (a batch written again). A batch of one table, straight, is one
+        COPY, a transaction of its own: two round trips to the server instead of four with
+        BEGIN and COMMIT (to a database across the internet, half the time a batch takes)."""
+        one_statement = not staged and len(tables) == 1
+        transaction = contextlib.nullcontext() if one_statement else conn.transaction()
+        async with transaction, conn.cursor() as cursor:
             for table, table_rows in tables:
                 statement = copy_statement(table, staged=staged)
                 async with cursor.copy(statement) as copy:
