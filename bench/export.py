@@ -356,7 +356,7 @@ PLACEMENTS: dict[str, tuple[set[int], set[int]] | None] = {
     "the store on a core of its own (as on another machine)": ({1}, {0}),
     "everything sharing both cores": None,
 }
-PLACEMENT_NAMES = {"own": 0, "shared": 1}  # `--placement`: which of them
+PLACEMENT_NAMES = dict(zip(("own", "shared"), PLACEMENTS, strict=True))  # `--placement`
 
 
 def pin(pid: int, cpus: set[int]) -> None:
@@ -484,8 +484,8 @@ async def run(args: argparse.Namespace) -> None:
                 print(f"CPU at 1 reading/s per meter: {per * 1e3:.2f} ms per reading ({sent})")
                 return
             print(f"{args.count} readings, batches of {args.batch}, full P1 readings (27 values)")
-            for n, (placement, cpus) in enumerate(PLACEMENTS.items()):
-                if args.placement and PLACEMENT_NAMES[args.placement] != n:
+            for placement, cpus in PLACEMENTS.items():
+                if args.placement and PLACEMENT_NAMES[args.placement] != placement:
                     continue
                 place(cpus, stores=(victoria, postgres), box=(redis,))
                 await compare(redis, victoria, postgres, args, placement)

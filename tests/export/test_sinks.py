@@ -4,7 +4,7 @@ batch written twice stores nothing twice; refused points are named, the rest sto
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable
 
 import httpx
 import psycopg
@@ -154,7 +154,7 @@ async def test_postgres_batch_of_one_table_is_one_copy(postgres: PostgresServer)
         await conn.execute("ALTER ROLE CURRENT_USER SET log_statement = 'all'")  # new sessions
     log = postgres.workdir / "server.log"
 
-    async def statements_of(write: Any) -> list[str]:
+    async def statements_of(write: Awaitable[object]) -> list[str]:
         start = log.stat().st_size
         await write
         text = log.read_bytes()[start:].decode(errors="replace")
