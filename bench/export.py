@@ -12,7 +12,9 @@ starts in temporary folders); produces figures on stdout:
   export or the bare client, this script) on the other, as when the store is another machine
   (the cloud, a home server); and everything sharing both cores. Each placement: one round
   to warm the stores up, then `--rounds` rounds (bare and export taking turns to go first),
-  the median ratio;
+  the median ratio; with `--busy-loop`, next to it the bare client beside a busy loop that takes
+  as much CPU as the export and Redis took (and does nothing with it): what that CPU alone
+  costs the store in that placement;
 - the export's CPU per reading at 1 reading/s per meter (`--meters` meters, `--seconds` s,
   both sinks on);
 - the Redis memory of one readings-stream entry (what HANPORT_STREAM_RETAIN_MAX costs);
@@ -23,14 +25,16 @@ starts in temporary folders); produces figures on stdout:
     python -m bench.export [--count 300000] [--batch 5000] [--rounds 3] [--meters 3]
                            [--seconds 60] [--outage 600] [--outage-only] [--cpu-only]
                            [--store victoria|postgres] [--placement own|shared]
-                           [--compare-only]
+                           [--compare-only] [--busy-loop]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -205,6 +209,45 @@ async def bare_victoria(url: str, count: int, batch: int, meter: str = "bare") -
             )
             answer.raise_for_status()
         return count / (time.monotonic() - started)
+
+
+# One core kept busy `share` of every 10 ms (spinning, then sleeping): CPU taken, no work done
+BUSY_LOOP = """
+import sys, time
+share = float(sys.argv[1])
+while True:
+    start = time.perf_counter()
+    while time.perf_counter() - start < share * 0.01:
+        pass
+    time.sleep((1 - share) * 0.01)
+"""
+
+
+def busy_loops(cores: float) -> list[subprocess.Popen[bytes]]:
+    """Processes keeping `cores` cores busy between them (each at most one), on this process's
+    CPUs (the box's: `place`)."""
+    count = max(1, math.ceil(cores))
+    share = min(1.0, cores / count)
+    return [subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(share)]) for _ in range(count)]
+
+
+async def beside_busy_loop(
+    bare: Callable[[str], Awaitable[float]], cores: float, tag: str, rounds: int
+) -> tuple[float, float]:
+    """The bare client's rate alone and beside `busy_loops(cores)`, taking turns (`rounds`
+    each): the medians."""
+    alone: list[float] = []
+    beside: list[float] = []
+    for n in range(rounds):
+        for busy in (False, True) if n % 2 else (True, False):
+            loops = busy_loops(cores) if busy else []
+            try:
+                (beside if busy else alone).append(await bare(f"{tag}-busy-{n}-{busy}"))
+            finally:
+                for loop in loops:
+                    loop.kill()
+                    loop.wait()
+    return statistics.median(alone), statistics.median(beside)
 
 
 async def bare_postgres(dsn: str, count: int, batch: int, meter: str = "bare") -> float:
@@ -461,6 +504,14 @@ async def compare(
             f"the export {us['export']:.1f} µs, Redis {us['redis']:.1f}, the store "
             f"{us['store']:.1f} (with the bare client {median.store_bare * 1e6:.1f})"
         )
+        if args.busy_loop:
+            cores = (median.cpu["export"] + median.cpu["redis"]) * median.rate
+            alone, beside = await beside_busy_loop(bare, cores, tag, args.rounds)
+            print(
+                f"  {bare_name} beside a busy loop of {cores:.2f} core (the CPU the export and "
+                f"Redis took): {beside:,.0f}/s against {alone:,.0f}/s alone, "
+                f"{beside / alone:.2f} (medians of {args.rounds})"
+            )
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -529,6 +580,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--placement", choices=tuple(PLACEMENT_NAMES), help="only this one")
     parser.add_argument(
         "--compare-only", action="store_true", help="only the comparison with the bare clients"
+    )
+    parser.add_argument(
+        "--busy-loop",
+        action="store_true",
+        help="also the bare client beside a busy loop taking the export's and Redis's CPU",
     )
     args = parser.parse_args(
         argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else []
