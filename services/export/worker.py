@@ -180,7 +180,14 @@ class SinkWorker:
 
     async def _next(self, queue: asyncio.Queue[Batch], reading: asyncio.Task[None]) -> Batch:
         """The next batch; raises what the reader task or the last confirmation raised (the
-        supervisor starts the worker again; what was not confirmed is written again)."""
+        supervisor starts the worker again; what was not confirmed is written again). A batch
+        already made ready is taken at once, without a turn of the event loop: the store waits
+        for it, and a turn lets the reader make a chunk of the next batch first."""
+        if self._settling is not None and self._settling.done():
+            settled, self._settling = self._settling, None
+            settled.result()
+        if not queue.empty() and not reading.done():
+            return queue.get_nowait()
         getting = asyncio.ensure_future(queue.get())
         try:
             while True:
