@@ -45,12 +45,11 @@ from shared.stream_id import entry_id_text
 
 from . import metrics
 from .position import Mark, Position
-from .sinks import Sink, SinkDown, WriteResult
+from .sinks import PREFETCH, Sink, SinkDown, WriteResult
 from .sinks.entries import Entries
 
 log = logging.getLogger(__name__)
 
-PREFETCH = 2  # batches read ahead while one is written
 # Entries one XREADGROUP takes (a batch is several): decoding 5,000 at once held the event loop
 # about 12 ms, and the write waiting on the store's answer waited as long (`made_in_chunks`)
 READ_CHUNK = 500

@@ -69,6 +69,12 @@ class Sink(Protocol):
     async def close(self) -> None: ...
 
 
+# Batches the worker makes ready ahead (its queue's size) while one is written. A sink's
+# `Prepared` holds two more: the one waiting to enter the queue, the one being written (with
+# fewer, a body made ahead was forgotten and made again at its write, holding the loop ~25 ms)
+PREFETCH = 2
+
+
 class Prepared(Generic[T]):
     """What a sink made of a batch ahead of its write (`prepare`: the line protocol body, the
     rows), so the worker's reader task does that CPU work while the previous batch's write waits
@@ -76,7 +82,7 @@ class Prepared(Generic[T]):
     itself. Only a cache: a batch written again (a retry, a bisected part) is made again. At most
     `keep` batches are held (the oldest forgotten)."""
 
-    def __init__(self, keep: int = 4) -> None:
+    def __init__(self, keep: int = PREFETCH + 2) -> None:
         self.keep = keep
         self._made: dict[tuple[str, str, int], T] = {}
 
