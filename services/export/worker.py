@@ -182,9 +182,7 @@ class SinkWorker:
         supervisor starts the worker again; what was not confirmed is written again). A batch
         already made ready is taken at once, without a turn of the event loop: the store waits
         for it, and a turn lets the reader make a chunk of the next batch first."""
-        if self._settling is not None and self._settling.done():
-            settled, self._settling = self._settling, None
-            settled.result()
+        self._check_settled()
         if not queue.empty() and not reading.done():
             return queue.get_nowait()
         getting = asyncio.ensure_future(queue.get())
@@ -197,14 +195,18 @@ class SinkWorker:
                 if reading in done:
                     reading.result()
                     raise RuntimeError(f"the reader of {self.key} ended")
-                if self._settling is not None and self._settling in done:
-                    settled, self._settling = self._settling, None
-                    settled.result()
+                self._check_settled()
                 if getting in done:
                     return getting.result()
         finally:
             if not getting.done():
                 await stop(getting)
+
+    def _check_settled(self) -> None:
+        """The last confirmation forgotten once it is done; raises what it raised."""
+        if self._settling is not None and self._settling.done():
+            settled, self._settling = self._settling, None
+            settled.result()
 
     async def create_group(self) -> None:
         """The group, from the stream's first entry; its read counter set so Redis's `lag`
