@@ -90,8 +90,8 @@ ENTITLEMENT_REFUSED = Counter(
 )
 METER_REFUSED = Counter(
     "hanport_entitlement_meter_refused_total",
-    "Readings (MQTT) or requests (Modbus) of a meter the feature's license does not name, not "
-    "served, by feature and meter.",
+    "Readings (MQTT, the export) or requests (Modbus) of a meter the feature's license does not "
+    "name, not served, by feature and meter.",
     ["feature", "meter"],
 )
 ENTITLEMENT_GRANTED = Gauge(
@@ -145,13 +145,18 @@ class MeterFilter:
         self.feature = feature
         self.refused: set[str] = set()
 
-    def serves(self, decision: Decision, name: str, meter_id: str | None = None) -> bool:
+    def serves(
+        self, decision: Decision, name: str, meter_id: str | None = None, count: int = 1
+    ) -> bool:
+        """Whether the license serves the meter; a refusal counts `count` items of its data
+        (a batch's readings at once; 0 for data refused again that was counted before)."""
         if serves_meter(decision.meters, name, meter_id):
             if name in self.refused:
                 self.refused.discard(name)
                 log.info("%s: meter %s is served again (%s)", self.feature, name, decision.reason)
             return True
-        METER_REFUSED.labels(self.feature, name).inc()
+        if count:
+            METER_REFUSED.labels(self.feature, name).inc(count)
         if name not in self.refused:
             self.refused.add(name)
             log.warning(

@@ -11,7 +11,8 @@ accounting service's energy intervals (`hanport:{<meter>}:accounting:15m|1h|1d|1
 same sinks (`HANPORT_EXPORT_INTERVALS`). Serves
 Prometheus metrics on `HANPORT_METRICS_PORT` (9105): lag per sink in entries and seconds,
 readings written and refused. Writes only while a license grants `export` (`.license`: held
-off, nothing is read or acknowledged, the readings wait in Redis). Without a sink configured the
+off, nothing is read or acknowledged, the readings wait in Redis), and only the meters it
+serves. Without a sink configured the
 service idles.
 """
 
@@ -33,7 +34,14 @@ from shared.stream import connect
 from shared.supervise import Work, run_supervised
 
 from .intervals import IntervalExport
-from .license import FEATURE, STARTUP_GRACE_S, report, watch_lag, while_refused
+from .license import (
+    FEATURE,
+    STARTUP_GRACE_S,
+    ServedMeters,
+    report,
+    watch_lag,
+    while_refused,
+)
 from .settings import ExportSettings
 from .sinks import Sink
 from .sinks.influx import InfluxSink
@@ -95,6 +103,8 @@ async def serve(settings: ExportSettings) -> None:
     dead = DeadLetters(
         redis, settings.export_dead_letter_stream, settings.export_dead_letter_maxlen
     )
+    entitlements = Entitlements(redis, settings)
+    meters = ServedMeters(entitlements)  # (one for the service: a refusal is logged once)
 
     def workers(key: str) -> list[SinkWorker]:
         """A worker per sink on the stream `key` (each with a sink of its own)."""
@@ -108,6 +118,7 @@ async def serve(settings: ExportSettings) -> None:
                 group_prefix=settings.export_group_prefix,
                 batch_size=settings.export_batch_size,
                 batch_wait=settings.export_batch_wait,
+                meters=meters,
             )
             for make in makers.values()
         ]
@@ -135,13 +146,12 @@ async def serve(settings: ExportSettings) -> None:
     if settings.export_intervals:
         for name, make in makers.items():
             works[f"intervals {name}"] = IntervalExport(
-                redis, make(), settings.export_intervals_every
+                redis, make(), settings.export_intervals_every, meters
             ).run
 
     async def held_off() -> None:
         await each_meter_stream(redis, settings.stream, hold_stream)
 
-    entitlements = Entitlements(redis, settings)
     await run_supervised(
         {
             "entitlements": entitlements.run,

@@ -5,7 +5,9 @@ every meter in `hanport:accounting:meters`, read with its own functions
 (services/accounting/store.py); produces `Sink.write_intervals` calls. At start every stored
 interval is written (a store that missed some catches up; writing one again overwrites it), then
 every `every` s the intervals of the last `LOOKBACK_MS` whose member changed since it was last
-written (the running interval, and those a gap was spread over). A sink that is down gets the
+written (the running interval, and those a gap was spread over). Only the meters the license
+serves (`ServedMeters`): another meter's intervals wait until a license names it, then all of
+them are written. A sink that is down gets the
 same intervals again with backoff; nothing is marked written before it confirmed them.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +30,7 @@ from shared.cancellation import raise_if_cancelling
 from shared.stream import REDIS_DOWN
 
 from . import metrics
+from .license import ServedMeters
 from .sinks import Rejected, Sink, SinkDown
 from .sinks.intervals import Interval
 
@@ -57,17 +61,16 @@ def interval_of(meter: str, row: IntervalRow) -> Interval:
 
 
 async def changed_intervals(
-    redis: Redis, seen: Seen, since_ms: int | None
+    redis: Redis, seen: Seen, since_ms: int | None, all_of: Set[str] = frozenset()
 ) -> list[tuple[Interval, str]]:
-    """Intervals (and their members) starting at `since_ms` or later (all when None) whose
-    member differs from the one in `seen`."""
+    """Intervals (and their members) starting at `since_ms` or later (all when None; all of
+    the meters `all_of`) whose member differs from the one in `seen`."""
     out: list[tuple[Interval, str]] = []
     for meter in await store.meters(redis):
+        start = "-inf" if since_ms is None or meter in all_of else since_ms
         for period, resolution in RESOLUTIONS.items():
             members: Any = await redis.zrangebyscore(
-                store.energy_key(meter, resolution),
-                "-inf" if since_ms is None else since_ms,
-                "+inf",
+                store.energy_key(meter, resolution), start, "+inf"
             )
             for raw in members:
                 member = _text(raw)
@@ -88,20 +91,29 @@ class IntervalExport:
     redis: Redis
     sink: Sink
     every: float = 60.0
+    meters: ServedMeters | None = None  # the license's meters; None: every meter
     seen: Seen = field(default_factory=dict)
+    # meters the license did not serve: once it does, every interval of theirs is written
+    unserved: set[str] = field(default_factory=set)
 
     async def run(self) -> None:
         since: int | None = None  # the first round: everything stored
         backoff = Backoff()
         while True:
+            now_served = self.meters.names(self.unserved) if self.meters else set()
             try:
-                changed = await changed_intervals(self.redis, self.seen, since)
+                changed = await changed_intervals(self.redis, self.seen, since, now_served)
             except (*REDIS_DOWN, ResponseError) as error:
                 raise_if_cancelling(error)
                 metrics.REDIS_ERRORS.labels(self.sink.name).inc()
                 await asyncio.sleep(backoff.next_delay())
                 continue
             backoff.reset()
+            if self.meters is not None:
+                served = self.meters.names(interval.meter for interval, _member in changed)
+                self.unserved -= now_served
+                self.unserved |= {i.meter for i, _member in changed if i.meter not in served}
+                changed = [(i, member) for i, member in changed if i.meter in served]
             if changed:
                 await self._write([i for i, _member in changed])
                 for interval, member in changed:

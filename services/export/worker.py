@@ -16,6 +16,8 @@ export left pending in its group first) and produces writes to the sink:
   confirmed, which stores nothing twice.
 - Entries the sink refuses for good go to the dead-letter stream (sink, stream, entry id,
   reason, the reading) before the position moves past them.
+- Readings of a meter the license does not serve (`meters`: services/export/license.py) are
+  passed over: not written, the position moves past them with their batch.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from shared.stream import (
 from shared.stream_id import entry_id_text
 
 from . import metrics
+from .license import ServedMeters
 from .position import Mark, Position
 from .sinks import PREFETCH, Sink, SinkDown, WriteResult
 from .sinks.entries import Entries
@@ -106,10 +109,13 @@ class DeadLetters:
 @dataclass
 class Batch:
     """Entries read together, and the read group's mark after the last of them (None: entries
-    an earlier version left pending in the group, acknowledged once written)."""
+    an earlier version left pending in the group, acknowledged once written); `passed_over`:
+    the ids of entries read with them that are not written (a meter the license does not
+    serve), settled with them."""
 
     entries: Entries
     mark: Mark | None
+    passed_over: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -124,6 +130,7 @@ class SinkWorker:
     group_prefix: str = "export-"
     batch_size: int = 5000
     batch_wait: float = 5.0
+    meters: ServedMeters | None = None  # the license's meters; None: every meter
     written: int = field(default=0, init=False)
     _down_since: float | None = field(default=None, init=False)
     _settling: asyncio.Task[None] | None = field(default=None, init=False)  # the last confirm
@@ -234,7 +241,8 @@ class SinkWorker:
             entries = await self.redis_call(self.next_batch)
             if entries:
                 mark = await self.redis_call(self.position.read_mark)
-                await self._put(queue, Batch(entries, mark))
+                served, passed_over = self._served(entries)
+                await self._put(queue, Batch(served, mark, passed_over))
 
     async def _read_left_pending(self, queue: asyncio.Queue[Batch]) -> None:
         """Entries an earlier version of the export left pending in the group (any consumer's:
@@ -249,7 +257,8 @@ class SinkWorker:
             await self.redis_call(self.left_pending.ack, *bad)  # never written: not pending
             log.info("%s: writing %d readings left pending again", self.sink.name, len(entries))
             if entries:
-                await self._put(queue, Batch(entries, None))
+                served, passed_over = self._served(entries)
+                await self._put(queue, Batch(served, None, passed_over))
             after = read[-1][0]
 
     async def _claim_left_pending(self) -> None:
@@ -262,6 +271,10 @@ class SinkWorker:
             cursor = reply[0]  # (then the entries taken over, and those trimmed meanwhile)
             if cursor in (b"0-0", "0-0"):
                 return
+
+    def _served(self, entries: Entries) -> tuple[Entries, list[str]]:
+        """(the entries to write, the ids of those passed over: `ServedMeters.narrow`)."""
+        return (entries, []) if self.meters is None else self.meters.narrow(entries)
 
     async def _put(self, queue: asyncio.Queue[Batch], batch: Batch) -> None:
         """Queue a batch for writing, made ready for its sink first (`prepare`: the line
@@ -297,7 +310,8 @@ class SinkWorker:
         """Write `batch` until the sink confirmed it, then settle it (`_settle`: dead letters,
         the confirmed position) in a task of its own, so the next batch's write need not wait
         for Redis; one batch settles at a time, in stream order."""
-        result = await self._write_until_confirmed(batch.entries)
+        entries = batch.entries  # (none: every reading read was passed over)
+        result = await self._write_until_confirmed(entries) if entries else WriteResult()
         if self._settling is not None:
             settled, self._settling = self._settling, None
             await settled
@@ -321,7 +335,7 @@ class SinkWorker:
                 )
             await self.redis_call(self.dead.put, self.sink.name, self.key, result.refused)
         if batch.mark is None:
-            await self.redis_call(self.left_pending.ack, *batch.entries.ids)
+            await self.redis_call(self.left_pending.ack, *batch.entries.ids, *batch.passed_over)
         else:
             await self.redis_call(self.position.confirm, batch.mark)
         self.written += result.written

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any, overload
 
 import msgspec
@@ -113,6 +114,13 @@ class Entries(Sequence[tuple[str, Any]]):
             return batch
         pairs = list(batch)
         return cls([entry_id for entry_id, _ in pairs], [reading for _, reading in pairs])
+
+    def only(self, kept: Sequence[bool]) -> Entries:
+        """The entries whose flag in `kept` (one per entry) is true, in order."""
+        payloads = None if self.payloads is None else list(compress(self.payloads, kept))
+        return Entries(
+            list(compress(self.ids, kept)), list(compress(self.readings, kept)), payloads
+        )
 
     def extend(self, other: Entries) -> None:
         self.ids += other.ids
