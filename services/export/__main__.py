@@ -45,6 +45,7 @@ from .license import (
 from .settings import ExportSettings
 from .sinks import Sink
 from .sinks.influx import InfluxSink
+from .sinks.lineprotocol import COMPILED
 from .sinks.postgres import PostgresSink, describe_dsn
 from .worker import DeadLetters, SinkWorker
 
@@ -74,10 +75,11 @@ def sink_factories(settings: ExportSettings, box: str) -> dict[str, SinkFactory]
 
         makers["influx"] = influx
         log.info(
-            "sink influx: %s API %s (token %s)",
+            "sink influx: %s API %s (token %s); lines made %s",
             redact_url(url),
             settings.export_influx_api,
             "set" if token else "none",
+            "in C" if COMPILED else "in Python (the C fast path was not built: docs/export.md)",
         )
     dsn = settings.postgres_dsn()
     if dsn:

@@ -104,6 +104,7 @@ async def test_two_meters_every_reading_once_in_victoria_metrics_and_postgres(
         )
         assert export.metric("hanport_export_readings_written_total", sink="postgres") == 201
         assert "s3cret" not in export.output()  # credentials are never logged
+        assert "lines made in C" in export.output()  # the fast path was built (setup.py)
     rows = await pg_rows(
         postgres.dsn,
         "SELECT meter, count(*), count(DISTINCT time), min(p), max(p), min(u_l1), "

@@ -533,6 +533,16 @@ async def test_monitoring_profile_scrapes_every_service(stack: Stack) -> None:
         await until(all_up, "Prometheus scraping every replica", stack, within=90)
 
 
+def test_the_image_has_the_exports_c_fast_path(stack: Stack) -> None:
+    """The build stage compiles services/export/sinks/_interleave.c (setup.py); the image runs
+    it without a compiler."""
+    script = "import services.export.sinks.lineprotocol as l; print(l.COMPILED)"
+    run = stack.engine.docker("run", "--rm", "--network", "none", IMAGE, "python", "-c", script)
+    assert run.stdout.strip() == "True", run.stderr
+    compilers = stack.engine.docker("run", "--rm", IMAGE, "sh", "-c", "command -v gcc cc || true")
+    assert compilers.stdout.strip() == ""  # (the final stage has none)
+
+
 def test_the_image_builds_with_buildkit_too(stack: Stack) -> None:
     """The Dockerfile names no remote frontend, so BuildKit builds it offline as well."""
     stack.engine.build_image("hanport:buildkit", buildkit=True)

@@ -258,15 +258,29 @@ def same_shape_lines(readings: Sequence[AnyReading], prefix: str) -> bytes | Non
     text = ENCODE([_VALUES_AND_TIME(reading) for reading in readings])
     if not all_of_shape(text, one, len(readings)):
         return None
-    flat = text[1:-1].translate(None, b"[]")  # every reading's values and time, comma-separated
-    if _NULL in flat:
-        flat = flat.replace(b"null,", b"")
-    values = flat.split(b",")
-    out = [b""] * (2 * len(values))  # piece, value, piece, value, ...: line after line
-    out[0::2] = _between_lines(pieces) * len(readings)
-    out[1::2] = values
-    out[0] = pieces[0]  # (the first line has no newline before it)
+    return interleave(text, _between_lines(pieces))[1:]  # (the first line after no newline)
+
+
+def interleave_python(values: bytes, pieces: tuple[bytes, ...]) -> bytes:
+    """The numbers of the JSON text `values` (numbers in arrays, a run's: `[[v,null,[v,v],t],
+    ...]`), `null`s left out, each after its piece of a line in turn:
+    `interleave(b"[[1.5,null,7],[2.5,null,8]]", (b"\nm a=", b" ")) == b"\nm a=1.5 7\nm a=2.5 8"`.
+    Where the C version (sinks/_interleave.c) was built, `interleave` is that: in one pass,
+    without a bytes object per number (docs/performance.md, Export)."""
+    numbers = [n for n in values.translate(None, b"[]").split(b",") if n and n != _NULL]
+    if len(numbers) % len(pieces):
+        raise ValueError(f"interleave: {len(numbers)} numbers are not whole lines of {len(pieces)}")
+    out = [b""] * (2 * len(numbers))  # piece, number, piece, number, ...: line after line
+    out[0::2] = pieces * (len(numbers) // len(pieces))
+    out[1::2] = numbers
     return b"".join(out)
+
+
+try:
+    from ._interleave import interleave
+except ImportError:  # not built (no C compiler where it was installed): the same, slower
+    interleave = interleave_python
+COMPILED = interleave is not interleave_python  # (the export logs which at start)
 
 
 @functools.lru_cache(maxsize=64)

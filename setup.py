@@ -1,0 +1,17 @@
+"""The one thing pyproject.toml does not say: the export's line protocol fast path in C
+(services/export/sinks/_interleave.c). It is built where a C compiler and Python's headers are
+(the image's build stage, CI, `make install`); elsewhere the install goes on without it
+(`optional`) and the export makes the same lines in Python, about 1 µs a reading slower
+(docs/performance.md, Export)."""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "services.export.sinks._interleave",
+            ["services/export/sinks/_interleave.c"],
+            optional=True,
+        )
+    ]
+)
