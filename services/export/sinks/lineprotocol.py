@@ -267,7 +267,10 @@ def interleave_python(values: bytes, pieces: tuple[bytes, ...]) -> bytes:
     `interleave(b"[[1.5,null,7],[2.5,null,8]]", (b"\nm a=", b" ")) == b"\nm a=1.5 7\nm a=2.5 8"`.
     Where the C version (sinks/_interleave.c) was built, `interleave` is that: in one pass,
     without a bytes object per number (docs/performance.md, Export)."""
-    numbers = [n for n in values.translate(None, b"[]").split(b",") if n and n != _NULL]
+    flat = values.translate(None, b"[]").replace(b"null,", b"")  # (the time, last, is no null)
+    numbers = flat.split(b",")
+    if b"" in numbers or numbers[-1] == _NULL:  # (empty arrays: not in a run of `Reading`s)
+        numbers = [n for n in numbers if n and n != _NULL]
     if len(numbers) % len(pieces):
         raise ValueError(f"interleave: {len(numbers)} numbers are not whole lines of {len(pieces)}")
     out = [b""] * (2 * len(numbers))  # piece, number, piece, number, ...: line after line
