@@ -149,7 +149,8 @@ class MeterFilter:
         self, decision: Decision, name: str, meter_id: str | None = None, count: int = 1
     ) -> bool:
         """Whether the license serves the meter; a refusal counts `count` items of its data
-        (a batch's readings at once; 0 for data refused again that was counted before)."""
+        (a batch's readings at once; 0: none counted, as for the export's intervals,
+        offered again every round)."""
         if serves_meter(decision.meters, name, meter_id):
             if name in self.refused:
                 self.refused.discard(name)

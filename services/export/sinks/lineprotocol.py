@@ -264,7 +264,7 @@ def same_shape_lines(readings: Sequence[AnyReading], prefix: str) -> bytes | Non
 def interleave_python(values: bytes, pieces: tuple[bytes, ...]) -> bytes:
     """The numbers of the JSON text `values` (numbers in arrays, a run's: `[[v,null,[v,v],t],
     ...]`), `null`s left out, each after its piece of a line in turn:
-    `interleave(b"[[1.5,null,7],[2.5,null,8]]", (b"\nm a=", b" ")) == b"\nm a=1.5 7\nm a=2.5 8"`.
+    `interleave(b"[[1.5,null,7],[2.5,null,8]]", (b"\\nm a=", b" ")) == b"\\nm a=1.5 7\\nm a=2.5 8"`.
     Where the C version (sinks/_interleave.c) was built, `interleave` is that: in one pass,
     without a bytes object per number (docs/performance.md, Export)."""
     flat = values.translate(None, b"[]").replace(b"null,", b"")  # (the time, last, is no null)
