@@ -9,7 +9,7 @@ PYTEST_PARALLEL ?= -n 2 --dist loadfile
 
 SCHEMA := tests/stack/grafana_schema
 
-$(VENV)/.installed: pyproject.toml setup.py services/export/sinks/_interleave.c
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard services/export/sinks/*.c)
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

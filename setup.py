@@ -9,9 +9,10 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "services.export.sinks._interleave",
-            ["services/export/sinks/_interleave.c"],
+            f"services.export.sinks.{name}",
+            [f"services/export/sinks/{name}.c"],
             optional=True,
         )
+        for name in ("_interleave", "_stream_json")
     ]
 )

@@ -534,8 +534,8 @@ async def test_monitoring_profile_scrapes_every_service(stack: Stack) -> None:
 
 
 def test_the_image_has_the_exports_c_fast_path(stack: Stack) -> None:
-    """The build stage compiles services/export/sinks/_interleave.c (setup.py); the image runs
-    it without a compiler."""
+    """The build stage compiles services/export/sinks/_interleave.c and _stream_json.c
+    (setup.py); the image runs them without a compiler."""
     script = "import services.export.sinks.lineprotocol as l; print(l.COMPILED)"
     run = stack.engine.docker("run", "--rm", "--network", "none", IMAGE, "python", "-c", script)
     assert run.stdout.strip() == "True", run.stderr

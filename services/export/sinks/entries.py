@@ -12,8 +12,7 @@ refused entry's dead letter keeps its JSON as the stream held it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import compress
 from typing import Any, overload
 
@@ -69,16 +68,52 @@ def decode_exported(payloads: list[bytes]) -> list[Exported]:
     return _decode_many(b"[" + b",".join(payloads) + b"]")
 
 
-@dataclass
+# What `canonical` (sinks/_stream_json.c) requires of each field of `Exported`, from its type
+_KINDS: dict[Any, bytes] = {
+    int: b"int",
+    int | None: b"int|null",
+    str | None: b"str|null",
+    list[SubMeter]: b"[]",  # (a reading with sub-meters is decoded at once)
+    Raw: b"any",
+}
+CANONICAL_FIELDS = tuple(
+    (f.encode_name.encode(), _KINDS[f.type], f.required) for f in msgspec.structs.fields(Exported)
+)
+
+try:
+    from ._stream_json import canonical
+except ImportError:  # not built (no C compiler where it was installed): decoded at once
+    canonical = None
+
+
 class Entries(Sequence[tuple[str, Any]]):
     """Entries in order: `ids[n]` and `readings[n]`: `Exported` when read from the stream (with
     `payloads[n]`, the reading's JSON as the stream holds it), else the `Reading` given (`of`).
     An item is (id, the JSON, or the `Reading`): what a dead letter keeps; a slice is `Entries`
-    (a refused batch's halves)."""
+    (a refused batch's halves).
 
-    ids: list[str] = field(default_factory=list)
-    readings: list[AnyReading] = field(default_factory=list)
-    payloads: list[bytes] | None = None
+    `canonical`: every payload is a reading's JSON as the ingest writes it (`decode` checked, in
+    C: sinks/_stream_json.c), so it decodes for sure, and is decoded only when `readings` is
+    first asked for: the line protocol is made of the JSON itself (lineprotocol.stream_body)."""
+
+    def __init__(
+        self,
+        ids: list[str] | None = None,
+        readings: list[AnyReading] | None = None,
+        payloads: list[bytes] | None = None,
+        *,
+        canonical: bool = False,
+    ) -> None:
+        self.ids: list[str] = [] if ids is None else ids
+        self.payloads = payloads
+        self.canonical = canonical and payloads is not None
+        self._readings = [] if readings is None and not self.canonical else readings
+
+    @property
+    def readings(self) -> list[AnyReading]:
+        if self._readings is None:  # (canonical payloads: they decode)
+            self._readings = list(decode_exported(self.payloads or []))
+        return self._readings
 
     @classmethod
     def decode(cls, raw: Sequence[tuple[str, bytes | None]], bad: list[str]) -> Entries:
@@ -93,6 +128,8 @@ class Entries(Sequence[tuple[str, Any]]):
                     log.warning("skipping stream entry %s: no 'reading' field", entry_id)
                     bad.append(entry_id)
             ids = [entry_id for entry_id, data in raw if data is not None]
+        if canonical is not None and canonical(payloads, CANONICAL_FIELDS):
+            return cls(ids, None, payloads, canonical=True)  # (decoded when asked for)
         try:
             return cls(ids, list(decode_exported(payloads)), payloads)
         except (msgspec.DecodeError, ValueError):  # (ValidationError is a DecodeError)
@@ -115,18 +152,28 @@ class Entries(Sequence[tuple[str, Any]]):
         pairs = list(batch)
         return cls([entry_id for entry_id, _ in pairs], [reading for _, reading in pairs])
 
-    def only(self, kept: Sequence[bool]) -> Entries:
-        """The entries whose flag in `kept` (one per entry) is true, in order."""
-        payloads = None if self.payloads is None else list(compress(self.payloads, kept))
+    def _part(self, pick: Callable[[list[Any]], list[Any]]) -> Entries:
+        """The entries `pick` keeps of each list, as `Entries` (not decoded if these are not)."""
         return Entries(
-            list(compress(self.ids, kept)), list(compress(self.readings, kept)), payloads
+            pick(self.ids),
+            None if self._readings is None else pick(self._readings),
+            None if self.payloads is None else pick(self.payloads),
+            canonical=self.canonical,
         )
 
+    def only(self, kept: Sequence[bool]) -> Entries:
+        """The entries whose flag in `kept` (one per entry) is true, in order."""
+        return self._part(lambda items: list(compress(items, kept)))
+
     def extend(self, other: Entries) -> None:
+        if self._readings is not None or other._readings is not None:
+            self._readings = self.readings + other.readings
         self.ids += other.ids
-        self.readings += other.readings
         if self.payloads is not None and other.payloads is not None:
             self.payloads += other.payloads
+        elif other:
+            self.payloads = None
+        self.canonical = self.canonical and other.canonical and self.payloads is not None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -136,11 +183,13 @@ class Entries(Sequence[tuple[str, Any]]):
     @overload
     def __getitem__(self, index: slice) -> Entries: ...
     def __getitem__(self, index: int | slice) -> Any:
-        payloads = self.payloads
         if isinstance(index, slice):
-            part = None if payloads is None else payloads[index]
-            return Entries(self.ids[index], self.readings[index], part)
+            return self._part(lambda items: items[index])
+        payloads = self.payloads
         return self.ids[index], self.readings[index] if payloads is None else payloads[index]
 
     def __iter__(self) -> Iterator[tuple[str, Any]]:
         return (self[n] for n in range(len(self)))
+
+    def __repr__(self) -> str:
+        return f"Entries({len(self)}, {'canonical' if self.canonical else 'decoded'})"

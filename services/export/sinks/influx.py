@@ -23,7 +23,7 @@ from shared.log import redact_url
 from . import Batch, Prepared, Rejected, SinkDown, WriteResult, bisect, made_ahead, made_to_write
 from .entries import Entries
 from .intervals import Interval, intervals_body
-from .lineprotocol import PRECISION, body
+from .lineprotocol import PRECISION, stream_body
 
 API = Literal["v1", "v2"]
 # An idle connection is kept this long (httpx's default, 5 s, is the export's default batch wait:
@@ -130,7 +130,7 @@ class InfluxSink:
             self._bodies.put(entries, b"\n".join(part for part in parts if part))
 
     def _body(self, batch: Entries) -> bytes:
-        return body(batch.readings, self.box)
+        return stream_body(batch, self.box)
 
     async def write(self, batch: Batch) -> WriteResult:
         return await bisect(Entries.of(batch), self._send)

@@ -25,7 +25,7 @@ from shared.fields import BY_KEY, ELECTRICAL, Value, values
 from shared.meters import meter_of
 from shared.reading import SubMeter
 
-from .entries import AnyReading, NotANumber
+from .entries import AnyReading, Entries, NotANumber
 
 MEASUREMENT = "hanport"
 SUBMETER_MEASUREMENT = "hanport_submeter"
@@ -283,7 +283,11 @@ try:
     from ._interleave import interleave
 except ImportError:  # not built (no C compiler where it was installed): the same, slower
     interleave = interleave_python
-COMPILED = interleave is not interleave_python  # (the export logs which at start)
+try:
+    from ._stream_json import lines as json_lines  # (`stream_body`)
+except ImportError:  # not built: `body` of the decoded readings
+    json_lines = None
+COMPILED = interleave is not interleave_python and json_lines is not None  # (logged at start)
 
 
 @functools.lru_cache(maxsize=64)
@@ -334,3 +338,33 @@ def _submeter_lines(reading: AnyReading, box: str, meter: str) -> list[bytes]:
 def body(readings: Sequence[AnyReading], box: str) -> bytes:
     """The request body of one write: the lines, newline-separated."""
     return b"\n".join(lines(readings, box))
+
+
+# `_PLAN` as `json_lines` (sinks/_stream_json.c) takes it
+_JSON_PLAN = tuple(
+    (key.encode(), None if names is None else tuple(name.encode() for name in names))
+    for key, names in _PLAN
+)
+
+
+class _Meter(msgspec.Struct):
+    meter: str | None = None
+
+
+_meter_of_json = msgspec.json.Decoder(_Meter).decode
+
+
+def stream_body(entries: Entries, box: str) -> bytes:
+    """`body` of entries read from the stream. When their JSON is canonical (entries.py), of one
+    meter and every value a number, made of the JSON itself in one pass in C, without decoding
+    it: 0.3 µs a reading, where decoding and `body` took 2 (docs/performance.md, Export); else
+    `body` of their readings."""
+    payloads = entries.payloads
+    if json_lines is not None and entries.canonical and payloads:
+        meter = _meter_of_json(payloads[0]).meter
+        if meter:
+            head = series_prefix(box, meter).encode()
+            made = json_lines(payloads, head, _JSON_PLAN, b"ts", b"meter", ENCODE(meter))
+            if made is not None:
+                return made
+    return body(entries.readings, box)
