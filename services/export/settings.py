@@ -102,6 +102,15 @@ class ExportSettings(CommonSettings):
         min_length=1,
         description="Stream of readings a sink refused for good, with the sink and reason.",
     )
+    export_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="How much lower the export's CPU priority is than it was started with "
+        "(Linux `nice`, added once at start; 0 leaves it): a backlog then takes the CPU the "
+        "box's live services and a store on the same box leave, and goes out faster where "
+        "they share the cores (docs/export.md).",
+    )
     export_dead_letter_maxlen: int = Field(
         10_000, ge=1, description="Approximate entries kept in the dead-letter stream."
     )

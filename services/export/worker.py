@@ -137,6 +137,7 @@ class SinkWorker:
 
     def __post_init__(self) -> None:
         self.group_name = f"{self.group_prefix}{self.sink.name}"
+        self.lazy = getattr(self.sink, "reads_json", False)  # (`Entries.decode`)
         stream = ReadingStream(self.redis, self.key)
         self.position = Position(self.redis, self.key, self.group_name, self.consumer)
         # what an earlier version of the export left pending in the group (it acknowledged
@@ -253,7 +254,7 @@ class SinkWorker:
             self.left_pending.pending_after, after, self.batch_size
         ):
             bad: list[str] = []
-            entries = Entries.decode(read, bad)
+            entries = Entries.decode(read, bad, lazy=self.lazy)
             await self.redis_call(self.left_pending.ack, *bad)  # never written: not pending
             log.info("%s: writing %d readings left pending again", self.sink.name, len(entries))
             if entries:
@@ -292,16 +293,16 @@ class SinkWorker:
         without a valid reading is skipped (logged and counted by `Entries.decode`)."""
         read = await self.reader.new(count=min(self.batch_size, READ_CHUNK))
         count = len(read)
-        entries = Entries.decode(read, [])
+        entries = Entries.decode(read, [], lazy=self.lazy)
         while read and count < self.batch_size and count % READ_CHUNK == 0:
             read = await self.reader.new(count=min(self.batch_size - count, READ_CHUNK), block_ms=1)
             count += len(read)
-            entries.extend(Entries.decode(read, []))
+            entries.extend(Entries.decode(read, [], lazy=self.lazy))
         if not count or count >= self.batch_size or not self.batch_wait:
             return entries
         await asyncio.sleep(self.batch_wait)  # a linger, as MQTT's read_linger
         read = await self.reader.new(count=self.batch_size - count, block_ms=1)
-        entries.extend(Entries.decode(read, []))
+        entries.extend(Entries.decode(read, [], lazy=self.lazy))
         return entries
 
     # --- writing ---------------------------------------------------------------------------

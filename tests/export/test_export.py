@@ -5,6 +5,7 @@ SIGKILL mid-batch; refused points on the dead-letter stream."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,8 @@ async def test_two_meters_every_reading_once_in_victoria_metrics_and_postgres(
         assert export.metric("hanport_export_readings_written_total", sink="postgres") == 201
         assert "s3cret" not in export.output()  # credentials are never logged
         assert "lines made in C" in export.output()  # the fast path was built (setup.py)
+        assert export.proc is not None  # its CPU priority lowered (HANPORT_EXPORT_NICE 10):
+        assert os.getpriority(os.PRIO_PROCESS, export.proc.pid) == min(19, os.nice(0) + 10)
     rows = await pg_rows(
         postgres.dsn,
         "SELECT meter, count(*), count(DISTINCT time), min(p), max(p), min(u_l1), "

@@ -94,7 +94,8 @@ class Entries(Sequence[tuple[str, Any]]):
 
     `canonical`: every payload is a reading's JSON as the ingest writes it (`decode` checked, in
     C: sinks/_stream_json.c), so it decodes for sure, and is decoded only when `readings` is
-    first asked for: the line protocol is made of the JSON itself (lineprotocol.stream_body)."""
+    first asked for: the line protocol is made of the JSON itself (lineprotocol.stream_body),
+    0.3 µs a reading where decoding took 1.1 (docs/performance.md, Export)."""
 
     def __init__(
         self,
@@ -116,9 +117,13 @@ class Entries(Sequence[tuple[str, Any]]):
         return self._readings
 
     @classmethod
-    def decode(cls, raw: Sequence[tuple[str, bytes | None]], bad: list[str]) -> Entries:
+    def decode(
+        cls, raw: Sequence[tuple[str, bytes | None]], bad: list[str], *, lazy: bool = False
+    ) -> Entries:
         """Entries of (id, the reading's JSON) pairs, as read; one that does not decode (or
-        has no reading) is logged, counted and left out, its id appended to `bad`."""
+        has no reading) is logged, counted and left out, its id appended to `bad`. `lazy`
+        (for a sink that reads the JSON itself): a read that is `canonical` is decoded only
+        when its readings are asked for."""
         payloads = [data for _id, data in raw if data is not None]
         ids = [entry_id for entry_id, _data in raw]
         if len(payloads) < len(ids):  # deleted while pending, or no `reading` field
@@ -128,7 +133,7 @@ class Entries(Sequence[tuple[str, Any]]):
                     log.warning("skipping stream entry %s: no 'reading' field", entry_id)
                     bad.append(entry_id)
             ids = [entry_id for entry_id, data in raw if data is not None]
-        if canonical is not None and canonical(payloads, CANONICAL_FIELDS):
+        if lazy and canonical is not None and canonical(payloads, CANONICAL_FIELDS):
             return cls(ids, None, payloads, canonical=True)  # (decoded when asked for)
         try:
             return cls(ids, list(decode_exported(payloads)), payloads)

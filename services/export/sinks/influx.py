@@ -105,6 +105,8 @@ class InfluxSink:
     name: str = "influx"
     _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
     _bodies: Prepared[bytes] = field(default_factory=Prepared, init=False, repr=False)
+    # its lines are made of the stream's JSON (`stream_body`): the worker need not decode a read
+    reads_json = True
 
     def __post_init__(self) -> None:
         self._endpoint, self._params, self._headers = write_request(
