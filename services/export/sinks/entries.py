@@ -80,6 +80,7 @@ CANONICAL_FIELDS = tuple(
     (f.encode_name.encode(), _KINDS[f.type], f.required) for f in msgspec.structs.fields(Exported)
 )
 
+canonical: Callable[[list[bytes], tuple[tuple[bytes, bytes, bool], ...]], bool] | None
 try:
     from ._stream_json import canonical
 except ImportError:  # not built (no C compiler where it was installed): decoded at once

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -283,6 +283,7 @@ try:
     from ._interleave import interleave
 except ImportError:  # not built (no C compiler where it was installed): the same, slower
     interleave = interleave_python
+json_lines: Callable[..., bytes | None] | None
 try:
     from ._stream_json import lines as json_lines  # (`stream_body`)
 except ImportError:  # not built: `body` of the decoded readings
