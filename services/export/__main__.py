@@ -189,8 +189,9 @@ def lower_priority(nice: int) -> None:
     """The export's CPU priority lowered by `nice` (`HANPORT_EXPORT_NICE`). A backlog is bulk
     work: the scheduler then gives the CPU first to what must answer now (the ingest, MQTT,
     Modbus, REST) and to a store sharing the box's cores, which the export waits on anyway.
-    VictoriaMetrics sharing both cores of the test machine took the backlog faster so: 0.83 of
-    the bare client's rate against 0.79 without (docs/performance.md, Export)."""
+    VictoriaMetrics sharing both cores of the test machine took the backlog faster so: 0.845 of
+    the bare client's rate against 0.795 without, medians of 24 rounds each, taking turns
+    (docs/performance.md, Export)."""
     if nice:
         level = os.nice(nice)  # (raising it needs no privilege)
         log.info("CPU priority: nice %d (HANPORT_EXPORT_NICE %d)", level, nice)

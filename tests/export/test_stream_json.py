@@ -47,7 +47,7 @@ def read(payloads: list[bytes]) -> Entries:
 
 
 def test_the_export_uses_the_c_scan() -> None:
-    assert entries_module.canonical is scan.canonical
+    assert entries_module.check_canonical is scan.canonical
     assert lineprotocol.json_lines is scan.lines
     assert lineprotocol.COMPILED
 
@@ -202,7 +202,7 @@ def test_undecoded_entries_stay_undecoded_through_slices_and_narrowing() -> None
 
 
 def test_without_the_c_module_a_batch_is_decoded_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(entries_module, "canonical", None)
+    monkeypatch.setattr(entries_module, "check_canonical", None)
     payloads = [encode_reading(reading(n)) for n in range(1, 5)]
     entries = read(payloads)
     assert not entries.canonical and entries._readings is not None

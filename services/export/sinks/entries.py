@@ -80,11 +80,11 @@ CANONICAL_FIELDS = tuple(
     (f.encode_name.encode(), _KINDS[f.type], f.required) for f in msgspec.structs.fields(Exported)
 )
 
-canonical: Callable[[list[bytes], tuple[tuple[bytes, bytes, bool], ...]], bool] | None
+check_canonical: Callable[[list[bytes], tuple[tuple[bytes, bytes, bool], ...]], bool] | None
 try:
-    from ._stream_json import canonical
+    from ._stream_json import canonical as check_canonical
 except ImportError:  # not built (no C compiler where it was installed): decoded at once
-    canonical = None
+    check_canonical = None
 
 
 class Entries(Sequence[tuple[str, Any]]):
@@ -134,7 +134,7 @@ class Entries(Sequence[tuple[str, Any]]):
                     log.warning("skipping stream entry %s: no 'reading' field", entry_id)
                     bad.append(entry_id)
             ids = [entry_id for entry_id, data in raw if data is not None]
-        if lazy and canonical is not None and canonical(payloads, CANONICAL_FIELDS):
+        if lazy and check_canonical is not None and check_canonical(payloads, CANONICAL_FIELDS):
             return cls(ids, None, payloads, canonical=True)  # (decoded when asked for)
         try:
             return cls(ids, list(decode_exported(payloads)), payloads)
